@@ -1,0 +1,404 @@
+"""Case files: TOML and JSON in and out, every problem reported at once with its key path and line.
+
+The shape (TOML; JSON is the same structure)::
+
+    [patient]
+    age = 78
+    weight = "52 kg"
+
+    [[step]]
+    kind = "opioid"
+    drug = "oxycodone"
+    dose = "10 mg"
+    every = "12 h"
+
+Every quantity is a string with its unit; a bare number where a unit is needed is an error that
+says which unit is expected.  Keys equal the attrs field names of the step classes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from . import _units
+from .errors import CaseFileError, MpsAnalgesiaError, Problem, StepError, UnitError
+from .errors import UnknownNameError as _UnknownName
+from .patient import Anticoagulant, Patient
+from .regimen import Case, Regimen
+from .steps import STEP_KINDS, Step, TitrationPoint
+
+__all__ = [
+    "case_from_dict",
+    "case_to_dict",
+    "dump_case",
+    "dumps_case",
+    "load_case",
+    "loads_case",
+]
+
+_TOP_KEYS: Final = ("name", "description", "patient", "step")
+
+
+# ---- line numbers for TOML ---------------------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*=")
+
+
+def _toml_lines(text: str) -> dict[str, int]:
+    """Map key paths (``patient.weight``, ``step[2].dose``, ``step[2]``) to 1-based lines."""
+    lines: dict[str, int] = {}
+    section = ""
+    counts: dict[str, int] = {}
+    for n, line in enumerate(text.splitlines(), start=1):
+        m = _HEADER.match(line)
+        if m:
+            name = m.group(2).strip()
+            if m.group(1) == "[[":
+                idx = counts.get(name, -1) + 1
+                counts[name] = idx
+                section = f"{name}[{idx}]"
+            else:
+                section = name
+            lines.setdefault(section, n)
+            continue
+        k = _KEY.match(line)
+        if k:
+            key = ".".join(part.strip() for part in k.group(1).split("."))
+            path = f"{section}.{key}" if section else key
+            lines.setdefault(path, n)
+    return lines
+
+
+def _line(lines: Mapping[str, int], path: str) -> int | None:
+    while path:
+        if path in lines:
+            return lines[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+    return None
+
+
+# ---- reading -----------------------------------------------------------------------------------
+
+
+class _Collector:
+    def __init__(self, lines: Mapping[str, int]) -> None:
+        self.lines = lines
+        self.problems: list[Problem] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message, _line(self.lines, path)))
+
+
+def _init_fields(cls: type) -> dict[str, attrs.Attribute[Any]]:
+    return {a.name: a for a in attrs.fields(cls) if a.init}
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, UnitError):
+        hint = f"; {exc.suggestion}" if exc.suggestion else ""
+        return f"{exc.text!r} {exc.reason}{hint}"
+    if isinstance(exc, StepError | _UnknownName):
+        text = str(exc)
+        field = getattr(exc, "field", "")
+        return text[len(field) + 2 :] if field and text.startswith(field + ": ") else text
+    return str(exc)
+
+
+def _check_fields(
+    cls: type, data: Mapping[str, Any], path: str, out: _Collector, *, skip: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Check keys and quantity values of one table; return the kwargs that read cleanly."""
+    fields = _init_fields(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in skip:
+            continue
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            out.add(f"{path}.{key}", f"unknown key for {_what(cls)}{hint}")
+            continue
+        dim = fields[key].metadata.get("dimension")
+        if dim is not None and value is not None:
+            try:
+                kwargs[key] = _units.as_quantity(value, dim, field=key)
+            except UnitError as exc:
+                out.add(f"{path}.{key}", _message(exc))
+            continue
+        kwargs[key] = value
+    return kwargs
+
+
+def _what(cls: type) -> str:
+    kind = getattr(cls, "kind", "")
+    return f"a {kind!r} step" if kind else cls.__name__
+
+
+def _build(cls: type, kwargs: dict[str, Any], path: str, out: _Collector) -> Any:
+    try:
+        return cls(**kwargs)
+    except (StepError, UnitError, _UnknownName) as exc:
+        field = getattr(exc, "field", "") or ""
+        out.add(f"{path}.{field}" if field else path, _message(exc))
+    except TypeError as exc:
+        out.add(path, f"missing or wrong keys: {exc}")
+    except MpsAnalgesiaError as exc:
+        out.add(path, str(exc))
+    return None
+
+
+def _read_titration(value: Any, path: str, out: _Collector) -> list[TitrationPoint] | None:
+    if not isinstance(value, list):
+        out.add(path, "must be a list of {day, dose} tables")
+        return None
+    points = []
+    ok = True
+    for j, item in enumerate(value):
+        ipath = f"{path}[{j}]"
+        if not isinstance(item, Mapping):
+            out.add(ipath, "must be a table such as { day = 7, dose = '7.5 mg' }")
+            ok = False
+            continue
+        before = len(out.problems)
+        kwargs = _check_fields(TitrationPoint, item, ipath, out)
+        if len(out.problems) > before:
+            ok = False
+            continue
+        point = _build(TitrationPoint, kwargs, ipath, out)
+        if point is None:
+            ok = False
+        else:
+            points.append(point)
+    return points if ok else None
+
+
+def _read_step(data: Any, path: str, out: _Collector) -> Step | None:
+    if not isinstance(data, Mapping):
+        out.add(path, "must be a table with a 'kind'")
+        return None
+    kind = data.get("kind")
+    if kind not in STEP_KINDS:
+        close = difflib.get_close_matches(str(kind), list(STEP_KINDS), n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        known = ", ".join(STEP_KINDS)
+        if kind is None:
+            out.add(f"{path}.kind", f"is required: one of {known}")
+        else:
+            out.add(f"{path}.kind", f"{kind!r} is not a step kind ({known}){hint}")
+        return None
+    cls = STEP_KINDS[kind]
+    before = len(out.problems)
+    kwargs = _check_fields(cls, data, path, out, skip=("kind",))
+    if "titration" in kwargs:
+        points = _read_titration(kwargs["titration"], f"{path}.titration", out)
+        if points is not None:
+            kwargs["titration"] = points
+    if len(out.problems) > before:
+        return None
+    step: Step | None = _build(cls, kwargs, path, out)
+    return step
+
+
+def _read_patient(data: Any, out: _Collector) -> Patient | None:
+    if data is None:
+        return Patient()
+    if not isinstance(data, Mapping):
+        out.add("patient", "must be a table")
+        return None
+    before = len(out.problems)
+    kwargs = _check_fields(Patient, data, "patient", out)
+    anticoag = kwargs.get("anticoagulant")
+    if isinstance(anticoag, Mapping):
+        akw = _check_fields(Anticoagulant, anticoag, "patient.anticoagulant", out)
+        if len(out.problems) == before:
+            kwargs["anticoagulant"] = _build(Anticoagulant, akw, "patient.anticoagulant", out)
+    elif anticoag is not None:
+        out.add("patient.anticoagulant", "must be a table { drug, dose, every, last_dose_ago }")
+    if len(out.problems) > before:
+        return None
+    patient: Patient | None = _build(Patient, kwargs, "patient", out)
+    return patient
+
+
+def case_from_dict(
+    data: Mapping[str, Any], *, file: str = "<data>", lines: Mapping[str, int] | None = None
+) -> Case:
+    """Build a :class:`Case` from parsed TOML/JSON data; all problems raise one CaseFileError.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> case = mps.case_from_dict({"patient": {"weight": "60 kg"},
+    ...     "step": [{"kind": "opioid", "drug": "morphine", "dose": "10 mg", "every": "4 h"}]})
+    >>> case.regimen[0].daily_dose_mg
+    60.0
+    """
+    out = _Collector(lines or {})
+    if not isinstance(data, Mapping):
+        raise CaseFileError(file, [Problem("", "the file must hold a table (object)")])
+    for key in data:
+        if key not in _TOP_KEYS:
+            close = difflib.get_close_matches(key, _TOP_KEYS, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            out.add(key, f"unknown top-level key (expected {', '.join(_TOP_KEYS)}){hint}")
+    patient = _read_patient(data.get("patient"), out)
+    raw_steps = data.get("step", [])
+    steps: list[Step] = []
+    if not isinstance(raw_steps, list):
+        out.add("step", "must be an array of tables ([[step]] in TOML)")
+    else:
+        for i, raw in enumerate(raw_steps):
+            step = _read_step(raw, f"step[{i}]", out)
+            if step is not None:
+                steps.append(step)
+    if out.problems:
+        raise CaseFileError(file, out.problems)
+    assert patient is not None
+    name = data.get("name", "")
+    return Case(patient, Regimen(steps, name=str(name)), name=str(name))
+
+
+def loads_case(text: str, *, format: str = "toml", file: str = "<string>") -> Case:
+    """Read a case from TOML or JSON text (``format="toml" | "json"``)."""
+    if format == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CaseFileError(
+                file, [Problem("", f"is not valid JSON: {exc.msg}", exc.lineno)]
+            ) from None
+        return case_from_dict(data, file=file)
+    if format != "toml":
+        raise CaseFileError(file, [Problem("", f"unknown format {format!r}; use toml or json")])
+    import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise CaseFileError(
+            file, [Problem("", f"is not valid TOML: {exc}", int(m.group(1)) if m else None)]
+        ) from None
+    return case_from_dict(data, file=file, lines=_toml_lines(text))
+
+
+def load_case(path: str | Path) -> Case:
+    """Read a case file (``.toml`` or ``.json``).
+
+    Every problem is reported at once in a :class:`CaseFileError`, each with its key path
+    (``step[2].dose``) and, for TOML, its line.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> case = mps.load_case("examples/mps-multimodal.toml")
+    >>> case.patient.age, len(case.regimen) > 3
+    (62.0, True)
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CaseFileError(str(p), [Problem("", f"cannot be read: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise CaseFileError(str(p), [Problem("", "is not UTF-8 text")]) from None
+    fmt = "json" if p.suffix.lower() == ".json" else "toml"
+    case = loads_case(text, format=fmt, file=str(p))
+    if not case.name:
+        case = attrs.evolve(case, name=p.stem)
+    return case
+
+
+# ---- writing -----------------------------------------------------------------------------------
+
+
+def _unstructure(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    kind = getattr(type(obj), "kind", "")
+    if kind:
+        out["kind"] = kind
+    for a in attrs.fields(type(obj)):
+        if not a.init:
+            continue
+        value = getattr(obj, a.name)
+        default = a.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()  # type: ignore[attr-defined]
+        if value is None or (not _units.is_quantity(value) and value == default):
+            if a.name != "drug":
+                continue
+        if _units.is_quantity(value):
+            out[a.name] = _units.format_quantity(value)
+        elif attrs.has(type(value)):
+            out[a.name] = _unstructure(value)
+        elif isinstance(value, tuple):
+            out[a.name] = [_unstructure(v) if attrs.has(type(v)) else v for v in value]
+        elif isinstance(value, float) and value == int(value):
+            out[a.name] = int(value)
+        else:
+            out[a.name] = value
+    return out
+
+
+def case_to_dict(case: Case) -> dict[str, Any]:
+    """The case as plain data (strings with units), the same shape the loaders read."""
+    data: dict[str, Any] = {}
+    if case.regimen.name or case.name:
+        data["name"] = case.regimen.name or case.name
+    data["patient"] = _unstructure(case.patient)
+    data["step"] = [_unstructure(s) for s in case.regimen]
+    return data
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def dumps_case(case: Case, *, format: str = "toml") -> str:
+    """Write a case as TOML or JSON text that :func:`loads_case` reads back equal."""
+    data = case_to_dict(case)
+    if format == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    lines: list[str] = []
+    if "name" in data:
+        lines.append(f"name = {_toml_value(data['name'])}")
+        lines.append("")
+    lines.append("[patient]")
+    lines.extend(f"{k} = {_toml_value(v)}" for k, v in data["patient"].items())
+    for step in data["step"]:
+        lines.append("")
+        lines.append("[[step]]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in step.items())
+    return "\n".join(lines) + "\n"
+
+
+def dump_case(case: Case, path: str | Path | None = None, *, format: str | None = None) -> str:
+    """Write a case to ``path`` (TOML, or JSON for ``.json``) and return the text.
+
+    With no path, only the text is returned (TOML unless ``format="json"``).
+    ``load_case(dump_case(case, f))`` gives back an equal case.
+    """
+    fmt = format or ("json" if path is not None and str(path).lower().endswith(".json") else "toml")
+    text = dumps_case(case, format=fmt)
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text

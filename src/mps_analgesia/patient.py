@@ -1,0 +1,191 @@
+"""The patient: what the checks need to know, every value optional.
+
+A missing value is allowed: a check that needs it reports *not checked* and names it, never
+passed.  Quantities enter as text or Quantities and are kept with canonical floats whose names
+carry the unit (``weight_kg``, ``qtc_ms``, ``egfr_ml_min_173``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, Final
+
+import attrs
+
+from . import _units
+from .errors import StepError
+
+__all__ = ["HEPATIC_IMPAIRMENT", "SEXES", "Anticoagulant", "Patient"]
+
+#: Hepatic impairment grades a patient may have.
+HEPATIC_IMPAIRMENT: Final = ("none", "mild", "moderate", "severe")
+#: Sexes recorded (for sex-specific reference values).
+SEXES: Final = ("female", "male", "other")
+
+
+def _qfield(dimension: str, unit: str, example: str, doc: str) -> Any:
+    return attrs.field(
+        default=None,
+        eq=False,
+        metadata={"dimension": dimension, "unit": unit, "example": example, "doc": doc},
+    )
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def _read(obj: object, name: str, dimension: str, unit: str) -> float | None:
+    value = getattr(obj, name)
+    if value is None:
+        return None
+    q = _units.as_quantity(value, dimension, field=name)
+    _set(obj, name, q)
+    magnitude = _units.magnitude_in(q, unit)
+    if not magnitude > 0:
+        raise StepError(name, f"must be greater than zero, not {_units.format_quantity(q)}")
+    return magnitude
+
+
+def _names(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise StepError("medications", "must be a list of medicine names, e.g. ['sertraline']")
+    out = []
+    for i, name in enumerate(value):
+        if not isinstance(name, str) or not name.strip():
+            raise StepError(f"medications[{i}]", f"must be a medicine name, not {name!r}")
+        out.append(" ".join(name.split()).lower())
+    return tuple(out)
+
+
+@attrs.define(frozen=True, kw_only=True)
+class Anticoagulant:
+    """An anticoagulant the patient takes, with the time since its last dose.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> mps.Anticoagulant(drug="apixaban", dose="5 mg", every="12 h",
+    ...                   last_dose_ago="30 h").last_dose_h
+    30.0
+    """
+
+    drug: str
+    dose: Any = _qfield("mass", "mg", "5 mg", "the dose per administration")
+    every: Any = _qfield("time", "h", "12 h", "the dosing interval")
+    last_dose_ago: Any = _qfield("time", "h", "30 h", "time since the last dose")
+
+    dose_mg: float | None = attrs.field(init=False, default=None)
+    every_h: float | None = attrs.field(init=False, default=None)
+    last_dose_h: float | None = attrs.field(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.drug, str) or not self.drug.strip():
+            raise StepError("anticoagulant.drug", "is required, e.g. 'apixaban'")
+        _set(self, "drug", " ".join(self.drug.split()).lower())
+        _set(self, "dose_mg", _read(self, "dose", "mass", "mg"))
+        _set(self, "every_h", _read(self, "every", "time", "h"))
+        value = self.last_dose_ago
+        if value is not None:
+            q = _units.as_quantity(value, "time", field="last_dose_ago")
+            _set(self, "last_dose_ago", q)
+            hours = _units.magnitude_in(q, "h")
+            if hours < 0:
+                raise StepError("last_dose_ago", "cannot be negative")
+            _set(self, "last_dose_h", hours)
+
+
+def _anticoagulant(value: object) -> Anticoagulant | None:
+    if value is None or isinstance(value, Anticoagulant):
+        return value
+    if isinstance(value, dict):
+        try:
+            return Anticoagulant(**value)
+        except TypeError as exc:
+            raise StepError("anticoagulant", f"unknown key: {exc}") from None
+    raise StepError("anticoagulant", "must be a table {drug, dose, every, last_dose_ago}")
+
+
+@attrs.define(frozen=True, kw_only=True)
+class Patient:
+    """A patient as the checks see them.  Every value is optional.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> p = mps.Patient(age=78, sex="female", weight="52 kg", height="155 cm", qtc="440 ms")
+    >>> round(p.bmi, 1), p.qtc_ms
+    (21.6, 440.0)
+    """
+
+    age: float | None = attrs.field(default=None, metadata={"doc": "age in years (a number)"})
+    sex: str | None = None
+    weight: Any = _qfield("mass", "kg", "52 kg", "body weight")
+    height: Any = _qfield("length", "cm", "155 cm", "height")
+    egfr: Any = _qfield("egfr", "mL/min/standard_bsa", "58 mL/min/1.73m2", "estimated GFR")
+    creatinine_clearance: Any = _qfield(
+        "renal_clearance", "mL/min", "55 mL/min", "creatinine clearance (Cockcroft-Gault)"
+    )
+    hepatic_impairment: str | None = None
+    qtc: Any = _qfield("time", "ms", "440 ms", "corrected QT interval")
+    opioid_tolerant: bool | None = None
+    medications: tuple[str, ...] = attrs.field(default=(), converter=_names)
+    anticoagulant: Anticoagulant | None = attrs.field(default=None, converter=_anticoagulant)
+
+    weight_kg: float | None = attrs.field(init=False, default=None)
+    height_cm: float | None = attrs.field(init=False, default=None)
+    egfr_ml_min_173: float | None = attrs.field(init=False, default=None)
+    crcl_ml_min: float | None = attrs.field(init=False, default=None)
+    qtc_ms: float | None = attrs.field(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if self.age is not None:
+            age = self.age
+            if isinstance(age, bool) or not isinstance(age, int | float) or not math.isfinite(age):
+                raise StepError("age", f"must be a number of years, not {age!r}")
+            if not 0 <= age <= 130:
+                raise StepError("age", f"must be between 0 and 130 years, not {age!r}")
+            _set(self, "age", float(age))
+        if self.sex is not None:
+            sex = str(self.sex).strip().lower()
+            if sex not in SEXES:
+                raise StepError("sex", f"{self.sex!r} is not one of {', '.join(SEXES)}")
+            _set(self, "sex", sex)
+        if self.hepatic_impairment is not None:
+            grade = str(self.hepatic_impairment).strip().lower()
+            if grade not in HEPATIC_IMPAIRMENT:
+                raise StepError(
+                    "hepatic_impairment",
+                    f"{self.hepatic_impairment!r} is not one of {', '.join(HEPATIC_IMPAIRMENT)}",
+                )
+            _set(self, "hepatic_impairment", grade)
+        if self.opioid_tolerant is not None and not isinstance(self.opioid_tolerant, bool):
+            raise StepError("opioid_tolerant", f"must be true or false, not {self.opioid_tolerant!r}")
+        _set(self, "weight_kg", _read(self, "weight", "mass", "kg"))
+        _set(self, "height_cm", _read(self, "height", "length", "cm"))
+        _set(self, "egfr_ml_min_173", _read(self, "egfr", "egfr", "mL/min/standard_bsa"))
+        _set(self, "crcl_ml_min", _read(self, "creatinine_clearance", "renal_clearance", "mL/min"))
+        _set(self, "qtc_ms", _read(self, "qtc", "time", "ms"))
+
+    @property
+    def bmi(self) -> float | None:
+        """Body-mass index in kg/m² (weight / height²), or ``None`` without both."""
+        if self.weight_kg is None or self.height_cm is None:
+            return None
+        metres = self.height_cm / 100.0
+        return self.weight_kg / (metres * metres)
+
+    @property
+    def renal_function(self) -> tuple[float, str] | None:
+        """The renal measure the checks use: creatinine clearance if known, else eGFR.
+
+        Returns ``(value in mL/min, "creatinine clearance" | "eGFR")`` or ``None``.
+        """
+        if self.crcl_ml_min is not None:
+            return self.crcl_ml_min, "creatinine clearance"
+        if self.egfr_ml_min_173 is not None:
+            return self.egfr_ml_min_173, "eGFR"
+        return None

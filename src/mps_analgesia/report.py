@@ -1,0 +1,287 @@
+"""Findings and reports: what ``validate()`` returns.
+
+A :class:`Report` never says a bare "ok".  It holds the findings (each with its severity, the
+rule's sources, the verification level of the value it rests on, and the arithmetic shown), the
+checks that passed, the checks that could *not* run and why, and the editions of the data tables
+used.  A regimen whose safety checks could not run never reads as clean.
+
+Severities map to what prescribing systems speak:
+
+=========  ======================  ============================
+severity   CDS Hooks indicator     FHIR DetectedIssue.severity
+=========  ======================  ============================
+error      critical                high
+warning    warning                 moderate
+info       info                    low
+=========  ======================  ============================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+import attrs
+
+__all__ = [
+    "CDS_INDICATOR",
+    "FHIR_SEVERITY",
+    "SEVERITIES",
+    "Finding",
+    "NotChecked",
+    "Report",
+    "Severity",
+]
+
+Severity = Literal["error", "warning", "info"]
+#: Severities, most severe first.
+SEVERITIES: Final[tuple[Severity, ...]] = ("error", "warning", "info")
+#: CDS Hooks card indicator for each severity.
+CDS_INDICATOR: Final[Mapping[str, str]] = {
+    "error": "critical",
+    "warning": "warning",
+    "info": "info",
+}
+#: FHIR R4 ``DetectedIssue.severity`` for each severity.
+FHIR_SEVERITY: Final[Mapping[str, str]] = {"error": "high", "warning": "moderate", "info": "low"}
+
+
+def _detail(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return dict(value) if value else {}
+
+
+@attrs.define(frozen=True, kw_only=False)
+class Finding:
+    """One flagged check.
+
+    Attributes
+    ----------
+    code:
+        The stable dotted finding code, equal to the rule id (``dose.max-daily``).
+    severity:
+        ``error``, ``warning`` or ``info``.
+    message:
+        One sentence a pharmacist can act on.
+    step:
+        The 0-based index of the step in the regimen, or ``None`` for the regimen as a whole.
+    source:
+        The source ids (``data/sources.toml``) the rule and its value rest on.
+    detail:
+        The numbers involved, as text with units (``{"daily_dose": "5000 mg/day", ...}``).
+    arithmetic:
+        The calculation shown, e.g. ``"1250 mg × 4 doses/day = 5000 mg/day > 4000 mg/day"``.
+    level:
+        The verification level of the value behind the finding: ``V``, ``S`` or ``U``.  A finding
+        resting on a ``U`` value is never an error.
+    """
+
+    code: str
+    severity: Severity
+    message: str
+    step: int | None = None
+    source: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    detail: Mapping[str, Any] = attrs.field(factory=dict, converter=_detail, hash=False)
+    arithmetic: str = ""
+    level: str = "V"
+
+    def __attrs_post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {SEVERITIES}, not {self.severity!r}")
+        if self.level == "U" and self.severity == "error":
+            object.__setattr__(self, "severity", "warning")
+            object.__setattr__(
+                self,
+                "message",
+                self.message + " (This rests on an unverified [U] value, so it is a warning, "
+                "not an error.)",
+            )
+
+    @property
+    def cds_indicator(self) -> str:
+        """The CDS Hooks card indicator: ``critical``, ``warning`` or ``info``."""
+        return CDS_INDICATOR[self.severity]
+
+    @property
+    def fhir_severity(self) -> str:
+        """The FHIR ``DetectedIssue.severity``: ``high``, ``moderate`` or ``low``."""
+        return FHIR_SEVERITY[self.severity]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the finding."""
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "step": self.step,
+            "source": list(self.source),
+            "level": self.level,
+            "arithmetic": self.arithmetic,
+            "detail": dict(self.detail),
+            "cds_indicator": self.cds_indicator,
+            "fhir_severity": self.fhir_severity,
+        }
+
+
+@attrs.define(frozen=True)
+class NotChecked:
+    """A check that could not run: the rule, the step, and the input that was missing."""
+
+    rule: str
+    step: int | None
+    missing: str
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"rule": self.rule, "step": self.step, "missing": self.missing, "reason": self.reason}
+
+
+@attrs.define(frozen=True)
+class Report:
+    """The result of :func:`mps_analgesia.validate`: findings, passes, checks not run, editions.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> step = mps.AdjuvantStep(drug="acetaminophen", role="nociceptive",
+    ...                         dose="1250 mg", every="6 h")
+    >>> report = mps.validate(mps.Regimen([step]), mps.Patient())
+    >>> [f.code for f in report.errors]
+    ['dose.max-daily']
+    >>> report.errors[0].arithmetic
+    '1250 mg × 4 doses/day = 5000 mg/day > 4000 mg/day'
+    """
+
+    findings: tuple[Finding, ...] = ()
+    passed: tuple[tuple[str, int | None], ...] = ()
+    not_checked: tuple[NotChecked, ...] = ()
+    editions: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    regimen: Any = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """A plain-language line for each step of the checked regimen."""
+        if self.regimen is None:
+            return ()
+        return tuple(step.describe() for step in self.regimen)
+
+    def _of(self, severity: str) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == severity)
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        """The error-severity findings."""
+        return self._of("error")
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        """The warning-severity findings."""
+        return self._of("warning")
+
+    @property
+    def infos(self) -> tuple[Finding, ...]:
+        """The info-severity findings."""
+        return self._of("info")
+
+    @property
+    def has_errors(self) -> bool:
+        """True when at least one finding is an error."""
+        return any(f.severity == "error" for f in self.findings)
+
+    @property
+    def complete(self) -> bool:
+        """True only when every applicable check ran (nothing is *not checked*)."""
+        return not self.not_checked
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many checks were flagged, passed and not checked, and findings by severity."""
+        flagged = {(f.code, f.step) for f in self.findings}
+        return {
+            "flagged": len(flagged),
+            "passed": len(self.passed),
+            "not_checked": len(self.not_checked),
+            "error": len(self.errors),
+            "warning": len(self.warnings),
+            "info": len(self.infos),
+        }
+
+    @property
+    def status(self) -> str:
+        """``errors``, ``warnings``, ``incomplete`` (checks not run) or ``no findings``.
+
+        Never "ok": even ``no findings`` means only that every check that could run, ran.
+        """
+        if self.has_errors:
+            return "errors"
+        if self.warnings:
+            return "warnings"
+        if self.not_checked:
+            return "incomplete"
+        return "no findings"
+
+    def summary(self) -> str:
+        """One line: findings by severity, checks passed and not checked."""
+        c = self.counts
+        return (
+            f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} info; "
+            f"{c['passed']} check(s) passed, {c['not_checked']} not checked"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the whole report."""
+        return {
+            "status": self.status,
+            "counts": self.counts,
+            "findings": [f.to_dict() for f in self.findings],
+            "not_checked": [n.to_dict() for n in self.not_checked],
+            "passed": [{"rule": r, "step": s} for r, s in self.passed],
+            "editions": dict(self.editions),
+            "steps": list(self.steps),
+            "intended_use": INTENDED_USE,
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The report as JSON text."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def to_text(self, *, title: str = "") -> str:
+        """A readable plain-text report, as ``mps-analgesia check`` prints it."""
+        lines: list[str] = []
+        if title:
+            lines.append(title)
+        for i, label in enumerate(self.steps):
+            lines.append(f"  step {i + 1}: {label}")
+        lines.append("")
+        if not self.findings:
+            lines.append("No findings from the checks that ran.")
+        for f in sorted(self.findings, key=lambda f: SEVERITIES.index(f.severity)):
+            where = f"step {f.step + 1}" if f.step is not None else "regimen"
+            lines.append(f"{f.severity.upper():8}{f.code} ({where})")
+            lines.append(f"        {f.message}")
+            if f.arithmetic:
+                lines.append(f"        = {f.arithmetic}")
+            if f.source:
+                lines.append(f"        source: {', '.join(f.source)} [{f.level}]")
+        if self.not_checked:
+            lines.append("")
+            lines.append("Not checked (an input was missing, so these are NOT passed):")
+            for n in self.not_checked:
+                where = f"step {n.step + 1}" if n.step is not None else "regimen"
+                why = f": {n.reason}" if n.reason else ""
+                lines.append(f"  {n.rule} ({where}): missing {n.missing}{why}")
+        lines.append("")
+        lines.append(self.summary())
+        if self.editions:
+            tables = ", ".join(f"{k} {v}" for k, v in sorted(self.editions.items()))
+            lines.append(f"Data tables: {tables}")
+        lines.append(INTENDED_USE)
+        return "\n".join(lines)
+
+
+#: The intended-use statement printed with every report.
+INTENDED_USE: Final = (
+    "Decision support only: mps_analgesia does not prescribe and does not replace clinical "
+    "judgement."
+)

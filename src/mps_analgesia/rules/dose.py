@@ -1,0 +1,146 @@
+"""Maximum single and daily doses from the drug catalog (``data/drugs.toml``).
+
+``dose.max-single``: a dose per administration (the largest over the titration) above the
+catalog maximum for the drug, route and formulation.
+``dose.max-daily``: the total daily dose of a drug, summed over every step that gives it
+(regular doses plus the PRN maximum), above the catalog maximum.
+A drug with no published maximum in the catalog is *not checked*, never passed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import _catalog
+from ._engine import PASSED, Context, Missing, Rule, finding, rule
+from ._util import above, num
+
+__all__ = ["RULES"]
+
+_DRUG_KINDS = ("opioid", "methadone_adjuvant", "adjuvant")
+
+
+def _single_doses(step: Any) -> list[float]:
+    doses = [step.dose_mg] if step.dose_mg is not None else []
+    doses.extend(p.dose_mg for p in step.titration if p.dose_mg is not None)
+    return doses
+
+
+@rule(
+    "dose.max-single",
+    title="Maximum single dose",
+    applies_to=_DRUG_KINDS,
+    needs=("step.dose",),
+    sources=(),
+    severity="error above the catalog maximum; warning when that maximum is [U]",
+    data_files=("drugs.toml",),
+    description="A dose per administration above the published maximum single dose of the "
+    "drug for its route and formulation (catalog limit with its source).",
+)
+def max_single(ctx: Context, index: int | None, step: Any) -> Any:
+    """Compare the largest dose per administration with the catalog maximum single dose."""
+    if step.is_continuous:
+        return None
+    limits = _catalog.drug(step.drug).limits_for("max_single", step.route, step.formulation)
+    if not limits:
+        return Missing(
+            "catalog limit",
+            f"the catalog has no published maximum single dose for {step.drug} "
+            f"({step.route}, {step.formulation})",
+        )
+    dose = max(_single_doses(step))
+    out = []
+    for lim in limits:
+        if above(dose, lim.value.value):
+            out.append(
+                finding(
+                    "dose.max-single",
+                    "error",
+                    f"{step.drug} {num(dose)} mg per dose is above the maximum single dose of "
+                    f"{num(lim.value.value)} mg ({lim.value.note or lim.value.source}).",
+                    step=index,
+                    source=(lim.value.source,),
+                    level=lim.value.level,
+                    arithmetic=f"{num(dose)} mg > {num(lim.value.value)} mg",
+                    detail={"dose": f"{num(dose)} mg", "limit": f"{num(lim.value.value)} mg"},
+                )
+            )
+    return out or PASSED
+
+
+def _drug_total(ctx: Context, drug: str) -> tuple[float, list[tuple[int, Any]]]:
+    key = "dose.total:" + drug
+    hit = ctx.cache.get(key)
+    if hit is None:
+        parts = [
+            (i, s)
+            for i, s in enumerate(ctx.regimen.steps)
+            if s.kind in _DRUG_KINDS and s.drug == drug
+        ]
+        hit = ctx.cache[key] = (sum(s.daily_dose_mg for _, s in parts), parts)
+    return hit  # type: ignore[no-any-return]
+
+
+def _explain(step: Any) -> str:
+    if step.is_continuous:
+        return f"{num(step.rate_mg_per_h)} mg/h × 24 h"
+    return f"{num(max(_single_doses(step)))} mg × {num(step.doses_per_day)} doses/day"
+
+
+@rule(
+    "dose.max-daily",
+    title="Maximum daily dose",
+    applies_to=_DRUG_KINDS,
+    needs=("step.dose", "step.schedule"),
+    sources=(),
+    severity="error above the catalog maximum; warning when that maximum is [U]",
+    data_files=("drugs.toml",),
+    description="The total daily dose of a drug, summed over every step that gives it "
+    "(regular doses and the PRN maximum), above its published maximum daily dose.",
+)
+def max_daily(ctx: Context, index: int | None, step: Any) -> Any:
+    """Compare the drug's total daily dose over all its steps with the catalog maximum."""
+    limits = _catalog.drug(step.drug).limits_for("max_daily", step.route, step.formulation)
+    if not limits:
+        return Missing(
+            "catalog limit",
+            f"the catalog has no published maximum daily dose for {step.drug} "
+            f"({step.route}, {step.formulation})",
+        )
+    total, parts = _drug_total(ctx, step.drug)
+    first = parts[0][0] == index
+    out = []
+    for lim in limits:
+        limit = lim.value.value
+        if not above(total, limit):
+            continue
+        if not first and any(
+            lim in _catalog.drug(s.drug).limits_for("max_daily", s.route, s.formulation)
+            for i, s in parts
+            if i < (index if index is not None else 0)
+        ):
+            return PASSED  # already reported on an earlier step of the same drug
+        terms = " + ".join(_explain(s) for _, s in parts)
+        arithmetic = f"{terms} = {num(total)} mg/day > {num(limit)} mg/day"
+        steps_txt = "" if len(parts) == 1 else f" over {len(parts)} steps"
+        out.append(
+            finding(
+                "dose.max-daily",
+                "error",
+                f"{step.drug} totals {num(total)} mg/day{steps_txt}, above the maximum of "
+                f"{num(limit)} mg/day ({lim.value.note or lim.value.source}).",
+                step=index,
+                source=(lim.value.source,),
+                level=lim.value.level,
+                arithmetic=arithmetic,
+                detail={
+                    "daily_dose": f"{num(total)} mg/day",
+                    "limit": f"{num(limit)} mg/day",
+                    "steps": [i for i, _ in parts],
+                },
+            )
+        )
+    return out or PASSED
+
+
+RULES: tuple[Rule, ...] = (max_single, max_daily)

@@ -1,0 +1,698 @@
+"""Typed protocol steps: frozen attrs value objects, validated on construction.
+
+Five step kinds model the multimodal analgesia of malignant psoas syndrome; ``kind`` tells them
+apart in case files:
+
+=============================  ====================================================
+``opioid``                     :class:`OpioidStep`: the main opioid, regular or PRN
+``methadone_adjuvant``         :class:`MethadoneAdjuvantStep`: methadone *added to* the opioid
+``adjuvant``                   :class:`AdjuvantStep`: non-opioid and co-analgesic drugs
+``psoas_compartment_block``    :class:`PsoasCompartmentBlockStep`: local anaesthetic block
+``radiotherapy``               :class:`RadiotherapyStep`: palliative external-beam radiotherapy
+=============================  ====================================================
+
+Doses enter as text (``"10 mg"``) or Quantities, never as bare numbers.  Each step keeps the
+Quantities it was given (``dose``, ``rate`` ...) for display and round trips, and canonical floats
+whose names carry their unit (``dose_mg``, ``every_h``, ``daily_dose_mg``) for the rules.
+Equality and hashing use the canonical floats only (pint Quantities do not hash reliably).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, Final, TypeAlias
+
+import attrs
+
+from . import _catalog, _units
+from .errors import StepError, UnitError, UnknownDrugError, UnknownRouteError
+
+__all__ = [
+    "ADJUVANT_ROLES",
+    "BLOCK_SIDES",
+    "BLOCK_TECHNIQUES",
+    "STEP_KINDS",
+    "AdjuvantStep",
+    "MethadoneAdjuvantStep",
+    "OpioidStep",
+    "PsoasCompartmentBlockStep",
+    "RadiotherapyStep",
+    "Step",
+    "TitrationPoint",
+]
+
+#: Roles an adjuvant may play (Agar 2004's mechanism-directed menu).
+ADJUVANT_ROLES: Final = ("nociceptive", "neuropathic", "muscle-spasm", "anti-inflammatory", "nmda")
+#: Sides a psoas compartment block may be given on.
+BLOCK_SIDES: Final = ("left", "right", "bilateral")
+#: Techniques of a psoas compartment block.
+BLOCK_TECHNIQUES: Final = ("single-shot", "catheter")
+
+_HOURS_PER_DAY: Final = 24.0  # a unit identity, not a clinical number
+
+
+def _qfield(dimension: str, unit: str, example: str, doc: str) -> Any:
+    """An optional Quantity field: compared through its canonical float, not itself."""
+    return attrs.field(
+        default=None,
+        eq=False,
+        metadata={"dimension": dimension, "unit": unit, "example": example, "doc": doc},
+    )
+
+
+def _norm_choice(value: object) -> str:
+    return "-".join(str(value).strip().lower().replace("_", "-").split())
+
+
+def _choice(field: str, value: object, allowed: Sequence[str]) -> str:
+    """Normalise a choice (case, '_' and ' ' → '-') and check it is one of ``allowed``."""
+    norm = _norm_choice(value)
+    if norm in allowed:
+        return norm
+    import difflib
+
+    close = difflib.get_close_matches(norm, list(allowed), n=2, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise StepError(field, f"{value!r} is not one of {', '.join(allowed)}{hint}")
+
+
+def _read(obj: object, name: str, dimension: str, unit: str, *, positive: bool = True) -> float:
+    """Read field ``name`` as a Quantity of ``dimension``; store it back; return it in ``unit``."""
+    value = getattr(obj, name)
+    q = _units.as_quantity(value, dimension, field=name)
+    object.__setattr__(obj, name, q)
+    magnitude = _units.magnitude_in(q, unit)
+    if positive and not magnitude > 0:
+        raise StepError(name, f"must be greater than zero, not {_units.format_quantity(q)}")
+    if not positive and magnitude < 0:
+        raise StepError(name, f"cannot be negative ({_units.format_quantity(q)})")
+    return magnitude
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def _int(field: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise StepError(field, f"must be a whole number, not {value!r}")
+    if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
+        raise StepError(field, f"must be a whole number, not {value!r}")
+    if int(value) < minimum:
+        raise StepError(field, f"must be at least {minimum}, not {value!r}")
+    return int(value)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else _units.format_quantity(value)
+
+
+# ---- titration ---------------------------------------------------------------------------------
+
+
+@attrs.define(frozen=True, kw_only=True)
+class TitrationPoint:
+    """From plan day ``day`` on, the step's dose (or, for continuous steps, rate) changes.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> mps.TitrationPoint(day=7, dose="7.5 mg").dose_mg
+    7.5
+    """
+
+    day: int
+    dose: Any = _qfield("mass", "mg", "7.5 mg", "the new dose per administration")
+    rate: Any = _qfield("mass_rate", "mg/h", "37 mcg/h", "the new rate of a continuous step")
+    dose_mg: float | None = attrs.field(init=False, default=None)
+    rate_mg_per_h: float | None = attrs.field(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        _set(self, "day", _int("day", self.day, minimum=0))
+        if (self.dose is None) == (self.rate is None):
+            raise StepError("dose", "a titration point needs a dose or a rate (exactly one)")
+        if self.dose is not None:
+            _set(self, "dose_mg", _read(self, "dose", "mass", "mg"))
+        else:
+            _set(self, "rate_mg_per_h", _read(self, "rate", "mass_rate", "mg/h"))
+
+
+def _titration(value: object) -> tuple[TitrationPoint, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, TitrationPoint):
+        return (value,)
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise StepError("titration", "must be a list of {day, dose} points")
+    out = []
+    for i, p in enumerate(value):
+        if isinstance(p, TitrationPoint):
+            out.append(p)
+        elif isinstance(p, dict):
+            try:
+                out.append(TitrationPoint(**p))
+            except TypeError as exc:
+                raise StepError(f"titration[{i}]", f"unknown key: {exc}") from None
+            except StepError as exc:
+                raise StepError(f"titration[{i}].{exc.field}", exc.reason) from None
+            except UnitError as exc:
+                raise StepError(f"titration[{i}].{exc.field}", str(exc)) from None
+        else:
+            raise StepError(f"titration[{i}]", f"must be a {{day, dose}} table, not {p!r}")
+    return tuple(out)
+
+
+# ---- drug steps --------------------------------------------------------------------------------
+
+
+@attrs.define(frozen=True, kw_only=True)
+class _DrugStep:
+    """What every drug step shares: drug, route, formulation, dose and schedule, titration.
+
+    Schedules: ``dose`` + ``every`` (every N hours), ``dose`` + ``times_per_day``, ``dose`` +
+    ``once``, ``rate`` alone (continuous: patch or infusion), and ``prn`` (when needed) with
+    ``every`` and/or ``max_doses_per_24h``.
+    """
+
+    kind: ClassVar[str] = ""
+    _allowed_classes: ClassVar[tuple[str, ...]] = ()
+
+    drug: str
+    route: str = "oral"
+    formulation: str | None = None
+    dose: Any = _qfield("mass", "mg", "10 mg", "the dose per administration")
+    every: Any = _qfield("time", "h", "12 h", "the interval between doses")
+    times_per_day: int | None = None
+    rate: Any = _qfield("mass_rate", "mg/h", "25 mcg/h", "continuous delivery (patch, infusion)")
+    once: bool = False
+    prn: bool = False
+    max_doses_per_24h: int | None = None
+    start_day: int = 0
+    titration: tuple[TitrationPoint, ...] = attrs.field(default=(), converter=_titration)
+    note: str = ""
+
+    dose_mg: float | None = attrs.field(init=False, default=None)
+    every_h: float | None = attrs.field(init=False, default=None)
+    rate_mg_per_h: float | None = attrs.field(init=False, default=None)
+    doses_per_day: float | None = attrs.field(init=False, default=None)
+    daily_dose_mg: float = attrs.field(init=False, default=0.0)
+    drug_class: str = attrs.field(init=False, default="", eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        record = _catalog.drug(self.drug, field="drug")
+        self._check_drug(record)
+        _set(self, "drug", record.id)
+        _set(self, "drug_class", record.drug_class)
+        route = _norm_choice(self.route)
+        try:
+            allowed_formulations = _catalog.route_formulations(route)
+        except UnknownRouteError as exc:
+            raise UnknownRouteError("route", str(self.route), exc.suggestions, "route") from None
+        if route not in record.routes:
+            raise UnknownRouteError(
+                "route",
+                route,
+                record.routes,
+                "route",
+                reason=f"{record.id} has no {route} route (its routes: {', '.join(record.routes)})",
+            )
+        _set(self, "route", route)
+        formulation = self.formulation
+        if formulation is None:
+            formulation = allowed_formulations[0]
+        formulation = _choice("formulation", formulation, _catalog.FORMULATIONS)
+        if formulation not in allowed_formulations:
+            if formulation == "patch":
+                reason = f"a patch is transdermal; {record.id} by the {route} route cannot be one"
+            else:
+                reason = (
+                    f"{formulation!r} does not exist by the {route} route "
+                    f"(allowed: {', '.join(allowed_formulations)})"
+                )
+            raise StepError("formulation", reason)
+        _set(self, "formulation", formulation)
+        _set(self, "start_day", _int("start_day", self.start_day, minimum=0))
+        for flag in ("once", "prn"):
+            if not isinstance(getattr(self, flag), bool):
+                raise StepError(flag, f"must be true or false, not {getattr(self, flag)!r}")
+        self._check_schedule()
+        self._check_titration()
+
+    def _check_drug(self, record: _catalog.DrugRecord) -> None:
+        if self._allowed_classes and record.drug_class not in self._allowed_classes:
+            other = "psoas_compartment_block" if record.drug_class == "local_anaesthetic" else (
+                "adjuvant"
+            )
+            raise UnknownDrugError(
+                "drug",
+                record.id,
+                (),
+                "drug",
+                reason=f"{record.id} is not an opioid; use an {other!r} step",
+            )
+
+    def _check_schedule(self) -> None:
+        if self.rate is not None:
+            for other in ("dose", "every", "times_per_day", "max_doses_per_24h"):
+                if getattr(self, other) is not None:
+                    raise StepError(
+                        other, "a continuous step has a rate only; remove dose/every/times_per_day"
+                    )
+            if self.once or self.prn:
+                raise StepError("rate", "a continuous step cannot be 'once' or 'prn'")
+            rate_h = _read(self, "rate", "mass_rate", "mg/h")
+            if self.formulation == "patch" and not _units.format_unit(self.rate.units).endswith(
+                "/h"
+            ):
+                raise StepError(
+                    "rate",
+                    f"patches are labelled per hour; {_text(self.rate)!r} looks like a daily "
+                    "dose: write the patch strength, e.g. '25 mcg/h'",
+                )
+            _set(self, "rate_mg_per_h", rate_h)
+            _set(self, "daily_dose_mg", rate_h * _HOURS_PER_DAY)
+            return
+        if self.formulation == "patch":
+            raise StepError(
+                "rate", "a transdermal patch is dosed as a rate: write rate = '25 mcg/h', not a dose"
+            )
+        if self.dose is None:
+            raise StepError("dose", "is required (or 'rate' for continuous delivery)")
+        dose_mg = _read(self, "dose", "mass", "mg")
+        _set(self, "dose_mg", dose_mg)
+        given = [
+            n for n in ("every", "times_per_day", "once") if getattr(self, n) not in (None, False)
+        ]
+        if len(given) > 1:
+            raise StepError(given[1], f"give one of every, times_per_day, once (not {given})")
+        per_day: float
+        if self.every is not None:
+            every_h = _read(self, "every", "time", "h")
+            _set(self, "every_h", every_h)
+            per_day = _HOURS_PER_DAY / every_h
+        elif self.times_per_day is not None:
+            per_day = _int("times_per_day", self.times_per_day, minimum=1)
+        elif self.once:
+            per_day = 1.0
+        elif self.prn and self.max_doses_per_24h is not None:
+            per_day = math.inf
+        else:
+            raise StepError("every", "give a schedule: every = '12 h', times_per_day = 2 or once")
+        if self.max_doses_per_24h is not None:
+            if not self.prn:
+                raise StepError(
+                    "max_doses_per_24h", "applies to PRN steps only; set prn = true or remove it"
+                )
+            max_doses = _int("max_doses_per_24h", self.max_doses_per_24h, minimum=1)
+            per_day = min(per_day, float(max_doses))
+        _set(self, "doses_per_day", float(per_day))
+        _set(self, "daily_dose_mg", dose_mg * per_day)
+
+    def _check_titration(self) -> None:
+        last = self.start_day
+        peak = self.daily_dose_mg
+        for i, point in enumerate(self.titration):
+            if point.day <= last:
+                raise StepError(
+                    f"titration[{i}].day",
+                    f"day {point.day} must come after day {last} (start_day or previous change)",
+                )
+            last = point.day
+            if self.rate is not None:
+                if point.rate_mg_per_h is None:
+                    raise StepError(f"titration[{i}].rate", "a continuous step titrates its rate")
+                peak = max(peak, point.rate_mg_per_h * _HOURS_PER_DAY)
+            else:
+                if point.dose_mg is None:
+                    raise StepError(f"titration[{i}].dose", "this step titrates its dose")
+                assert self.doses_per_day is not None
+                peak = max(peak, point.dose_mg * self.doses_per_day)
+        _set(self, "daily_dose_mg", peak)
+
+    # ---- derived values -------------------------------------------------------------------------
+
+    @property
+    def is_continuous(self) -> bool:
+        """True for a patch or an infusion (a rate, no discrete doses)."""
+        return self.rate_mg_per_h is not None
+
+    @property
+    def is_regular(self) -> bool:
+        """True for a scheduled (not PRN) step."""
+        return not self.prn
+
+    @property
+    def daily_dose(self) -> Any:
+        """The largest daily dose over the step's titration, as a Quantity in mg/day.
+
+        For a PRN step this is the most that can be given in 24 hours.
+        """
+        return _units.quantity_from_magnitude(self.daily_dose_mg, "mg/day")
+
+    def daily_dose_mg_on(self, day: int) -> float:
+        """The daily dose in mg/day in force on plan day ``day`` (0.0 before the step starts)."""
+        if day < self.start_day:
+            return 0.0
+        dose, rate = self.dose_mg, self.rate_mg_per_h
+        for point in self.titration:
+            if point.day <= day:
+                dose = point.dose_mg if point.dose_mg is not None else dose
+                rate = point.rate_mg_per_h if point.rate_mg_per_h is not None else rate
+        if rate is not None:
+            return rate * _HOURS_PER_DAY
+        assert dose is not None and self.doses_per_day is not None
+        return dose * self.doses_per_day
+
+    def daily_dose_on(self, day: int) -> Any:
+        """The daily dose in force on plan day ``day`` as a Quantity in mg/day."""
+        return _units.quantity_from_magnitude(self.daily_dose_mg_on(day), "mg/day")
+
+    def dose_on(self, day: int) -> Any:
+        """The dose per administration (or the rate) in force on ``day``; ``None`` before start."""
+        if day < self.start_day:
+            return None
+        current = self.rate if self.rate is not None else self.dose
+        for point in self.titration:
+            if point.day <= day:
+                current = point.rate if point.rate is not None else point.dose
+        return current
+
+    def describe(self) -> str:
+        """A one-line plain-language description: ``'oxycodone 10 mg oral every 12 h'``."""
+        if self.rate is not None:
+            what = f"{self.drug} {_text(self.rate)} {self.route}"
+            if self.formulation == "patch":
+                what += " patch"
+            return what
+        what = f"{self.drug} {_text(self.dose)} {self.route}"
+        if self.every is not None:
+            what += f" every {_text(self.every)}"
+        elif self.times_per_day is not None:
+            what += f" {self.times_per_day} times a day"
+        elif self.once:
+            what += " once"
+        if self.prn:
+            what += " when needed"
+            if self.max_doses_per_24h is not None:
+                what += f", at most {self.max_doses_per_24h} doses in 24 h"
+        return what
+
+
+@attrs.define(frozen=True, kw_only=True)
+class OpioidStep(_DrugStep):
+    """An opioid given as the main analgesic, regular or PRN (breakthrough).
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> step = mps.OpioidStep(drug="oxycodone", formulation="modified-release",
+    ...                       dose="10 mg", every="12 h")
+    >>> step.daily_dose
+    <Quantity(20.0, 'milligram / day')>
+    >>> mps.OpioidStep(drug="fentanyl", route="transdermal", rate="25 mcg/h").daily_dose_mg
+    0.6
+    """
+
+    kind: ClassVar[str] = "opioid"
+    _allowed_classes: ClassVar[tuple[str, ...]] = ("opioid",)
+
+    @property
+    def is_long_acting(self) -> bool:
+        """A modified-release tablet, a patch, or methadone: the regimen's long-acting opioid."""
+        if self.formulation in ("modified-release", "patch"):
+            return True
+        return _catalog.drug(self.drug).long_acting and not self.prn
+
+
+@attrs.define(frozen=True, kw_only=True)
+class MethadoneAdjuvantStep(_DrugStep):
+    """Methadone *added to* the current opioid (Takase 2015), not a rotation to methadone.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> step = mps.MethadoneAdjuvantStep(dose="5 mg", every="8 h",
+    ...                                  titration=[{"day": 7, "dose": "7.5 mg"}])
+    >>> step.daily_dose
+    <Quantity(22.5, 'milligram / day')>
+    """
+
+    kind: ClassVar[str] = "methadone_adjuvant"
+    _allowed_classes: ClassVar[tuple[str, ...]] = ("opioid",)
+
+    drug: str = "methadone"
+
+    def _check_drug(self, record: _catalog.DrugRecord) -> None:
+        if record.id != "methadone":
+            raise UnknownDrugError(
+                "drug",
+                record.id,
+                ("methadone",),
+                "drug",
+                reason=f"a methadone_adjuvant step is methadone, not {record.id}",
+            )
+        if self.prn:
+            raise StepError("prn", "adjuvant methadone is given regularly, not when needed")
+
+
+@attrs.define(frozen=True, kw_only=True)
+class AdjuvantStep(_DrugStep):
+    """A non-opioid or co-analgesic drug with its ``role``.
+
+    Roles: nociceptive, neuropathic, muscle-spasm, anti-inflammatory, nmda.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> mps.AdjuvantStep(drug="paracetamol", role="nociceptive", dose="1 g", every="6 h").drug
+    'acetaminophen'
+    """
+
+    kind: ClassVar[str] = "adjuvant"
+
+    role: str = ""
+
+    def _check_drug(self, record: _catalog.DrugRecord) -> None:
+        if record.drug_class in ("opioid", "local_anaesthetic"):
+            step = "opioid" if record.drug_class == "opioid" else "psoas_compartment_block"
+            raise UnknownDrugError(
+                "drug",
+                record.id,
+                (),
+                "drug",
+                reason=f"{record.id} is not an adjuvant; use a {step!r} step",
+            )
+        if not self.role:
+            raise StepError("role", f"is required: one of {', '.join(ADJUVANT_ROLES)}")
+        _set(self, "role", _choice("role", self.role, ADJUVANT_ROLES))
+
+
+# ---- psoas compartment block -----------------------------------------------------------------
+
+
+@attrs.define(frozen=True, kw_only=True)
+class PsoasCompartmentBlockStep:
+    """A psoas compartment (posterior lumbar plexus) block with local anaesthetic.
+
+    The dose is computed in units: concentration × volume for the bolus, concentration × rate ×
+    duration for an infusion through a catheter.  ``%`` is % w/v (0.2 % = 2 mg/mL).
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> block = mps.PsoasCompartmentBlockStep(drug="ropivacaine", concentration="0.2 %",
+    ...     bolus_volume="20 mL", infusion_rate="6 mL/h", infusion_duration="48 h",
+    ...     side="left", technique="catheter")
+    >>> block.bolus_mg, block.infusion_mg_per_h, block.max_24h_mg
+    (40.0, 12.0, 328.0)
+    """
+
+    kind: ClassVar[str] = "psoas_compartment_block"
+
+    drug: str
+    concentration: Any = _qfield("concentration", "mg/mL", "0.2 %", "local anaesthetic strength")
+    bolus_volume: Any = _qfield("volume", "mL", "20 mL", "the bolus (loading) volume")
+    infusion_rate: Any = _qfield("volume_rate", "mL/h", "6 mL/h", "catheter infusion rate")
+    infusion_duration: Any = _qfield("time", "h", "48 h", "how long the infusion runs")
+    adrenaline: bool = False
+    side: str = "left"
+    technique: str = "single-shot"
+    start_day: int = 0
+    note: str = ""
+
+    concentration_mg_per_ml: float | None = attrs.field(init=False, default=None)
+    bolus_ml: float | None = attrs.field(init=False, default=None)
+    infusion_ml_per_h: float | None = attrs.field(init=False, default=None)
+    infusion_h: float | None = attrs.field(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        record = _catalog.drug(self.drug, field="drug")
+        if record.drug_class != "local_anaesthetic":
+            raise UnknownDrugError(
+                "drug",
+                record.id,
+                ("ropivacaine", "bupivacaine", "levobupivacaine", "lidocaine"),
+                "drug",
+                reason=f"{record.id} is not a local anaesthetic",
+            )
+        _set(self, "drug", record.id)
+        if not isinstance(self.adrenaline, bool):
+            raise StepError("adrenaline", f"must be true or false, not {self.adrenaline!r}")
+        _set(self, "side", _choice("side", self.side, BLOCK_SIDES))
+        _set(self, "technique", _choice("technique", self.technique, BLOCK_TECHNIQUES))
+        _set(self, "start_day", _int("start_day", self.start_day, minimum=0))
+        if self.bolus_volume is None and self.infusion_rate is None:
+            raise StepError("bolus_volume", "a block needs a bolus_volume, an infusion_rate or both")
+        if self.concentration is None:
+            raise StepError(
+                "concentration",
+                "is required to compute the dose from a volume: write e.g. concentration = '0.2 %'",
+            )
+        _set(self, "concentration_mg_per_ml", _read(self, "concentration", "concentration", "mg/mL"))
+        if self.bolus_volume is not None:
+            _set(self, "bolus_ml", _read(self, "bolus_volume", "volume", "mL"))
+        if self.infusion_rate is not None:
+            if self.technique != "catheter":
+                raise StepError(
+                    "infusion_rate", "an infusion needs a catheter: set technique = 'catheter'"
+                )
+            _set(self, "infusion_ml_per_h", _read(self, "infusion_rate", "volume_rate", "mL/h"))
+        if self.infusion_duration is not None:
+            if self.infusion_rate is None:
+                raise StepError("infusion_duration", "is given without an infusion_rate")
+            _set(self, "infusion_h", _read(self, "infusion_duration", "time", "h"))
+
+    @property
+    def bolus_mg(self) -> float:
+        """The bolus dose in mg (concentration × volume); 0.0 without a bolus."""
+        if self.bolus_ml is None or self.concentration_mg_per_ml is None:
+            return 0.0
+        return self.concentration_mg_per_ml * self.bolus_ml
+
+    @property
+    def infusion_mg_per_h(self) -> float:
+        """The infusion dose rate in mg/h (concentration × rate); 0.0 without an infusion."""
+        if self.infusion_ml_per_h is None or self.concentration_mg_per_ml is None:
+            return 0.0
+        return self.concentration_mg_per_ml * self.infusion_ml_per_h
+
+    @property
+    def infusion_total_mg(self) -> float | None:
+        """The whole infusion in mg (rate × duration); ``None`` when the duration is open."""
+        if self.infusion_h is None:
+            return None if self.infusion_ml_per_h is not None else 0.0
+        return self.infusion_mg_per_h * self.infusion_h
+
+    @property
+    def max_24h_mg(self) -> float:
+        """The most given in any 24 hours: the bolus plus the first 24 h of infusion."""
+        hours = _HOURS_PER_DAY if self.infusion_h is None else min(_HOURS_PER_DAY, self.infusion_h)
+        return self.bolus_mg + self.infusion_mg_per_h * hours
+
+    @property
+    def bolus_dose(self) -> Any:
+        """The bolus dose as a Quantity in mg."""
+        return _units.quantity_from_magnitude(self.bolus_mg, "mg")
+
+    @property
+    def max_24h_dose(self) -> Any:
+        """The most given in any 24 hours as a Quantity in mg."""
+        return _units.quantity_from_magnitude(self.max_24h_mg, "mg")
+
+    def describe(self) -> str:
+        """A one-line plain-language description of the block."""
+        conc = _text(self.concentration)
+        adr = " with adrenaline" if self.adrenaline else ""
+        parts = [f"{self.side} psoas compartment block, {self.drug} {conc}{adr}"]
+        if self.bolus_volume is not None:
+            parts.append(f"{_text(self.bolus_volume)} bolus")
+        if self.infusion_rate is not None:
+            inf = f"then {_text(self.infusion_rate)} by catheter"
+            if self.infusion_duration is not None:
+                inf += f" for {_text(self.infusion_duration)}"
+            parts.append(inf)
+        return ", ".join(parts)
+
+
+# ---- radiotherapy ------------------------------------------------------------------------------
+
+
+@attrs.define(frozen=True, kw_only=True)
+class RadiotherapyStep:
+    """Palliative external-beam radiotherapy: total dose in Gy over ``fractions`` fractions.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> rt = mps.RadiotherapyStep(total_dose="20 Gy", fractions=5, site="left psoas")
+    >>> rt.dose_per_fraction
+    <Quantity(4.0, 'gray / fraction')>
+    """
+
+    kind: ClassVar[str] = "radiotherapy"
+
+    total_dose: Any = _qfield("absorbed_dose", "Gy", "20 Gy", "the total prescribed dose")
+    fractions: int = 1
+    site: str = ""
+    prior_dose: Any = _qfield("absorbed_dose", "Gy", "8 Gy", "earlier dose to the same site")
+    prior_fractions: int | None = None
+    start_day: int = 0
+    note: str = ""
+
+    total_dose_gy: float = attrs.field(init=False, default=0.0)
+    prior_dose_gy: float | None = attrs.field(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if self.total_dose is None:
+            raise StepError("total_dose", "is required: write e.g. total_dose = '20 Gy'")
+        _set(self, "total_dose_gy", _read(self, "total_dose", "absorbed_dose", "Gy"))
+        _set(self, "fractions", _int("fractions", self.fractions, minimum=1))
+        _set(self, "start_day", _int("start_day", self.start_day, minimum=0))
+        if not isinstance(self.site, str) or not self.site.strip():
+            raise StepError("site", "is required: the treated site, e.g. 'left psoas'")
+        if self.prior_dose is not None:
+            _set(self, "prior_dose_gy", _read(self, "prior_dose", "absorbed_dose", "Gy"))
+        if self.prior_fractions is not None:
+            if self.prior_dose is None:
+                raise StepError("prior_fractions", "is given without a prior_dose")
+            _set(self, "prior_fractions", _int("prior_fractions", self.prior_fractions, minimum=1))
+
+    @property
+    def dose_per_fraction_gy(self) -> float:
+        """The dose per fraction in Gy."""
+        return self.total_dose_gy / self.fractions
+
+    @property
+    def dose_per_fraction(self) -> Any:
+        """The dose per fraction as a Quantity in Gy/fraction."""
+        return _units.quantity_from_magnitude(self.dose_per_fraction_gy, "Gy/fraction")
+
+    def describe(self) -> str:
+        """A one-line plain-language description of the course."""
+        text = (
+            f"radiotherapy to {self.site}: {_text(self.total_dose)} in {self.fractions} "
+            f"fraction{'s' if self.fractions != 1 else ''}"
+        )
+        if self.prior_dose is not None:
+            text += f" (prior {_text(self.prior_dose)}"
+            if self.prior_fractions is not None:
+                text += f" in {self.prior_fractions}"
+            text += ")"
+        return text
+
+
+Step: TypeAlias = (
+    OpioidStep | MethadoneAdjuvantStep | AdjuvantStep | PsoasCompartmentBlockStep | RadiotherapyStep
+)
+#: The step classes by their ``kind`` (the key used in case and protocol files).
+STEP_KINDS: Final[dict[str, type[Any]]] = {
+    cls.kind: cls
+    for cls in (
+        OpioidStep,
+        MethadoneAdjuvantStep,
+        AdjuvantStep,
+        PsoasCompartmentBlockStep,
+        RadiotherapyStep,
+    )
+}
