@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-def _build_registry() -> pint.UnitRegistry:
+def _build_registry() -> pint.UnitRegistry[Any]:
     path = resources.files("mps_analgesia") / "data" / "units.txt"
     with resources.as_file(path) as p:
         return pint.UnitRegistry(str(p), cache_folder=None, on_redefinition="raise")
@@ -52,7 +52,7 @@ _REGISTRY: Final = _build_registry()
 Quantity: Final = _REGISTRY.Quantity
 
 
-def registry() -> pint.UnitRegistry:
+def registry() -> pint.UnitRegistry[Any]:
     """Return the library's one pint registry.
 
     Example
@@ -241,9 +241,7 @@ def parse(text: str, *, field: str = "") -> tuple[float, UnitInfo]:
         raise UnitError(text, "does not start with a number", "write e.g. '30 mg'", field)
     number, unit_text = m.groups()
     if "," in number:
-        raise UnitError(
-            text, "uses a decimal comma", f"write {number.replace(',', '.')!r}", field
-        )
+        raise UnitError(text, "uses a decimal comma", f"write {number.replace(',', '.')!r}", field)
     value = float(number)
     if not math.isfinite(value):
         raise UnitError(text, "is not a finite number", "write e.g. '30 mg'", field)
@@ -267,7 +265,7 @@ def _new_quantity(value: float, units: Any) -> Any:
     return q
 
 
-def Q(value: object, unit: str | None = None) -> Any:  # noqa: N802 - the public short name
+def Q(value: object, unit: str | None = None) -> Any:
     """Make a Quantity of the library registry from text, a number and a unit, or a Quantity.
 
     ``Q("15 mg/day")`` parses text; ``Q(25, "mcg/h")`` takes a number and a unit;
@@ -287,9 +285,7 @@ def Q(value: object, unit: str | None = None) -> Any:  # noqa: N802 - the public
             return _new_quantity(number, info.unit._units)
         if is_quantity(value):
             return _rehome(value)
-        raise UnitError(
-            repr(value), "a bare number has no unit", "use Q('30 mg') or Q(30, 'mg')"
-        )
+        raise UnitError(repr(value), "a bare number has no unit", "use Q('30 mg') or Q(30, 'mg')")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise UnitError(repr(value), "is not a number", "use Q(30, 'mg')")
     number = float(value)

@@ -5,7 +5,7 @@ from the builtin that matches it, so a caller may catch either::
 
     MpsAnalgesiaError
     ├── UnitError (ValueError)               a unit that is unknown, unsafe or of the wrong kind
-    │   └── DimensionError                   a quantity of the wrong dimension (mg where mL/h is due)
+    │   └── DimensionError                   a quantity of the wrong dimension (mg for mL/h)
     ├── StepError (ValueError)               a step or patient that cannot be right (field named)
     ├── UnknownNameError (LookupError)       a name not in a catalog ("did you mean ...")
     │   ├── UnknownDrugError

@@ -331,11 +331,11 @@ def _unstructure(obj: Any) -> dict[str, Any]:
             continue
         value = getattr(obj, a.name)
         default = a.default
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        if isinstance(default, attrs.Factory):
             default = default.factory()  # type: ignore[attr-defined]
-        if value is None or (not _units.is_quantity(value) and value == default):
-            if a.name != "drug":
-                continue
+        is_default = value is None or (not _units.is_quantity(value) and value == default)
+        if is_default and a.name != "drug":
+            continue
         if _units.is_quantity(value):
             out[a.name] = _units.format_quantity(value)
         elif attrs.has(type(value)):

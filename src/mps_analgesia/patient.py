@@ -163,7 +163,9 @@ class Patient:
                 )
             _set(self, "hepatic_impairment", grade)
         if self.opioid_tolerant is not None and not isinstance(self.opioid_tolerant, bool):
-            raise StepError("opioid_tolerant", f"must be true or false, not {self.opioid_tolerant!r}")
+            raise StepError(
+                "opioid_tolerant", f"must be true or false, not {self.opioid_tolerant!r}"
+            )
         _set(self, "weight_kg", _read(self, "weight", "mass", "kg"))
         _set(self, "height_cm", _read(self, "height", "length", "cm"))
         _set(self, "egfr_ml_min_173", _read(self, "egfr", "egfr", "mL/min/standard_bsa"))

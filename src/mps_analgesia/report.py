@@ -19,7 +19,7 @@ info       info                    low
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
 import attrs
@@ -45,6 +45,10 @@ CDS_INDICATOR: Final[Mapping[str, str]] = {
 }
 #: FHIR R4 ``DetectedIssue.severity`` for each severity.
 FHIR_SEVERITY: Final[Mapping[str, str]] = {"error": "high", "warning": "moderate", "info": "low"}
+
+
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
 
 
 def _detail(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -80,7 +84,7 @@ class Finding:
     severity: Severity
     message: str
     step: int | None = None
-    source: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    source: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     detail: Mapping[str, Any] = attrs.field(factory=dict, converter=_detail, hash=False)
     arithmetic: str = ""
     level: str = "V"
@@ -134,7 +138,12 @@ class NotChecked:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"rule": self.rule, "step": self.step, "missing": self.missing, "reason": self.reason}
+        return {
+            "rule": self.rule,
+            "step": self.step,
+            "missing": self.missing,
+            "reason": self.reason,
+        }
 
 
 @attrs.define(frozen=True)

@@ -241,8 +241,10 @@ class _DrugStep:
 
     def _check_drug(self, record: _catalog.DrugRecord) -> None:
         if self._allowed_classes and record.drug_class not in self._allowed_classes:
-            other = "psoas_compartment_block" if record.drug_class == "local_anaesthetic" else (
-                "adjuvant"
+            other = (
+                "psoas_compartment_block"
+                if record.drug_class == "local_anaesthetic"
+                else ("adjuvant")
             )
             raise UnknownDrugError(
                 "drug",
@@ -275,7 +277,8 @@ class _DrugStep:
             return
         if self.formulation == "patch":
             raise StepError(
-                "rate", "a transdermal patch is dosed as a rate: write rate = '25 mcg/h', not a dose"
+                "rate",
+                "a transdermal patch is dosed as a rate: write rate = '25 mcg/h', not a dose",
             )
         if self.dose is None:
             raise StepError("dose", "is required (or 'rate' for continuous delivery)")
@@ -361,7 +364,8 @@ class _DrugStep:
                 rate = point.rate_mg_per_h if point.rate_mg_per_h is not None else rate
         if rate is not None:
             return rate * _HOURS_PER_DAY
-        assert dose is not None and self.doses_per_day is not None
+        assert dose is not None
+        assert self.doses_per_day is not None
         return dose * self.doses_per_day
 
     def daily_dose_on(self, day: int) -> Any:
@@ -410,8 +414,9 @@ class OpioidStep(_DrugStep):
     ...                       dose="10 mg", every="12 h")
     >>> step.daily_dose
     <Quantity(20.0, 'milligram / day')>
-    >>> mps.OpioidStep(drug="fentanyl", route="transdermal", rate="25 mcg/h").daily_dose_mg
-    0.6
+    >>> patch = mps.OpioidStep(drug="fentanyl", route="transdermal", rate="25 mcg/h")
+    >>> round(patch.daily_dose_mg, 9), patch.formulation
+    (0.6, 'patch')
     """
 
     kind: ClassVar[str] = "opioid"
@@ -543,13 +548,17 @@ class PsoasCompartmentBlockStep:
         _set(self, "technique", _choice("technique", self.technique, BLOCK_TECHNIQUES))
         _set(self, "start_day", _int("start_day", self.start_day, minimum=0))
         if self.bolus_volume is None and self.infusion_rate is None:
-            raise StepError("bolus_volume", "a block needs a bolus_volume, an infusion_rate or both")
+            raise StepError(
+                "bolus_volume", "a block needs a bolus_volume, an infusion_rate or both"
+            )
         if self.concentration is None:
             raise StepError(
                 "concentration",
                 "is required to compute the dose from a volume: write e.g. concentration = '0.2 %'",
             )
-        _set(self, "concentration_mg_per_ml", _read(self, "concentration", "concentration", "mg/mL"))
+        _set(
+            self, "concentration_mg_per_ml", _read(self, "concentration", "concentration", "mg/mL")
+        )
         if self.bolus_volume is not None:
             _set(self, "bolus_ml", _read(self, "bolus_volume", "volume", "mL"))
         if self.infusion_rate is not None:

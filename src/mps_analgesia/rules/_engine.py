@@ -81,7 +81,8 @@ class Context:
         hit = self.cache.get(key)
         if hit is None:
             hit = self.cache[key] = self.regimen.of_kind(kind)
-        return hit  # type: ignore[no-any-return]
+        result: tuple[tuple[int, Any], ...] = hit
+        return result
 
 
 CheckFn: TypeAlias = Callable[[Context, "int | None", Any], Any]
@@ -187,7 +188,8 @@ def finding(
     level: str = "V",
 ) -> Finding:
     """Make a :class:`Finding`; a finding resting on a ``U`` value is turned into a warning."""
-    return Finding(code, severity, message, step, tuple(source), detail or {}, arithmetic, level)
+    sources: tuple[str, ...] = tuple(source)
+    return Finding(code, severity, message, step, sources, detail or {}, arithmetic, level)
 
 
 @attrs.define(frozen=True)

@@ -72,13 +72,17 @@ def _drug_total(ctx: Context, drug: str) -> tuple[float, list[tuple[int, Any]]]:
     key = "dose.total:" + drug
     hit = ctx.cache.get(key)
     if hit is None:
-        parts = [
+        parts: list[tuple[int, Any]] = [
             (i, s)
             for i, s in enumerate(ctx.regimen.steps)
-            if s.kind in _DRUG_KINDS and s.drug == drug
+            if s.kind in _DRUG_KINDS and getattr(s, "drug", None) == drug
         ]
-        hit = ctx.cache[key] = (sum(s.daily_dose_mg for _, s in parts), parts)
-    return hit  # type: ignore[no-any-return]
+        total = 0.0
+        for _, s in parts:
+            total += s.daily_dose_mg
+        hit = ctx.cache[key] = (total, parts)
+    result: tuple[float, list[tuple[int, Any]]] = hit
+    return result
 
 
 def _explain(step: Any) -> str:
