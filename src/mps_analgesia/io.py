@@ -331,8 +331,9 @@ def _unstructure(obj: Any) -> dict[str, Any]:
             continue
         value = getattr(obj, a.name)
         default = a.default
-        if isinstance(default, attrs.Factory):
-            default = default.factory()  # type: ignore[attr-defined]
+        factory = getattr(default, "factory", None)
+        if callable(factory) and hasattr(default, "takes_self"):
+            default = factory()
         is_default = value is None or (not _units.is_quantity(value) and value == default)
         if is_default and a.name != "drug":
             continue
