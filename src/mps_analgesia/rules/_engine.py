@@ -241,7 +241,15 @@ class RuleRegistry:
 
 
 #: The modules under ``mps_analgesia.rules`` whose ``RULES`` make up the default registry.
-RULE_MODULES: Final[tuple[str, ...]] = ("dose",)
+RULE_MODULES: Final[tuple[str, ...]] = (
+    "dose",
+    "opioid",
+    "methadone",
+    "organ",
+    "interactions",
+    "block",
+    "radiotherapy",
+)
 
 _DEFAULT: list[RuleRegistry] = []
 

@@ -1,0 +1,9 @@
+"""Rules of the methadone area (filled in by its issue)."""
+
+from __future__ import annotations
+
+from ._engine import Rule
+
+__all__ = ["RULES"]
+
+RULES: tuple[Rule, ...] = ()
