@@ -26,6 +26,7 @@ from .errors import (
     MpsAnalgesiaError,
     Problem,
     ProtocolError,
+    ProtocolFileError,
     StepError,
     UnitError,
     UnknownDrugError,
@@ -47,16 +48,26 @@ from .steps import (
 
 
 def __getattr__(name: str) -> object:
-    """Load the heavier parts (file I/O, rules) on first use, so ``import`` stays cheap."""
-    if name in _LAZY:
-        import importlib
+    """Load the heavier parts (file I/O, rules, conversion, protocols ...) on first use.
 
+    ``import mps_analgesia`` stays cheap; ``mps.validate`` or ``mps.fhir`` import their module
+    the first time they are touched.
+    """
+    import importlib
+
+    if name in _LAZY:
         module = importlib.import_module(_LAZY[name], __name__)
         value = getattr(module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mps_analgesia' has no attribute {name!r}")
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'mps_analgesia' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
+
+#: Submodules reachable as attributes (``mps.fhir.to_bundle``); ``render`` is a callable module.
+_SUBMODULES = ("fhir", "cds_hooks", "render", "conversion", "protocols", "radiotherapy")
 
 _LAZY = {
     "load_case": ".io",
@@ -73,49 +84,118 @@ _LAZY = {
     "RuleRegistry": ".rules",
     "Missing": ".rules",
     "PASSED": ".rules",
+    "daily_ome": ".conversion",
+    "compare_tables": ".conversion",
+    "convert_opioid": ".conversion",
+    "methadone_from_ome": ".conversion",
+    "breakthrough_dose": ".conversion",
+    "ome_tables": ".conversion",
+    "methadone_schemes": ".conversion",
+    "PRN_POLICIES": ".conversion",
+    "OmeResult": ".conversion",
+    "OmeLine": ".conversion",
+    "SkippedStep": ".conversion",
+    "QuantityRange": ".conversion",
+    "TableComparison": ".conversion",
+    "Conversion": ".conversion",
+    "Reduction": ".conversion",
+    "MethadoneConversion": ".conversion",
+    "BreakthroughDose": ".conversion",
+    "BreakthroughFraction": ".conversion",
+    "bed": ".radiotherapy",
+    "eqd2": ".radiotherapy",
+    "validate_many": ".batch",
+    "CaseResult": ".batch",
+    "load_protocol": ".protocols",
+    "list_protocols": ".protocols",
+    "loads_protocol": ".protocols",
+    "protocol_from_dict": ".protocols",
+    "Protocol": ".protocols",
+    "InstantiatedPlan": ".protocols",
+    "Decision": ".protocols",
+    "assess_mps": ".assess",
+    "MpsFeatures": ".assess",
+    "MpsAssessment": ".assess",
+    "json_schema": ".schema",
 }
 
 __all__ = [
     "PASSED",
+    "PRN_POLICIES",
     "AdjuvantStep",
     "Anticoagulant",
+    "BreakthroughDose",
+    "BreakthroughFraction",
     "Case",
     "CaseFileError",
+    "CaseResult",
+    "Conversion",
     "ConversionError",
     "DataFileError",
+    "Decision",
     "DimensionError",
     "Finding",
+    "InstantiatedPlan",
     "MethadoneAdjuvantStep",
+    "MethadoneConversion",
     "Missing",
     "MpsAnalgesiaError",
+    "MpsAssessment",
+    "MpsFeatures",
     "NotChecked",
+    "OmeLine",
+    "OmeResult",
     "OpioidStep",
     "Patient",
     "Problem",
+    "Protocol",
     "ProtocolError",
+    "ProtocolFileError",
     "PsoasCompartmentBlockStep",
     "Q",
+    "QuantityRange",
     "RadiotherapyStep",
+    "Reduction",
     "Regimen",
     "Report",
     "Rule",
     "RuleRegistry",
+    "SkippedStep",
     "Step",
     "StepError",
+    "TableComparison",
     "TitrationPoint",
     "UnitError",
     "UnknownDrugError",
     "UnknownNameError",
     "UnknownRouteError",
     "__version__",
+    "assess_mps",
+    "bed",
+    "breakthrough_dose",
     "case_from_dict",
     "case_to_dict",
+    "compare_tables",
+    "convert_opioid",
+    "daily_ome",
     "default_rules",
     "dump_case",
     "dumps_case",
+    "eqd2",
+    "fhir",
     "finding",
+    "json_schema",
+    "list_protocols",
     "load_case",
+    "load_protocol",
     "loads_case",
+    "loads_protocol",
+    "methadone_from_ome",
+    "methadone_schemes",
+    "ome_tables",
+    "protocol_from_dict",
+    "render",
     "rule",
     "validate",
+    "validate_many",
 ]

@@ -286,8 +286,11 @@ def drug(name: str, *, field: str = "drug") -> DrugRecord:
     An unknown name raises :class:`UnknownDrugError` with "did you mean" suggestions.
     """
     by_id, by_name = _drugs()
+    if type(name) is str and name in by_id:  # fast path: a drug id, as steps store it
+        return by_id[name]
     did = by_name.get(" ".join(str(name).split()).casefold())
     if did is None:
         close = difflib.get_close_matches(str(name).casefold(), list(by_name), n=3, cutoff=0.6)
-        raise UnknownDrugError("drug", str(name), [by_name[c] for c in close], field)
+        ids = list(dict.fromkeys(by_name[c] for c in close))
+        raise UnknownDrugError("drug", str(name), ids, field)
     return by_id[did]

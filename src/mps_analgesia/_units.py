@@ -15,14 +15,23 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import sys
+import threading
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import pint
 
 from .errors import DimensionError, UnitError
+
+if TYPE_CHECKING:
+    import pint
+
+    #: The pint Quantity class of the library registry (loaded on first use, see ``_load``).
+    Quantity: Any
+    #: Named dimensions the library checks: (dimensionality, example for messages).
+    DIMENSIONS: dict[str, tuple[Any, str]]
 
 __all__ = [
     "DIMENSIONS",
@@ -42,14 +51,70 @@ __all__ = [
 
 
 def _build_registry() -> pint.UnitRegistry[Any]:
+    import pint
+
     path = resources.files("mps_analgesia") / "data" / "units.txt"
     with resources.as_file(path) as p:
         return pint.UnitRegistry(str(p), cache_folder=None, on_redefinition="raise")
 
 
-_REGISTRY: Final = _build_registry()
-#: The pint Quantity class of the library registry.
-Quantity: Final = _REGISTRY.Quantity
+# pint (and numpy, which pint imports when it is installed) costs most of the import time, so the
+# registry is built on first use, not at ``import mps_analgesia``.  ``_REGISTRY``, ``Quantity``
+# and ``DIMENSIONS`` are filled in by ``_load()``; module attribute access (``_units.Quantity``,
+# ``from ._units import DIMENSIONS``) goes through ``__getattr__`` below and loads them.
+_REGISTRY: Any = None
+_QUANTITY: Any = None
+_DIMENSIONS: dict[str, tuple[Any, str]] = {}
+
+#: Each named dimension the library checks: its defining unit and an example for messages.
+_DIMENSION_UNITS: Final[dict[str, tuple[str, str]]] = {
+    "mass": ("mg", "30 mg"),
+    "volume": ("mL", "20 mL"),
+    "time": ("h", "12 h"),
+    "length": ("cm", "165 cm"),
+    "mass_rate": ("mg/h", "25 mcg/h"),
+    "volume_rate": ("mL/h", "6 mL/h"),
+    "concentration": ("mg/mL", "0.2 %"),
+    "absorbed_dose": ("Gy", "20 Gy"),
+    "dose_per_fraction": ("Gy/fraction", "4 Gy/fraction"),
+    "renal_clearance": ("mL/min", "55 mL/min"),
+    "egfr": ("mL/min/standard_bsa", "58 mL/min/1.73m2"),
+    "ome_rate": ("MME/day", "60 MME/day"),
+    "ome": ("MME", "60 MME"),
+    "mass_per_mass": ("mg/kg", "3 mg/kg"),
+    "mass_per_area": ("mg/m**2", "500 mg/m2"),
+    "volume_per_mass": ("mL/kg", "0.4 mL/kg"),
+}
+
+
+_LOAD_LOCK: Final = threading.Lock()
+
+
+def _load() -> Any:
+    """Build the registry once (on first use, by one thread) and return it."""
+    global _REGISTRY, _QUANTITY
+    if _REGISTRY is None:
+        with _LOAD_LOCK:
+            if _REGISTRY is None:
+                reg = _build_registry()
+                _DIMENSIONS.update(
+                    (name, (reg.parse_units(unit).dimensionality, example))
+                    for name, (unit, example) in _DIMENSION_UNITS.items()
+                )
+                _QUANTITY = reg.Quantity
+                _REGISTRY = reg
+    return _REGISTRY
+
+
+def __getattr__(name: str) -> Any:
+    """``Quantity`` (the registry's Quantity class) and ``DIMENSIONS``, loaded on first use."""
+    if name == "Quantity":
+        _load()
+        return _QUANTITY
+    if name == "DIMENSIONS":
+        _load()
+        return _DIMENSIONS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def registry() -> pint.UnitRegistry[Any]:
@@ -61,32 +126,9 @@ def registry() -> pint.UnitRegistry[Any]:
     >>> mps.Q("15 mg/day").to("mcg/h").magnitude
     625.0
     """
-    return _REGISTRY
+    reg: pint.UnitRegistry[Any] = _load()
+    return reg
 
-
-def _dim(expr: str) -> Any:
-    return _REGISTRY.parse_units(expr).dimensionality
-
-
-#: Named dimensions the library checks, with an example used in error messages.
-DIMENSIONS: Final[dict[str, tuple[Any, str]]] = {
-    "mass": (_dim("mg"), "30 mg"),
-    "volume": (_dim("mL"), "20 mL"),
-    "time": (_dim("h"), "12 h"),
-    "length": (_dim("cm"), "165 cm"),
-    "mass_rate": (_dim("mg/h"), "25 mcg/h"),
-    "volume_rate": (_dim("mL/h"), "6 mL/h"),
-    "concentration": (_dim("mg/mL"), "0.2 %"),
-    "absorbed_dose": (_dim("Gy"), "20 Gy"),
-    "dose_per_fraction": (_dim("Gy/fraction"), "4 Gy/fraction"),
-    "renal_clearance": (_dim("mL/min"), "55 mL/min"),
-    "egfr": (_dim("mL/min/standard_bsa"), "58 mL/min/1.73m2"),
-    "ome_rate": (_dim("MME/day"), "60 MME/day"),
-    "ome": (_dim("MME"), "60 MME"),
-    "mass_per_mass": (_dim("mg/kg"), "3 mg/kg"),
-    "mass_per_area": (_dim("mg/m**2"), "500 mg/m2"),
-    "volume_per_mass": (_dim("mL/kg"), "0.4 mL/kg"),
-}
 
 # ---- unsafe abbreviations ----------------------------------------------------------------------
 # ISMP / Joint Commission "do not use" abbreviations and pint's silent misreadings.
@@ -105,6 +147,8 @@ _REFUSED: Final[dict[str, str]] = {
     "ampoules": "an ampoule is not a dose; write the dose in mg, or the volume in mL",
     "µ": "a bare 'µ' is ambiguous; write 'mcg'",
 }
+# The same, whatever the case ("Units", "CC", "Amp"): a capital letter does not make them safe.
+_REFUSED_FOLDED: Final[dict[str, str]] = {k.casefold(): v for k, v in _REFUSED.items()}
 
 # ---- clinical spellings ------------------------------------------------------------------------
 # Whole-denominator rewrites, applied to the text after white space is folded.
@@ -113,9 +157,15 @@ _BSA = re.compile(r"/\s*1\.73\s*m(?:2|²|\*\*2|\^2)")
 _SQUARE = re.compile(r"\b(m|cm)(?:2|²|\^2)\b")
 _HOURS = re.compile(r"\b(?:hrs|hours)\b")
 _TOKEN = re.compile(r"[A-Za-zµμ%]+")
+# ASCII digits only: float() also reads other scripts' digits ("١", "５"), which we refuse.
 _NUMBER = re.compile(
-    r"^\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?)\s*(.*?)\s*$", re.DOTALL
+    r"^\s*([+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)(?:[eE][+-]?[0-9]+)?)\s*(.*?)\s*$", re.DOTALL
 )
+# What may reach pint after the rewrites: unit names joined by '*' or '/', each with an optional
+# one-digit power.  pint's own tokenizer would silently drop or misread other characters
+# ("mg#", "h!", "6%@", "g^22").
+_UNIT_EXPR = re.compile(r"(?:1/)?[A-Za-z_]+(?:\*\*-?[0-9])?(?:[*/][A-Za-z_]+(?:\*\*-?[0-9])?)*")
+_NO_UNIT: Final = "has no unit"
 
 #: Preferred clinical symbol for each unit name, used when a quantity is written back as text.
 _SYMBOL: Final[dict[str, str]] = {
@@ -165,7 +215,7 @@ def _suggest(token: str) -> str:
 
 
 def _dimension_name(dimensionality: Any) -> str:
-    for name, (dim, _example) in DIMENSIONS.items():
+    for name, (dim, _example) in _DIMENSIONS.items():
         if dim == dimensionality:
             return name
     return ""
@@ -185,16 +235,17 @@ def lookup_unit(text: str) -> UnitInfo:
     """
     raw = " ".join(text.split())
     if not raw:
-        raise UnitError(text, "has no unit", "write e.g. '30 mg'")
+        raise UnitError(text, _NO_UNIT, "write e.g. '30 mg'")
     for token in _TOKEN.findall(raw):
-        if token in _REFUSED:
-            raise UnitError(text, f"uses the refused unit {token!r}", _REFUSED[token])
+        refused = _REFUSED.get(token) or _REFUSED_FOLDED.get(token.casefold())
+        if refused:
+            raise UnitError(text, f"uses the refused unit {token!r}", refused)
     work = raw.replace("μ", "u").replace("µ", "u")
     work = _BSA.sub("/standard_bsa", work)
     work = _PER_DAY.sub("/day", work)
     work = _SQUARE.sub(r"\1**2", work)
     work = _HOURS.sub("h", work)
-    work = work.replace("%", "percent_wv").replace("·", "*").replace("×", "*")
+    work = work.replace("%", "percent_wv").replace("·", "*").replace("×", "*").replace("^", "**")
     work = work.replace(" /", "/").replace("/ ", "/").replace(" *", "*").replace("* ", "*")
     if " " in work:
         raise UnitError(
@@ -202,16 +253,29 @@ def lookup_unit(text: str) -> UnitInfo:
             "has units side by side, which would silently multiply them",
             "join units with '/' (e.g. 'mg/kg') or write one unit",
         )
+    if not _UNIT_EXPR.fullmatch(work):
+        raise UnitError(text, "is not a unit that can be read", _suggest(raw))
+    reg = _load()
+    import pint
+
     try:
-        unit = _REGISTRY.parse_units(work)
+        unit = reg.parse_units(work)
     except (pint.errors.PintError, AttributeError, TypeError, ValueError, SyntaxError) as exc:
-        bad = [t for t in _TOKEN.findall(work) if t not in _REGISTRY]
+        bad = [t for t in _TOKEN.findall(work) if not _known(reg, t)]
         token = bad[0] if bad else raw
         raise UnitError(text, f"has an unknown unit {token!r}", _suggest(token)) from exc
     except Exception as exc:  # pint's tokenizer can raise almost anything on garbage
         raise UnitError(text, "is not a unit that can be read", _suggest(raw)) from exc
     info = UnitInfo(unit, _dimension_name(unit.dimensionality), "")
     return attrs.evolve(info, text=format_unit(unit))
+
+
+def _known(reg: Any, token: str) -> bool:
+    """``token in reg``, which pint answers by parsing: 'NAN' or 'inf' raise there."""
+    try:
+        return bool(token in reg)
+    except Exception:
+        return False
 
 
 def format_unit(unit: Any) -> str:
@@ -221,7 +285,12 @@ def format_unit(unit: Any) -> str:
     for name, exp in unit._units.items():
         sym = _SYMBOL.get(name, name)
         power = abs(exp)
-        part = sym if power == 1 else f"{sym}{power:g}"
+        if power == 1:
+            part = sym
+        elif power == 2 and sym in ("m", "cm"):
+            part = f"{sym}2"  # the clinical spelling of area: mg/m2
+        else:
+            part = f"{sym}**{power:g}"
         (num if exp > 0 else den).append(part)
     out = "*".join(num) if num else "1"
     for d in den:
@@ -246,7 +315,7 @@ def parse(text: str, *, field: str = "") -> tuple[float, UnitInfo]:
     if not math.isfinite(value):
         raise UnitError(text, "is not a finite number", "write e.g. '30 mg'", field)
     if not unit_text:
-        raise UnitError(text, "has no unit", "write e.g. '30 mg'", field)
+        raise UnitError(text, _NO_UNIT, "write e.g. '30 mg'", field)
     try:
         info = lookup_unit(unit_text)
     except UnitError as exc:
@@ -259,7 +328,7 @@ def _new_quantity(value: float, units: Any) -> Any:
 
     About 20 times cheaper than ``Quantity(value, units)``; used on the parsing hot path.
     """
-    q = object.__new__(Quantity)
+    q = object.__new__(_QUANTITY)
     q._magnitude = value
     q._units = units
     return q
@@ -296,38 +365,72 @@ def Q(value: object, unit: str | None = None) -> Any:
 
 def is_quantity(value: object) -> bool:
     """True for a pint Quantity of any registry."""
-    return isinstance(value, pint.Quantity) or (
+    pint = sys.modules.get("pint")  # no pint imported yet: no pint Quantity can exist
+    return (pint is not None and isinstance(value, pint.Quantity)) or (
         hasattr(value, "magnitude") and hasattr(value, "units") and hasattr(value, "to")
     )
 
 
 def _rehome(value: Any) -> Any:
     """Bring a Quantity of any registry into ours (by its unit text), checking its magnitude."""
+    reg = _load()
     mag = value.magnitude
     if isinstance(mag, bool) or not isinstance(mag, int | float):
         raise UnitError(repr(value), "has a magnitude that is not a single number")
     if not math.isfinite(mag):
         raise UnitError(repr(value), "is not a finite number")
-    if getattr(value, "_REGISTRY", None) is _REGISTRY:
+    if getattr(value, "_REGISTRY", None) is reg:
         return value
     unit_text = str(value.units)
     try:
-        unit = _REGISTRY.parse_units(unit_text)
+        unit = reg.parse_units(unit_text)
     except Exception:
         info = lookup_unit(f"{value.units:~}")
         unit = info.unit
+    if getattr(value, "dimensionless", unit.dimensionless) != unit.dimensionless:
+        # pint's percent is dimensionless (0.01); ours is % w/v (10 mg/mL): never swap them.
+        raise UnitError(
+            str(value),
+            "is dimensionless where it was made, but here it would be a concentration "
+            "('%' means % w/v)",
+            "write the concentration as text, e.g. '0.2 %' or '2 mg/mL'",
+        )
     return _new_quantity(float(mag), unit._units)
 
 
-def as_quantity(value: object, dimension: str, *, field: str = "") -> Any:
+def _an(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
+
+
+def as_quantity(value: object, dimension: str, *, field: str = "", example: str = "") -> Any:
     """Read a field value (text or Quantity) as a Quantity of ``dimension``.
 
     A bare number is refused with the expected unit; a wrong dimension raises
-    :class:`DimensionError` naming the field and an example of what is expected.
+    :class:`DimensionError` naming the field and an example of what is expected.  ``example``
+    (``"440 ms"``) gives the field's usual unit; without it the dimension's example is used.
+
+    Example
+    -------
+    >>> from mps_analgesia._units import as_quantity
+    >>> as_quantity("0.5 g", "mass", field="dose").to("mg").magnitude
+    500.0
+    >>> as_quantity("440", "time", field="qtc", example="440 ms")
+    Traceback (most recent call last):
+    ...
+    mps_analgesia.errors.UnitError: qtc: '440' has no unit; write e.g. '440 ms'
     """
-    example = DIMENSIONS[dimension][1]
+    if _REGISTRY is None:
+        _load()
+    example = example or _DIMENSIONS[dimension][1]
+    unit_hint = example.split(" ", 1)[-1]
     if isinstance(value, str):
-        number, info = parse(value, field=field)
+        try:
+            number, info = parse(value, field=field)
+        except UnitError as exc:
+            if exc.reason != _NO_UNIT:
+                raise
+            given = value.strip()
+            raise UnitError(value, _NO_UNIT, f"write e.g. '{given} {unit_hint}'", field) from None
         q = _new_quantity(number, info.unit._units)
     elif is_quantity(value):
         try:
@@ -335,14 +438,14 @@ def as_quantity(value: object, dimension: str, *, field: str = "") -> Any:
         except UnitError as exc:
             raise UnitError(exc.text, exc.reason, exc.suggestion, field) from None
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        raise UnitError(repr(value), "has no unit", f"write e.g. {example!r}", field)
+        raise UnitError(repr(value), _NO_UNIT, f"write e.g. '{value!r} {unit_hint}'", field)
     else:
         raise UnitError(repr(value), "is not a quantity", f"write e.g. {example!r}", field)
-    if q.dimensionality != DIMENSIONS[dimension][0]:
+    if q.dimensionality != _DIMENSIONS[dimension][0]:
         got = _dimension_name(q.dimensionality) or str(q.dimensionality)
         raise DimensionError(
             format_quantity(q),
-            f"is a {got.replace('_', ' ')}, not a {dimension.replace('_', ' ')}",
+            f"is {_an(got.replace('_', ' '))}, not {_an(dimension.replace('_', ' '))}",
             f"write e.g. {example!r}",
             field,
         )
@@ -351,7 +454,7 @@ def as_quantity(value: object, dimension: str, *, field: str = "") -> Any:
 
 @lru_cache(maxsize=1024)
 def _factor(units: Any, target: str) -> float:
-    return float(_REGISTRY.Quantity(1.0, units).to(target).magnitude)
+    return float(_load().Quantity(1.0, units).to(target).magnitude)
 
 
 def magnitude_in(q: Any, target: str) -> float:

@@ -14,6 +14,7 @@ from the builtin that matches it, so a caller may catch either::
     ├── DataFileError (RuntimeError)         a packaged data file that is broken (a library bug)
     ├── ConversionError (ValueError)         a conversion the tables cannot do (never a number)
     └── ProtocolError (ValueError)           a protocol that cannot be loaded or instantiated
+        └── ProtocolFileError                a protocol file with problems (all listed)
 
 Messages say what is wrong, where (file, line, key path, step) and how to fix it.
 """
@@ -32,6 +33,7 @@ __all__ = [
     "MpsAnalgesiaError",
     "Problem",
     "ProtocolError",
+    "ProtocolFileError",
     "StepError",
     "UnitError",
     "UnknownDrugError",
@@ -155,7 +157,7 @@ class Problem:
     line: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 class CaseFileError(MpsAnalgesiaError, ValueError):
@@ -180,7 +182,7 @@ class CaseFileError(MpsAnalgesiaError, ValueError):
         lines = []
         for p in self.problems:
             loc = f"{self.file}:{p.line}" if p.line is not None else self.file
-            lines.append(f"  {loc}: {p.path}: {p.message}")
+            lines.append(f"  {loc}: {p}")
         return head + "\n" + "\n".join(lines)
 
 
@@ -194,3 +196,29 @@ class ConversionError(MpsAnalgesiaError, ValueError):
 
 class ProtocolError(MpsAnalgesiaError, ValueError):
     """A protocol that cannot be loaded or instantiated."""
+
+
+class ProtocolFileError(ProtocolError):
+    """A protocol file with one or more problems; every problem is listed at once.
+
+    Attributes
+    ----------
+    file:
+        The file name, or ``"<data>"`` for in-memory data.
+    problems:
+        Every :class:`~mps_analgesia.errors.Problem` found (key path, message, line).
+    """
+
+    def __init__(self, file: str, problems: Sequence[Problem]) -> None:
+        self.file = file
+        self.problems = tuple(problems)
+        super().__init__(file, self.problems)
+
+    def __str__(self) -> str:
+        n = len(self.problems)
+        head = f"{self.file}: {n} problem{'s' if n != 1 else ''}"
+        lines = []
+        for p in self.problems:
+            loc = f"{self.file}:{p.line}" if p.line is not None else self.file
+            lines.append(f"  {loc}: {p}")
+        return head + "\n" + "\n".join(lines)

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import attrs
 
-from . import _units
+from . import _catalog, _units
 from .errors import CaseFileError, MpsAnalgesiaError, Problem, StepError, UnitError
 from .errors import UnknownNameError as _UnknownName
 from .patient import Anticoagulant, Patient
@@ -129,8 +129,9 @@ def _check_fields(
             continue
         dim = fields[key].metadata.get("dimension")
         if dim is not None and value is not None:
+            example = fields[key].metadata.get("example", "")
             try:
-                kwargs[key] = _units.as_quantity(value, dim, field=key)
+                kwargs[key] = _units.as_quantity(value, dim, field=key, example=example)
             except UnitError as exc:
                 out.add(f"{path}.{key}", _message(exc))
             continue
@@ -140,7 +141,9 @@ def _check_fields(
 
 def _what(cls: type) -> str:
     kind = getattr(cls, "kind", "")
-    return f"a {kind!r} step" if kind else cls.__name__
+    if not kind:
+        return cls.__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind!r} step"
 
 
 def _build(cls: type, kwargs: dict[str, Any], path: str, out: _Collector) -> Any:
@@ -198,6 +201,12 @@ def _read_step(data: Any, path: str, out: _Collector) -> Step | None:
     cls = STEP_KINDS[kind]
     before = len(out.problems)
     kwargs = _check_fields(cls, data, path, out, skip=("kind",))
+    if len(out.problems) > before and isinstance(kwargs.get("drug"), str):
+        # The step cannot be built, so check its drug name on its own: report that too.
+        try:
+            _catalog.drug(kwargs["drug"], field="drug")
+        except _UnknownName as exc:
+            out.add(f"{path}.drug", _message(exc))
     if "titration" in kwargs:
         points = _read_titration(kwargs["titration"], f"{path}.titration", out)
         if points is not None:
@@ -261,7 +270,9 @@ def case_from_dict(
             if step is not None:
                 steps.append(step)
     if out.problems:
-        raise CaseFileError(file, out.problems)
+        # file order: by line where lines are known (a stable sort keeps the rest in key order)
+        problems = sorted(out.problems, key=lambda p: (p.line is None, p.line or 0))
+        raise CaseFileError(file, problems)
     assert patient is not None
     name = data.get("name", "")
     return Case(patient, Regimen(steps, name=str(name)), name=str(name))
@@ -366,7 +377,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        # JSON string escapes are TOML's, except that TOML also forbids a raw DEL character.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):

@@ -14,7 +14,7 @@ from typing import Any, Final
 import attrs
 
 from . import _units
-from .errors import StepError
+from .errors import StepError, UnitError
 
 __all__ = ["HEPATIC_IMPAIRMENT", "SEXES", "Anticoagulant", "Patient"]
 
@@ -40,7 +40,9 @@ def _read(obj: object, name: str, dimension: str, unit: str) -> float | None:
     value = getattr(obj, name)
     if value is None:
         return None
-    q = _units.as_quantity(value, dimension, field=name)
+    cls: Any = type(obj)
+    example = getattr(attrs.fields(cls), name).metadata.get("example", "")
+    q = _units.as_quantity(value, dimension, field=name, example=example)
     _set(obj, name, q)
     magnitude = _units.magnitude_in(q, unit)
     if not magnitude > 0:
@@ -84,13 +86,13 @@ class Anticoagulant:
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.drug, str) or not self.drug.strip():
-            raise StepError("anticoagulant.drug", "is required, e.g. 'apixaban'")
+            raise StepError("drug", "is required, e.g. 'apixaban'")
         _set(self, "drug", " ".join(self.drug.split()).lower())
         _set(self, "dose_mg", _read(self, "dose", "mass", "mg"))
         _set(self, "every_h", _read(self, "every", "time", "h"))
         value = self.last_dose_ago
         if value is not None:
-            q = _units.as_quantity(value, "time", field="last_dose_ago")
+            q = _units.as_quantity(value, "time", field="last_dose_ago", example="30 h")
             _set(self, "last_dose_ago", q)
             hours = _units.magnitude_in(q, "h")
             if hours < 0:
@@ -106,6 +108,11 @@ def _anticoagulant(value: object) -> Anticoagulant | None:
             return Anticoagulant(**value)
         except TypeError as exc:
             raise StepError("anticoagulant", f"unknown key: {exc}") from None
+        except StepError as exc:  # name the field as the case file does
+            raise StepError(f"anticoagulant.{exc.field}", exc.reason) from None
+        except UnitError as exc:
+            field = f"anticoagulant.{exc.field}"
+            raise type(exc)(exc.text, exc.reason, exc.suggestion, field) from None
     raise StepError("anticoagulant", "must be a table {drug, dose, every, last_dose_ago}")
 
 

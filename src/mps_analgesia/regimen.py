@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from ._repr import Renderable
 from .errors import StepError
 from .patient import Patient
 from .steps import STEP_KINDS, Step
@@ -31,7 +32,7 @@ def _steps(value: Iterable[Any]) -> tuple[Step, ...]:
 
 
 @attrs.define(frozen=True)
-class Regimen:
+class Regimen(Renderable):
     """The ordered steps of a plan, a step's ``start_day`` and ``titration`` placing it in time.
 
     Example
@@ -70,7 +71,7 @@ class Regimen:
 
 
 @attrs.define(frozen=True)
-class Case:
+class Case(Renderable):
     """A patient and the regimen to check for them, as read from a case file.
 
     Example

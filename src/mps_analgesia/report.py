@@ -19,10 +19,12 @@ info       info                    low
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, Literal
 
 import attrs
+
+from ._repr import Renderable
 
 __all__ = [
     "CDS_INDICATOR",
@@ -51,7 +53,48 @@ def _strings(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _detail(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+class LazyDetail(Mapping[str, Any]):
+    """A finding's detail computed on first access (receipts are costly to format).
+
+    Rules on the ``validate()`` hot path pass a function instead of a dict; nothing is formatted
+    unless someone reads the detail.  It behaves as a read-only mapping.
+    """
+
+    __slots__ = ("_data", "_make")
+
+    def __init__(self, make: Callable[[], Mapping[str, Any]]) -> None:
+        self._make: Callable[[], Mapping[str, Any]] | None = make
+        self._data: dict[str, Any] | None = None
+
+    def _get(self) -> dict[str, Any]:
+        if self._data is None:
+            assert self._make is not None
+            self._data = dict(self._make())
+            self._make = None
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __repr__(self) -> str:
+        return repr(self._get())
+
+
+def _detail(
+    value: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None,
+) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, LazyDetail):
+        return value
+    if callable(value):
+        return LazyDetail(value)
     return dict(value) if value else {}
 
 
@@ -73,6 +116,7 @@ class Finding:
         The source ids (``data/sources.toml``) the rule and its value rest on.
     detail:
         The numbers involved, as text with units (``{"daily_dose": "5000 mg/day", ...}``).
+        A rule may pass a function returning the mapping; it is then computed on first access.
     arithmetic:
         The calculation shown, e.g. ``"1250 mg × 4 doses/day = 5000 mg/day > 4000 mg/day"``.
     level:
@@ -147,7 +191,7 @@ class NotChecked:
 
 
 @attrs.define(frozen=True)
-class Report:
+class Report(Renderable):
     """The result of :func:`mps_analgesia.validate`: findings, passes, checks not run, editions.
 
     Example
@@ -250,6 +294,37 @@ class Report:
             "steps": list(self.steps),
             "intended_use": INTENDED_USE,
         }
+
+    def to_fhir(
+        self,
+        *,
+        patient_reference: str = "Patient/patient",
+        references: Mapping[int, str] | None = None,
+        include_not_checked: bool = True,
+    ) -> list[dict[str, Any]]:
+        """The findings as FHIR R4 ``DetectedIssue`` resources (plain dicts).
+
+        With ``include_not_checked`` each check that could not run is also a low-severity
+        DetectedIssue, so an incomplete check never reads as clean.  ``references`` maps step
+        indexes to the MedicationRequest/ServiceRequest references they implicate.
+
+        Example
+        -------
+        >>> import mps_analgesia as mps
+        >>> step = mps.AdjuvantStep(drug="acetaminophen", role="nociceptive",
+        ...                         dose="1250 mg", every="6 h")
+        >>> issues = mps.validate(mps.Regimen([step])).to_fhir(include_not_checked=False)
+        >>> issues[0]["resourceType"], issues[0]["severity"]
+        ('DetectedIssue', 'high')
+        """
+        from .fhir import report_to_fhir
+
+        return report_to_fhir(
+            self,
+            patient_reference=patient_reference,
+            references=references,
+            include_not_checked=include_not_checked,
+        )
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """The report as JSON text."""

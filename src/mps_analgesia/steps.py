@@ -80,7 +80,9 @@ def _choice(field: str, value: object, allowed: Sequence[str]) -> str:
 def _read(obj: object, name: str, dimension: str, unit: str, *, positive: bool = True) -> float:
     """Read field ``name`` as a Quantity of ``dimension``; store it back; return it in ``unit``."""
     value = getattr(obj, name)
-    q = _units.as_quantity(value, dimension, field=name)
+    cls: Any = type(obj)
+    example = getattr(attrs.fields(cls), name).metadata.get("example", "")
+    q = _units.as_quantity(value, dimension, field=name, example=example)
     object.__setattr__(obj, name, q)
     magnitude = _units.magnitude_in(q, unit)
     if positive and not magnitude > 0:
@@ -157,7 +159,9 @@ def _titration(value: object) -> tuple[TitrationPoint, ...]:
             except StepError as exc:
                 raise StepError(f"titration[{i}].{exc.field}", exc.reason) from None
             except UnitError as exc:
-                raise StepError(f"titration[{i}].{exc.field}", str(exc)) from None
+                hint = f"; {exc.suggestion}" if exc.suggestion else ""
+                reason = f"{exc.text!r} {exc.reason}{hint}"
+                raise StepError(f"titration[{i}].{exc.field}", reason) from None
         else:
             raise StepError(f"titration[{i}]", f"must be a {{day, dose}} table, not {p!r}")
     return tuple(out)
@@ -242,16 +246,16 @@ class _DrugStep:
     def _check_drug(self, record: _catalog.DrugRecord) -> None:
         if self._allowed_classes and record.drug_class not in self._allowed_classes:
             other = (
-                "psoas_compartment_block"
+                "a 'psoas_compartment_block'"
                 if record.drug_class == "local_anaesthetic"
-                else ("adjuvant")
+                else "an 'adjuvant'"
             )
             raise UnknownDrugError(
                 "drug",
                 record.id,
                 (),
                 "drug",
-                reason=f"{record.id} is not an opioid; use an {other!r} step",
+                reason=f"{record.id} is not an opioid; use {other} step",
             )
 
     def _check_schedule(self) -> None:
@@ -480,13 +484,13 @@ class AdjuvantStep(_DrugStep):
 
     def _check_drug(self, record: _catalog.DrugRecord) -> None:
         if record.drug_class in ("opioid", "local_anaesthetic"):
-            step = "opioid" if record.drug_class == "opioid" else "psoas_compartment_block"
+            step = "an 'opioid'" if record.drug_class == "opioid" else "a 'psoas_compartment_block'"
             raise UnknownDrugError(
                 "drug",
                 record.id,
                 (),
                 "drug",
-                reason=f"{record.id} is not an adjuvant; use a {step!r} step",
+                reason=f"{record.id} is not an adjuvant; use {step} step",
             )
         if not self.role:
             raise StepError("role", f"is required: one of {', '.join(ADJUVANT_ROLES)}")
@@ -521,7 +525,7 @@ class PsoasCompartmentBlockStep:
     infusion_rate: Any = _qfield("volume_rate", "mL/h", "6 mL/h", "catheter infusion rate")
     infusion_duration: Any = _qfield("time", "h", "48 h", "how long the infusion runs")
     adrenaline: bool = False
-    side: str = "left"
+    side: str | None = None
     technique: str = "single-shot"
     start_day: int = 0
     note: str = ""
@@ -544,6 +548,8 @@ class PsoasCompartmentBlockStep:
         _set(self, "drug", record.id)
         if not isinstance(self.adrenaline, bool):
             raise StepError("adrenaline", f"must be true or false, not {self.adrenaline!r}")
+        if self.side is None:
+            raise StepError("side", f"is required (never assumed): one of {', '.join(BLOCK_SIDES)}")
         _set(self, "side", _choice("side", self.side, BLOCK_SIDES))
         _set(self, "technique", _choice("technique", self.technique, BLOCK_TECHNIQUES))
         _set(self, "start_day", _int("start_day", self.start_day, minimum=0))

@@ -183,7 +183,7 @@ def finding(
     *,
     step: int | None = None,
     source: Iterable[str] = (),
-    detail: Mapping[str, Any] | None = None,
+    detail: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
     arithmetic: str = "",
     level: str = "V",
 ) -> Finding:
@@ -275,6 +275,26 @@ def _editions(files: tuple[str, ...]) -> dict[str, str]:
     return hit
 
 
+# The editions a registry's rules read, by the identity of its rules tuple (kept alive with it,
+# so an id is never reused while cached); saves rebuilding the file list on every call.
+_REGISTRY_EDITIONS: dict[int, tuple[tuple[Rule, ...], dict[str, str]]] = {}
+
+
+def _registry_editions(rules: tuple[Rule, ...]) -> dict[str, str]:
+    hit = _REGISTRY_EDITIONS.get(id(rules))
+    if hit is None or hit[0] is not rules:
+        files = ["sources.toml"]
+        for r in rules:
+            files.extend(r.data_files)
+        if len(_REGISTRY_EDITIONS) > 64:
+            _REGISTRY_EDITIONS.clear()
+        hit = _REGISTRY_EDITIONS[id(rules)] = (rules, _editions(tuple(dict.fromkeys(files))))
+    return hit[1]
+
+
+_REGIMEN_TARGETS: Final[tuple[tuple[None, None], ...]] = ((None, None),)
+
+
 _EMPTY_PATIENT: Final = Patient()
 
 
@@ -319,16 +339,21 @@ def validate(
     passed: list[tuple[str, int | None]] = []
     not_checked: list[NotChecked] = []
     steps = regimen.steps
-    files: list[str] = ["sources.toml"]
+    # the (index, step) pairs of each applies_to tuple, computed once per call
+    by_kinds: dict[tuple[str, ...], list[tuple[int, Any]]] = {}
     for r in registry.rules:
-        files.extend(r.data_files)
+        targets: Iterable[tuple[int | None, Any]]
         if r.scope == "regimen":
-            targets: Iterable[tuple[int | None, Any]] = ((None, None),)
+            targets = _REGIMEN_TARGETS
         else:
             kinds = r.applies_to
-            targets = [(i, s) for i, s in enumerate(steps) if s.kind in kinds]
+            hit = by_kinds.get(kinds)
+            if hit is None:
+                hit = by_kinds[kinds] = [(i, s) for i, s in enumerate(steps) if s.kind in kinds]
+            targets = hit
+        check = r.check
         for index, step in targets:
-            result = r.check(ctx, index, step)
+            result = check(ctx, index, step)
             if result is None:
                 continue
             if result is PASSED:
@@ -345,6 +370,6 @@ def validate(
         tuple(findings),
         tuple(passed),
         tuple(not_checked),
-        _editions(tuple(dict.fromkeys(files))),
+        _registry_editions(registry.rules),
         regimen,
     )

@@ -21,7 +21,11 @@ def below(value: float, limit: float) -> bool:
 
 
 def num(x: float) -> str:
-    """A number for display: whole numbers plain, others to 4 significant digits."""
-    if abs(x - round(x)) < 1e-9 * max(1.0, abs(x)):
-        return str(round(x))
+    """A number for display: whole numbers plain, others to 4 significant digits (at most one
+    decimal from 1000 up, never e-notation)."""
+    r = round(x)
+    if r == x or abs(x - r) < 1e-9 * max(1.0, abs(x)):
+        return str(r)
+    if abs(x) >= 1000:
+        return f"{x:.1f}"
     return f"{x:.4g}"

@@ -20,6 +20,28 @@ __all__ = ["RULES"]
 _DRUG_KINDS = ("opioid", "methadone_adjuvant", "adjuvant")
 
 
+# (drug, kind, route, formulation) → (the drug record, its limits or a Missing), so a repeated
+# check costs a dict lookup; the record is kept to notice a different catalog.
+_LIMITS: dict[tuple[str, str, str, str], tuple[Any, tuple[_catalog.Limit, ...] | Missing]] = {}
+
+
+def _limits(step: Any, kind: str) -> tuple[_catalog.Limit, ...] | Missing:
+    """The catalog limits of ``kind`` for the step, or a Missing saying there are none."""
+    record = _catalog.drug(step.drug)
+    key = (step.drug, kind, step.route, step.formulation)
+    hit = _LIMITS.get(key)
+    if hit is None or hit[0] is not record:
+        limits = record.limits_for(kind, step.route, step.formulation)
+        what = "single" if kind == "max_single" else "daily"
+        result: tuple[_catalog.Limit, ...] | Missing = limits or Missing(
+            "catalog limit",
+            f"the catalog has no published maximum {what} dose for {step.drug} "
+            f"({step.route}, {step.formulation})",
+        )
+        hit = _LIMITS[key] = (record, result)
+    return hit[1]
+
+
 def _single_doses(step: Any) -> list[float]:
     doses = [step.dose_mg] if step.dose_mg is not None else []
     doses.extend(p.dose_mg for p in step.titration if p.dose_mg is not None)
@@ -41,13 +63,9 @@ def max_single(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare the largest dose per administration with the catalog maximum single dose."""
     if step.is_continuous:
         return None
-    limits = _catalog.drug(step.drug).limits_for("max_single", step.route, step.formulation)
-    if not limits:
-        return Missing(
-            "catalog limit",
-            f"the catalog has no published maximum single dose for {step.drug} "
-            f"({step.route}, {step.formulation})",
-        )
+    limits = _limits(step, "max_single")
+    if isinstance(limits, Missing):
+        return limits
     dose = max(_single_doses(step))
     out = []
     for lim in limits:
@@ -104,13 +122,9 @@ def _explain(step: Any) -> str:
 )
 def max_daily(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare the drug's total daily dose over all its steps with the catalog maximum."""
-    limits = _catalog.drug(step.drug).limits_for("max_daily", step.route, step.formulation)
-    if not limits:
-        return Missing(
-            "catalog limit",
-            f"the catalog has no published maximum daily dose for {step.drug} "
-            f"({step.route}, {step.formulation})",
-        )
+    limits = _limits(step, "max_daily")
+    if isinstance(limits, Missing):
+        return limits
     total, parts = _drug_total(ctx, step.drug)
     first = parts[0][0] == index
     out = []
@@ -123,7 +137,9 @@ def max_daily(ctx: Context, index: int | None, step: Any) -> Any:
             for i, s in parts
             if i < (index if index is not None else 0)
         ):
-            return PASSED  # already reported on an earlier step of the same drug
+            # Already reported on an earlier step of the same drug (the finding lists every
+            # step in detail["steps"]); this step is not "passed", as it adds to the excess.
+            return None
         terms = " + ".join(_explain(s) for _, s in parts)
         arithmetic = f"{terms} = {num(total)} mg/day > {num(limit)} mg/day"
         steps_txt = "" if len(parts) == 1 else f" over {len(parts)} steps"

@@ -1,9 +1,457 @@
-"""Rules of the methadone area (filled in by its issue)."""
+"""Methadone safety: the adjuvant dose range, QTc gates, ECG monitoring, titration pace and
+interactions.
+
+The rules apply to ``methadone_adjuvant`` steps (methadone *added to* the current opioid,
+Takase 2015) and to ``opioid`` steps whose drug is methadone; ``methadone.adjuvant-range``
+applies to adjuvant methadone only.  Values come from ``data/methadone.toml`` (QTc gates, ECG
+schedule, titration interval, adjuvant range) and ``data/interactions.toml`` (the interaction
+list by CYP role and QT effect).
+
+``methadone.adjuvant-range``: the largest daily dose over the titration above 30 mg/day →
+warning; the final (target) daily dose below 15 mg/day → info.
+``methadone.qtc-contraindicated``: QTc above 500 ms → error.
+``methadone.qtc-prolonged``: QTc 450–500 ms → warning.
+``methadone.ecg-required``: no QTc recorded → warning with the ECG schedule.
+``methadone.titration-interval``: a dose increase sooner than 7 days after the start or after
+the previous increase → warning.
+``methadone.interaction``: a CYP inhibitor or inducer, a QT-prolonging drug, an opioid antagonist
+or partial agonist among the other steps or the patient's medicines → warning.
+"""
 
 from __future__ import annotations
 
-from ._engine import Rule
+from functools import cache, lru_cache, partial
+from typing import Any, Final
+
+import attrs
+
+from .. import _catalog
+from ..errors import DataFileError
+from ._engine import PASSED, Context, Missing, Rule, finding, rule
+from ._util import above, below, num
+from .interactions import (
+    MethadoneInteraction,
+    Parties,
+    memoized,
+    not_ruled_out,
+    tables,
+    unverified_note,
+)
 
 __all__ = ["RULES"]
 
-RULES: tuple[Rule, ...] = ()
+_FILE: Final = "methadone.toml"
+_KINDS: Final = ("opioid", "methadone_adjuvant")
+_HOURS_PER_DAY: Final = 24.0  # a unit identity, not a clinical number
+
+
+@attrs.define(frozen=True)
+class _Values:
+    lower: _catalog.SourcedValue
+    upper: _catalog.SourcedValue
+    qtc_contraindicated: _catalog.SourcedValue
+    qtc_prolonged: _catalog.SourcedValue
+    ecg_schedule: tuple[str, ...]
+    ecg_source: str
+    ecg_level: str
+    checkpoints: tuple[_catalog.SourcedValue, ...]
+    min_interval: _catalog.SourcedValue
+    min_interval_also: str
+
+
+@cache
+def _values() -> _Values:
+    raw = _catalog.data_file(_FILE)
+
+    def get(*path: str) -> Any:
+        node: Any = raw
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                raise DataFileError(f"{_FILE}: {'.'.join(path)} is missing")
+            node = node[key]
+        return node
+
+    def rate(*path: str) -> _catalog.SourcedValue:
+        return _catalog.sourced(
+            get(*path), dimension="mass_rate", unit="mg/day", where=f"{_FILE}: {'.'.join(path)}"
+        )
+
+    def ms(*path: str) -> _catalog.SourcedValue:
+        return _catalog.sourced(
+            get(*path), dimension="time", unit="ms", where=f"{_FILE}: {'.'.join(path)}"
+        )
+
+    ecg = get("ecg")
+    schedule = ecg.get("schedule")
+    if not isinstance(schedule, list) or not all(isinstance(s, str) for s in schedule):
+        raise DataFileError(f"{_FILE}: ecg.schedule must be a list of texts")
+    checkpoints = tuple(
+        _catalog.sourced(c, dimension="mass_rate", unit="mg/day", where=f"{_FILE}: ecg.checkpoints")
+        for c in ecg.get("checkpoints", ())
+    )
+    interval = get("titration", "min_interval")
+    also = str(interval.get("also", ""))
+    if also and also not in _catalog.sources():
+        raise DataFileError(f"{_FILE}: titration.min_interval.also {also!r} is not a source id")
+    values = _Values(
+        rate("adjuvant_range", "lower"),
+        rate("adjuvant_range", "upper"),
+        ms("qtc", "contraindicated_above"),
+        ms("qtc", "prolonged_from"),
+        tuple(schedule),
+        _catalog.source(str(ecg.get("source", ""))).id,
+        _catalog.level_of(ecg, f"{_FILE}: ecg"),
+        checkpoints,
+        _catalog.sourced(
+            interval, dimension="time", unit="day", where=f"{_FILE}: titration.min_interval"
+        ),
+        also,
+    )
+    if not values.lower.value < values.upper.value:
+        raise DataFileError(f"{_FILE}: adjuvant_range.lower must be below adjuvant_range.upper")
+    return values
+
+
+def _is_methadone(step: Any) -> bool:
+    # a methadone_adjuvant step's drug is always methadone (steps.py checks it)
+    return bool(step.drug == "methadone")
+
+
+def _changes(step: Any) -> list[tuple[int, float, float]]:
+    """``(day, dose or rate, daily dose in mg/day)`` at the start and at each titration point."""
+    if step.rate_mg_per_h is not None:
+        out = [(step.start_day, step.rate_mg_per_h, step.rate_mg_per_h * _HOURS_PER_DAY)]
+        rate = step.rate_mg_per_h
+        for p in step.titration:
+            rate = p.rate_mg_per_h if p.rate_mg_per_h is not None else rate
+            out.append((p.day, rate, rate * _HOURS_PER_DAY))
+        return out
+    per_day = step.doses_per_day
+    dose = step.dose_mg
+    out = [(step.start_day, dose, dose * per_day)]
+    for p in step.titration:
+        dose = p.dose_mg if p.dose_mg is not None else dose
+        out.append((p.day, dose, dose * per_day))
+    return out
+
+
+def _daily_text(step: Any, per: float) -> str:
+    """How a daily dose is made: ``'10 mg × 3 doses/day'`` or ``'1.25 mg/h × 24 h'``."""
+    if step.rate_mg_per_h is not None:
+        return f"{num(per)} mg/h × 24 h"
+    return f"{num(per)} mg × {num(step.doses_per_day)} doses/day"
+
+
+# ---- adjuvant range --------------------------------------------------------------------------
+
+
+@rule(
+    "methadone.adjuvant-range",
+    title="Adjuvant methadone dose range",
+    applies_to=("methadone_adjuvant",),
+    needs=("step.dose", "step.schedule", "step.titration"),
+    sources=("takase-2015", "palliverse-2015"),
+    severity="warning above 30 mg/day; info when the final dose is below 15 mg/day",
+    data_files=(_FILE,),
+    description="Adjuvant methadone outside the 15–30 mg/day range of the Takase 2015 MPS series "
+    "[S]: the largest daily dose over the titration above 30 mg/day is a warning; a final "
+    "(target) daily dose below 15 mg/day is information.",
+)
+def adjuvant_range(ctx: Context, index: int | None, step: Any) -> Any:
+    """Compare adjuvant methadone's peak and final daily doses with the Takase range."""
+    v = _values()
+    changes = _changes(step)
+    out = []
+    peak_day, peak_per, peak = max(changes, key=lambda c: c[2])
+    if above(peak, v.upper.value):
+        when = "" if len(changes) == 1 else f" (its largest daily dose, from day {peak_day})"
+        out.append(
+            finding(
+                "methadone.adjuvant-range",
+                "warning",
+                f"Adjuvant methadone reaches {num(peak)} mg/day{when}, above the "
+                f"{num(v.lower.value)}–{num(v.upper.value)} mg/day range of the Takase 2015 MPS "
+                f"series ({v.upper.note}).",
+                step=index,
+                source=(v.upper.source, "takase-2015"),
+                level=v.upper.level,
+                arithmetic=f"{_daily_text(step, peak_per)} = {num(peak)} mg/day > "
+                f"{num(v.upper.value)} mg/day",
+                detail={
+                    "daily_dose": f"{num(peak)} mg/day",
+                    "day": peak_day,
+                    "range": f"{num(v.lower.value)}–{num(v.upper.value)} mg/day",
+                },
+            )
+        )
+    final_day, final_per, final = changes[-1]
+    if below(final, v.lower.value):
+        what = (
+            f"is {num(final)} mg/day"
+            if len(changes) == 1
+            else f"ends at {num(final)} mg/day (the final, target dose of its titration, "
+            f"from day {final_day})"
+        )
+        out.append(
+            finding(
+                "methadone.adjuvant-range",
+                "info",
+                f"Adjuvant methadone {what}, below the {num(v.lower.value)}–"
+                f"{num(v.upper.value)} mg/day range of the Takase 2015 MPS series "
+                f"({v.lower.note}).",
+                step=index,
+                source=(v.lower.source, "takase-2015"),
+                level=v.lower.level,
+                arithmetic=f"{_daily_text(step, final_per)} = {num(final)} mg/day < "
+                f"{num(v.lower.value)} mg/day",
+                detail={
+                    "final_daily_dose": f"{num(final)} mg/day",
+                    "day": final_day,
+                    "range": f"{num(v.lower.value)}–{num(v.upper.value)} mg/day",
+                },
+            )
+        )
+    return out or PASSED
+
+
+# ---- QTc ---------------------------------------------------------------------------------------
+
+
+def _no_qtc() -> Missing:
+    return Missing("qtc", "no QTc is recorded (see methadone.ecg-required)")
+
+
+@rule(
+    "methadone.qtc-contraindicated",
+    title="Methadone with a QTc above 500 ms",
+    applies_to=_KINDS,
+    needs=("patient.qtc",),
+    sources=("aps-cpdd-2014",),
+    severity="error",
+    data_files=(_FILE,),
+    description="Methadone with a QTc above 500 ms (APS/CPDD 2014: do not use methadone).",
+)
+def qtc_contraindicated(ctx: Context, index: int | None, step: Any) -> Any:
+    """Flag methadone when the patient's QTc is above 500 ms."""
+    if not _is_methadone(step):
+        return None
+    qtc = ctx.patient.qtc_ms
+    if qtc is None:
+        return _no_qtc()
+    gate = _values().qtc_contraindicated
+    if not above(qtc, gate.value):
+        return PASSED
+    return finding(
+        "methadone.qtc-contraindicated",
+        "error",
+        f"QTc {num(qtc)} ms is above {num(gate.value)} ms: do not use methadone ({gate.note}).",
+        step=index,
+        source=(gate.source,),
+        level=gate.level,
+        arithmetic=f"QTc {num(qtc)} ms > {num(gate.value)} ms",
+        detail={"qtc": f"{num(qtc)} ms", "limit": f"{num(gate.value)} ms"},
+    )
+
+
+@rule(
+    "methadone.qtc-prolonged",
+    title="Methadone with a QTc of 450–500 ms",
+    applies_to=_KINDS,
+    needs=("patient.qtc",),
+    sources=("aps-cpdd-2014",),
+    severity="warning",
+    data_files=(_FILE,),
+    description="Methadone with a QTc from 450 to 500 ms (APS/CPDD 2014: consider an alternative "
+    "opioid; if methadone is used, correct reversible causes first).",
+)
+def qtc_prolonged(ctx: Context, index: int | None, step: Any) -> Any:
+    """Flag methadone when the patient's QTc is 450–500 ms."""
+    if not _is_methadone(step):
+        return None
+    qtc = ctx.patient.qtc_ms
+    if qtc is None:
+        return _no_qtc()
+    v = _values()
+    low, high = v.qtc_prolonged, v.qtc_contraindicated
+    if below(qtc, low.value) or above(qtc, high.value):
+        return PASSED
+    return finding(
+        "methadone.qtc-prolonged",
+        "warning",
+        f"QTc {num(qtc)} ms is prolonged ({num(low.value)}–{num(high.value)} ms): consider an "
+        f"alternative opioid; if methadone is used, correct reversible causes first and monitor "
+        f"the ECG ({low.source}).",
+        step=index,
+        source=(low.source,),
+        level=low.level,
+        arithmetic=f"{num(low.value)} ms ≤ QTc {num(qtc)} ms ≤ {num(high.value)} ms",
+        detail={"qtc": f"{num(qtc)} ms", "range": f"{num(low.value)}–{num(high.value)} ms"},
+    )
+
+
+@rule(
+    "methadone.ecg-required",
+    title="ECG monitoring for methadone",
+    applies_to=_KINDS,
+    needs=("patient.qtc",),
+    sources=("va-dod-opioid-cpg", "aps-cpdd-2014"),
+    severity="warning when no QTc is recorded",
+    data_files=(_FILE,),
+    description="Methadone with no QTc recorded: a warning carrying the ECG schedule (baseline, "
+    "2–4 weeks, at 30–40 mg/day, at 100 mg/day; VA/DoD Table D-4) and the days on which the "
+    "step's titration reaches those doses.",
+)
+def ecg_required(ctx: Context, index: int | None, step: Any) -> Any:
+    """Warn, with the ECG schedule, when methadone is planned and no QTc is recorded."""
+    if not _is_methadone(step):
+        return None
+    if ctx.patient.qtc_ms is not None:
+        return PASSED
+    v = _values()
+    changes = _changes(step)
+    reached = []
+    for cp in v.checkpoints:
+        day = next((d for d, _, daily in changes if not below(daily, cp.value)), None)
+        if day is not None:
+            reached.append(f"{num(cp.value)} mg/day on day {day}")
+    when = f" This plan reaches {' and '.join(reached)}." if reached else ""
+    return finding(
+        "methadone.ecg-required",
+        "warning",
+        "No QTc is recorded: methadone needs a baseline ECG before starting, a follow-up ECG "
+        "2–4 weeks after starting, and ECGs when the dose reaches 30–40 mg/day and 100 mg/day "
+        f"(VA/DoD Table D-4).{when}",
+        step=index,
+        source=(v.ecg_source,),
+        level=v.ecg_level,
+        detail={"ecg_schedule": list(v.ecg_schedule), "checkpoints_reached": reached},
+    )
+
+
+# ---- titration pace ----------------------------------------------------------------------------
+
+
+@rule(
+    "methadone.titration-interval",
+    title="Methadone dose increases at least 7 days apart",
+    applies_to=_KINDS,
+    needs=("step.titration",),
+    sources=("methapain-label", "va-2016-methadone"),
+    severity="warning",
+    data_files=(_FILE,),
+    description="A methadone dose increase sooner than 7 days after the start or after the "
+    "previous increase (Japanese Methapain label: no increase for at least 7 days; VA 2016: "
+    "5 to 7 days on a dose).",
+)
+def titration_interval(ctx: Context, index: int | None, step: Any) -> Any:
+    """Flag each methadone dose increase that comes sooner than 7 days after the last."""
+    if not _is_methadone(step):
+        return None
+    v = _values()
+    gap = v.min_interval
+    sources = (gap.source, v.min_interval_also) if v.min_interval_also else (gap.source,)
+    changes = _changes(step)
+    out = []
+    last_day, _, last_daily = changes[0]
+    since = "the start"
+    for day, _, daily in changes[1:]:
+        if above(daily, last_daily):
+            days = day - last_day
+            if below(days, gap.value):
+                out.append(
+                    finding(
+                        "methadone.titration-interval",
+                        "warning",
+                        f"Methadone rises from {num(last_daily)} to {num(daily)} mg/day on day "
+                        f"{day}, {days} day{'s' if days != 1 else ''} after {since} (day "
+                        f"{last_day}); increase no sooner than every {num(gap.value)} days "
+                        f"({gap.note}).",
+                        step=index,
+                        source=sources,
+                        level=gap.level,
+                        arithmetic=f"day {day} − day {last_day} = {days} days < "
+                        f"{num(gap.value)} days",
+                        detail={
+                            "day": day,
+                            "previous_day": last_day,
+                            "from": f"{num(last_daily)} mg/day",
+                            "to": f"{num(daily)} mg/day",
+                        },
+                    )
+                )
+            last_day = day
+            since = "the previous increase"
+        last_daily = daily
+    return out or PASSED
+
+
+# ---- interactions ----------------------------------------------------------------------------
+
+
+@rule(
+    "methadone.interaction",
+    title="Methadone interactions (CYP, QT, antagonists)",
+    applies_to=_KINDS,
+    needs=("patient.medications",),
+    sources=("methadone-us-label", "methapain-label", "globalrph-methadone"),
+    severity="warning; the finding says when the interaction entry is unverified [U]",
+    data_files=(_FILE, "interactions.toml"),
+    description="A CYP3A4/2B6/2C19 inhibitor or inducer, a QT-prolonging drug, a drug that "
+    "lowers potassium, or an opioid antagonist or partial agonist among the other steps or the "
+    "patient's medicines (data/interactions.toml, each entry with its source and level).",
+)
+def interaction(ctx: Context, index: int | None, step: Any) -> Any:
+    """Flag each drug of the case that interacts with this methadone step."""
+    if not _is_methadone(step):
+        return None
+    return memoized(ctx, f"methadone.interaction:{index}", partial(_interactions, index))
+
+
+def _interactions(index: int | None, found: Parties) -> Any:
+    out = []
+    for party in found.parties:
+        if party.step == index or party.drug == "methadone":
+            continue
+        for entry in _entries(party.drug, party.classes):
+            out.append(
+                finding(
+                    "methadone.interaction",
+                    "warning",
+                    f"Methadone with {party.label} — {entry.role}: {party.drug} "
+                    f"{entry.effect} ({entry.source if entry.level == 'U' else entry.note})."
+                    + unverified_note(entry.level, entry.note),
+                    step=index,
+                    source=(entry.source,),
+                    level=entry.level,
+                    detail={
+                        "interacting": party.label,
+                        "interacting_step": party.step,
+                        "role": entry.role,
+                        "entry": entry.id,
+                        "unclassified_medications": list(found.unknown),
+                    },
+                )
+            )
+    if out:
+        return tuple(out)
+    if found.unknown:
+        return not_ruled_out(found.unknown, "methadone")
+    return PASSED
+
+
+@lru_cache(maxsize=1024)
+def _entries(drug: str, classes: frozenset[str]) -> tuple[MethadoneInteraction, ...]:
+    """The methadone interaction entries a drug matches (by name or class)."""
+    return tuple(
+        e for e in tables().methadone if drug in e.drugs or not e.classes.isdisjoint(classes)
+    )
+
+
+RULES: tuple[Rule, ...] = (
+    adjuvant_range,
+    qtc_contraindicated,
+    qtc_prolonged,
+    ecg_required,
+    titration_interval,
+    interaction,
+)

@@ -1,9 +1,378 @@
-"""Rules of the opioid area (filled in by its issue)."""
+"""Opioid rules: breakthrough doses, fentanyl patches, duplicate long-acting opioids, the OME.
+
+The daily oral morphine equivalent comes from :mod:`mps_analgesia.conversion` with the table
+named by ``options["ome_table"]`` (default ``cdc-2022``) and the ``regular_only`` PRN policy; it
+is computed once per ``validate()`` call and kept in ``ctx.cache``.
+
+``opioid.breakthrough-missing`` (warning): a regular strong opioid and no PRN opioid step.
+``opioid.breakthrough-dose`` (warning): a PRN dose outside 1/10–1/6 of the regular daily OME
+(compared in OME, so a PRN of another drug is judged too).
+``opioid.fentanyl-patch-not-tolerant`` (error): a fentanyl patch for a patient recorded as not
+opioid tolerant, or, when tolerance is not recorded, whose other regular opioids come to less
+than 60 mg/day OME (FDA definition [S]); with neither, *not checked*.
+``opioid.duplicate-long-acting`` (warning): regular long-acting opioids of two different drugs at
+once; ``methadone_adjuvant`` steps are exempt (that combination is the point of them).
+``opioid.ome-total`` (info): the daily OME with its table and receipt; CDC 2016's 50/90 MME/day
+thresholds shown as information only, because CDC 2016 excluded palliative and end-of-life care.
+"""
 
 from __future__ import annotations
 
-from ._engine import Rule
+from typing import Any, Final
+
+from .. import _catalog, conversion
+from ._engine import PASSED, Context, Missing, Rule, finding, rule
+from ._util import above, below, num
 
 __all__ = ["RULES"]
 
-RULES: tuple[Rule, ...] = ()
+_OME_FILES: Final = (
+    "ome-cdc-2022.toml",
+    "ome-cdc-2016.toml",
+    "ome-palliative.toml",
+    "ome-anzca-2021.toml",
+)
+
+
+def _table(ctx: Context) -> str:
+    table = ctx.options.get("ome_table", conversion.DEFAULT_TABLE)
+    return str(table)
+
+
+def _ome(ctx: Context) -> conversion.OmeResult:
+    """The regimen's regular daily OME under the chosen table (cached per validate call)."""
+    table = _table(ctx)
+    key = "opioid.ome:" + table
+    hit = ctx.cache.get(key)
+    if hit is None:
+        hit = ctx.cache[key] = conversion.daily_ome(ctx.regimen, table, "regular_only")
+    result: conversion.OmeResult = hit
+    return result
+
+
+def _span(low: float, high: float, unit: str) -> str:
+    text = num(low) if abs(low - high) <= 1e-9 * max(1.0, high) else f"{num(low)}–{num(high)}"
+    return f"{text} {unit}" if unit else text
+
+
+def _not_converted(result: conversion.OmeResult) -> str:
+    return "; ".join(s.text for s in result.not_converted)
+
+
+# ---- opioid.breakthrough-missing --------------------------------------------------------------
+
+
+@rule(
+    "opioid.breakthrough-missing",
+    title="Regular strong opioid without a breakthrough dose",
+    applies_to=("opioid",),
+    needs=("regimen",),
+    sources=("nccn-2011-breakthrough", "japan-morphine-label"),
+    severity="warning",
+    scope="regimen",
+    data_files=("drugs.toml",),
+    description="A regular (scheduled) strong opioid with no PRN opioid step for breakthrough "
+    "pain.  Strong opioids are those marked strong_opioid in the drug catalog.",
+)
+def breakthrough_missing(ctx: Context, index: int | None, step: Any) -> Any:
+    """Flag a regular strong opioid when the regimen has no PRN opioid step."""
+    opioids = ctx.steps_of("opioid")
+    strong = [(i, s) for i, s in opioids if not s.prn and _catalog.drug(s.drug).strong_opioid]
+    if not strong:
+        return None
+    if any(s.prn for _, s in opioids):
+        return PASSED
+    first = strong[0][0]
+    names = ", ".join(dict.fromkeys(f"{t.drug} (step {i + 1})" for i, t in strong))
+    return finding(
+        "opioid.breakthrough-missing",
+        "warning",
+        f"A regular strong opioid, {names}, has no PRN (breakthrough) opioid step; add an "
+        "immediate-release rescue dose (see breakthrough_dose()).",
+        step=first,
+        source=("nccn-2011-breakthrough", "japan-morphine-label"),
+        level="S",
+        detail={"regular_strong_opioids": [i for i, _ in strong]},
+    )
+
+
+# ---- opioid.breakthrough-dose -----------------------------------------------------------------
+
+
+@rule(
+    "opioid.breakthrough-dose",
+    title="Breakthrough dose outside 1/10–1/6 of the regular daily OME",
+    applies_to=("opioid",),
+    needs=("step.dose", "regimen.regular opioids"),
+    sources=("nccn-2011-breakthrough", "japan-morphine-label"),
+    severity="warning",
+    data_files=(*_OME_FILES, "breakthrough.toml"),
+    description="A PRN opioid dose (the largest over its titration), converted to OME, below "
+    "1/10 (NCCN 2011) or above 1/6 (Japanese morphine label) of the regular daily OME.  "
+    "Not checked when the table cannot convert the PRN drug or a regular opioid.",
+)
+def breakthrough_dose(ctx: Context, index: int | None, step: Any) -> Any:
+    """Compare one PRN dose, in OME, with the regular daily OME."""
+    if not step.prn:
+        return None
+    ome = _ome(ctx)
+    if not ome.lines and not ome.not_converted:
+        return None  # no regular opioid: nothing to be a fraction of
+    table = _table(ctx)
+    if ome.not_converted:
+        return Missing(
+            "OME of the regular opioids", f"{table} does not convert: {_not_converted(ome)}"
+        )
+    dose = conversion.single_dose_ome(step, table)
+    if isinstance(dose, str):
+        return Missing("OME of the PRN dose", dose)
+    low_win, high_win = conversion.breakthrough_window()
+    prn_low, prn_high = dose
+    regular_low, regular_high = ome.low_mme_per_day, ome.high_mme_per_day
+    frac_low, frac_high = prn_low / regular_high, prn_high / regular_low
+    if below(frac_high, low_win.value):
+        which, sv, word, compare = "below", low_win, "low", "<"
+    elif above(frac_low, high_win.value):
+        which, sv, word, compare = "above", high_win, "high", ">"
+    else:
+        return PASSED
+    arithmetic = (
+        f"{_span(prn_low, prn_high, 'MME')} ÷ {_span(regular_low, regular_high, 'MME/day')} = "
+        f"{_span(frac_low * 100, frac_high * 100, '%')} {compare} {num(sv.value * 100)} %"
+    )
+    window = f"{num(low_win.value * 100)}–{num(high_win.value * 100)} %"
+
+    def detail() -> dict[str, Any]:
+        return {
+            "prn_dose_ome": _span(prn_low, prn_high, "MME"),
+            "regular_ome": _span(regular_low, regular_high, "MME/day"),
+            "fraction": _span(frac_low * 100, frac_high * 100, "%"),
+            "window": window,
+            "table": table,
+            "edition": ome.edition,
+        }
+
+    return finding(
+        "opioid.breakthrough-dose",
+        "warning",
+        f"The PRN {step.drug} dose is {which} the usual breakthrough range of {window} of the "
+        f"regular daily OME ({arithmetic.rsplit(' = ', 1)[1]}); it looks too {word}.",
+        step=index,
+        source=(sv.source, *ome.sources),
+        level=_catalog.LEVELS[
+            max(_catalog.LEVELS.index(sv.level), _catalog.LEVELS.index(ome.level))
+        ],
+        arithmetic=arithmetic,
+        detail=detail,
+    )
+
+
+# ---- opioid.fentanyl-patch-not-tolerant -------------------------------------------------------
+
+
+def _other_ome(ctx: Context) -> conversion.OmeResult:
+    table = _table(ctx)
+    key = "opioid.ome-without-patches:" + table
+    hit = ctx.cache.get(key)
+    if hit is None:
+        others: list[tuple[int, Any]] = [
+            (i, s)
+            for i, s in (*ctx.steps_of("opioid"), *ctx.steps_of("methadone_adjuvant"))
+            if not s.prn and not (s.drug == "fentanyl" and s.route == "transdermal")
+        ]
+        others.sort(key=lambda pair: pair[0])
+        hit = ctx.cache[key] = conversion.ome_of_steps(others, table)
+    result: conversion.OmeResult = hit
+    return result
+
+
+@rule(
+    "opioid.fentanyl-patch-not-tolerant",
+    title="Fentanyl patch for a patient who is not opioid tolerant",
+    applies_to=("opioid",),
+    needs=("patient.opioid_tolerant",),
+    sources=("fda-opioid-tolerance",),
+    severity="error",
+    data_files=(*_OME_FILES, "rotation.toml"),
+    description="A transdermal fentanyl patch when the patient is recorded as not opioid "
+    "tolerant; when tolerance is not recorded, when the regimen's other regular opioids come to "
+    "less than 60 mg/day oral morphine equivalent (FDA definition of opioid tolerance, [S]).  "
+    "Not checked when neither is known.",
+)
+def fentanyl_patch_not_tolerant(ctx: Context, index: int | None, step: Any) -> Any:
+    """Check opioid tolerance before a fentanyl patch."""
+    if step.drug != "fentanyl" or step.route != "transdermal":
+        return None
+    threshold = conversion.tolerance_threshold()
+    tolerant = ctx.patient.opioid_tolerant
+    if tolerant is True:
+        return PASSED
+    if tolerant is False:
+        return finding(
+            "opioid.fentanyl-patch-not-tolerant",
+            "error",
+            "A fentanyl patch is for opioid-tolerant patients only, and this patient is recorded "
+            f"as not opioid tolerant (tolerant: at least {num(threshold.value)} mg/day oral "
+            "morphine equivalent for a week or longer).",
+            step=index,
+            source=(threshold.source,),
+            level=threshold.level,
+            detail={"opioid_tolerant": False, "threshold": f"{num(threshold.value)} MME/day"},
+        )
+    others = _other_ome(ctx)
+    if not others.lines and not others.not_converted:
+        return Missing(
+            "opioid tolerance",
+            "patient.opioid_tolerant is not recorded and the regimen has no other regular opioid "
+            "to judge it by",
+        )
+    low, high = others.low_mme_per_day, others.high_mme_per_day
+    limit = threshold.value
+    if not below(low, limit):
+        return PASSED
+    if others.not_converted:
+        return Missing(
+            "opioid tolerance",
+            "patient.opioid_tolerant is not recorded and the other opioids cannot all be "
+            f"converted: {_not_converted(others)}",
+        )
+    if not below(high, limit):
+        return Missing(
+            "opioid tolerance",
+            f"patient.opioid_tolerant is not recorded and the other regular opioids come to "
+            f"{_span(low, high, 'MME/day')}, a range across the {num(limit)} MME/day threshold",
+        )
+    terms = " + ".join(
+        f"{line.drug} {num(line.dose)} {line.dose_unit} → {_span(line.ome_low, line.ome_high, '')}"
+        for line in others.lines
+    )
+    return finding(
+        "opioid.fentanyl-patch-not-tolerant",
+        "error",
+        "A fentanyl patch is for opioid-tolerant patients only: opioid tolerance is not "
+        f"recorded and the other regular opioids come to {_span(low, high, 'MME/day')}, below "
+        f"{num(limit)} MME/day ({others.table}).",
+        step=index,
+        source=(threshold.source, *others.sources),
+        level=_catalog.LEVELS[
+            max(_catalog.LEVELS.index(threshold.level), _catalog.LEVELS.index(others.level))
+        ],
+        arithmetic=f"{terms} = {_span(low, high, 'MME/day')} < {num(limit)} MME/day",
+        detail={
+            "opioid_tolerant": None,
+            "other_ome": _span(low, high, "MME/day"),
+            "threshold": f"{num(limit)} MME/day",
+            "table": others.table,
+        },
+    )
+
+
+# ---- opioid.duplicate-long-acting -------------------------------------------------------------
+
+
+@rule(
+    "opioid.duplicate-long-acting",
+    title="Two regular long-acting opioids at once",
+    applies_to=("opioid",),
+    needs=("regimen",),
+    sources=(),
+    severity="warning",
+    scope="regimen",
+    data_files=("drugs.toml",),
+    description="Regular long-acting opioids (modified-release, patch, or methadone as the main "
+    "opioid) of two or more different drugs at once.  methadone_adjuvant steps are exempt: "
+    "adding methadone to the opioid is the point of them.  Steps of the same drug (a dose made "
+    "of two strengths) are not a duplicate.",
+)
+def duplicate_long_acting(ctx: Context, index: int | None, step: Any) -> Any:
+    """Flag regular long-acting opioids of two different drugs."""
+    opioids = ctx.steps_of("opioid")
+    if not opioids:
+        return None
+    first: dict[str, int] = {}
+    for i, s in opioids:
+        if not s.prn and s.is_long_acting:
+            first.setdefault(s.drug, i)
+    if len(first) < 2:
+        return PASSED
+    items = list(first.items())
+    names = " and ".join(f"{d} (step {i + 1})" for d, i in items)
+    return finding(
+        "opioid.duplicate-long-acting",
+        "warning",
+        f"Two regular long-acting opioids at once: {names}.  Use one long-acting opioid, or "
+        "say why (adjuvant methadone belongs in a methadone_adjuvant step).",
+        step=items[1][1],
+        source=(),
+        level="U",
+        detail={"steps": [i for _, i in items], "drugs": [d for d, _ in items]},
+    )
+
+
+# ---- opioid.ome-total -------------------------------------------------------------------------
+
+
+@rule(
+    "opioid.ome-total",
+    title="Daily oral morphine equivalent",
+    applies_to=("opioid", "methadone_adjuvant"),
+    needs=("regimen",),
+    sources=("cdc-2022", "cdc-2016"),
+    severity="info",
+    scope="regimen",
+    data_files=_OME_FILES,
+    description="The regimen's regular daily oral morphine equivalent with its table, edition "
+    "and receipt (PRN doses excluded), and the steps the table cannot convert.  CDC 2016's 50 "
+    "and 90 MME/day thresholds are shown as information only: CDC 2016 excluded palliative and "
+    "end-of-life care.",
+)
+def ome_total(ctx: Context, index: int | None, step: Any) -> Any:
+    """Report the daily OME of the regular opioids, with the table it came from."""
+    if not ctx.steps_of("opioid") and not ctx.steps_of("methadone_adjuvant"):
+        return None
+    ome = _ome(ctx)
+    if not ome.lines and not ome.not_converted:
+        return None  # PRN only: no regular OME to report
+    total = _span(ome.low_mme_per_day, ome.high_mme_per_day, "MME/day")
+    message = f"Regular daily oral morphine equivalent: {total} ({ome.table}, regular doses only)"
+    if ome.not_converted:
+        message += f", NOT counting {_not_converted(ome)}"
+    message += "."
+    crossed = [t for t in conversion.mme_thresholds() if not below(ome.high_mme_per_day, t.value)]
+    if crossed:
+        t = crossed[-1]
+        where = "At or above" if not below(ome.low_mme_per_day, t.value) else "The range reaches"
+        message += (
+            f"  {where} CDC 2016's {num(t.value)} MME/day threshold ({t.note}): shown for "
+            "information only, because CDC 2016 excluded palliative and end-of-life care."
+        )
+    terms = " + ".join(
+        f"{line.drug} {_span(line.ome_low, line.ome_high, '')}" for line in ome.lines
+    )
+    sources = (*ome.sources, *(t.source for t in crossed))
+    return finding(
+        "opioid.ome-total",
+        "info",
+        message,
+        source=tuple(dict.fromkeys(sources)),
+        level=ome.level,
+        arithmetic=f"{terms} = {total}" if ome.lines else "",
+        detail=lambda: {
+            "table": ome.table,
+            "edition": ome.edition,
+            "prn": ome.prn,
+            "total": total,
+            "receipt": list(ome.receipt),
+            "not_converted": [s.text for s in ome.not_converted],
+            "cdc_thresholds": [f"{num(t.value)} MME/day" for t in conversion.mme_thresholds()],
+        },
+    )
+
+
+RULES: tuple[Rule, ...] = (
+    breakthrough_missing,
+    breakthrough_dose,
+    fentanyl_patch_not_tolerant,
+    duplicate_long_acting,
+    ome_total,
+)

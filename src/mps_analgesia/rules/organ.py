@@ -1,9 +1,618 @@
-"""Rules of the organ area (filled in by its issue)."""
+"""Organ function and age: drugs to avoid and doses to lower in renal or hepatic impairment and
+in old age.
+
+``renal.avoid``: regular codeine or morphine below 30 mL/min → warning; pethidine → error;
+tramadol modified-release below 30 mL/min → warning.
+``renal.dose-adjust``: gabapentin, pregabalin or tramadol above the maximum daily dose of the
+patient's renal band → warning.
+``hepatic.dose-adjust``: acetaminophen above 3 g/day with hepatic impairment (mild or worse) or a
+weight below 50 kg; tramadol above the cirrhosis dose, or as modified-release tablets, in severe
+hepatic impairment → warning.
+``age.dose-adjust``: tramadol above 300 mg/day over 75 years → warning.
+
+Renal function is the creatinine clearance when recorded, else the eGFR; each finding names the
+one it used.  A daily dose is the drug's total over every step that gives it (regular doses and
+the PRN maximum); such a finding is reported once, on the drug's first step.  Values come from
+``data/organ.toml``.  A check whose patient input is unknown is *not checked*, naming it.
+"""
 
 from __future__ import annotations
 
-from ._engine import Rule
+from collections.abc import Mapping
+from functools import cache
+from typing import Any, Final, cast
+
+import attrs
+
+from .. import _catalog
+from ..errors import DataFileError
+from ..report import Severity
+from ._engine import PASSED, Context, Missing, Rule, finding, rule
+from ._util import above, below, num
 
 __all__ = ["RULES"]
 
-RULES: tuple[Rule, ...] = ()
+
+def _steps(ctx: Context) -> tuple[Any, ...]:
+    """The regimen's steps, typed loosely (rules read drug-step fields after a kind test)."""
+    steps: tuple[Any, ...] = ctx.regimen.steps
+    return steps
+
+
+_FILE: Final = "organ.toml"
+_KINDS: Final = ("opioid", "adjuvant")
+_DRUG_KINDS: Final = ("opioid", "methadone_adjuvant", "adjuvant")
+_SEVERITIES: Final = ("warning", "error")
+_RENAL_UNITS: Final = {"creatinine clearance": "mL/min", "eGFR": "mL/min/1.73 m²"}
+
+
+# ---- tables ------------------------------------------------------------------------------------
+
+
+@attrs.define(frozen=True)
+class _Avoid:
+    drug: str
+    below: _catalog.SourcedValue
+    regular_only: bool
+    formulation: str
+    severity: str
+
+
+@attrs.define(frozen=True)
+class _Band:
+    limit: float | None  # the band applies below (or up to) this renal value; None: the rest
+    inclusive: bool
+    max_daily: _catalog.SourcedValue | None
+    band: str
+    source: str
+    level: str
+    note: str
+
+
+@attrs.define(frozen=True)
+class _Tables:
+    avoid: Mapping[str, tuple[_Avoid, ...]]
+    bands: Mapping[str, tuple[_Band, ...]]
+    apap_grades: frozenset[str]
+    apap_hepatic_max: _catalog.SourcedValue
+    apap_low_weight: _catalog.SourcedValue
+    apap_low_weight_max: _catalog.SourcedValue
+    tramadol_grades: frozenset[str]
+    tramadol_max_single: _catalog.SourcedValue
+    tramadol_max_daily: _catalog.SourcedValue
+    tramadol_ir: str
+    tramadol_avoid_formulation: str
+    tramadol_avoid_source: str
+    tramadol_avoid_level: str
+    tramadol_avoid_note: str
+    age_over: _catalog.SourcedValue
+    age_max: _catalog.SourcedValue
+    age_drug: str
+
+
+def _get(raw: Mapping[str, Any], *path: str) -> Any:
+    node: Any = raw
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            raise DataFileError(f"{_FILE}: {'.'.join(path)} is missing")
+        node = node[key]
+    return node
+
+
+def _w(*path: object) -> str:
+    return f"{_FILE}: " + ".".join(str(p) for p in path)
+
+
+def _renal(entry: Mapping[str, Any], key: str, where: str) -> _catalog.SourcedValue:
+    return _catalog.sourced(entry, dimension="renal_clearance", unit="mL/min", where=where, key=key)
+
+
+def _rate(entry: Mapping[str, Any], where: str, key: str = "max_daily") -> _catalog.SourcedValue:
+    return _catalog.sourced(entry, dimension="mass_rate", unit="mg/day", where=where, key=key)
+
+
+def _grades(entry: Mapping[str, Any], where: str) -> frozenset[str]:
+    from ..patient import HEPATIC_IMPAIRMENT
+
+    grades = entry.get("grades")
+    if not isinstance(grades, list) or not set(grades) <= set(HEPATIC_IMPAIRMENT):
+        raise DataFileError(f"{where}.grades must be a list of {', '.join(HEPATIC_IMPAIRMENT)}")
+    return frozenset(grades)
+
+
+@cache
+def _tables() -> _Tables:
+    raw = _catalog.data_file(_FILE)
+    avoid: dict[str, list[_Avoid]] = {}
+    for i, entry in enumerate(_get(raw, "renal", "avoid")):
+        where = _w("renal", f"avoid[{i}]")
+        drug = _catalog.drug(str(entry.get("drug", "")), field=f"{where}.drug").id
+        severity = entry.get("severity")
+        if severity not in _SEVERITIES:
+            raise DataFileError(f"{where}.severity must be warning or error, not {severity!r}")
+        avoid.setdefault(drug, []).append(
+            _Avoid(
+                drug,
+                _renal(entry, "below", where),
+                bool(entry.get("regular_only", False)),
+                str(entry.get("formulation", "")),
+                str(severity),
+            )
+        )
+    bands: dict[str, tuple[_Band, ...]] = {}
+    for name, rows in _get(raw, "renal", "dose").items():
+        drug = _catalog.drug(name, field=_w("renal", "dose", name)).id
+        out: list[_Band] = []
+        for i, entry in enumerate(rows):
+            where = _w("renal", "dose", f"{name}[{i}]")
+            if "below" in entry and "up_to" in entry:
+                raise DataFileError(f"{where}: give 'below' or 'up_to', not both")
+            key = "below" if "below" in entry else "up_to" if "up_to" in entry else ""
+            limit = _renal(entry, key, where).value if key else None
+            if (limit is None) != (i == len(rows) - 1):
+                raise DataFileError(f"{where}: only the last band has no 'below'/'up_to'")
+            if out and limit is not None and out[-1].limit is not None and limit < out[-1].limit:
+                raise DataFileError(f"{where}: bands must be written lowest first")
+            sid = entry.get("source")
+            if sid not in _catalog.sources():
+                raise DataFileError(f"{where}: 'source' {sid!r} is not an id in sources.toml")
+            out.append(
+                _Band(
+                    limit,
+                    key == "up_to",
+                    _rate(entry, where) if "max_daily" in entry else None,
+                    str(entry.get("band", "")),
+                    str(sid),
+                    _catalog.level_of(entry, where),
+                    str(entry.get("note", "")),
+                )
+            )
+        bands[drug] = tuple(out)
+    apap = _get(raw, "hepatic", "acetaminophen")
+    low = _get(raw, "hepatic", "acetaminophen_low_weight")
+    tram = _get(raw, "hepatic", "tramadol")
+    tram_single = _get(tram, "max_single")
+    tram_avoid = _get(tram, "avoid")
+    if tram_avoid.get("source") not in _catalog.sources():
+        raise DataFileError(f"{_w('hepatic.tramadol.avoid')}: unknown source")
+    (age_drug, age), *more = _get(raw, "age").items()
+    if more:
+        raise DataFileError(f"{_w('age')}: one drug only is supported")
+    return _Tables(
+        {d: tuple(v) for d, v in avoid.items()},
+        bands,
+        _grades(apap, _w("hepatic.acetaminophen")),
+        _rate(apap, _w("hepatic.acetaminophen")),
+        _catalog.sourced(
+            low,
+            dimension="mass",
+            unit="kg",
+            where=_w("hepatic.acetaminophen_low_weight"),
+            key="below_weight",
+        ),
+        _rate(low, _w("hepatic.acetaminophen_low_weight")),
+        _grades(tram, _w("hepatic.tramadol")),
+        _catalog.sourced(tram_single, dimension="mass", unit="mg", where=_w("hepatic.tramadol")),
+        _rate(_get(tram, "max_daily"), _w("hepatic.tramadol.max_daily"), key="value"),
+        str(tram_single.get("formulation", "")),
+        str(tram_avoid.get("formulation", "")),
+        str(tram_avoid["source"]),
+        _catalog.level_of(tram_avoid, _w("hepatic.tramadol.avoid")),
+        str(tram_avoid.get("note", "")),
+        _catalog.sourced(
+            age, dimension="time", unit="year", where=_w("age", age_drug), key="over_age"
+        ),
+        _rate(age, _w("age", age_drug)),
+        _catalog.drug(age_drug).id,
+    )
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def _total(ctx: Context, drug: str) -> tuple[float, list[tuple[int, Any]]]:
+    """The drug's daily dose summed over all its steps, and those steps.
+
+    One pass over the regimen per ``validate()`` call fills the totals of every drug.
+    """
+    totals = ctx.cache.get("organ.totals")
+    if totals is None:
+        last = _LAST[0]  # one read of an immutable tuple: safe across threads
+        if last[0] is ctx.regimen:
+            totals = last[1]
+        else:
+            totals = {}
+            for i, s in enumerate(_steps(ctx)):
+                if s.kind in _DRUG_KINDS:
+                    hit = totals.get(s.drug)
+                    if hit is None:
+                        totals[s.drug] = (s.daily_dose_mg, [(i, s)])
+                    else:
+                        totals[s.drug] = (hit[0] + s.daily_dose_mg, [*hit[1], (i, s)])
+            _LAST[0] = (ctx.regimen, totals)
+        ctx.cache["organ.totals"] = totals
+    total, parts = totals[drug]
+    return total, parts
+
+
+# The last regimen seen and its totals (regimens are frozen, so a regimen checked again, as in
+# a loop over patients, reuses them).
+_LAST: list[tuple[Any, Any]] = [(None, None)]
+
+
+def _single_doses(step: Any) -> list[float]:
+    doses = [step.dose_mg] if step.dose_mg is not None else []
+    doses.extend(p.dose_mg for p in step.titration if p.dose_mg is not None)
+    return doses
+
+
+def _explain(step: Any) -> str:
+    if step.rate_mg_per_h is not None:
+        rate = max([step.rate_mg_per_h, *(p.rate_mg_per_h or 0.0 for p in step.titration)])
+        return f"{num(rate)} mg/h × 24 h"
+    return f"{num(max(_single_doses(step)))} mg × {num(step.doses_per_day)} doses/day"
+
+
+def _sum_text(total: float, parts: list[tuple[int, Any]]) -> str:
+    return " + ".join(_explain(s) for _, s in parts) + f" = {num(total)} mg/day"
+
+
+def _over(parts: list[tuple[int, Any]]) -> str:
+    return "" if len(parts) == 1 else f" over {len(parts)} steps"
+
+
+def _renal_text(value: float, measure: str) -> str:
+    return f"{measure} {num(value)} {_RENAL_UNITS[measure]}"
+
+
+def _eq(measure: str) -> str:
+    if measure == "creatinine clearance":
+        return ""
+    return ", read against creatinine clearance thresholds as no creatinine clearance is recorded"
+
+
+# ---- renal -------------------------------------------------------------------------------------
+
+
+@rule(
+    "renal.avoid",
+    title="Opioids to avoid in renal impairment",
+    applies_to=_KINDS,
+    needs=("patient.creatinine_clearance or patient.egfr",),
+    sources=("fast-fact-161", "sps-renal-opioids", "ultram-er-label"),
+    severity="warning (codeine, morphine, tramadol modified-release); error (pethidine)",
+    data_files=(_FILE,),
+    description="Regular codeine or morphine with a creatinine clearance (or, without one, an "
+    "eGFR) below 30 mL/min is a warning; pethidine is an error; tramadol modified-release below "
+    "30 mL/min is a warning (Ultram ER label).",
+)
+def renal_avoid(ctx: Context, index: int | None, step: Any) -> Any:
+    """Flag a drug the renal avoid list names when renal function is below its threshold."""
+    entries = _tables().avoid.get(step.drug)
+    if not entries:
+        return None
+    entries = tuple(
+        e
+        for e in entries
+        if (not e.formulation or e.formulation == step.formulation)
+        and not (e.regular_only and step.prn)
+    )
+    if not entries:
+        return None
+    renal = ctx.patient.renal_function
+    if renal is None:
+        return _NO_RENAL
+    value, measure = renal
+    unit = _RENAL_UNITS[measure]
+    out = []
+    for e in entries:
+        threshold = e.below.value
+        if not below(value, threshold):
+            continue
+        what = ("regular " if e.regular_only else "") + step.drug
+        if e.formulation:
+            what += f" {e.formulation}"
+        out.append(
+            finding(
+                "renal.avoid",
+                cast(Severity, e.severity),
+                f"{what.capitalize()} with {_renal_text(value, measure)}, below "
+                f"{num(threshold)} {unit}{_eq(measure)}: avoid ({e.below.note}).",
+                step=index,
+                source=(e.below.source,),
+                level=e.below.level,
+                arithmetic=f"{measure} {num(value)} {unit} < {num(threshold)} {unit}",
+                detail={
+                    "renal_measure": measure,
+                    "renal_value": f"{num(value)} {unit}",
+                    "threshold": f"{num(threshold)} {unit}",
+                },
+            )
+        )
+    return out or PASSED
+
+
+def _band(bands: tuple[_Band, ...], value: float) -> _Band:
+    for b in bands:
+        if b.limit is None:
+            return b
+        if below(value, b.limit) or (b.inclusive and not above(value, b.limit)):
+            return b
+    return bands[-1]
+
+
+@rule(
+    "renal.dose-adjust",
+    title="Renal dose bands (gabapentin, pregabalin, tramadol)",
+    applies_to=_KINDS,
+    needs=("patient.creatinine_clearance or patient.egfr", "step.dose", "step.schedule"),
+    sources=("gabapentin-label", "pregabalin-cdhb", "ultram-label"),
+    severity="warning",
+    data_files=(_FILE,),
+    description="The total daily dose of gabapentin, pregabalin or tramadol above the maximum of "
+    "the patient's renal band (gabapentin label table [S], pregabalin Canterbury DHB sheet [S], "
+    "tramadol below 30 mL/min: 200 mg/day [V]).",
+)
+def renal_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
+    """Compare the drug's total daily dose with the maximum of the patient's renal band."""
+    bands = _tables().bands.get(step.drug)
+    if bands is None:
+        return None
+    renal = ctx.patient.renal_function
+    if renal is None:
+        return _NO_RENAL
+    value, measure = renal
+    band = _band(bands, value)
+    total, parts = _total(ctx, step.drug)
+    limit = band.max_daily
+    if limit is None or not above(total, limit.value):
+        return PASSED
+    if parts[0][0] != index:
+        return None  # reported on the drug's first step
+    return finding(
+        "renal.dose-adjust",
+        "warning",
+        f"{step.drug.capitalize()} totals {num(total)} mg/day{_over(parts)}, above the maximum of "
+        f"{num(limit.value)} mg/day for {band.band}: the patient's "
+        f"{_renal_text(value, measure)}{_eq(measure)} ({limit.note}).",
+        step=index,
+        source=(limit.source,),
+        level=limit.level,
+        arithmetic=f"{_sum_text(total, parts)} > {num(limit.value)} mg/day ({band.band})",
+        detail={
+            "daily_dose": f"{num(total)} mg/day",
+            "limit": f"{num(limit.value)} mg/day",
+            "band": band.band,
+            "renal_measure": measure,
+            "renal_value": f"{num(value)} {_RENAL_UNITS[measure]}",
+            "steps": [i for i, _ in parts],
+        },
+    )
+
+
+# ---- hepatic -------------------------------------------------------------------------------------
+
+
+def _acetaminophen(ctx: Context, index: int | None, step: Any) -> Any:
+    t = _tables()
+    total, parts = _total(ctx, step.drug)
+    hepatic = ctx.patient.hepatic_impairment
+    weight = ctx.patient.weight_kg
+    out = []
+    missing = []
+    if hepatic is None:
+        missing.append("hepatic impairment")
+    elif hepatic in t.apap_grades and above(total, t.apap_hepatic_max.value):
+        lim = t.apap_hepatic_max
+        out.append(
+            finding(
+                "hepatic.dose-adjust",
+                "warning",
+                f"Acetaminophen totals {num(total)} mg/day{_over(parts)} with {hepatic} hepatic "
+                f"impairment, above {num(lim.value)} mg/day ({lim.note}).",
+                step=parts[0][0],
+                source=(lim.source,),
+                level=lim.level,
+                arithmetic=f"{_sum_text(total, parts)} > {num(lim.value)} mg/day",
+                detail={
+                    "daily_dose": f"{num(total)} mg/day",
+                    "limit": f"{num(lim.value)} mg/day",
+                    "hepatic_impairment": hepatic,
+                    "steps": [i for i, _ in parts],
+                },
+            )
+        )
+    threshold = t.apap_low_weight
+    if weight is None:
+        missing.append("weight")
+    elif below(weight, threshold.value) and above(total, t.apap_low_weight_max.value):
+        lim = t.apap_low_weight_max
+        out.append(
+            finding(
+                "hepatic.dose-adjust",
+                "warning",
+                f"Acetaminophen totals {num(total)} mg/day{_over(parts)} at {num(weight)} kg "
+                f"(below {num(threshold.value)} kg), above {num(lim.value)} mg/day. The "
+                f"{num(threshold.value)} kg threshold and this maximum are unverified [U]: "
+                f"{lim.note}.",
+                step=parts[0][0],
+                source=(lim.source,),
+                level=lim.level,
+                arithmetic=f"weight {num(weight)} kg < {num(threshold.value)} kg; "
+                f"{_sum_text(total, parts)} > "
+                f"{num(lim.value)} mg/day",
+                detail={
+                    "daily_dose": f"{num(total)} mg/day",
+                    "limit": f"{num(lim.value)} mg/day",
+                    "weight": f"{num(weight)} kg",
+                    "steps": [i for i, _ in parts],
+                },
+            )
+        )
+    if out:
+        return out if parts[0][0] == index else None
+    if missing:
+        return _apap_missing(tuple(missing))
+    return PASSED
+
+
+@cache
+def _apap_missing(missing: tuple[str, ...]) -> Missing:
+    why = {
+        "hepatic impairment": "the hepatic impairment grade (none, mild, moderate, severe) "
+        "is not recorded",
+        "weight": f"the weight is not recorded (a lower maximum applies below "
+        f"{num(_tables().apap_low_weight.value)} kg)",
+    }
+    return Missing(" and ".join(missing), "; ".join(why[m] for m in missing))
+
+
+_NO_HEPATIC: Final = Missing("hepatic impairment", "the hepatic impairment grade is not recorded")
+_NO_AGE: Final = Missing("age", "the patient's age is not recorded")
+_NO_RENAL: Final = Missing(
+    "renal function", "neither a creatinine clearance nor an eGFR is recorded"
+)
+
+
+def _tramadol(ctx: Context, index: int | None, step: Any) -> Any:
+    t = _tables()
+    hepatic = ctx.patient.hepatic_impairment
+    if hepatic is None:
+        return _NO_HEPATIC
+    if hepatic not in t.tramadol_grades:
+        return PASSED
+    out = []
+    if step.formulation == t.tramadol_avoid_formulation:
+        out.append(
+            finding(
+                "hepatic.dose-adjust",
+                "warning",
+                f"Tramadol {step.formulation} in {hepatic} hepatic impairment: avoid "
+                f"({t.tramadol_avoid_note}).",
+                step=index,
+                source=(t.tramadol_avoid_source,),
+                level=t.tramadol_avoid_level,
+                detail={"hepatic_impairment": hepatic, "formulation": step.formulation},
+            )
+        )
+        return out
+    if t.tramadol_ir and step.formulation != t.tramadol_ir:
+        return PASSED
+    single = t.tramadol_max_single
+    doses = _single_doses(step)
+    if doses and above(max(doses), single.value):
+        dose = max(doses)
+        out.append(
+            finding(
+                "hepatic.dose-adjust",
+                "warning",
+                f"Tramadol {num(dose)} mg per dose in {hepatic} hepatic impairment, above "
+                f"{num(single.value)} mg ({single.note}).",
+                step=index,
+                source=(single.source,),
+                level=single.level,
+                arithmetic=f"{num(dose)} mg > {num(single.value)} mg",
+                detail={"dose": f"{num(dose)} mg", "limit": f"{num(single.value)} mg"},
+            )
+        )
+    total, parts = _total(ctx, step.drug)
+    daily = t.tramadol_max_daily
+    if parts[0][0] == index and above(total, daily.value):
+        out.append(
+            finding(
+                "hepatic.dose-adjust",
+                "warning",
+                f"Tramadol totals {num(total)} mg/day{_over(parts)} in {hepatic} hepatic "
+                f"impairment, above {num(daily.value)} mg/day ({daily.note}).",
+                step=index,
+                source=(daily.source,),
+                level=daily.level,
+                arithmetic=f"{_sum_text(total, parts)} > {num(daily.value)} mg/day",
+                detail={
+                    "daily_dose": f"{num(total)} mg/day",
+                    "limit": f"{num(daily.value)} mg/day",
+                    "steps": [i for i, _ in parts],
+                },
+            )
+        )
+    return out or PASSED
+
+
+@rule(
+    "hepatic.dose-adjust",
+    title="Hepatic impairment and low weight (acetaminophen, tramadol)",
+    applies_to=_KINDS,
+    needs=("patient.hepatic_impairment", "patient.weight"),
+    sources=(
+        "acetaminophen-liver-secondary",
+        "acetaminophen-low-weight-note",
+        "ultram-label",
+        "ultram-er-label",
+    ),
+    severity="warning",
+    data_files=(_FILE,),
+    description="Acetaminophen above 3 g/day with hepatic impairment (mild or worse) [S] or a "
+    "weight below 50 kg [U: the threshold is not in the reference notes]; tramadol in severe "
+    "hepatic impairment above the label's cirrhosis dose (50 mg every 12 hours) or as "
+    "modified-release tablets (not for Child-Pugh C) [V].",
+)
+def hepatic_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
+    """Check acetaminophen and tramadol against the hepatic (and low-weight) maxima."""
+    if step.drug == "acetaminophen":
+        return _acetaminophen(ctx, index, step)
+    if step.drug == "tramadol":
+        return _tramadol(ctx, index, step)
+    return None
+
+
+# ---- age -----------------------------------------------------------------------------------
+
+
+@rule(
+    "age.dose-adjust",
+    title="Tramadol over 75 years",
+    applies_to=_KINDS,
+    needs=("patient.age", "step.dose", "step.schedule"),
+    sources=("tramadol-elderly-secondary",),
+    severity="warning",
+    data_files=(_FILE,),
+    description="Tramadol above 300 mg/day (total over its steps) in a patient over 75 years "
+    "[S, secondary summaries of the label].",
+)
+def age_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
+    """Compare tramadol's total daily dose with the maximum over 75 years."""
+    t = _tables()
+    if step.drug != t.age_drug:
+        return None
+    age = ctx.patient.age
+    if age is None:
+        return _NO_AGE
+    over = t.age_over
+    if not above(age, over.value):
+        return PASSED
+    total, parts = _total(ctx, step.drug)
+    limit = t.age_max
+    if not above(total, limit.value):
+        return PASSED
+    if parts[0][0] != index:
+        return None  # reported on the drug's first step
+    return finding(
+        "age.dose-adjust",
+        "warning",
+        f"{step.drug.capitalize()} totals {num(total)} mg/day{_over(parts)} at {num(age)} years, "
+        f"above {num(limit.value)} mg/day over {num(over.value)} years ({limit.note}).",
+        step=index,
+        source=(limit.source,),
+        level=limit.level,
+        arithmetic=f"age {num(age)} > {num(over.value)} years; {_sum_text(total, parts)} > "
+        f"{num(limit.value)} mg/day",
+        detail={
+            "daily_dose": f"{num(total)} mg/day",
+            "limit": f"{num(limit.value)} mg/day",
+            "age": num(age),
+            "steps": [i for i, _ in parts],
+        },
+    )
+
+
+RULES: tuple[Rule, ...] = (renal_avoid, renal_dose_adjust, hepatic_dose_adjust, age_dose_adjust)

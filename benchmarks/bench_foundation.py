@@ -1,0 +1,138 @@
+"""Benchmarks of the foundation (issue 2), with the issue's budgets.
+
+Run with::
+
+    python -m pytest benchmarks/bench_foundation.py --benchmark-only -q
+
+Budgets (medians, on the development machine):
+
+- ``import mps_analgesia`` ≤ 250 ms (measured as a fresh interpreter importing the package,
+  minus a fresh interpreter doing nothing);
+- building the unit registry from ``data/units.txt`` ≤ 10 ms;
+- parsing a quantity string whose unit has been seen ≤ 5 µs;
+- ``validate()`` of a 6-step regimen ≤ 50 µs with the foundation's rules (``dose.*``).  The
+  full default registry, which grows with every clinical area, is measured too and reported
+  against the same figure without failing the run.
+
+A budget is checked only when the benchmark actually ran (not under ``--benchmark-disable``).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mps_analgesia as mps
+from mps_analgesia import _units
+from mps_analgesia.rules import RuleRegistry, dose
+
+ROOT = Path(__file__).resolve().parent.parent
+MULTIMODAL = ROOT / "examples" / "mps-multimodal.toml"
+
+
+def _median(benchmark: Any) -> float | None:
+    """The median in seconds, or None when benchmarking is disabled."""
+    stats = getattr(benchmark, "stats", None)
+    if stats is None:
+        return None
+    return float(stats.stats.median)
+
+
+def _check_budget(benchmark: Any, budget_s: float, *, offset_s: float = 0.0) -> None:
+    median = _median(benchmark)
+    if median is None:
+        return
+    measured = median - offset_s
+    benchmark.extra_info["budget"] = budget_s
+    benchmark.extra_info["measured"] = measured
+    assert measured <= budget_s, f"median {measured * 1e6:.1f} µs > budget {budget_s * 1e6:.1f} µs"
+
+
+def _six_step_regimen() -> tuple[mps.Regimen, mps.Patient]:
+    case = mps.load_case(MULTIMODAL)
+    steps = [s for s in case.regimen if s.kind != "radiotherapy"]
+    assert len(steps) == 6
+    return mps.Regimen(steps), case.patient
+
+
+def _run(code: str) -> None:
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _interpreter_baseline(rounds: int = 15) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        _run("pass")
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def test_import_time(benchmark: Any) -> None:
+    """`import mps_analgesia` in a fresh interpreter, minus the interpreter's own start-up."""
+    baseline = _interpreter_baseline()
+    benchmark.extra_info["interpreter_baseline"] = baseline
+    benchmark.pedantic(_run, args=("import mps_analgesia",), rounds=15, iterations=1)
+    _check_budget(benchmark, 0.250, offset_s=baseline)
+
+
+def test_registry_build(benchmark: Any) -> None:
+    """Building the clinical unit registry from units.txt."""
+    # pedantic: a fixed number of rounds, so a busy machine cannot cut the sample to five
+    registry = benchmark.pedantic(_units._build_registry, rounds=40, iterations=1, warmup_rounds=2)
+    assert registry.Quantity(1, "day").to("h").magnitude == 24
+    _check_budget(benchmark, 0.010)
+
+
+def test_parse_seen_unit(benchmark: Any) -> None:
+    """Q('15 mg/day') once the unit has been seen (cached lookup)."""
+    mps.Q("15 mg/day")
+    q = benchmark(mps.Q, "15 mg/day")
+    assert q.magnitude == 15.0
+    _check_budget(benchmark, 5e-6)
+
+
+def test_parse_number_and_unit(benchmark: Any) -> None:
+    """Q(25, 'mcg/h') once the unit has been seen."""
+    mps.Q(25, "mcg/h")
+    benchmark(mps.Q, 25, "mcg/h")
+    _check_budget(benchmark, 5e-6)
+
+
+def test_validate_six_steps_foundation_rules(benchmark: Any) -> None:
+    """validate() of a 6-step regimen with the foundation's dose rules."""
+    regimen, patient = _six_step_regimen()
+    rules = RuleRegistry(dose.RULES)
+    report = benchmark(mps.validate, regimen, patient, rules=rules)
+    assert report.counts["not_checked"] > 0
+    _check_budget(benchmark, 50e-6)
+
+
+def test_validate_six_steps_default_rules(benchmark: Any) -> None:
+    """validate() of the same regimen with every default rule (reported, not enforced)."""
+    regimen, patient = _six_step_regimen()
+    benchmark(mps.validate, regimen, patient)
+    median = _median(benchmark)
+    if median is not None:
+        benchmark.extra_info["rules"] = len(mps.default_rules())
+        benchmark.extra_info["budget_for_foundation"] = 50e-6
+
+
+@pytest.mark.parametrize("rule_id", [r.id for r in mps.default_rules()])
+def test_validate_six_steps_one_rule(benchmark: Any, rule_id: str) -> None:
+    """validate() of the same regimen with one default rule: what each rule costs."""
+    regimen, patient = _six_step_regimen()
+    rules = RuleRegistry((mps.default_rules().get(rule_id),))
+    benchmark(mps.validate, regimen, patient, rules=rules)
+
+
+def test_load_case(benchmark: Any) -> None:
+    """load_case() of the multimodal example (TOML, 7 steps)."""
+    case = benchmark(mps.load_case, MULTIMODAL)
+    assert len(case.regimen) == 7

@@ -1,0 +1,333 @@
+"""The educator subcommands of ``mps-analgesia``: protocols, summarize, plan, convert, assess.
+
+``cli.py`` wires them with one call::
+
+    from .render.commands import add_subcommands
+    add_subcommands(sub)            # sub = parser.add_subparsers(...)
+    ...
+    if hasattr(args, "handler"):
+        return args.handler(args, sys.stdout, sys.stderr)
+
+Each handler is ``cmd_xxx(args, out, err) -> int`` and returns the exit code: 0 done, 1 the
+output holds an error-severity finding (or an eligibility check that failed), 2 unreadable or
+invalid input (the message goes to ``err``, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from ..errors import MpsAnalgesiaError
+
+__all__ = [
+    "EXIT_FINDINGS",
+    "EXIT_INPUT",
+    "EXIT_OK",
+    "RT_TABLE_ID",
+    "add_subcommands",
+    "cmd_assess",
+    "cmd_convert",
+    "cmd_plan",
+    "cmd_protocols",
+    "cmd_summarize",
+]
+
+EXIT_OK: Final = 0
+EXIT_FINDINGS: Final = 1
+EXIT_INPUT: Final = 2
+#: The id ``summarize`` accepts for the table of shipped radiotherapy schedules.
+RT_TABLE_ID: Final = "radiotherapy-schedules"
+_FORMATS: Final = ("text", "markdown", "html")
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=_FORMATS,
+        default="text",
+        help="text for the terminal (default), markdown, or html (one self-contained page)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default=None,
+        help="write to FILE (UTF-8) instead of standard output",
+    )
+
+
+def _emit(args: argparse.Namespace, obj: Any, out: TextIO, err: TextIO) -> None:
+    from . import _write, document
+
+    text = _write(document(obj), args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}", file=err)
+    else:
+        out.write(text if text.endswith("\n") else text + "\n")
+
+
+def _fail(err: TextIO, exc: BaseException) -> int:
+    print(str(exc), file=err)
+    return EXIT_INPUT
+
+
+def _read_table(path: Path) -> dict[str, Any]:
+    """Read a TOML or JSON file into a dict (a CaseFileError with the reason if it cannot)."""
+    import json
+    import tomllib
+
+    from ..errors import CaseFileError, Problem
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problem = Problem("", f"cannot read the file: {exc.strerror}")
+        raise CaseFileError(str(path), [problem]) from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise CaseFileError(str(path), [Problem("", f"not valid TOML/JSON: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise CaseFileError(str(path), [Problem("", "the file must hold a table (an object)")])
+    return data
+
+
+def _protocols(what: str = "protocols") -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module("mps_analgesia.protocols")
+    except ModuleNotFoundError as exc:  # pragma: no cover - protocols ship with the package
+        raise MpsAnalgesiaError(
+            f"{what}: protocols are not available in this installation "
+            "(mps_analgesia.protocols is missing)"
+        ) from exc
+
+
+# ---- protocols ----------------------------------------------------------------------------------
+
+
+def cmd_protocols(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """List the shipped protocols: id, status, evidence level and title."""
+    try:
+        from ._objects import protocol_listing
+
+        doc = protocol_listing(_protocols().list_protocols())
+    except MpsAnalgesiaError as exc:
+        return _fail(err, exc)
+    _emit(args, doc, out, err)
+    return EXIT_OK
+
+
+# ---- summarize ----------------------------------------------------------------------------------
+
+
+def _is_case(data: dict[str, Any]) -> bool:
+    """A case file has a patient or steps, and none of a protocol's keys."""
+    protocol_keys = ("evidence", "phase", "indication", "eligibility")
+    return not any(k in data for k in protocol_keys) and ("patient" in data or "step" in data)
+
+
+def cmd_summarize(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Summarise a protocol (id or file), a case file (its validation report) or the RT table."""
+    target: str = args.target
+    code = EXIT_OK
+    try:
+        obj: Any
+        if target == RT_TABLE_ID:
+            from .rt_table import rt_table_document
+
+            obj = rt_table_document()
+        else:
+            path = Path(target)
+            if path.suffix.lower() in (".toml", ".json") and path.is_file():
+                data = _read_table(path)
+                if _is_case(data):
+                    from ..io import load_case
+                    from ..rules import validate
+                    from . import _build
+
+                    case = load_case(path)
+                    report = validate(case.regimen, case.patient)
+                    obj = _build.report_document(report, title=case.name)
+                    code = EXIT_FINDINGS if report.has_errors else EXIT_OK
+                else:
+                    obj = _protocols(target).load_protocol(path)
+            elif path.suffix.lower() in (".toml", ".json"):
+                raise MpsAnalgesiaError(f"{target}: no such file")
+            else:
+                obj = _protocols(target).load_protocol(target)
+    except MpsAnalgesiaError as exc:
+        return _fail(err, exc)
+    _emit(args, obj, out, err)
+    return code
+
+
+# ---- plan ---------------------------------------------------------------------------------------
+
+
+def _choices(values: list[str]) -> dict[str, Any]:
+    """``["side=left", "confirm=a,b"]`` → ``{"side": "left", "confirm": ("a", "b")}``."""
+    from ..errors import StepError
+
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise StepError("--choice", f"{item!r} must look like KEY=VALUE")
+        if key == "confirm":
+            out[key] = tuple(v.strip() for v in value.split(",") if v.strip())
+        else:
+            out[key] = value.strip()
+    return out
+
+
+def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Instantiate a protocol for the patient of a case file and show the plan.
+
+    The case's steps are the patient's current regimen (a case with no step: none).
+    """
+    try:
+        from ..io import load_case
+
+        protocol = _protocols(args.protocol).load_protocol(args.protocol)
+        case = load_case(args.patient)
+        choices = _choices(args.choice)
+        plan = protocol.instantiate(
+            case.patient, current_regimen=case.regimen, choices=choices or None
+        )
+    except MpsAnalgesiaError as exc:
+        return _fail(err, exc)
+    _emit(args, plan, out, err)
+    from ._objects import plan_has_errors
+
+    return EXIT_FINDINGS if plan_has_errors(plan) else EXIT_OK
+
+
+# ---- convert ------------------------------------------------------------------------------------
+
+
+def cmd_convert(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Convert a daily opioid dose (``"60 mg/day oral morphine"``) to another opioid."""
+    try:
+        from ._objects import convert_from_text
+
+        conversion = convert_from_text(
+            args.source,
+            to_drug=args.to,
+            to_route=args.to_route,
+            reduction=args.reduction,
+            table=args.table,
+        )
+    except MpsAnalgesiaError as exc:
+        return _fail(err, exc)
+    _emit(args, conversion, out, err)
+    return EXIT_OK
+
+
+# ---- assess -------------------------------------------------------------------------------------
+
+
+def cmd_assess(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Assess the clinical features in a TOML/JSON file against the published MPS definitions."""
+    try:
+        from ._objects import assess_from_mapping
+
+        data = _read_table(Path(args.features))
+        assessment = assess_from_mapping(data, file=args.features)
+    except MpsAnalgesiaError as exc:
+        return _fail(err, exc)
+    _emit(args, assessment, out, err)
+    return EXIT_OK
+
+
+# ---- wiring -------------------------------------------------------------------------------------
+
+
+def add_subcommands(subparsers: Any) -> None:
+    """Add ``protocols``, ``summarize``, ``plan``, ``convert`` and ``assess`` to ``subparsers``.
+
+    Each subparser sets ``handler`` to its ``cmd_xxx`` function.
+
+    Example
+    -------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(prog="mps-analgesia")
+    >>> add_subcommands(parser.add_subparsers(dest="command"))
+    >>> args = parser.parse_args(["summarize", "radiotherapy-schedules", "--format", "html"])
+    >>> args.handler.__name__, args.format
+    ('cmd_summarize', 'html')
+    """
+    p = subparsers.add_parser(
+        "protocols",
+        help="list the shipped protocols",
+        description="List the shipped protocols with their status and evidence level.",
+    )
+    _add_output(p)
+    p.set_defaults(handler=cmd_protocols)
+
+    p = subparsers.add_parser(
+        "summarize",
+        help="summarise a protocol, a case file, or the radiotherapy table",
+        description="Summarise a protocol (by id or file), a case file (its validation report; "
+        f"exit 1 when it has an error finding) or, with the id {RT_TABLE_ID!r}, the shipped "
+        "radiotherapy schedules with BED and EQD2.",
+    )
+    p.add_argument("target", metavar="ID_OR_FILE", help="a protocol id, a protocol or case file")
+    _add_output(p)
+    p.set_defaults(handler=cmd_summarize)
+
+    p = subparsers.add_parser(
+        "plan",
+        help="instantiate a protocol for a patient and show the plan",
+        description="Instantiate a protocol for the patient of a case file (its steps are the "
+        "current regimen) and show the plan with its decisions. Exit 1 when the plan has an "
+        "error finding or an eligibility check failed.",
+    )
+    p.add_argument("protocol", metavar="ID", help="a protocol id or file")
+    p.add_argument(
+        "--patient", required=True, metavar="CASE", help="case file with the patient (and regimen)"
+    )
+    p.add_argument(
+        "--choice",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a choice the protocol offers (repeatable): --choice side=left, "
+        "--choice GROUP=OPTION_ID, --choice confirm=CHECK_ID,CHECK_ID",
+    )
+    _add_output(p)
+    p.set_defaults(handler=cmd_plan)
+
+    p = subparsers.add_parser(
+        "convert",
+        help="convert a daily opioid dose to another opioid",
+        description='Convert a daily opioid dose, e.g. "60 mg/day oral morphine" or '
+        '"25 mcg/h transdermal fentanyl", to another opioid, with the receipt.',
+    )
+    p.add_argument("source", metavar="DOSE", help='e.g. "60 mg/day oral morphine"')
+    p.add_argument("--to", required=True, metavar="DRUG", help="the opioid to convert to")
+    p.add_argument("--to-route", default=None, metavar="ROUTE", help="its route (default oral)")
+    p.add_argument(
+        "--reduction",
+        default=None,
+        metavar="RANGE",
+        help="reduction for incomplete cross-tolerance, e.g. '25-50 %%' (default: the table's)",
+    )
+    p.add_argument("--table", default=None, metavar="TABLE", help="the conversion table id")
+    _add_output(p)
+    p.set_defaults(handler=cmd_convert)
+
+    p = subparsers.add_parser(
+        "assess",
+        help="check clinical features against the published MPS definitions",
+        description="Read the clinical features (TOML or JSON) and show, for each published "
+        "definition of malignant psoas syndrome, which criteria are met, not met or unknown.",
+    )
+    p.add_argument("features", metavar="FEATURES_FILE", help="features file (.toml or .json)")
+    _add_output(p)
+    p.set_defaults(handler=cmd_assess)

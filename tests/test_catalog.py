@@ -1,0 +1,261 @@
+"""Packaged clinical data: the drug catalog, the bibliography, sourced values and editions."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from typing import Any
+
+import pytest
+
+from mps_analgesia import _catalog
+from mps_analgesia.errors import (
+    DataFileError,
+    UnknownDrugError,
+    UnknownNameError,
+    UnknownRouteError,
+)
+
+_DATA = resources.files("mps_analgesia") / "data"
+_DATA_FILES = sorted(p.name for p in _DATA.iterdir() if p.name.endswith(".toml"))
+
+
+class TestDataFiles:
+    @pytest.mark.parametrize("name", _DATA_FILES)
+    def test_every_data_file_has_an_edition(self, name: str) -> None:
+        """Every packaged TOML data file reads and has [meta] edition."""
+        assert _catalog.edition(name)
+
+    @pytest.mark.parametrize("name", [n for n in _DATA_FILES if n != "sources.toml"])
+    def test_every_source_id_and_level_is_known(self, name: str) -> None:
+        """Every 'source' in a data file is a sources.toml id; every 'level' is V, S or U."""
+        known = _catalog.sources()
+        bad: list[str] = []
+
+        def walk(node: Any, path: str) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    where = f"{path}.{key}" if path else key
+                    if key == "source":
+                        ids = [value] if isinstance(value, str) else value
+                        bad.extend(f"{where}: {s!r}" for s in ids if s not in known)
+                    elif key == "level" and value not in _catalog.LEVELS:
+                        bad.append(f"{where}: level {value!r}")
+                    walk(value, where)
+            elif isinstance(node, list):
+                for i, item in enumerate(node):
+                    walk(item, f"{path}[{i}]")
+
+        walk(_catalog.data_file(name), "")
+        assert bad == []
+
+    def test_data_file_is_read_once(self) -> None:
+        """data_file() caches: the same mapping comes back."""
+        assert _catalog.data_file("drugs.toml") is _catalog.data_file("drugs.toml")
+
+    def test_missing_data_file(self) -> None:
+        """A missing data file is a DataFileError (a library defect)."""
+        with pytest.raises(DataFileError, match="missing from the package"):
+            _catalog.data_file("no-such-file.toml")
+
+    def test_units_definitions_are_not_toml(self) -> None:
+        """units.txt is pint's definitions format, read by _units, not by data_file."""
+        text = (_DATA / "units.txt").read_text(encoding="utf-8")
+        assert "percent_wv = 10 * milligram / milliliter" in text
+        with pytest.raises(tomllib.TOMLDecodeError):
+            tomllib.loads(text)
+
+
+class TestSources:
+    @pytest.mark.parametrize(
+        "sid",
+        [
+            "stevens-gonet-1990",
+            "stevens-2010",
+            "takase-2015",
+            "agar-2004",
+            "yoshioka-2025",
+            "takamatsu-2018",
+            "cdc-2022",
+            "aps-cpdd-2014",
+            "astro-2017",
+            "asra-2018",
+        ],
+    )
+    def test_seed_and_guideline_references(self, sid: str) -> None:
+        """The seeds' references and the guidelines used are in the bibliography."""
+        record = _catalog.source(sid)
+        assert record.id == sid
+        assert record.citation
+
+    def test_doi_link(self) -> None:
+        """A source with a DOI has a doi.org link; one without has none."""
+        assert _catalog.source("stevens-2010").url == "https://doi.org/10.1089/jpm.2009.0193"
+        assert _catalog.source("stevens-gonet-1990").url == ""
+
+    def test_unknown_source(self) -> None:
+        """An unknown source id raises UnknownNameError with close ids."""
+        with pytest.raises(UnknownNameError) as info:
+            _catalog.source("takase-2016")
+        assert "takase-2015" in info.value.suggestions
+
+
+class TestSourced:
+    def _entry(self, **kw: Any) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "value": "4 g/day",
+            "source": "acetaminophen-otc-label",
+            "level": "S",
+        }
+        entry.update(kw)
+        return entry
+
+    def test_value_is_canonical(self) -> None:
+        """sourced() reads a quantity text into a float in the requested unit."""
+        v = _catalog.sourced(self._entry(), dimension="mass_rate", unit="mg/day", where="t")
+        assert (v.value, v.unit, v.source, v.level) == (
+            4000.0,
+            "mg/day",
+            "acetaminophen-otc-label",
+            "S",
+        )
+        assert v.text == "4000 mg/day"
+        assert v.quantity.to("g/day").magnitude == pytest.approx(4.0)
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ({"value": 4000}, "t.value: '4000' has no unit"),
+            ({"value": "4 mL"}, "is a volume, not a mass rate"),
+            ({"value": "-4 g/day"}, "cannot be negative"),
+            ({"source": "nope"}, "'source' 'nope' is not an id"),
+            ({"level": "X"}, "'level' must be one of V, S, U"),
+            ({"level": None}, "'level' must be one of V, S, U"),
+        ],
+    )
+    def test_bad_entries_are_data_file_errors(self, change: dict[str, Any], message: str) -> None:
+        """A malformed data entry is a DataFileError that says where and what."""
+        with pytest.raises(DataFileError, match=message):
+            _catalog.sourced(self._entry(**change), dimension="mass_rate", unit="mg/day", where="t")
+
+
+class TestDrugs:
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "morphine",
+            "oxycodone",
+            "hydromorphone",
+            "fentanyl",
+            "buprenorphine",
+            "methadone",
+            "tramadol",
+            "tapentadol",
+            "codeine",
+            "hydrocodone",
+            "oxymorphone",
+            "acetaminophen",
+            "ibuprofen",
+            "naproxen",
+            "diclofenac",
+            "celecoxib",
+            "gabapentin",
+            "pregabalin",
+            "duloxetine",
+            "amitriptyline",
+            "ketamine",
+            "dexamethasone",
+            "baclofen",
+            "diazepam",
+            "bupivacaine",
+            "levobupivacaine",
+            "ropivacaine",
+            "lidocaine",
+        ],
+    )
+    def test_issue_drugs_are_in_the_catalog(self, name: str) -> None:
+        """Every drug the issue names is in the catalog under its own id."""
+        assert _catalog.drug(name).id == name
+
+    @pytest.mark.parametrize(
+        ("name", "did"),
+        [
+            ("paracetamol", "acetaminophen"),
+            ("APAP", "acetaminophen"),
+            ("  Morphine   Sulfate ", "morphine"),
+            ("lignocaine", "lidocaine"),
+            ("meperidine", "pethidine"),
+        ],
+    )
+    def test_synonyms(self, name: str, did: str) -> None:
+        """Synonyms, case and extra spaces find the same drug."""
+        assert _catalog.drug(name).id == did
+
+    def test_unknown_drug_suggests(self) -> None:
+        """An unknown drug raises UnknownDrugError with close names."""
+        with pytest.raises(UnknownDrugError) as info:
+            _catalog.drug("oxycodon", field="drug")
+        assert info.value.suggestions[0] == "oxycodone"
+        assert info.value.field == "drug"
+
+    def test_drug_ids(self) -> None:
+        """drug_ids() lists every catalog drug once."""
+        ids = _catalog.drug_ids()
+        assert len(ids) == len(set(ids))
+        assert "morphine" in ids
+
+    def test_routes_of_every_drug_are_known(self) -> None:
+        """Every drug's routes are routes of the catalog."""
+        for did in _catalog.drug_ids():
+            record = _catalog.drug(did)
+            assert record.routes, did
+            for route in record.routes:
+                assert _catalog.route_formulations(route), (did, route)
+
+    def test_patch_is_transdermal_only(self) -> None:
+        """Only the transdermal route allows a patch, and it allows nothing else."""
+        for route, formulations in _catalog.routes().items():
+            assert ("patch" in formulations) == (route == "transdermal"), route
+        assert _catalog.route_formulations("transdermal") == ("patch",)
+
+    def test_unknown_route_suggests(self) -> None:
+        """An unknown route raises UnknownRouteError with close routes."""
+        with pytest.raises(UnknownRouteError) as info:
+            _catalog.route_formulations("subcutanous")
+        assert info.value.suggestions[0] == "subcutaneous"
+
+    def test_limits_for(self) -> None:
+        """Limits are selected by kind, route and formulation."""
+        tramadol = _catalog.drug("tramadol")
+        ir = tramadol.limits_for("max_daily", "oral", "immediate-release")
+        er = tramadol.limits_for("max_daily", "oral", "modified-release")
+        assert [lim.value.value for lim in ir] == [400.0]
+        assert [lim.value.value for lim in er] == [300.0]
+        assert tramadol.limits_for("max_single", "oral", "modified-release") == ()
+        baclofen = _catalog.drug("baclofen")
+        assert baclofen.limits_for("max_daily", "intrathecal", "immediate-release") == ()
+        assert len(baclofen.limits_for("max_daily", "oral", "immediate-release")) == 1
+
+    def test_acetaminophen_limit(self) -> None:
+        """Acetaminophen's 4 g/day is in the catalog with its label source."""
+        (lim,) = _catalog.drug("acetaminophen").limits
+        assert (lim.kind, lim.value.value, lim.value.source) == (
+            "max_daily",
+            4000.0,
+            "acetaminophen-otc-label",
+        )
+
+    def test_limit_kinds(self) -> None:
+        """Every limit is a max_single in mg or a max_daily in mg/day."""
+        for did in _catalog.drug_ids():
+            for lim in _catalog.drug(did).limits:
+                assert (lim.kind, lim.value.unit) in (("max_single", "mg"), ("max_daily", "mg/day"))
+                assert lim.value.value > 0
+
+    def test_opioid_flags(self) -> None:
+        """Classes and flags: methadone is long-acting, buprenorphine a partial agonist."""
+        assert _catalog.drug("methadone").long_acting
+        assert _catalog.drug("buprenorphine").partial_agonist
+        assert _catalog.drug("morphine").strong_opioid
+        assert not _catalog.drug("tramadol").strong_opioid
+        assert _catalog.drug("ropivacaine").drug_class == "local_anaesthetic"

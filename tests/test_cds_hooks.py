@@ -1,0 +1,527 @@
+"""The CDS Hooks service: a real server on 127.0.0.1 answered by a real HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mps_analgesia as mps
+from mps_analgesia.cds_hooks import (
+    MAX_BODY_BYTES,
+    SELECT_SERVICE_ID,
+    SERVICE_ID,
+    discovery_document,
+    handle,
+    make_server,
+)
+from mps_analgesia.fhir import to_bundle
+
+httpx = pytest.importorskip("httpx")
+uvicorn = pytest.importorskip("uvicorn")
+
+UCUM = "http://unitsofmeasure.org"
+LOINC = "http://loinc.org"
+
+
+# ---- a real server ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    """The service's own uvicorn server in a thread, on a free port of 127.0.0.1."""
+    server, sock = make_server("127.0.0.1", 0, log_level="warning")
+    port = sock.getsockname()[1]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def client(base_url: str) -> Iterator[Any]:
+    with httpx.Client(base_url=base_url, trust_env=False, timeout=10) as c:
+        yield c
+
+
+# ---- requests -----------------------------------------------------------------------------------
+
+
+def _observation(code: str, value: float, unit: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "id": f"obs-{code}",
+                    "status": "final",
+                    "code": {"coding": [{"system": LOINC, "code": code}]},
+                    "valueQuantity": {"value": value, "system": UCUM, "code": unit},
+                }
+            }
+        ],
+    }
+
+
+def _full_prefetch(age_birth: str = "1960-01-01") -> dict[str, Any]:
+    return {
+        "patient": {
+            "resourceType": "Patient",
+            "id": "p1",
+            "gender": "female",
+            "birthDate": age_birth,
+            "extension": [
+                {
+                    "url": "https://github.com/mps-analgesia/mps-analgesia/fhir/StructureDefinition/"
+                    "hepatic-impairment",
+                    "valueCode": "none",
+                }
+            ],
+        },
+        "weight": _observation("29463-7", 60, "kg"),
+        "height": _observation("8302-2", 165, "cm"),
+        "egfr": _observation("33914-3", 75, "mL/min/{1.73_m2}"),
+        "qtc": _observation("8636-3", 430, "ms"),
+        "medications": {"resourceType": "Bundle", "type": "searchset", "entry": []},
+    }
+
+
+def _request(
+    steps: list[Any],
+    *,
+    hook: str = "order-sign",
+    prefetch: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    bundle = to_bundle(mps.Regimen(steps))
+    orders = [
+        e
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] in ("MedicationRequest", "ServiceRequest")
+    ]
+    for e in orders:
+        e["resource"]["status"] = "draft"
+    context: dict[str, Any] = {
+        "userId": "Practitioner/1",
+        "patientId": "p1",
+        "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": orders},
+    }
+    if hook == "order-select":
+        context["selections"] = [f"MedicationRequest/{e['resource']['id']}" for e in orders[:1]]
+    return {
+        "hook": hook,
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "context": context,
+        "prefetch": _full_prefetch() if prefetch is None else prefetch,
+    }
+
+
+def _acetaminophen(dose: str = "1250 mg") -> mps.AdjuvantStep:
+    return mps.AdjuvantStep(drug="acetaminophen", role="nociceptive", dose=dose, every="6 h")
+
+
+def _post(client: Any, payload: Any, service: str = SERVICE_ID) -> Any:
+    return client.post(f"/cds-services/{service}", json=payload)
+
+
+def _cards(response: Any) -> list[dict[str, Any]]:
+    assert response.status_code == 200, response.text
+    cards: list[dict[str, Any]] = response.json()["cards"]
+    for card in cards:
+        assert len(card["summary"]) < 140
+        assert card["indicator"] in ("info", "warning", "critical")
+        assert card["source"]["label"]
+    return cards
+
+
+def _topic(card: dict[str, Any]) -> str:
+    return str(card["source"].get("topic", {}).get("code", ""))
+
+
+# ---- tests --------------------------------------------------------------------------------------
+
+
+class TestDiscovery:
+    def test_discovery_lists_both_hooks_with_prefetch(self, client: Any) -> None:
+        """GET /cds-services lists order-sign and order-select with the prefetch templates."""
+        response = client.get("/cds-services")
+        assert response.status_code == 200
+        services = response.json()["services"]
+        assert [(s["id"], s["hook"]) for s in services] == [
+            (SERVICE_ID, "order-sign"),
+            (SELECT_SERVICE_ID, "order-select"),
+        ]
+        prefetch = services[0]["prefetch"]
+        assert prefetch["patient"] == "Patient/{{context.patientId}}"
+        assert "http://loinc.org|29463-7" in prefetch["weight"]
+        assert "http://loinc.org|8636-3" in prefetch["qtc"]
+        assert "http://loinc.org|33914-3" in prefetch["egfr"]
+        assert prefetch["medications"].startswith("MedicationRequest?patient=")
+        assert "status=active" in prefetch["medications"]
+
+    def test_discovery_is_cors_enabled(self, client: Any) -> None:
+        """A browser-based CDS client (the sandbox) may call the service."""
+        response = client.get("/cds-services", headers={"Origin": "https://sandbox.example"})
+        assert response.headers["access-control-allow-origin"] == "*"
+
+
+class TestCards:
+    def test_critical_card_with_receipt_suggestion_and_override_reasons(self, client: Any) -> None:
+        """Acetaminophen 5 g/day: a critical card, the arithmetic, and a 1 g dose suggested."""
+        cards = _cards(_post(client, _request([_acetaminophen()])))
+        (card,) = [c for c in cards if _topic(c) == "dose.max-daily"]
+        assert card["indicator"] == "critical"
+        assert "1250 mg × 4 doses/day = 5000 mg/day > 4000 mg/day" in card["detail"]
+        assert card["source"]["label"].startswith("mps-analgesia")
+        assert card["overrideReasons"]
+        assert card["selectionBehavior"] == "at-most-one"
+        (suggestion,) = card["suggestions"]
+        (action,) = suggestion["actions"]
+        assert action["type"] == "update"
+        assert action["resource"]["id"] == "step-0"
+        dose = action["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]
+        assert (dose["value"], dose["code"]) == (1000, "mg")
+
+    def test_suggested_dose_passes_the_checks(self, client: Any) -> None:
+        """Sending the suggested order back gives no dose finding."""
+        request = _request([_acetaminophen()])
+        card = next(c for c in _cards(_post(client, request)) if _topic(c) == "dose.max-daily")
+        fixed = card["suggestions"][0]["actions"][0]["resource"]
+        request["context"]["draftOrders"]["entry"][0]["resource"] = fixed
+        topics = {_topic(c) for c in _cards(_post(client, request))}
+        assert not {"dose.max-daily", "dose.max-single"} & topics
+
+    def test_no_suggestion_without_numbers_to_compute_from(self, client: Any) -> None:
+        """A finding that is not about a dose limit offers no suggestion."""
+        rt = mps.RadiotherapyStep(total_dose="20 Gy", fractions=5, site="left psoas")
+        cards = _cards(_post(client, _request([rt])))
+        assert cards
+        assert all("suggestions" not in c for c in cards)
+
+    def test_warning_card(self, client: Any) -> None:
+        """Tramadol 400 mg/day at over 75 years is a warning card with override reasons."""
+        prefetch = _full_prefetch(age_birth="1940-01-01")
+        step = mps.OpioidStep(drug="tramadol", dose="100 mg", every="6 h")
+        cards = _cards(_post(client, _request([step], prefetch=prefetch)))
+        (card,) = [c for c in cards if _topic(c) == "age.dose-adjust"]
+        assert card["indicator"] == "warning"
+        assert card["overrideReasons"][0]["system"].endswith("/CodeSystem/override-reason")
+
+    def test_info_card(self, client: Any) -> None:
+        """A radiotherapy course gives an info card (BED and EQD2) without override reasons."""
+        rt = mps.RadiotherapyStep(total_dose="20 Gy", fractions=5, site="left psoas")
+        cards = _cards(_post(client, _request([rt])))
+        infos = [c for c in cards if c["indicator"] == "info"]
+        assert infos
+        assert all("overrideReasons" not in c for c in infos)
+
+    def test_source_link_is_the_doi(self, client: Any) -> None:
+        """A methadone finding resting on Takase 2015 links its DOI."""
+        step = mps.MethadoneAdjuvantStep(dose="15 mg", every="8 h")
+        cards = _cards(_post(client, _request([step])))
+        urls = {c["source"].get("url") for c in cards}
+        assert "https://doi.org/10.1089/jpm.2014.0387" in urls
+
+    def test_missing_prefetch_gives_a_not_checked_card(self, client: Any) -> None:
+        """Without weight in the prefetch, a block is not checked and a card says so."""
+        block = mps.PsoasCompartmentBlockStep(
+            drug="ropivacaine", concentration="0.2 %", bolus_volume="20 mL", side="left"
+        )
+        prefetch = _full_prefetch()
+        del prefetch["weight"]
+        cards = _cards(_post(client, _request([block], prefetch=prefetch)))
+        (card,) = [c for c in cards if "could not run" in c["summary"]]
+        assert card["indicator"] == "warning"
+        assert "weight" in card["summary"]
+        assert "Not sent in prefetch: weight" in card["detail"]
+
+    def test_no_prefetch_at_all_still_answers(self, client: Any) -> None:
+        """A request with no prefetch is checked with what there is, and says what is missing."""
+        request = _request([_acetaminophen()])
+        del request["prefetch"]
+        cards = _cards(_post(client, request))
+        assert any(_topic(c) == "dose.max-daily" for c in cards)
+        assert any("could not run" in c["summary"] for c in cards)
+
+    def test_unreadable_order_gets_its_own_card(self, client: Any) -> None:
+        """An order in UCUM 'mcg' is not guessed: a warning card says it was not checked."""
+        request = _request([mps.OpioidStep(drug="fentanyl", route="transdermal", rate="25 mcg/h")])
+        order = request["context"]["draftOrders"]["entry"][0]["resource"]
+        order["dosageInstruction"][0]["doseAndRate"][0]["rateQuantity"]["code"] = "mcg/h"
+        cards = _cards(_post(client, request))
+        (card,) = [c for c in cards if "could not be checked" in c["summary"]]
+        assert card["indicator"] == "warning"
+        assert "'ug'" in card["detail"]
+
+    def test_active_medications_join_the_regimen(self, client: Any) -> None:
+        """An active acetaminophen order plus a new one are summed for the daily maximum."""
+        active = to_bundle(mps.Regimen([_acetaminophen("1 g")]))["entry"][1]["resource"]
+        active["id"] = "home-med"
+        prefetch = _full_prefetch()
+        prefetch["medications"] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": active}],
+        }
+        cards = _cards(_post(client, _request([_acetaminophen("500 mg")], prefetch=prefetch)))
+        (card,) = [c for c in cards if _topic(c) == "dose.max-daily"]
+        assert "6000 mg/day" in card["detail"]
+        assert "suggestions" not in card  # a total over two orders: no single-order fix
+
+    def test_unknown_active_medication_counts_for_interactions(self, client: Any) -> None:
+        """An active sertraline order (not in the catalog) is passed on as a medicine name."""
+        sertraline = {
+            "resourceType": "MedicationRequest",
+            "id": "ssri",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/p1"},
+            "medicationCodeableConcept": {"text": "sertraline"},
+        }
+        prefetch = _full_prefetch()
+        prefetch["medications"] = {"resourceType": "Bundle", "entry": [{"resource": sertraline}]}
+        step = mps.OpioidStep(drug="tramadol", dose="50 mg", every="6 h")
+        cards = _cards(_post(client, _request([step], prefetch=prefetch)))
+        assert any("serotonin" in c["detail"].lower() for c in cards)
+
+    def test_order_select_is_answered_on_both_paths(self, client: Any) -> None:
+        """order-select works on the main service and on its discovery id."""
+        request = _request([_acetaminophen()], hook="order-select")
+        for service in (SERVICE_ID, SELECT_SERVICE_ID):
+            cards = _cards(_post(client, request, service))
+            assert any(_topic(c) == "dose.max-daily" for c in cards)
+
+    def test_clean_order_gives_no_finding_card(self, client: Any) -> None:
+        """A safe order with all prefetch data gives no finding card."""
+        cards = _cards(_post(client, _request([_acetaminophen("500 mg")])))
+        assert all(c["indicator"] == "info" for c in cards)
+
+    def test_feedback_is_acknowledged(self, client: Any) -> None:
+        """POST .../feedback with a JSON object is acknowledged."""
+        body = {"feedback": [{"card": "x", "outcome": "accepted", "outcomeTimestamp": "now"}]}
+        response = client.post(f"/cds-services/{SERVICE_ID}/feedback", json=body)
+        assert (response.status_code, response.json()) == (200, {})
+
+
+class TestBadRequests:
+    def _error(self, response: Any, status: int) -> str:
+        assert response.status_code == status
+        assert response.headers["content-type"].startswith("application/json")
+        body = response.json()
+        assert isinstance(body["error"], str)
+        return str(body["error"])
+
+    def test_malformed_json_is_400(self, client: Any) -> None:
+        """A body that is not JSON gives 400 with a JSON error."""
+        response = client.post(f"/cds-services/{SERVICE_ID}", content=b'{"hook": ')
+        assert "not valid JSON" in self._error(response, 400)
+
+    def test_invalid_bundle_is_400(self, client: Any) -> None:
+        """draftOrders that is not a Bundle gives 400 naming the problem."""
+        request = _request([_acetaminophen()])
+        request["context"]["draftOrders"] = {"resourceType": "Bundle", "entry": [{"x": 1}]}
+        response = _post(client, request)
+        assert "draftOrders" in self._error(response, 400)
+        assert response.json()["problems"] == ["entry[0]: has no resource object"]
+
+    @pytest.mark.parametrize(
+        ("payload", "match"),
+        [
+            ([], "JSON object"),
+            ({"hook": "patient-view", "context": {}}, "'hook' must be one of"),
+            ({"hook": "order-sign", "context": 3}, "'context' must be an object"),
+            ({"hook": "order-sign", "context": {}, "prefetch": []}, "'prefetch' must be"),
+            ({"hook": "order-sign", "context": {"draftOrders": None}}, "draftOrders"),
+            (
+                {
+                    "hook": "order-sign",
+                    "context": {"draftOrders": {"resourceType": "Bundle"}},
+                    "prefetch": {"weight": "60 kg"},
+                },
+                "prefetch.weight",
+            ),
+        ],
+    )
+    def test_bad_request_shapes_are_400(self, client: Any, payload: Any, match: str) -> None:
+        """Each malformed request gives 400 and says what is wrong."""
+        assert match in self._error(_post(client, payload), 400)
+
+    def test_unknown_service_is_404(self, client: Any) -> None:
+        """An unknown service id gives 404 with a JSON body."""
+        self._error(client.post("/cds-services/nope", json={}), 404)
+
+    def test_wrong_method_is_405_json(self, client: Any) -> None:
+        """GET on the service gives 405 with a JSON body."""
+        self._error(client.get(f"/cds-services/{SERVICE_ID}"), 405)
+
+    def test_oversized_body_is_413(self, client: Any) -> None:
+        """A body over the limit gives 413 with a JSON error, not a crash."""
+        body = b" " * (MAX_BODY_BYTES + 1)
+        assert "over" in self._error(client.post(f"/cds-services/{SERVICE_ID}", content=body), 413)
+
+    def test_nan_in_an_order_is_refused_not_crashing(self, client: Any) -> None:
+        """A NaN dose (JSON extension) makes a not-checked order card, never a 500."""
+        request = _request([_acetaminophen()])
+        text = json.dumps(request).replace('"value": 1250', '"value": NaN')
+        response = client.post(
+            f"/cds-services/{SERVICE_ID}",
+            content=text.encode(),
+            headers={"content-type": "application/json"},
+        )
+        cards = _cards(response)
+        assert any("could not be checked" in c["summary"] for c in cards)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.binary(max_size=300))
+    def test_random_bytes_never_give_a_500(self, client: Any, body: bytes) -> None:
+        """Any byte string is answered with a JSON error or cards, never 5xx."""
+        response = client.post(f"/cds-services/{SERVICE_ID}", content=body)
+        assert response.status_code in (200, 400, 422)
+        assert isinstance(response.json(), dict)
+
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "hook",
+                        "context",
+                        "draftOrders",
+                        "prefetch",
+                        "resourceType",
+                        "entry",
+                        "resource",
+                        "dosageInstruction",
+                        "doseAndRate",
+                        "doseQuantity",
+                        "value",
+                        "code",
+                        "patient",
+                    ]
+                ),
+                inner,
+                max_size=4,
+            )
+        ),
+        max_leaves=20,
+    )
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(json_values)
+    def test_random_json_never_gives_a_500(self, client: Any, value: Any) -> None:
+        """Random JSON shaped like a request is answered with 200/400/422 JSON, never 5xx."""
+        payload = {"hook": "order-sign", "hookInstance": "x", "context": {"draftOrders": value}}
+        response = client.post(f"/cds-services/{SERVICE_ID}", content=json.dumps(payload))
+        assert response.status_code in (200, 400, 422)
+        assert isinstance(response.json(), dict)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        st.sampled_from(["value", "code", "system", "periodUnit", "frequency", "text"]), json_values
+    )
+    def test_mutated_orders_never_give_a_500(self, client: Any, key: str, value: Any) -> None:
+        """A valid request with one order element replaced by random JSON never gives 5xx."""
+        request = _request(
+            [
+                _acetaminophen(),
+                mps.OpioidStep(
+                    drug="morphine", dose="5 mg", every="4 h", prn=True, max_doses_per_24h=6
+                ),
+            ]
+        )
+        text = json.dumps(request)
+        mutated = json.loads(text.replace(f'"{key}": ', f'"{key}": {json.dumps(value)}, "_x": ', 1))
+        response = client.post(f"/cds-services/{SERVICE_ID}", content=json.dumps(mutated))
+        assert response.status_code in (200, 400, 422)
+
+
+class TestConcurrency:
+    def test_fifty_concurrent_requests_are_all_answered_correctly(self, base_url: str) -> None:
+        """50 simultaneous order-sign requests each get their own correct cards."""
+        doses = [f"{1010 + 10 * i} mg" for i in range(50)]
+
+        async def run() -> list[Any]:
+            async with httpx.AsyncClient(base_url=base_url, trust_env=False, timeout=30) as c:
+                return list(
+                    await asyncio.gather(*(_apost(c, _request([_acetaminophen(d)])) for d in doses))
+                )
+
+        async def _apost(c: Any, payload: Any) -> Any:
+            return await c.post(f"/cds-services/{SERVICE_ID}", json=payload)
+
+        responses = asyncio.run(run())
+        for dose, response in zip(doses, responses, strict=True):
+            cards = _cards(response)
+            daily = int(dose.split()[0]) * 4
+            (card,) = [c for c in cards if _topic(c) == "dose.max-daily"]
+            assert f"{daily} mg/day" in card["detail"]
+
+
+class TestHandle:
+    def test_handle_never_raises(self) -> None:
+        """handle() turns anything into (status, JSON) without raising."""
+        for body in (b"", b"null", "[]", b"\xff\xfe", {"hook": 1}, "1e999"):
+            status, payload = handle(body)  # type: ignore[arg-type]
+            assert status in (400, 422)
+            assert "error" in payload
+
+    def test_discovery_document_is_json(self) -> None:
+        """The discovery document serialises to JSON."""
+        assert json.loads(json.dumps(discovery_document())) == discovery_document()
+
+    def test_import_does_not_load_starlette(self) -> None:
+        """import mps_analgesia (and its fhir module) does not import starlette or uvicorn."""
+        code = (
+            "import sys, mps_analgesia, mps_analgesia.fhir; "
+            "print(any(m.split('.')[0] in ('starlette', 'uvicorn') for m in sys.modules))"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.stdout.strip() == "False", out.stderr
+
+
+class TestServe:
+    def test_serve_runs_a_server_process(self) -> None:
+        """serve() in its own process answers discovery on the port it was given."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        code = (
+            f"from mps_analgesia.cds_hooks import serve; serve('127.0.0.1', {port}, "
+            "log_level='warning')"
+        )
+        proc = subprocess.Popen([sys.executable, "-c", code])
+        try:
+            deadline = time.monotonic() + 20
+            with httpx.Client(trust_env=False, timeout=2) as c:
+                while True:
+                    try:
+                        response = c.get(f"http://127.0.0.1:{port}/cds-services")
+                        break
+                    except httpx.TransportError:
+                        assert proc.poll() is None, "serve() exited"
+                        assert time.monotonic() < deadline, "serve() did not start"
+                        time.sleep(0.05)
+            assert response.status_code == 200
+            assert response.json()["services"][0]["id"] == SERVICE_ID
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

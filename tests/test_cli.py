@@ -1,0 +1,180 @@
+"""The command line: `mps-analgesia check CASE...`, exit codes 0/1/2, text and JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mps_analgesia import __version__
+from mps_analgesia.cli import main
+
+CLEAN = """\
+name = "clean"
+[patient]
+age = 60
+[[step]]
+kind = "adjuvant"
+drug = "acetaminophen"
+role = "nociceptive"
+dose = "1 g"
+every = "6 h"
+"""
+
+ERROR = CLEAN.replace('name = "clean"', 'name = "too much"').replace('"1 g"', '"1250 mg"')
+
+INVALID = """\
+[patient]
+weight = 52
+[[step]]
+kind = "opioid"
+drug = "fentanil"
+dose = "30"
+every = "12 h"
+"""
+
+
+@pytest.fixture
+def cases(tmp_path: Path) -> dict[str, Path]:
+    out = {}
+    for name, text in (("clean", CLEAN), ("error", ERROR), ("invalid", INVALID)):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text, encoding="utf-8")
+        out[name] = path
+    return out
+
+
+class TestExitCodes:
+    def test_clean_case_exits_0(
+        self, cases: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """No error finding: exit 0 and a readable report."""
+        assert main(["check", str(cases["clean"])]) == 0
+        out = capsys.readouterr().out
+        assert f"{cases['clean']}: 1 step(s)" in out
+        assert "step 1: acetaminophen 1 g oral every 6 h" in out
+        assert "Decision support only" in out
+
+    def test_error_finding_exits_1(
+        self, cases: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An error-severity finding: exit 1, the finding and its arithmetic printed."""
+        assert main(["check", str(cases["error"])]) == 1
+        out = capsys.readouterr().out
+        assert "ERROR   dose.max-daily (step 1)" in out
+        assert "1250 mg × 4 doses/day = 5000 mg/day > 4000 mg/day" in out
+
+    def test_invalid_case_exits_2(
+        self, cases: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An invalid case file: exit 2 and every problem on stderr."""
+        assert main(["check", str(cases["invalid"])]) == 2
+        err = capsys.readouterr().err
+        assert "3 problems" in err
+        assert "patient.weight: '52' has no unit; write e.g. '52 kg'" in err
+        assert "step[0].drug: unknown drug 'fentanil'; did you mean 'fentanyl'?" in err
+        assert "step[0].dose: '30' has no unit; write e.g. '30 mg'" in err
+
+    def test_missing_file_exits_2(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A file that cannot be read: exit 2."""
+        assert main(["check", str(tmp_path / "nope.toml")]) == 2
+        assert "cannot be read" in capsys.readouterr().err
+
+    def test_worst_of_several_files(
+        self, cases: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """With several files the exit code is the worst: invalid (2) over error (1) over 0."""
+        assert main(["check", str(cases["clean"]), str(cases["error"])]) == 1
+        assert main(["check", str(cases["error"]), str(cases["invalid"]), str(cases["clean"])]) == 2
+        assert main(["check", str(cases["clean"]), str(cases["clean"])]) == 0
+        capsys.readouterr()
+
+    def test_disable_a_rule(
+        self, cases: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--disable leaves a rule out; an unknown rule id is invalid input."""
+        assert main(["check", "--disable", "dose.max-daily", str(cases["error"])]) == 0
+        assert main(["check", "--disable", "dose.max-dailyy", str(cases["error"])]) == 2
+        assert "did you mean 'dose.max-daily'" in capsys.readouterr().err
+
+    def test_no_command_exits_2(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """Without a command the help goes to stderr and the exit code is 2."""
+        assert main([]) == 2
+        assert "usage: mps-analgesia" in capsys.readouterr().err
+
+    def test_bad_arguments_exit_2(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """Unknown options and a missing CASE are usage errors: exit 2."""
+        assert main(["check"]) == 2
+        assert main(["check", "--format", "xml", "x.toml"]) == 2
+        assert main(["frobnicate"]) == 2
+        capsys.readouterr()
+
+
+class TestJson:
+    def test_json_single_file(
+        self, cases: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--format json prints one parseable report object with the file name."""
+        assert main(["check", "--format", "json", str(cases["error"])]) == 1
+        data = json.loads(capsys.readouterr().out)
+        assert data["file"] == str(cases["error"])
+        assert data["status"] == "errors"
+        assert [f["code"] for f in data["findings"] if f["severity"] == "error"] == [
+            "dose.max-daily"
+        ]
+        assert data["findings"][0]["cds_indicator"] == "critical"
+
+    def test_json_several_files(
+        self, cases: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Several files give a JSON list; an invalid one carries its error text."""
+        code = main(["check", "--format", "json", str(cases["clean"]), str(cases["invalid"])])
+        assert code == 2
+        data = json.loads(capsys.readouterr().out)
+        assert [d["file"] for d in data] == [str(cases["clean"]), str(cases["invalid"])]
+        assert data[0]["status"] in ("no findings", "incomplete", "warnings")
+        assert "fentanil" in data[1]["error"]
+
+
+class TestInfo:
+    def test_version(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--version prints the version and exits 0."""
+        assert main(["--version"]) == 0
+        assert capsys.readouterr().out.strip() == f"mps-analgesia {__version__}"
+
+    def test_help(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--help describes the tool and its intended use, exit 0."""
+        assert main(["--help"]) == 0
+        out = capsys.readouterr().out
+        assert "check" in out
+        assert "does not replace clinical judgement" in out
+
+    def test_check_help_lists_exit_codes(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`check --help` explains the exit codes."""
+        assert main(["check", "--help"]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert "1: at least one error finding; 2: unreadable or invalid input" in out
+
+
+class TestModule:
+    def test_python_m_runs_the_cli(self, cases: dict[str, Path]) -> None:
+        """`python -m mps_analgesia check` runs the same command line, with its exit code."""
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mps_analgesia",
+                "check",
+                "--format",
+                "json",
+                str(cases["error"]),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 1, done.stderr
+        assert json.loads(done.stdout)["status"] == "errors"

@@ -1,0 +1,922 @@
+"""Protocols as data: loading, the check language, instantiation, and bad protocol files."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mps_analgesia as mps
+from mps_analgesia import _catalog
+from mps_analgesia.errors import ProtocolError, UnknownNameError
+from mps_analgesia.protocols import (
+    CHECK_FIELDS,
+    CHECK_OPS,
+    Check,
+    InstantiatedPlan,
+    Protocol,
+    ProtocolFileError,
+    _Facts,
+    list_protocols,
+    load_protocol,
+    loads_protocol,
+    protocol_dirs,
+    protocol_from_dict,
+)
+from strategies import patients
+
+REPO = Path(__file__).resolve().parents[1]
+PROTOCOL_DIR = REPO / "protocols"
+REFERENCE = Path("/work/shared/reference/clinical-facts.md")
+
+SHIPPED = (
+    "agar-2004-mechanism-directed",
+    "astro-2017-palliative-radiotherapy",
+    "psoas-compartment-block",
+    "stevens-2010-polymodal",
+    "takase-2015-methadone-adjuvant",
+    "yoshioka-2025-nociceptive",
+)
+
+
+def _mr(drug: str, dose: str) -> mps.OpioidStep:
+    return mps.OpioidStep(drug=drug, formulation="modified-release", dose=dose, every="12 h")
+
+
+# ---- the four reference patients ---------------------------------------------------------------
+#: name -> (patient, current regimen)
+PATIENTS: dict[str, tuple[mps.Patient, mps.Regimen]] = {
+    # a frail 45 kg 78-year-old with eGFR 25, on no opioid
+    "frail": (
+        mps.Patient(age=78, sex="female", weight="45 kg", egfr="25 mL/min/1.73m2"),
+        mps.Regimen([]),
+    ),
+    # an 80 kg opioid-tolerant adult on 200 mg/day oral morphine
+    "tolerant": (
+        mps.Patient(
+            age=60,
+            sex="male",
+            weight="80 kg",
+            egfr="90 mL/min/1.73m2",
+            qtc="420 ms",
+            opioid_tolerant=True,
+        ),
+        mps.Regimen([_mr("morphine", "100 mg")]),
+    ),
+    # a patient with QTc 480 ms (on oxycodone, 120 MME/day)
+    "qtc480": (
+        mps.Patient(
+            age=65,
+            sex="female",
+            weight="60 kg",
+            egfr="70 mL/min/1.73m2",
+            qtc="480 ms",
+            opioid_tolerant=True,
+        ),
+        mps.Regimen([_mr("oxycodone", "40 mg")]),
+    ),
+    # a patient on apixaban 5 mg twice daily, last dose 14 h ago (on oxycodone, 60 MME/day)
+    "apixaban": (
+        mps.Patient(
+            age=70,
+            sex="male",
+            weight="70 kg",
+            egfr="60 mL/min/1.73m2",
+            qtc="430 ms",
+            opioid_tolerant=True,
+            anticoagulant={
+                "drug": "apixaban",
+                "dose": "5 mg",
+                "every": "12 h",
+                "last_dose_ago": "14 h",
+            },
+        ),
+        mps.Regimen([_mr("oxycodone", "20 mg")]),
+    ),
+}
+
+_BM = ("warning", "opioid.breakthrough-missing")
+#: protocol -> patient -> (status, errors and warnings expected from validate()).
+#: The regular opioids of the fixtures have no PRN step, so opioid.breakthrough-missing is
+#: expected wherever a regular strong opioid is continued.
+EXPECTED: dict[str, dict[str, tuple[str, set[tuple[str, str]]]]] = {
+    "agar-2004-mechanism-directed": {
+        "frail": ("eligible", set()),
+        "tolerant": ("eligible", {_BM}),
+        "qtc480": ("eligible", {_BM}),
+        "apixaban": ("eligible", {_BM}),
+    },
+    "astro-2017-palliative-radiotherapy": {
+        "frail": ("eligible", set()),
+        "tolerant": ("eligible", {_BM}),
+        "qtc480": ("eligible", {_BM}),
+        "apixaban": ("eligible", {_BM}),
+    },
+    "psoas-compartment-block": {
+        "frail": ("eligible", set()),
+        "tolerant": ("eligible", {_BM}),
+        "qtc480": ("eligible", {_BM}),
+        # apixaban 5 mg 14 h ago: the 72 h interval is not met, and validate() says so too
+        "apixaban": ("not eligible", {("error", "block.anticoagulation"), _BM}),
+    },
+    "stevens-2010-polymodal": {
+        "frail": ("eligible", set()),
+        "tolerant": ("eligible", {_BM}),
+        "qtc480": ("eligible", {_BM}),
+        # the block is left out (requires not met), so no anticoagulation error remains
+        "apixaban": ("eligible", {_BM}),
+    },
+    "takase-2015-methadone-adjuvant": {
+        # no opioid: 0 MME/day is below 60, and no starting dose exists below 60
+        "frail": ("not eligible", set()),
+        "tolerant": ("eligible", {_BM}),
+        # QTc 480 ms: the plan is shown for review and validate() warns
+        "qtc480": ("not eligible", {("warning", "methadone.qtc-prolonged"), _BM}),
+        "apixaban": ("eligible", {_BM}),
+    },
+    "yoshioka-2025-nociceptive": {
+        "frail": ("eligible", set()),
+        # already on a regular strong opioid: not eligible; tramadol PRN next to it
+        "tolerant": ("not eligible", {("warning", "opioid.breakthrough-dose")}),
+        "qtc480": ("not eligible", set()),
+        "apixaban": ("not eligible", {("warning", "opioid.breakthrough-dose")}),
+    },
+}
+
+
+def _unguarded_clinical(protocol: Protocol) -> bool:
+    return any(c.field == "clinical" and not c.when for c in protocol.eligibility)
+
+
+def _clinical_ids(protocol: Protocol) -> list[str]:
+    checks = [*protocol.eligibility, *protocol.contraindication, *protocol.caution]
+    checks += [c for s in protocol.step for c in (*s.when, *s.requires)]
+    return sorted({c.id for c in checks if c.field == "clinical"})
+
+
+def _choices(protocol: Protocol, **extra: Any) -> dict[str, Any]:
+    choices: dict[str, Any] = {"confirm": _clinical_ids(protocol), **extra}
+    if any(s.needs_side for s in protocol.step):
+        choices.setdefault("side", "left")
+    return choices
+
+
+def _plan(pid: str, patient_name: str, **extra: Any) -> InstantiatedPlan:
+    protocol = load_protocol(pid)
+    patient, regimen = PATIENTS[patient_name]
+    return protocol.instantiate(patient, regimen, _choices(protocol, **extra))
+
+
+def _codes(report: Any) -> set[tuple[str, str]]:
+    return {(f.severity, f.code) for f in report.findings if f.severity != "info"}
+
+
+# ---- loading ------------------------------------------------------------------------------------
+
+
+class TestShippedProtocols:
+    def test_the_six_protocols_are_listed(self) -> None:
+        """list_protocols() returns exactly the six shipped protocols, sorted by id."""
+        assert tuple(p.id for p in list_protocols()) == SHIPPED
+
+    @pytest.mark.parametrize("pid", SHIPPED)
+    def test_loads_by_id_and_path(self, pid: str) -> None:
+        """Each protocol loads by id and by path, and its id is its file name."""
+        by_id = load_protocol(pid)
+        by_path = load_protocol(PROTOCOL_DIR / f"{pid}.toml")
+        assert by_id.id == pid == by_path.id
+        assert by_id == by_path
+
+    @pytest.mark.parametrize("pid", SHIPPED)
+    def test_metadata(self, pid: str) -> None:
+        """Each protocol is a draft with an evidence statement and sources that exist."""
+        p = load_protocol(pid)
+        assert p.status == "draft"
+        assert re.fullmatch(r"\d+\.\d+\.\d+", p.version)
+        assert p.evidence.level in ("case-reports-and-series", "extrapolated")
+        assert "case report" in p.evidence.summary.lower()
+        assert p.indication
+        assert set(p.source_ids) <= set(_catalog.sources())
+        assert all(s.sources for s in p.step)
+
+    @pytest.mark.parametrize("pid", SHIPPED)
+    def test_escalation_targets_exist(self, pid: str) -> None:
+        """Every protocol named as an escalation target is a shipped protocol."""
+        for e in load_protocol(pid).escalation:
+            assert set(e.to) <= set(SHIPPED), e.to
+
+    @pytest.mark.skipif(not REFERENCE.is_file(), reason="reference notes not available")
+    @pytest.mark.parametrize("pid", SHIPPED)
+    def test_every_quantity_number_is_in_the_reference(self, pid: str) -> None:
+        """Every number written with a unit in a protocol file appears in the reference notes
+        (or is the stated product of reference numbers)."""
+        reference = REFERENCE.read_text(encoding="utf-8")
+        derived = {"650": "2 Ultracet tablets × 325 mg acetaminophen (label: 2 tablets per dose)"}
+        text = (PROTOCOL_DIR / f"{pid}.toml").read_text(encoding="utf-8")
+        numbers = set(re.findall(r'"(\d+(?:\.\d+)?) (?:mg|mL|h|day|week|ms|Gy|MME|%)', text))
+        missing = sorted(
+            n
+            for n in numbers
+            if n not in derived and not re.search(rf"(?<![\d.]){re.escape(n)}", reference)
+        )
+        assert missing == []
+
+    def test_protocol_dirs_finds_the_repository_directory(self) -> None:
+        """In a development checkout the repository's protocols/ directory is searched."""
+        assert PROTOCOL_DIR in [Path(str(d)) for d in protocol_dirs()]
+
+    def test_installed_wheel_layout(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Installed from a wheel (no pyproject.toml above the package), protocols load from
+        mps_analgesia/protocols inside the package."""
+        from importlib import resources
+
+        from mps_analgesia import protocols as module
+
+        package = tmp_path / "site-packages" / "mps_analgesia"
+        (package / "protocols").mkdir(parents=True)
+        source = PROTOCOL_DIR / "psoas-compartment-block.toml"
+        (package / "protocols" / source.name).write_text(source.read_text(), encoding="utf-8")
+        monkeypatch.setattr(module, "__file__", str(package / "protocols.py"))
+        monkeypatch.setattr(resources, "files", lambda _name: package)
+        assert [Path(str(d)) for d in protocol_dirs()] == [package / "protocols"]
+        assert [p.id for p in list_protocols()] == ["psoas-compartment-block"]
+
+    def test_unknown_id_suggests(self) -> None:
+        """An unknown id raises UnknownNameError with a close suggestion."""
+        with pytest.raises(UnknownNameError, match="takase-2015-methadone-adjuvant"):
+            load_protocol("takase-2015-methadone")
+
+    def test_json_protocol_loads(self, tmp_path: Path) -> None:
+        """A protocol written as JSON loads like its TOML source."""
+        data = tomllib.loads((PROTOCOL_DIR / "psoas-compartment-block.toml").read_text())
+        path = tmp_path / "block.json"
+        path.write_text(json.dumps(data), encoding="utf-8")
+        assert load_protocol(path) == load_protocol("psoas-compartment-block")
+
+    def test_missing_file_is_reported(self, tmp_path: Path) -> None:
+        """A path that cannot be read raises ProtocolFileError, not OSError."""
+        with pytest.raises(ProtocolFileError, match="cannot be read"):
+            load_protocol(tmp_path / "nope.toml")
+
+
+class TestDocumentation:
+    def test_the_format_page_names_every_key_field_and_operator(self) -> None:
+        """docs/protocols.md documents every check field, operator, start method, monitoring
+        kind, template key and shipped protocol."""
+        from mps_analgesia.protocols import _TEMPLATE_KEYS, MONITORING_KINDS, START_METHODS
+
+        text = (REPO / "docs" / "protocols.md").read_text(encoding="utf-8")
+        ops = {op for ops in CHECK_OPS.values() for op in ops}
+        names = {*CHECK_FIELDS, *ops, *START_METHODS, *MONITORING_KINDS, *_TEMPLATE_KEYS, *SHIPPED}
+        missing = sorted(n for n in names if f"`{n}`" not in text)
+        assert missing == []
+
+
+# ---- bad files ----------------------------------------------------------------------------------
+
+BAD = """\
+id = "Bad Protocol"
+title = "A bad protocol"
+version = "one"
+status = "drafted"
+indication = "testing"
+colour = "blue"
+
+[evidence]
+level = "case-reports-and-series"
+summary = "none"
+sources = ["no-such-source"]
+
+[[phase]]
+id = "only"
+title = "Only"
+
+[[eligibility]]
+field = "qtc"
+op = "<"
+value = "450"
+text = "QTc below 450"
+
+[[eligibility]]
+field = "qtcc"
+op = "<"
+value = "450 ms"
+text = "typo"
+source = "aps-cpdd-2014"
+level = "V"
+
+[[step]]
+id = "patch"
+phase = "only"
+kind = "opioid"
+title = "An oral patch"
+drug = "fentanyl"
+route = "oral"
+rate = "25 mcg/h"
+sources = ["stevens-2010"]
+level = "V"
+
+[[step]]
+id = "dose"
+phase = "missing-phase"
+kind = "adjuvant"
+title = "A dose without provenance"
+drug = "gabapentin"
+role = "neuropathic"
+dose = "300 mg"
+every = "8 h"
+sources = ["stevens-2010"]
+level = "X"
+dose_range = { min = "900 mg/day", max = "3600 mg/day" }
+after = ["nowhere"]
+"""
+
+
+class TestBadProtocolFiles:
+    def test_every_problem_is_reported_with_path_and_line(self) -> None:
+        """A bad file raises one ProtocolFileError listing every problem with key path and line."""
+        with pytest.raises(ProtocolFileError) as info:
+            loads_protocol(BAD, file="bad.toml")
+        found = {(p.path, p.line) for p in info.value.problems}
+        expected = {
+            ("id", 1),
+            ("version", 3),
+            ("status", 4),
+            ("colour", 6),
+            ("evidence.sources[0]", 11),
+            ("eligibility[0].source", 17),
+            ("eligibility[0].level", 17),
+            ("eligibility[0].value", 20),
+            ("eligibility[1].field", 24),
+            ("step[0].route", 37),
+            ("step[1].phase", 44),
+            ("step[1].level", 52),
+            ("step[1].dose_range.source", 53),
+            ("step[1].dose_range.level", 53),
+            ("step[1].after[0]", 54),
+        }
+        assert found == expected, str(info.value)
+        text = str(info.value)
+        assert text.startswith("bad.toml: 15 problems")
+        assert "'450' has no unit" in text
+        assert "did you mean 'qtc'?" in text
+        assert "fentanyl has no oral route" in text
+
+    def test_invalid_toml_gives_the_line(self) -> None:
+        """Text that is not TOML is reported with its line."""
+        with pytest.raises(ProtocolFileError) as info:
+            loads_protocol('id = "x"\ntitle = \n')
+        assert info.value.problems[0].line == 2
+
+    def test_invalid_json(self) -> None:
+        """Text that is not JSON is reported, not raised as JSONDecodeError."""
+        with pytest.raises(ProtocolFileError, match="not valid JSON"):
+            loads_protocol("{", format="json")
+
+    def test_not_a_table(self) -> None:
+        """Data that is not a table is refused."""
+        with pytest.raises(ProtocolFileError, match="must hold a table"):
+            protocol_from_dict(["x"])  # type: ignore[arg-type]
+
+    def test_choice_groups_need_one_default(self) -> None:
+        """Two defaults in a group, or none without 'when', are problems."""
+        base = tomllib.loads((PROTOCOL_DIR / "psoas-compartment-block.toml").read_text())
+        base["step"][2]["default"] = True
+        with pytest.raises(ProtocolFileError, match="has two defaults"):
+            protocol_from_dict(base)
+        base["step"][1]["default"] = False
+        base["step"][2]["default"] = False
+        with pytest.raises(ProtocolFileError, match="needs a default"):
+            protocol_from_dict(base)
+
+    def test_from_ome_needs_methadone_and_a_schedule(self) -> None:
+        """A from_ome start on another drug, or without a schedule, is refused."""
+        base = tomllib.loads((PROTOCOL_DIR / "takase-2015-methadone-adjuvant.toml").read_text())
+        step = base["step"][1]
+        del step["every"]
+        with pytest.raises(ProtocolFileError, match="needs the step's schedule"):
+            protocol_from_dict(base)
+        step["every"] = "8 h"
+        step["kind"] = "opioid"
+        step["drug"] = "morphine"
+        with pytest.raises(ProtocolFileError, match="starts methadone only"):
+            protocol_from_dict(base)
+
+    def test_clinical_check_needs_an_id(self) -> None:
+        """A clinical check without an id cannot be confirmed, so it is refused."""
+        base = tomllib.loads((PROTOCOL_DIR / "yoshioka-2025-nociceptive.toml").read_text())
+        del base["eligibility"][0]["id"]
+        with pytest.raises(ProtocolFileError, match="clinical check needs an id"):
+            protocol_from_dict(base)
+
+    def test_titration_interval_in_whole_days(self) -> None:
+        """A titration interval that is not a whole number of days is refused."""
+        base = tomllib.loads((PROTOCOL_DIR / "agar-2004-mechanism-directed.toml").read_text())
+        baclofen = next(s for s in base["step"] if s["id"] == "baclofen")
+        baclofen["titration"]["interval"] = "36 h"
+        with pytest.raises(ProtocolFileError, match="whole number of days"):
+            protocol_from_dict(base)
+
+
+# ---- the check language -------------------------------------------------------------------------
+
+
+def _check(**kw: Any) -> Check:
+    data = {"text": "t", **kw}
+    if "value" in data and not isinstance(data["value"], bool | list):
+        data.setdefault("source", "aps-cpdd-2014")
+        data.setdefault("level", "V")
+    proto = tomllib.loads((PROTOCOL_DIR / "psoas-compartment-block.toml").read_text())
+    proto["eligibility"] = [data]
+    return protocol_from_dict(proto).eligibility[0]
+
+
+def _facts(patient: mps.Patient, current: mps.Regimen | None = None) -> _Facts:
+    return _Facts(patient, current, frozenset({"confirmed-id"}), "cdc-2022")
+
+
+class TestCheckLanguage:
+    def test_every_field_has_operators(self) -> None:
+        """Each check field's kind has an operator list."""
+        assert {f.kind for f in CHECK_FIELDS.values()} <= set(CHECK_OPS)
+
+    @pytest.mark.parametrize(
+        ("qtc", "outcome"), [("420 ms", "met"), ("450 ms", "not met"), (None, "unknown")]
+    )
+    def test_comparison_met_not_met_unknown(self, qtc: str | None, outcome: str) -> None:
+        """qtc < 450 ms is met, not met, or unknown when no QTc is recorded."""
+        check = _check(field="qtc", op="<", value="450 ms")
+        assert check.evaluate(_facts(mps.Patient(qtc=qtc))).outcome == outcome
+
+    def test_if_unknown_turns_unknown_into_not_met(self) -> None:
+        """'QTc known and < 450 ms' is written with if_unknown = 'not met'."""
+        check = _check(field="qtc", op="<", value="450 ms", if_unknown="not met")
+        assert check.evaluate(_facts(mps.Patient())).outcome == "not met"
+
+    def test_units_are_converted(self) -> None:
+        """A threshold in seconds compares with a QTc in ms."""
+        check = _check(field="qtc", op=">=", value="0.5 s")
+        assert check.evaluate(_facts(mps.Patient(qtc="500 ms"))).outcome == "met"
+
+    def test_absent_anticoagulant_is_not_unknown(self) -> None:
+        """With no anticoagulant recorded, its fields are absent: comparisons are not met."""
+        check = _check(field="anticoagulant.last_dose_ago", op=">=", value="72 h")
+        result = check.evaluate(_facts(mps.Patient()))
+        assert (result.outcome, result.observed) == ("not met", "no anticoagulant recorded")
+        absent = _check(field="anticoagulant", op="absent")
+        assert absent.evaluate(_facts(mps.Patient())).outcome == "met"
+
+    def test_guard_not_met_makes_check_not_applicable(self) -> None:
+        """A 'when' guard that is not met makes the check not applicable."""
+        guard = {"field": "anticoagulant.drug", "op": "==", "value": "apixaban", "text": "g"}
+        check = _check(field="anticoagulant.last_dose_ago", op=">=", value="72 h", when=[guard])
+        patient = mps.Patient(anticoagulant={"drug": "warfarin", "last_dose_ago": "1 h"})
+        assert check.evaluate(_facts(patient)).outcome == "not applicable"
+
+    def test_unknown_guard_is_harmless_only_when_met(self) -> None:
+        """An unreadable guard keeps a result only when it is harmless either way: a met
+        eligibility check, or an unmet contraindication; otherwise the result is unknown."""
+        guard = {
+            "field": "anticoagulant.dose",
+            "op": ">",
+            "value": "2.5 mg",
+            "text": "g",
+            "source": "asra-2018",
+            "level": "V",
+        }
+        check = _check(field="anticoagulant.last_dose_ago", op=">=", value="72 h", when=[guard])
+        late = mps.Patient(anticoagulant={"drug": "apixaban", "last_dose_ago": "80 h"})
+        early = mps.Patient(anticoagulant={"drug": "apixaban", "last_dose_ago": "10 h"})
+        assert check.evaluate(_facts(late)).outcome == "met"
+        assert check.evaluate(_facts(early)).outcome == "unknown"
+        assert check.evaluate(_facts(late), "contraindication").outcome == "unknown"
+        assert check.evaluate(_facts(early), "contraindication").outcome == "not met"
+
+    def test_medications_and_text(self) -> None:
+        """contains_any, contains_none and 'in' compare names case-insensitively."""
+        patient = mps.Patient(medications=["Amiodarone"], hepatic_impairment="mild")
+        facts = _facts(patient)
+        assert (
+            _check(field="medications", op="contains_any", value=["amiodarone"])
+            .evaluate(facts)
+            .outcome
+            == "met"
+        )
+        assert (
+            _check(field="medications", op="contains_none", value=["sotalol"])
+            .evaluate(facts)
+            .outcome
+            == "met"
+        )
+        assert (
+            _check(field="hepatic_impairment", op="in", value=["Mild"]).evaluate(facts).outcome
+            == "met"
+        )
+
+    def test_current_regimen_facts(self) -> None:
+        """current_ome is computed from the current regimen; unknown without one."""
+        check = _check(field="current_ome", op=">=", value="60 MME/day")
+        on_morphine = mps.Regimen([_mr("morphine", "30 mg")])
+        assert check.evaluate(_facts(mps.Patient(), on_morphine)).outcome == "met"
+        assert check.evaluate(_facts(mps.Patient(), mps.Regimen([]))).outcome == "not met"
+        assert check.evaluate(_facts(mps.Patient(), None)).outcome == "unknown"
+        strong = _check(field="current_strong_opioid", op="==", value=True)
+        assert strong.evaluate(_facts(mps.Patient(), on_morphine)).outcome == "met"
+
+    def test_renal_function_prefers_creatinine_clearance(self) -> None:
+        """renal_function reads the creatinine clearance before the eGFR."""
+        check = _check(field="renal_function", op="<", value="30 mL/min")
+        patient = mps.Patient(creatinine_clearance="25 mL/min", egfr="40 mL/min/1.73m2")
+        result = check.evaluate(_facts(patient))
+        assert result.outcome == "met"
+        assert "creatinine clearance" in result.observed
+
+    def test_clinical_checks_need_confirmation(self) -> None:
+        """A clinical check is unknown until its id is confirmed."""
+        check = _check(field="clinical", op="confirmed", id="confirmed-id")
+        other = _check(field="clinical", op="confirmed", id="other-id")
+        facts = _facts(mps.Patient())
+        assert check.evaluate(facts).outcome == "met"
+        assert other.evaluate(facts).outcome == "unknown"
+
+    def test_bad_operator_for_field(self) -> None:
+        """An operator the field kind does not have is a problem naming the allowed ones."""
+        with pytest.raises(ProtocolFileError, match="not an operator for qtc"):
+            _check(field="qtc", op="contains_any", value=["x"])
+
+
+# ---- instantiation for the reference patients -------------------------------------------------
+
+
+class TestReferencePatients:
+    @pytest.mark.parametrize("patient_name", list(PATIENTS))
+    @pytest.mark.parametrize("pid", SHIPPED)
+    def test_instantiates_and_validates_as_expected(self, pid: str, patient_name: str) -> None:
+        """Each protocol instantiates for each reference patient with exactly the expected
+        eligibility and errors/warnings from validate()."""
+        plan = _plan(pid, patient_name)
+        status, expected = EXPECTED[pid][patient_name]
+        assert plan.status == status, plan.to_text()
+        report = plan.validate()
+        assert _codes(report) == expected, report.to_text()
+        if status == "eligible":
+            assert not report.has_errors
+        json.dumps(plan.to_dict())  # the receipt is JSON-ready
+
+    @pytest.mark.parametrize("pid", SHIPPED)
+    def test_unconfirmed_clinical_checks_leave_eligibility_undetermined(self, pid: str) -> None:
+        """Without confirmations, a protocol with clinical checks is never 'eligible'."""
+        protocol = load_protocol(pid)
+        patient, regimen = PATIENTS["tolerant"]
+        choices = {"side": "right"} if any(s.needs_side for s in protocol.step) else {}
+        plan = protocol.instantiate(patient, regimen, choices)
+        if _unguarded_clinical(protocol):
+            assert plan.status in ("undetermined", "not eligible")
+            assert plan.eligible is not True
+            assert any("could not be checked" in d.message for d in plan.decisions)
+
+    def test_current_steps_come_first(self) -> None:
+        """The current regimen is kept, first, with ids current[i]."""
+        plan = _plan("takase-2015-methadone-adjuvant", "tolerant")
+        assert plan.step_ids == ("current[0]", "methadone")
+        assert plan.regimen[0] == PATIENTS["tolerant"][1][0]
+        assert plan.step_for("methadone") is plan.regimen[1]
+        assert plan.step_for("nothing") is None
+
+
+class TestTakase:
+    @pytest.mark.parametrize(
+        ("dose", "expected_mg"),
+        [("50 mg", 5.0), ("100 mg", 10.0), ("60 mg", 5.0), ("81 mg", 10.0)],
+    )
+    def test_starting_dose_from_the_label_tiers(self, dose: str, expected_mg: float) -> None:
+        """Morphine 100/200/120/162 mg/day → methadone 15/30/15/30 mg/day, three times a day."""
+        protocol = load_protocol("takase-2015-methadone-adjuvant")
+        patient = mps.Patient(qtc="420 ms")
+        plan = protocol.instantiate(patient, [_mr("morphine", dose)])
+        step = plan.step_for("methadone")
+        assert step is not None
+        assert step.kind == "methadone_adjuvant"
+        assert step.dose_mg == pytest.approx(expected_mg)
+        assert step.every_h == pytest.approx(8.0)
+        start = next(d for d in plan.decisions if d.action == "start-dose")
+        assert "methapain-label" in start.sources
+        assert "mg per dose" in start.arithmetic
+
+    def test_label_tier_above_the_range_is_capped(self) -> None:
+        """Above 390 MME/day the label gives 45 mg/day; the Takase range caps it at 30."""
+        protocol = load_protocol("takase-2015-methadone-adjuvant")
+        plan = protocol.instantiate(mps.Patient(qtc="420 ms"), [_mr("morphine", "250 mg")])
+        step = plan.step_for("methadone")
+        assert step is not None
+        assert step.daily_dose_mg == pytest.approx(30.0)
+        capped = [d for d in plan.decisions if d.action == "capped"]
+        assert capped
+        assert capped[0].sources == ("palliverse-2015",)
+        assert capped[0].level == "S"
+
+    def test_below_60_mme_no_methadone(self) -> None:
+        """Below 60 MME/day the plan is not eligible and methadone is omitted, with the reason."""
+        protocol = load_protocol("takase-2015-methadone-adjuvant")
+        plan = protocol.instantiate(mps.Patient(qtc="420 ms"), [_mr("morphine", "20 mg")])
+        assert plan.status == "not eligible"
+        assert plan.step_for("methadone") is None
+        omitted = [d for d in plan.decisions if d.action == "omitted" and d.step == "methadone"]
+        assert omitted
+        assert "60 mg/day" in omitted[0].message
+
+    def test_no_current_regimen_is_unknown_not_zero(self) -> None:
+        """Without a current regimen the OME is unknown: undetermined, methadone omitted."""
+        protocol = load_protocol("takase-2015-methadone-adjuvant")
+        plan = protocol.instantiate(mps.Patient(qtc="420 ms"))
+        assert plan.status == "undetermined"
+        assert plan.step_for("methadone") is None
+        assert any(c.check.id == "ome-at-least-60" for c in plan.unknown)
+
+    def test_no_increase_scheduled_without_a_step_size(self) -> None:
+        """The label's step size is [U], so no titration point is scheduled; the rule is stated."""
+        plan = _plan("takase-2015-methadone-adjuvant", "qtc480")
+        step = plan.step_for("methadone")
+        assert step is not None
+        assert step.titration == ()
+        rule = next(d for d in plan.decisions if d.action == "titration")
+        assert "7 days" in rule.message
+
+    def test_ecg_schedule(self) -> None:
+        """ECG at baseline, days 14-28, and on the day the dose reaches 30 mg/day."""
+        plan = _plan("takase-2015-methadone-adjuvant", "tolerant")
+        ecg = [(m.when, m.day, m.until_day) for m in plan.monitoring if m.what == "ecg"]
+        assert ecg[0][1:] == (0, None)
+        assert ecg[1][1:] == (14, 28)
+        assert ecg[2][1] == 0  # 30 mg/day from the start
+        assert ecg[3][1] is None
+        assert "not reached" in ecg[3][0]
+
+    def test_contraindicated_qtc(self) -> None:
+        """QTc above 500 ms is a contraindication: not eligible, and validate() errors."""
+        protocol = load_protocol("takase-2015-methadone-adjuvant")
+        patient = mps.Patient(qtc="510 ms")
+        plan = protocol.instantiate(patient, [_mr("morphine", "100 mg")])
+        assert plan.status == "not eligible"
+        assert "qtc-above-500" in {c.check.id for c in plan.unmet}
+        assert ("error", "methadone.qtc-contraindicated") in _codes(plan.validate())
+
+
+class TestBlock:
+    def test_single_shot_volume_by_weight(self) -> None:
+        """0.4 mL/kg of ropivacaine 0.2 % for 45 kg is 18 mL (36 mg)."""
+        plan = _plan("psoas-compartment-block", "frail")
+        step = plan.step_for("single-shot")
+        assert step is not None
+        assert step.bolus_ml == pytest.approx(18.0)
+        assert step.bolus_mg == pytest.approx(36.0)
+        assert step.side == "left"
+        start = next(d for d in plan.decisions if d.action == "start-dose")
+        assert start.arithmetic == "0.4 mL/kg × 45 kg = 18 mL"
+
+    def test_catheter_option(self) -> None:
+        """The catheter option gives the bolus, then 6 mL/h for 48 h."""
+        plan = _plan("psoas-compartment-block", "tolerant", technique="catheter", side="right")
+        step = plan.step_for("catheter")
+        assert step is not None
+        assert (step.bolus_ml, step.infusion_ml_per_h, step.infusion_h) == (32.0, 6.0, 48.0)
+        assert step.side == "right"
+        assert plan.step_for("single-shot") is None
+
+    def test_no_weight(self) -> None:
+        """Without a weight: not eligible, and the block is omitted saying why."""
+        protocol = load_protocol("psoas-compartment-block")
+        plan = protocol.instantiate(mps.Patient(), mps.Regimen([]), {"side": "left"})
+        assert plan.status == "not eligible"
+        assert len(plan.regimen) == 0
+        assert any("weight" in d.message for d in plan.decisions if d.action == "omitted")
+
+    def test_apixaban_interval(self) -> None:
+        """Apixaban 5 mg 14 h ago fails the 72 h check; 80 h ago passes."""
+        plan = _plan("psoas-compartment-block", "apixaban")
+        assert {c.check.id for c in plan.unmet} == {"apixaban-high-dose-72-h"}
+        protocol = load_protocol("psoas-compartment-block")
+        later = mps.Patient(
+            weight="70 kg",
+            anticoagulant={"drug": "apixaban", "dose": "5 mg", "last_dose_ago": "80 h"},
+        )
+        assert protocol.instantiate(later, None, {"side": "left"}).status == "eligible"
+
+    def test_stevens_omits_the_block_with_the_reason(self) -> None:
+        """In the polymodal protocol an unmet interval leaves the block out, citing ASRA."""
+        plan = _plan("stevens-2010-polymodal", "apixaban")
+        assert plan.step_for("psoas-block") is None
+        omitted = [d for d in plan.decisions if d.action == "omitted" and d.step == "psoas-block"]
+        assert "72 h" in omitted[0].message
+        assert omitted[0].sources == ("asra-2018",)
+
+    def test_side_is_required(self) -> None:
+        """A protocol with a block refuses to guess the side."""
+        protocol = load_protocol("psoas-compartment-block")
+        with pytest.raises(ProtocolError, match=r"choices\['side'\] is required"):
+            protocol.instantiate(mps.Patient(weight="60 kg"))
+        with pytest.raises(ProtocolError, match="not one of left, right, bilateral"):
+            protocol.instantiate(mps.Patient(weight="60 kg"), None, {"side": "up"})
+
+
+class TestRadiotherapy:
+    def test_default_schedule_and_bed(self) -> None:
+        """The default is 8 Gy × 1, with BED 14.4/29.33 Gy and EQD2 12/17.6 Gy."""
+        plan = _plan("astro-2017-palliative-radiotherapy", "tolerant")
+        rt = plan.step_for("rt-8-gy-1")
+        assert rt is not None
+        assert rt.site == "left psoas"
+        bio = [d.message for d in plan.decisions if d.action == "radiobiology"]
+        assert bio == [
+            "α/β 10 Gy (tumour / early-responding tissue): BED 14.4 Gy, EQD2 12 Gy",
+            "α/β 3 Gy (late-responding normal tissue (spinal cord, plexus)): BED 29.33 Gy, "
+            "EQD2 17.6 Gy",
+        ]
+
+    @pytest.mark.parametrize(
+        ("schedule", "bed10", "eqd2_3"),
+        [("rt-20-gy-5", "28", "28"), ("rt-24-gy-6", "33.6", "33.6"), ("rt-30-gy-10", "39", "36")],
+    )
+    def test_other_schedules(self, schedule: str, bed10: str, eqd2_3: str) -> None:
+        """Each ASTRO schedule can be chosen; BED and EQD2 match the reference examples."""
+        plan = _plan("astro-2017-palliative-radiotherapy", "frail", schedule=schedule)
+        assert plan.step_for(schedule) is not None
+        bio = [d.message for d in plan.decisions if d.action == "radiobiology"]
+        assert f"BED {bed10} Gy" in bio[0]
+        assert f"EQD2 {eqd2_3} Gy" in bio[1]
+
+    def test_flare_prophylaxis_with_radiotherapy(self) -> None:
+        """Dexamethasone 8 mg starts with the radiotherapy; its course is stated."""
+        plan = _plan("astro-2017-palliative-radiotherapy", "frail")
+        dex = plan.step_for("flare-dexamethasone")
+        assert dex is not None
+        assert dex.dose_mg == 8.0
+        assert dex.start_day == plan.regimen[0].start_day
+        duration = next(d for d in plan.decisions if d.action == "duration")
+        assert duration.level == "S"
+        assert "4 days" in duration.message
+
+    def test_unknown_choice(self) -> None:
+        """An unknown choice key or option is refused with the options."""
+        protocol = load_protocol("astro-2017-palliative-radiotherapy")
+        with pytest.raises(ProtocolError, match="did you mean 'schedule'"):
+            protocol.instantiate(mps.Patient(), None, {"side": "left", "schedul": "x"})
+        with pytest.raises(ProtocolError, match="rt-8-gy-1"):
+            protocol.instantiate(mps.Patient(), None, {"side": "left", "schedule": "x"})
+        with pytest.raises(ProtocolError, match="not a clinical check"):
+            protocol.instantiate(mps.Patient(), None, {"side": "left", "confirm": ["x"]})
+
+
+class TestAgarAndYoshioka:
+    def test_baclofen_titration_within_the_catalog(self) -> None:
+        """Baclofen 5 mg three times a day, +5 mg every 3 days, stops at the 20 mg maximum."""
+        plan = _plan("agar-2004-mechanism-directed", "tolerant")
+        step = plan.step_for("baclofen")
+        assert step is not None
+        assert [(p.day, p.dose_mg) for p in step.titration] == [(3, 10.0), (6, 15.0), (9, 20.0)]
+        assert step.daily_dose_mg == pytest.approx(60.0)
+
+    @pytest.mark.parametrize(
+        ("renal", "template", "daily"),
+        [
+            ({"creatinine_clearance": "90 mL/min"}, "gabapentin-crcl-60", 900.0),
+            ({"creatinine_clearance": "45 mL/min"}, "gabapentin-crcl-30-59", 400.0),
+            ({"egfr": "25 mL/min/1.73m2"}, "gabapentin-crcl-15-29", 200.0),
+            ({"creatinine_clearance": "10 mL/min"}, "gabapentin-crcl-below-15", 100.0),
+        ],
+    )
+    def test_gabapentin_by_renal_band(
+        self, renal: dict[str, str], template: str, daily: float
+    ) -> None:
+        """The gabapentin option follows the label's renal band."""
+        protocol = load_protocol("agar-2004-mechanism-directed")
+        plan = protocol.instantiate(mps.Patient(**renal), mps.Regimen([]))
+        gaba = [sid for sid in plan.step_ids if sid.startswith("gabapentin")]
+        assert gaba == [template]
+        step = plan.step_for(template)
+        assert step is not None
+        assert step.daily_dose_mg == pytest.approx(daily)
+
+    def test_gabapentin_left_out_without_renal_function(self) -> None:
+        """Without a renal measure no band can be chosen: gabapentin is left out, saying why."""
+        protocol = load_protocol("agar-2004-mechanism-directed")
+        plan = protocol.instantiate(mps.Patient(), mps.Regimen([]))
+        assert not any(sid.startswith("gabapentin") for sid in plan.step_ids)
+        assert any(
+            d.action == "omitted" and "cannot be checked" in d.message for d in plan.decisions
+        )
+
+    def test_breakthrough_dose_is_computed(self) -> None:
+        """The breakthrough action computes 1/6 of 200 mg/day morphine, rounded down."""
+        plan = _plan("agar-2004-mechanism-directed", "tolerant")
+        computed = next(d for d in plan.decisions if d.action == "computed")
+        assert "suggested 30 mg" in computed.message
+        assert "japan-morphine-label" in computed.sources
+
+    def test_yoshioka_renal_variant_when_unknown(self) -> None:
+        """Renal function unknown: the conservative (renal) Ultracet dosing is used."""
+        protocol = load_protocol("yoshioka-2025-nociceptive")
+        plan = protocol.instantiate(mps.Patient(age=70), mps.Regimen([]))
+        assert plan.step_ids == ("tramadol-renal", "acetaminophen-renal")
+        tramadol = plan.regimen[0]
+        assert tramadol.daily_dose_mg == pytest.approx(150.0)
+        assert plan.regimen[1].daily_dose_mg == pytest.approx(1300.0)
+
+    def test_yoshioka_label_doses(self) -> None:
+        """Normal renal function: 2 tablets when needed, at most 8 a day (300 mg + 2600 mg)."""
+        protocol = load_protocol("yoshioka-2025-nociceptive")
+        patient = mps.Patient(age=60, creatinine_clearance="80 mL/min")
+        plan = protocol.instantiate(patient, mps.Regimen([]), {"confirm": _clinical_ids(protocol)})
+        assert plan.status == "eligible"
+        assert [s.daily_dose_mg for s in plan.regimen] == [300.0, 2600.0]
+        assert plan.protocol.escalation[0].to[0] == "agar-2004-mechanism-directed"
+
+
+class TestPlanObject:
+    def test_patient_must_be_a_patient(self) -> None:
+        """A dict instead of a Patient is refused with how to fix it."""
+        protocol = load_protocol("psoas-compartment-block")
+        with pytest.raises(ProtocolError, match="must be a Patient"):
+            protocol.instantiate({"weight": "60 kg"}, None, {"side": "left"})  # type: ignore[arg-type]
+
+    def test_text_and_dict(self) -> None:
+        """to_text shows the status and the receipt; to_json round-trips through json."""
+        plan = _plan("takase-2015-methadone-adjuvant", "tolerant")
+        text = plan.to_text()
+        assert "Eligibility: eligible" in text
+        assert "methadone 10 mg oral every 8 h" in text
+        data = json.loads(plan.to_json())
+        assert data["steps"][1]["from"] == "methadone"
+        assert data["status"] == "eligible"
+
+
+# ---- never above a catalog maximum (hypothesis) -----------------------------------------------
+
+
+def _catalog_ok(step: Any) -> bool:
+    if step.kind not in ("opioid", "methadone_adjuvant", "adjuvant"):
+        return True
+    record = _catalog.drug(step.drug)
+    singles = [step.dose_mg, *(p.dose_mg for p in step.titration)]
+    for lim in record.limits_for("max_single", step.route, step.formulation):
+        if any(d is not None and d > lim.value.value * (1 + 1e-9) for d in singles):
+            return False
+    for lim in record.limits_for("max_daily", step.route, step.formulation):
+        if step.daily_dose_mg > lim.value.value * (1 + 1e-9):
+            return False
+    return True
+
+
+@st.composite
+def _current(draw: st.DrawFn) -> mps.Regimen | None:
+    kind = draw(st.sampled_from(["none", "empty", "morphine", "oxycodone"]))
+    if kind == "none":
+        return None
+    if kind == "empty":
+        return mps.Regimen([])
+    dose = draw(st.integers(min_value=1, max_value=1500))
+    return mps.Regimen([_mr(kind, f"{dose} mg")])
+
+
+class TestNeverAboveCatalogMaximum:
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(
+        pid=st.sampled_from(SHIPPED),
+        patient=patients(),
+        current=_current(),
+        side=st.sampled_from(["left", "right", "bilateral"]),
+        pick=st.randoms(use_true_random=False),
+    )
+    def test_no_dose_above_a_catalog_maximum(
+        self, pid: str, patient: mps.Patient, current: mps.Regimen | None, side: str, pick: Any
+    ) -> None:
+        """Whatever the patient, current regimen and choices, no planned dose is above a
+        catalog maximum, and validate() finds no dose.max-* error on the protocol's steps."""
+        protocol = load_protocol(pid)
+        choices: dict[str, Any] = {"side": side} if any(s.needs_side for s in protocol.step) else {}
+        for group, options in protocol.choice_groups.items():
+            if pick.random() < 0.5:
+                choices[group] = pick.choice(options)
+        plan = protocol.instantiate(patient, current, choices)
+        new = [
+            (i, s)
+            for i, (sid, s) in enumerate(zip(plan.step_ids, plan.regimen, strict=True))
+            if not sid.startswith("current[")
+        ]
+        assert all(_catalog_ok(s) for _i, s in new)
+        report = plan.validate()
+        new_indices = {i for i, _s in new}
+        bad = [
+            f for f in report.findings if f.code.startswith("dose.max") and f.step in new_indices
+        ]
+        assert bad == []
