@@ -71,9 +71,14 @@ def _block_and_radiotherapy_regimen() -> tuple[mps.Regimen, mps.Patient]:
             infusion_rate="6 mL/h",
             infusion_duration="48 h",
             technique="catheter",
+            side="left",
         ),
         mps.PsoasCompartmentBlockStep(
-            drug="lidocaine", concentration="1 %", bolus_volume="20 mL", adrenaline=True
+            drug="lidocaine",
+            concentration="1 %",
+            bolus_volume="20 mL",
+            adrenaline=True,
+            side="right",
         ),
         mps.RadiotherapyStep(total_dose="20 Gy", fractions=5, site="left psoas"),
         mps.RadiotherapyStep(

@@ -91,7 +91,10 @@ class TestSources:
     def test_doi_link(self) -> None:
         """A source with a DOI has a doi.org link; one without has none."""
         assert _catalog.source("stevens-2010").url == "https://doi.org/10.1089/jpm.2009.0193"
-        assert _catalog.source("stevens-gonet-1990").url == ""
+        assert _catalog.source("stevens-gonet-1990").url == (
+            "https://doi.org/10.1111/j.1440-1673.1990.tb02831.x"
+        )
+        assert _catalog.source("suraj-2023").url == ""
 
     def test_unknown_source(self) -> None:
         """An unknown source id raises UnknownNameError with close ids."""

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mps_analgesia as mps
+from mps_analgesia import _catalog
 from mps_analgesia.cds_hooks import (
     MAX_BODY_BYTES,
     SELECT_SERVICE_ID,
@@ -233,11 +234,37 @@ class TestCards:
         assert all("overrideReasons" not in c for c in infos)
 
     def test_source_link_is_the_doi(self, client: Any) -> None:
-        """A methadone finding resting on Takase 2015 links its DOI."""
+        """A methadone finding resting on Takase 2015 links its DOI, labelled with its citation."""
         step = mps.MethadoneAdjuvantStep(dose="15 mg", every="8 h")
         cards = _cards(_post(client, _request([step])))
-        urls = {c["source"].get("url") for c in cards}
-        assert "https://doi.org/10.1089/jpm.2014.0387" in urls
+        takase = _catalog.source("takase-2015")
+        links = [link for c in cards for link in [c["source"], *c.get("links", [])]]
+        (link,) = [x for x in links if x.get("url") == "https://doi.org/10.1089/jpm.2014.0387"]
+        assert takase.citation[:60] in link["label"]
+
+    def test_source_label_and_link_name_the_same_source(self, client: Any) -> None:
+        """A breakthrough card labelled NCCN 2011 (no DOI) has no link; CDC 2022 is its own link."""
+        regular = mps.OpioidStep(
+            drug="morphine", formulation="modified-release", dose="60 mg", every="12 h"
+        )
+        prn = mps.OpioidStep(drug="morphine", dose="2.5 mg", every="4 h", prn=True)
+        cards = _cards(_post(client, _request([regular, prn])))
+        (card,) = [c for c in cards if _topic(c) == "opioid.breakthrough-dose"]
+        nccn, cdc = _catalog.source("nccn-2011-breakthrough"), _catalog.source("cdc-2022")
+        assert nccn.citation[:60] in card["source"]["label"]
+        assert "url" not in card["source"]  # NCCN 2011 has no DOI; never the CDC one
+        assert card["links"] == [
+            {"label": cdc.citation[:79].rstrip() + "…", "url": cdc.url, "type": "absolute"}
+        ]
+        for c in cards:  # on every card, a link opens the source its label names
+            for link in [c["source"], *c.get("links", [])]:
+                if "url" in link:
+                    (named,) = [
+                        r
+                        for r in _catalog.sources().values()
+                        if r.url and r.citation[:60] in link["label"]
+                    ]
+                    assert named.url == link["url"]
 
     def test_missing_prefetch_gives_a_not_checked_card(self, client: Any) -> None:
         """Without weight in the prefetch, a block is not checked and a card says so."""
@@ -251,6 +278,16 @@ class TestCards:
         assert card["indicator"] == "warning"
         assert "weight" in card["summary"]
         assert "Not sent in prefetch: weight" in card["detail"]
+
+    def test_unreadable_patient_fields_are_listed(self, client: Any) -> None:
+        """A bad birthDate and gender in the prefetch are listed as unreadable, not dropped."""
+        prefetch = _full_prefetch(age_birth="1960-02-30")
+        prefetch["patient"]["gender"] = "F"
+        cards = _cards(_post(client, _request([_acetaminophen("500 mg")], prefetch=prefetch)))
+        (card,) = [c for c in cards if "Could not be read" in c["detail"]]
+        assert card["indicator"] == "warning"
+        assert "- Patient.birthDate: " in card["detail"]
+        assert "- Patient.gender: " in card["detail"]
 
     def test_no_prefetch_at_all_still_answers(self, client: Any) -> None:
         """A request with no prefetch is checked with what there is, and says what is missing."""
@@ -320,6 +357,105 @@ class TestCards:
         assert (response.status_code, response.json()) == (200, {})
 
 
+def _renal_prefetch(egfr: float) -> dict[str, Any]:
+    prefetch = _full_prefetch()
+    prefetch["egfr"] = _observation("33914-3", egfr, "mL/min/{1.73_m2}")
+    return prefetch
+
+
+def _local_max_single(limit: str) -> Any:
+    """A local dose rule: oral immediate-release morphine above ``limit`` per dose."""
+
+    @mps.rule(
+        "dose.local-max-single", title="Local maximum", applies_to=["opioid"], severity="error"
+    )
+    def check(ctx: Any, index: Any, step: Any) -> Any:
+        if step.drug != "morphine" or step.route != "oral" or step.prn:
+            return mps.PASSED
+        if step.dose_mg <= mps.Q(limit).to("mg").magnitude:
+            return mps.PASSED
+        return mps.finding(
+            "dose.local-max-single",
+            "error",
+            f"Morphine above the local {limit} per dose.",
+            step=index,
+            detail={"dose": f"{step.dose_mg} mg", "limit": limit},
+        )
+
+    return mps.default_rules().with_rules(check)
+
+
+def _dose_of(suggestion: dict[str, Any]) -> tuple[Any, Any]:
+    (action,) = suggestion["actions"]
+    dose = action["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]
+    return dose["value"], dose["code"]
+
+
+class TestSuggestions:
+    def test_tramadol_renal_band_gets_no_suggestion(self, client: Any) -> None:
+        """Tramadol 50 mg every 4 h at eGFR 20: the label says every 12 h, so no dose is offered."""
+        step = mps.OpioidStep(drug="tramadol", dose="50 mg", every="4 h")
+        cards = _cards(_post(client, _request([step], prefetch=_renal_prefetch(20))))
+        (card,) = [c for c in cards if _topic(c) == "renal.dose-adjust"]
+        assert "200 mg/day" in card["detail"]
+        assert "suggestions" not in card  # never "33.3 mg every 4 h"
+        assert "No dose is suggested" in card["detail"]
+
+    def test_gabapentin_renal_band_gets_no_suggestion(self, client: Any) -> None:
+        """Gabapentin 300 mg every 8 h at eGFR 20 (once daily at 15-29): no dose is offered."""
+        step = mps.AdjuvantStep(drug="gabapentin", role="neuropathic", dose="300 mg", every="8 h")
+        cards = _cards(_post(client, _request([step], prefetch=_renal_prefetch(20))))
+        (card,) = [c for c in cards if _topic(c) == "renal.dose-adjust"]
+        assert "700 mg/day" in card["detail"]
+        assert all("suggestions" not in c for c in cards)  # never "233 mg every 8 h"
+
+    def test_limit_that_needs_rounding_without_strengths_gives_no_suggestion(self) -> None:
+        """Acetaminophen 1500 mg every 8 h: 4000/3 = 1333.3 mg is not dispensable, so none."""
+        step = mps.AdjuvantStep(
+            drug="acetaminophen", role="nociceptive", dose="1500 mg", every="8 h"
+        )
+        status, body = handle(_request([step]))
+        assert status == 200
+        (card,) = [c for c in body["cards"] if _topic(c) == "dose.max-daily"]
+        assert "suggestions" not in card
+
+    def test_dose_is_rounded_down_to_available_strengths(self) -> None:
+        """Morphine 40 mg against a local 33 mg limit: 30 mg, a sum of listed strengths."""
+        step = mps.OpioidStep(drug="morphine", dose="40 mg", every="4 h")
+        status, body = handle(_request([step]), rules=_local_max_single("33 mg"))
+        assert status == 200
+        (card,) = [c for c in body["cards"] if _topic(c) == "dose.local-max-single"]
+        (suggestion,) = card["suggestions"]
+        assert _dose_of(suggestion) == (30, "mg")
+        assert "immediate-release" in suggestion["actions"][0]["description"]
+
+    def test_limit_below_the_smallest_strength_gives_no_suggestion(self) -> None:
+        """A 4 mg limit with 5 mg the smallest oral morphine tablet: nothing can be dispensed."""
+        step = mps.OpioidStep(drug="morphine", dose="10 mg", every="4 h")
+        status, body = handle(_request([step]), rules=_local_max_single("4 mg"))
+        assert status == 200
+        (card,) = [c for c in body["cards"] if _topic(c) == "dose.local-max-single"]
+        assert "suggestions" not in card
+
+    def test_measured_dose_is_rounded_to_the_increment(self) -> None:
+        """Subcutaneous hydromorphone has a 0.5 mg increment: a 1.7 mg target gives 1.5 mg."""
+
+        @mps.rule("dose.local-sc", title="Local", applies_to=["opioid"], severity="error")
+        def check(ctx: Any, index: Any, step: Any) -> Any:
+            if step.dose_mg <= 1.7:
+                return mps.PASSED
+            return mps.finding(
+                "dose.local-sc", "error", "Above 1.7 mg.", step=index, detail={"limit": "1.7 mg"}
+            )
+
+        step = mps.OpioidStep(drug="hydromorphone", route="subcutaneous", dose="2 mg", every="4 h")
+        rules = mps.default_rules().with_rules(check)
+        status, body = handle(_request([step]), rules=rules)
+        assert status == 200
+        (card,) = [c for c in body["cards"] if _topic(c) == "dose.local-sc"]
+        assert _dose_of(card["suggestions"][0]) == (1.5, "mg")
+
+
 class TestBadRequests:
     def _error(self, response: Any, status: int) -> str:
         assert response.status_code == status
@@ -387,6 +523,54 @@ class TestBadRequests:
         )
         cards = _cards(response)
         assert any("could not be checked" in c["summary"] for c in cards)
+
+    def test_huge_dose_is_a_not_checked_order_card(self, client: Any) -> None:
+        """A dose of 1e308 mg (an infinite daily dose) makes a not-checked order card, not a 422."""
+        request = _request([_acetaminophen(), _acetaminophen("500 mg")])
+        order = request["context"]["draftOrders"]["entry"][0]["resource"]
+        order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = 1e308
+        cards = _cards(_post(client, request))
+        (card,) = [c for c in cards if "could not be checked" in c["summary"]]
+        assert "MedicationRequest/step-0" in card["detail"]
+        assert "too large to compute with" in card["detail"]
+        assert card["indicator"] == "warning"
+
+    def test_order_that_overflows_inside_a_check_is_isolated(self) -> None:
+        """An order whose check overflows gets its own card; the other orders are still checked."""
+
+        @mps.rule("local.overflow", title="Overflows", applies_to=["opioid"], severity="error")
+        def check(ctx: Any, index: Any, step: Any) -> Any:
+            raise OverflowError("math range error")
+
+        rules = mps.default_rules().with_rules(check)
+        morphine = mps.OpioidStep(drug="morphine", dose="5 mg", every="4 h")
+        status, body = handle(_request([_acetaminophen(), morphine]), rules=rules)
+        assert status == 200, body
+        cards = body["cards"]
+        assert any(_topic(c) == "dose.max-daily" for c in cards)
+        (card,) = [c for c in cards if "could not be checked" in c["summary"]]
+        assert "MedicationRequest/step-1" in card["detail"]
+        assert "OverflowError" in card["detail"]
+
+    def test_patient_value_that_overflows_a_check_is_reported(self) -> None:
+        """A weight that overflows a check is listed under could-not-be-read and left out."""
+
+        @mps.rule("local.weight", title="Per kg", applies_to=["adjuvant"], severity="error")
+        def check(ctx: Any, index: Any, step: Any) -> Any:
+            if ctx.patient.weight_kg is None:
+                return mps.Missing("weight", "not recorded")
+            raise OverflowError("math range error")
+
+        rules = mps.default_rules().with_rules(check)
+        status, body = handle(_request([_acetaminophen()]), rules=rules)
+        assert status == 200, body
+        cards = body["cards"]
+        assert any(_topic(c) == "dose.max-daily" for c in cards)
+        (card,) = [c for c in cards if "could not run" in c["summary"]]
+        assert "- Patient.weight: " in card["detail"]
+        assert "OverflowError" in card["detail"]
+        assert "`local.weight`" in card["detail"]  # not checked, never passed
+        assert card["indicator"] == "warning"
 
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.binary(max_size=300))

@@ -627,3 +627,170 @@ class TestDetectedIssues:
         """The issues serialise to JSON unchanged."""
         issues = report_to_fhir(self._report())
         assert _json_round(issues) == copy.deepcopy(issues)
+
+
+def _weight_obs(value: Any, unit: str = "kg") -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "29463-7"}]},
+        "valueQuantity": {"value": value, "system": UCUM, "code": unit},
+    }
+
+
+class TestPatientFields:
+    @pytest.mark.parametrize(
+        ("patient", "path"),
+        [
+            ({"birthDate": "1960-13-45"}, "Patient.birthDate"),
+            ({"birthDate": "yesterday"}, "Patient.birthDate"),
+            ({"birthDate": 1960}, "Patient.birthDate"),
+            ({"birthDate": "2999-01-01"}, "Patient.birthDate"),
+            ({"gender": "F"}, "Patient.gender"),
+            ({"gender": 2}, "Patient.gender"),
+            (
+                {"extension": [{"url": fhir.X_AGE, "valueQuantity": {"value": "old"}}]},
+                "Patient.extension(age)",
+            ),
+            (
+                {"extension": [{"url": fhir.X_AGE, "valueQuantity": {"value": 70, "code": "mo"}}]},
+                "Patient.extension(age)",
+            ),
+        ],
+    )
+    def test_unreadable_patient_field_is_a_problem(self, patient: Any, path: str) -> None:
+        """A bad birthDate, gender or age extension is recorded like a bad weight, not dropped."""
+        resource = {"resourceType": "Patient", **patient}
+        problems: list[Any] = []
+        p = patient_from_resources(resource, [_weight_obs(60)], problems=problems)
+        assert [pr.path for pr in problems] == [path]
+        assert p.weight_kg == 60.0  # the rest is still read
+        with pytest.raises(MpsAnalgesiaError):
+            patient_from_resources(resource)
+
+    def test_unreadable_patient_field_is_in_the_case_file_error(self) -> None:
+        """from_bundle reports a bad birthDate and a bad gender in its CaseFileError."""
+        case = _multimodal()
+        bundle = to_bundle(case.regimen, case.patient)
+        (patient,) = _resources(bundle, "Patient")
+        patient["extension"] = [e for e in patient["extension"] if e["url"] != fhir.X_AGE]
+        patient["birthDate"] = "1960-02-30"
+        with pytest.raises(CaseFileError) as info:
+            from_bundle(bundle)
+        (problem,) = info.value.problems
+        assert problem.path == "Patient"
+        assert "birthDate" in problem.message
+        assert "'1960-02-30' is not a calendar date" in problem.message
+        patient["birthDate"] = "1960-02-28"
+        patient["gender"] = "woman"
+        with pytest.raises(CaseFileError, match="'woman' is not a FHIR gender"):
+            from_bundle(bundle)
+
+    def test_unknown_gender_is_not_a_problem(self) -> None:
+        """FHIR gender 'unknown' leaves the sex unrecorded without a problem."""
+        problems: list[Any] = []
+        p = patient_from_resources(
+            {"resourceType": "Patient", "gender": "unknown", "birthDate": "1950"},
+            problems=problems,
+        )
+        assert (p.sex, problems) == (None, [])
+        assert p.age is not None
+
+    def test_valid_birth_date_still_gives_the_age(self) -> None:
+        """A partial FHIR date (year only) is read as an age in whole years."""
+        p = patient_from_resources({"resourceType": "Patient", "birthDate": "1950"})
+        assert p.age is not None
+        assert 70 <= p.age <= 130
+
+
+class TestNumericOverflow:
+    """Every numeric overflow while reading is a reported problem, never an OverflowError."""
+
+    def test_huge_dose_is_a_reported_problem(self) -> None:
+        """A dose of 1e308 mg every 6 h (an infinite daily dose) is refused with the entry named."""
+        case = _multimodal()
+        bundle = to_bundle(case.regimen, case.patient)
+        mr = _resources(bundle, "MedicationRequest")[0]
+        mr["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = 1e308
+        with pytest.raises(CaseFileError) as info:
+            from_bundle(bundle)
+        (problem,) = info.value.problems
+        assert problem.path == "entry[6] (MedicationRequest/step-0)"
+        assert "too large to compute with" in problem.message
+
+    @pytest.mark.parametrize("value", [10**400, float("inf"), float("nan")])
+    def test_unfloatable_quantity_is_a_unit_error(self, value: Any) -> None:
+        """An integer beyond float range, or a non-finite value, is a UnitError, not a crash."""
+        with pytest.raises(UnitError, match=r"too large|not a finite"):
+            from_fhir_quantity({"value": value, "system": UCUM, "code": "mg"}, "mass")
+
+    def test_tiny_height_is_a_problem_not_a_division_by_zero(self) -> None:
+        """A height whose square underflows to 0 (BMI divides by it) is a problem for height."""
+        height = _weight_obs(1e-300, "m")
+        height["code"] = {"coding": [{"system": LOINC, "code": "8302-2"}]}
+        problems: list[Any] = []
+        p = patient_from_resources(None, [_weight_obs(60), height], problems=problems)
+        assert [pr.path for pr in problems] == ["Patient.height"]
+        assert (p.weight_kg, p.height_cm) == (60.0, None)
+
+    @pytest.mark.parametrize(
+        ("where", "value", "prn"),
+        [
+            (("timing", "repeat", "period"), 10**400, False),
+            (("timing", "repeat", "frequency"), 10**400, False),
+            (("timing", "repeat", "period"), 1e-320, False),
+            (("maxDosePerPeriod", "numerator", "value"), 1e308, True),
+        ],
+    )
+    def test_overflowing_schedule_is_a_step_error(
+        self, where: tuple[str, ...], value: Any, prn: bool
+    ) -> None:
+        """A period, frequency or dose count that overflows is a library error, not a crash."""
+        dosage: dict[str, Any] = {}
+        if prn:
+            dosage = {
+                "asNeededBoolean": True,
+                "maxDosePerPeriod": {
+                    "numerator": {"value": 6},
+                    "denominator": {"value": 1, "system": UCUM, "code": "d"},
+                },
+            }
+        order = _order(**dosage)
+        assert step_from_resource(copy.deepcopy(order))  # readable before the change
+        node = order["dosageInstruction"][0]
+        for key in where[:-1]:
+            node = node[key]
+        node[where[-1]] = value
+        with pytest.raises(MpsAnalgesiaError, match=r"too large|doses per 24 h"):
+            step_from_resource(order)
+
+    @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+    def test_every_number_of_every_example_survives_extremes(self, path: Path) -> None:
+        """Each number of an example Bundle set to an extreme reads back or gives CaseFileError."""
+        case = mps.load_case(path)
+        bundle = _json_round(to_bundle(case.regimen, case.patient))
+
+        def numbers(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+            if isinstance(obj, dict):
+                return [p for k, v in obj.items() for p in numbers(v, (*prefix, k))]
+            if isinstance(obj, list):
+                return [p for i, v in enumerate(obj) for p in numbers(v, (*prefix, i))]
+            if isinstance(obj, int | float) and not isinstance(obj, bool):
+                return [prefix]
+            return []
+
+        paths = numbers(bundle)
+        assert paths
+        for where in paths:
+            for value in (1e308, -1e308, 10**400, 1e-300, 1e300):
+                corrupted = copy.deepcopy(bundle)
+                node = corrupted
+                for key in where[:-1]:
+                    node = node[key]
+                node[where[-1]] = value
+                outcome: Any
+                try:
+                    outcome = from_bundle(corrupted)
+                except CaseFileError as exc:
+                    outcome = exc.problems  # reported, each with where it is
+                assert outcome

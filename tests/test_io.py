@@ -436,3 +436,36 @@ class TestDump:
             again = loads_case(text, format=fmt)
             assert again == case
             assert dumps_case(again, format=fmt) == text
+
+
+class TestEveryProblemAtOnce:
+    """Bad choice, range and sign fields are all reported together, not one per table."""
+
+    def test_patient_and_step_field_problems_all_reported(self) -> None:
+        """age, weight, hepatic impairment, sex, route, dose and every are each reported."""
+        text = (
+            '[patient]\nage = 200\nweight = 52\nhepatic_impairment = "sometimes"\nsex = "q"\n\n'
+            '[[step]]\nkind = "opioid"\ndrug = "morphine"\nroute = "orall"\n'
+            'dose = "-5 mg"\nevery = "4"\n'
+        )
+        with pytest.raises(mps.CaseFileError) as info:
+            mps.loads_case(text)
+        paths = [p.path for p in info.value.problems]
+        assert paths == [
+            "patient.age",
+            "patient.weight",
+            "patient.hepatic_impairment",
+            "patient.sex",
+            "step[0].route",
+            "step[0].dose",
+            "step[0].every",
+        ]
+        assert [p.line for p in info.value.problems] == [2, 3, 4, 5, 10, 11, 12]
+
+    def test_round_trip_without_a_name_key(self) -> None:
+        """A file with no `name` key dumps and loads back equal (the stem is display only)."""
+        case = mps.load_case(Path(__file__).parent.parent / "examples" / "psoas-block.toml")
+        text = mps.dumps_case(mps.Case(case.patient, mps.Regimen(case.regimen.steps)))
+        again = mps.loads_case(text)
+        assert again.regimen == mps.Regimen(case.regimen.steps)
+        assert again == mps.Case(case.patient, mps.Regimen(case.regimen.steps))

@@ -267,3 +267,26 @@ class TestEquality:
         kwargs = {a.name: getattr(p, a.name) for a in attrs.fields(Patient) if a.init}
         assert Patient(**kwargs) == p
         assert hash(Patient(**kwargs)) == hash(p)
+
+
+class TestPlausibility:
+    """Unit slips that give absurd measurements are refused at the boundary."""
+
+    @pytest.mark.parametrize(
+        ("field", "text"),
+        [
+            ("weight", "52 mg"),
+            ("qtc", "440 h"),
+            ("height", "1.6 cm"),
+            ("egfr", "5800 mL/min/1.73m2"),
+        ],
+    )
+    def test_implausible_measurement_is_refused(self, field: str, text: str) -> None:
+        """A measurement outside the plausibility bounds names the field and says check the unit."""
+        with pytest.raises(StepError, match=f"^{field}: .*not a plausible.*check the unit"):
+            Patient(**{field: text})
+
+    def test_plausible_measurements_pass(self) -> None:
+        """Ordinary values are accepted unchanged."""
+        p = Patient(weight="45 kg", height="150 cm", qtc="480 ms", egfr="25 mL/min/1.73m2")
+        assert (p.weight_kg, p.height_cm, p.qtc_ms, p.egfr_ml_min_173) == (45.0, 150.0, 480.0, 25.0)

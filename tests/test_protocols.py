@@ -173,6 +173,11 @@ def _plan(pid: str, patient_name: str, **extra: Any) -> InstantiatedPlan:
     return protocol.instantiate(patient, regimen, _choices(protocol, **extra))
 
 
+def step_id(plan: InstantiatedPlan, step: Any) -> str:
+    """The template id a plan step came from."""
+    return next(sid for sid, s in zip(plan.step_ids, plan.regimen, strict=True) if s is step)
+
+
 def _codes(report: Any) -> set[tuple[str, str]]:
     return {(f.severity, f.code) for f in report.findings if f.severity != "info"}
 
@@ -667,6 +672,129 @@ class TestTakase:
         assert "qtc-above-500" in {c.check.id for c in plan.unmet}
         assert ("error", "methadone.qtc-contraindicated") in _codes(plan.validate())
 
+    def test_current_methadone_is_kept_not_added_again(self) -> None:
+        """Regression: a regimen already holding adjuvant methadone (the methadone-adjuvant
+        example) gets no second methadone step; the decision keeps the current one for review
+        against 15-30 mg/day and gives its daily dose."""
+        case = mps.load_case(REPO / "examples" / "methadone-adjuvant.toml")
+        protocol = load_protocol("takase-2015-methadone-adjuvant")
+        plan = protocol.instantiate(case.patient, case.regimen)
+        methadone = [s for s in plan.regimen if getattr(s, "drug", "") == "methadone"]
+        assert len(methadone) == 1
+        assert plan.step_ids == ("current[0]", "current[1]")
+        assert plan.step_for("methadone") is None
+        kept = next(d for d in plan.decisions if d.step == "methadone")
+        assert kept.action == "continued"
+        assert "methadone is already present" in kept.message
+        assert "15 mg/day to 30 mg/day" in kept.message
+        assert "15 mg/day, 30 mg/day from day 7" in kept.message
+        assert "within the range" in kept.message
+        assert not [d for d in plan.decisions if d.action == "start-dose"]
+        ecg = [m for m in plan.monitoring if m.what == "ecg"]
+        assert [m.day for m in ecg][:3] == [0, 14, 7]  # 30 mg/day is reached on day 7
+
+    def test_current_methadone_as_an_opioid_step_is_kept(self) -> None:
+        """Methadone written as an opioid step counts too; a dose above the range is flagged
+        for review in the decision."""
+        protocol = load_protocol("takase-2015-methadone-adjuvant")
+        current = [
+            _mr("morphine", "100 mg"),
+            mps.OpioidStep(drug="methadone", dose="15 mg", every="8 h"),
+        ]
+        plan = protocol.instantiate(mps.Patient(qtc="420 ms"), current)
+        assert [getattr(s, "drug", "") for s in plan.regimen].count("methadone") == 1
+        kept = next(d for d in plan.decisions if d.step == "methadone")
+        assert "ABOVE the protocol maximum of 30 mg/day" in kept.message
+        assert "45 mg/day" in kept.message
+
+    def test_tier_ome_is_day_0_and_leaves_methadone_out(self) -> None:
+        """The tier's OME counts the opioids other than methadone at their day-0 doses: a
+        titration to 400 mg/day of morphine on day 3 still starts from the 200 MME/day tier."""
+        protocol = load_protocol("takase-2015-methadone-adjuvant")
+        morphine = mps.OpioidStep(
+            drug="morphine",
+            formulation="modified-release",
+            dose="100 mg",
+            every="12 h",
+            titration=[{"day": 3, "dose": "200 mg"}],
+        )
+        plan = protocol.instantiate(mps.Patient(qtc="420 ms"), [morphine])
+        step = plan.step_for("methadone")
+        assert step is not None
+        assert step.daily_dose_mg == pytest.approx(30.0)  # tier >160-390, not the 45 of >390
+        start = next(d for d in plan.decisions if d.action == "start-dose")
+        assert "200 MME/day" in start.message
+        assert "plan day 0" in start.message
+        assert "tier OME: 200 MME/day" in start.arithmetic
+
+    def test_tier_ome_receipt_names_the_methadone_left_out(self) -> None:
+        """_Facts.tier_ome converts only the non-methadone opioids and says which step it
+        left out; the whole-regimen OME still counts methadone."""
+        current = mps.Regimen(
+            [_mr("morphine", "100 mg"), mps.MethadoneAdjuvantStep(dose="10 mg", every="8 h")]
+        )
+        facts = _facts(mps.Patient(), current)
+        value, how, receipt = facts.tier_ome()
+        assert value == pytest.approx(200.0)
+        assert "opioids other than methadone" in how
+        assert any(line.startswith("left out: step 2 methadone") for line in receipt)
+        whole, _how = facts.ome()
+        assert whole is not None
+        assert whole > 200.0
+
+
+class TestNoDrugAddedTwice:
+    def test_tramadol_already_given_is_not_added(self) -> None:
+        """Yoshioka: a patient already on tramadol gets no second tramadol step."""
+        protocol = load_protocol("yoshioka-2025-nociceptive")
+        current = [mps.OpioidStep(drug="tramadol", dose="50 mg", every="6 h")]
+        patient = mps.Patient(age=60, creatinine_clearance="80 mL/min")
+        plan = protocol.instantiate(patient, current, {"confirm": _clinical_ids(protocol)})
+        drugs = [s.drug for s in plan.regimen]
+        assert drugs.count("tramadol") == 1
+        assert "acetaminophen" in drugs
+        kept = [d for d in plan.decisions if d.action == "continued" and d.step == "tramadol"]
+        assert kept
+        assert "200 mg/day" in kept[0].message
+
+    def test_gabapentin_already_given_is_not_added(self) -> None:
+        """Agar: current gabapentin is kept for review against the band's range."""
+        protocol = load_protocol("agar-2004-mechanism-directed")
+        current = [
+            mps.AdjuvantStep(drug="gabapentin", role="neuropathic", dose="600 mg", every="8 h")
+        ]
+        patient = mps.Patient(creatinine_clearance="90 mL/min")
+        plan = protocol.instantiate(patient, current, {"confirm": _clinical_ids(protocol)})
+        assert [s.drug for s in plan.regimen].count("gabapentin") == 1
+        kept = next(d for d in plan.decisions if d.step == "gabapentin-crcl-60")
+        assert "900 mg/day to 3600 mg/day" in kept.message
+        assert "1800 mg/day" in kept.message
+
+    @pytest.mark.parametrize("pid", SHIPPED)
+    def test_no_protocol_adds_a_drug_twice(self, pid: str) -> None:
+        """Given a current regimen that already holds every drug the protocol would add for
+        the patient, the protocol adds none of them again and keeps each one for review."""
+        first = _plan(pid, "tolerant")
+        added = [
+            s
+            for sid, s in zip(first.step_ids, first.regimen, strict=True)
+            if not sid.startswith("current[") and hasattr(s, "drug")
+        ]
+        assert added, "the protocol adds no drug for this patient: nothing to test"
+        patient, regimen = PATIENTS["tolerant"]
+        current = mps.Regimen([*regimen, *added])
+        protocol = load_protocol(pid)
+        plan = protocol.instantiate(patient, current, _choices(protocol))
+        given = {getattr(s, "drug", None) for s in current}
+        again = [
+            s.drug
+            for sid, s in zip(plan.step_ids, plan.regimen, strict=True)
+            if not sid.startswith("current[") and getattr(s, "drug", None) in given
+        ]
+        assert again == []
+        kept = [d for d in plan.decisions if "is already present" in d.message]
+        assert len(kept) >= len({s.drug for s in added})
+
 
 class TestBlock:
     def test_single_shot_volume_by_weight(self) -> None:
@@ -735,7 +863,7 @@ class TestRadiotherapy:
         bio = [d.message for d in plan.decisions if d.action == "radiobiology"]
         assert bio == [
             "α/β 10 Gy (tumour / early-responding tissue): BED 14.4 Gy, EQD2 12 Gy",
-            "α/β 3 Gy (late-responding normal tissue (spinal cord, plexus)): BED 29.33 Gy, "
+            "α/β 3 Gy (late-responding normal tissue (spinal cord, kidney, etc.)): BED 29.33 Gy, "
             "EQD2 17.6 Gy",
         ]
 
@@ -752,15 +880,19 @@ class TestRadiotherapy:
         assert f"EQD2 {eqd2_3} Gy" in bio[1]
 
     def test_flare_prophylaxis_with_radiotherapy(self) -> None:
-        """Dexamethasone 8 mg starts with the radiotherapy; its course is stated."""
+        """Dexamethasone 8 mg once a day starts with the radiotherapy; the course is stated as
+        the reference gives it: before radiotherapy + daily for 4 days = 5 days."""
         plan = _plan("astro-2017-palliative-radiotherapy", "frail")
         dex = plan.step_for("flare-dexamethasone")
         assert dex is not None
         assert dex.dose_mg == 8.0
+        assert dex.doses_per_day == 1.0
         assert dex.start_day == plan.regimen[0].start_day
         duration = next(d for d in plan.decisions if d.action == "duration")
         assert duration.level == "S"
-        assert "4 days" in duration.message
+        assert duration.message.startswith(
+            "course of 5 days: 8 mg before radiotherapy + daily for 4"
+        )
 
     def test_unknown_choice(self) -> None:
         """An unknown choice key or option is refused with the options."""
@@ -802,6 +934,31 @@ class TestAgarAndYoshioka:
         step = plan.step_for(template)
         assert step is not None
         assert step.daily_dose_mg == pytest.approx(daily)
+
+    def test_gabapentin_build_up_is_not_overstated(self) -> None:
+        """CrCl 60 or more: 300 mg three times a day starts on plan day 2 (label day 3); the
+        label's 300 and 600 mg of days 1-2 are stated in a decision, and no day before day 2
+        carries the full 900 mg/day."""
+        protocol = load_protocol("agar-2004-mechanism-directed")
+        plan = protocol.instantiate(mps.Patient(creatinine_clearance="90 mL/min"), [])
+        step = plan.step_for("gabapentin-crcl-60")
+        assert step is not None
+        assert step.start_day == 2
+        assert step.dose_mg == 300.0
+        assert [step.daily_dose_mg_on(d) for d in (0, 1, 2)] == [0.0, 0.0, 900.0]
+        start = next(
+            d for d in plan.decisions if d.action == "start-dose" and d.step == step_id(plan, step)
+        )
+        assert "300 mg on day 1, 600 mg on day 2, 900 mg on day 3" in start.message
+        assert start.sources == ("gabapentin-label",)
+        assert start.level == "S"
+
+    def test_breakthrough_decision_numbers_are_for_people(self) -> None:
+        """The breakthrough decision writes 1/6 of 200 MME/day as 33.33 mg, not 33.3333 mg."""
+        plan = _plan("agar-2004-mechanism-directed", "tolerant")
+        computed = next(d for d in plan.decisions if d.action == "computed")
+        assert "33.33 mg per dose" in computed.message
+        assert "33.3333" not in computed.message + computed.arithmetic
 
     def test_gabapentin_left_out_without_renal_function(self) -> None:
         """Without a renal measure no band can be chosen: gabapentin is left out, saying why."""
@@ -873,15 +1030,35 @@ def _catalog_ok(step: Any) -> bool:
     return True
 
 
+def _current_step(kind: str, dose: int) -> Any:
+    if kind == "methadone-adjuvant":
+        return mps.MethadoneAdjuvantStep(dose=f"{1 + dose % 20} mg", every="8 h")
+    if kind == "methadone":
+        return mps.OpioidStep(drug="methadone", dose=f"{1 + dose % 40} mg", every="8 h")
+    if kind == "tramadol":
+        return mps.OpioidStep(drug="tramadol", dose=f"{1 + dose % 100} mg", every="6 h")
+    if kind == "fentanyl-patch":
+        return mps.OpioidStep(drug="fentanyl", route="transdermal", rate=f"{1 + dose % 200} mcg/h")
+    return _mr(kind, f"{dose} mg")
+
+
 @st.composite
 def _current(draw: st.DrawFn) -> mps.Regimen | None:
-    kind = draw(st.sampled_from(["none", "empty", "morphine", "oxycodone"]))
-    if kind == "none":
+    kinds = ("morphine", "oxycodone", "methadone-adjuvant", "methadone", "tramadol")
+    shape = draw(st.sampled_from(["none", "empty", "steps"]))
+    if shape == "none":
         return None
-    if kind == "empty":
+    if shape == "empty":
         return mps.Regimen([])
-    dose = draw(st.integers(min_value=1, max_value=1500))
-    return mps.Regimen([_mr(kind, f"{dose} mg")])
+    chosen = draw(
+        st.lists(st.sampled_from((*kinds, "fentanyl-patch")), min_size=1, max_size=3, unique=True)
+    )
+    doses = draw(
+        st.lists(
+            st.integers(min_value=1, max_value=1500), min_size=len(chosen), max_size=len(chosen)
+        )
+    )
+    return mps.Regimen([_current_step(k, d) for k, d in zip(chosen, doses, strict=True)])
 
 
 class TestNeverAboveCatalogMaximum:
@@ -900,8 +1077,10 @@ class TestNeverAboveCatalogMaximum:
     def test_no_dose_above_a_catalog_maximum(
         self, pid: str, patient: mps.Patient, current: mps.Regimen | None, side: str, pick: Any
     ) -> None:
-        """Whatever the patient, current regimen and choices, no planned dose is above a
-        catalog maximum, and validate() finds no dose.max-* error on the protocol's steps."""
+        """Whatever the patient, current regimen (methadone, tramadol and a fentanyl patch
+        included) and choices, no planned dose is above a catalog maximum, validate() finds no
+        dose.max-* error on the protocol's steps, and no drug of the current regimen is added
+        again."""
         protocol = load_protocol(pid)
         choices: dict[str, Any] = {"side": side} if any(s.needs_side for s in protocol.step) else {}
         for group, options in protocol.choice_groups.items():
@@ -914,6 +1093,8 @@ class TestNeverAboveCatalogMaximum:
             if not sid.startswith("current[")
         ]
         assert all(_catalog_ok(s) for _i, s in new)
+        given = {getattr(s, "drug", None) for s in (current or ())} - {None}
+        assert [s.drug for _i, s in new if getattr(s, "drug", None) in given] == []
         report = plan.validate()
         new_indices = {i for i, _s in new}
         bad = [

@@ -304,6 +304,16 @@ class TestProtocolOutputs:
         md = render(protocol, "markdown")
         assert "```mermaid\nflowchart TD" in md
 
+    def test_eligibility_node_counts_checks_and_contraindications_apart(self) -> None:
+        """The decision node says how many eligibility checks must be met and how many
+        contraindications must be absent, never adding the two up as "checks"."""
+        from mps_analgesia.render._objects import protocol_flow
+
+        takase = to_mermaid(protocol_flow(load_protocol("takase-2015-methadone-adjuvant")))
+        assert '{"2 eligibility checks met and 2 contraindications absent?"}' in takase
+        agar = to_mermaid(protocol_flow(load_protocol("agar-2004-mechanism-directed")))
+        assert '{"1 eligibility check met?"}' in agar
+
     @pytest.mark.parametrize("protocol_id", PROTOCOL_IDS)
     def test_plan_page_is_valid_and_cites_every_decision(self, protocol_id: str) -> None:
         """The plan page is valid; each decision's sources and the steps are present."""
@@ -801,6 +811,7 @@ class TestCommands:
         assert code == 0
         for pid in PROTOCOL_IDS:
             assert pid in out
+        assert out.count("Protocols") == 1  # the title once, no caption repeating it
 
     def test_summarize_protocol_by_id(self, tmp_path: Path) -> None:
         """`summarize ID --format html -o FILE` writes the protocol page."""

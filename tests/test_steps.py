@@ -195,6 +195,16 @@ class TestConstruction:
                 "dexamethasone 8 mg oral once",
             ),
             (
+                AdjuvantStep(
+                    drug="dexamethasone", role="anti-inflammatory", dose="8 mg", times_per_day=1
+                ),
+                "dexamethasone 8 mg oral once a day",
+            ),
+            (
+                AdjuvantStep(drug="gabapentin", role="neuropathic", dose="200 mg", times_per_day=2),
+                "gabapentin 200 mg oral 2 times a day",
+            ),
+            (
                 RadiotherapyStep(total_dose="8 Gy", site="L3"),
                 "radiotherapy to L3: 8 Gy in 1 fraction",
             ),

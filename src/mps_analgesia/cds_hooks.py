@@ -319,27 +319,44 @@ def _override_reasons() -> list[dict[str, str]]:
     ]
 
 
-def _source(f: Finding) -> dict[str, Any]:
-    label = "mps-analgesia"
-    url = ""
-    for sid in f.source:
+def _records(f: Finding) -> list[_catalog.SourceRecord]:
+    """The bibliography records of the finding's sources, in its order, each once."""
+    out: list[_catalog.SourceRecord] = []
+    for sid in dict.fromkeys(f.source):
         try:
-            record = _catalog.source(sid)
+            out.append(_catalog.source(sid))
         except MpsAnalgesiaError:
             continue
-        if label == "mps-analgesia":
-            citation = record.citation
-            short = citation if len(citation) <= 80 else citation[:79].rstrip() + "…"
-            label = f"mps-analgesia · {short}"
-        if record.url and not url:
-            url = record.url
-    out: dict[str, Any] = {
-        "label": label,
-        "topic": {"system": CS_FINDING, "code": f.code, "display": f.code},
-    }
-    if url:
-        out["url"] = url
     return out
+
+
+def _short(citation: str) -> str:
+    return citation if len(citation) <= 80 else citation[:79].rstrip() + "…"
+
+
+def _source(f: Finding) -> dict[str, Any]:
+    """The card's source: label and link both from the finding's first source.
+
+    The link is that source's DOI, or absent when it has none: a label never names one source
+    while the link opens another (the further sources are the card's ``links``).
+    """
+    out: dict[str, Any] = {"label": "mps-analgesia"}
+    records = _records(f)
+    if records:
+        out["label"] = f"mps-analgesia · {_short(records[0].citation)}"
+        if records[0].url:
+            out["url"] = records[0].url
+    out["topic"] = {"system": CS_FINDING, "code": f.code, "display": f.code}
+    return out
+
+
+def _links(f: Finding) -> list[dict[str, str]]:
+    """A link per further source with a DOI, each labelled with its own citation."""
+    return [
+        {"label": _short(r.citation), "url": r.url, "type": "absolute"}
+        for r in _records(f)[1:]
+        if r.url
+    ]
 
 
 def _detail(f: Finding, order: _Order | None) -> str:
@@ -364,13 +381,13 @@ def _detail(f: Finding, order: _Order | None) -> str:
     return "\n".join(lines)
 
 
-def _floor_3sig(x: float) -> float:
-    if not x > 0 or not math.isfinite(x):
-        return 0.0
-    exponent = math.floor(math.log10(x)) - 2
-    scale = 10.0**exponent
-    digits = max(0, -exponent)
-    return float(round(math.floor(x / scale + 1e-9) * scale, digits))
+#: Findings whose sources set the dosing interval together with the maximum: the renal bands
+#: (tramadol below CrCl 30: every 12 h; gabapentin below 30: once daily; pregabalin below 15: one
+#: dose) and the hepatic limits (tramadol in cirrhosis: 50 mg every 12 h; the acetaminophen limit
+#: sets none, but shares the code and is treated alike).  data/organ.toml holds the maxima but
+#: not these intervals as values, so a lower dose at the order's own interval cannot be
+#: justified from the data: no dose is suggested for an order with such a finding.
+_SCHEDULE_BOUND: Final = frozenset({"renal.dose-adjust", "hepatic.dose-adjust"})
 
 
 def _limit(f: Finding, dimension: str, unit: str) -> float | None:
@@ -382,12 +399,47 @@ def _limit(f: Finding, dimension: str, unit: str) -> float | None:
         value: float = _units.magnitude_in(_units.as_quantity(text, dimension), unit)
     except MpsAnalgesiaError:
         return None
-    return value
+    return value if math.isfinite(value) else None
 
 
 def _dose_family(code: str) -> bool:
     """Findings a lower dose per administration can resolve (maximum and adjusted doses)."""
     return code.startswith("dose.") or code.endswith(".dose-adjust")
+
+
+def _num_text(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _dispensable(step: Any, target_mg: float) -> tuple[float, str] | None:
+    """The largest dispensable dose (mg) not above ``target_mg``, and how it is made up.
+
+    With a product of the step's drug, route and formulation in ``data/strengths.toml`` the dose
+    is rounded *down* to a sum of its strengths (at most the file's units per dose) or to a
+    multiple of its measuring increment.  Without one, no rounding is possible from the data: the
+    dose is offered only if ``target_mg`` is itself a whole number of mg (the limit exactly, such
+    as 4000 mg/day ÷ 4 = 1000 mg); ``33.3 mg`` or ``233 mg`` is never offered.
+    """
+    from .conversion import _products  # read-only: the strengths table conversions round with
+
+    product = _products().get((step.drug, step.route, step.formulation))
+    if product is not None:
+        if product.unit != "mg":
+            return None
+        got = product.round_down(target_mg)
+        if got is None:
+            return None
+        amount, parts = got
+        if product.increment:
+            how = f"in steps of {_num_text(product.increment)} mg ({product.formulation})"
+        else:
+            how = " + ".join(f"{n} × {_num_text(s)} mg" for s, n in parts)
+            how = f"{how} {product.formulation}"
+        return amount, how
+    whole = round(target_mg)
+    if whole < 1 or abs(target_mg - whole) > 1e-9 * max(1.0, target_mg):
+        return None
+    return float(whole), "the limit itself; no product strengths are on file for this drug"
 
 
 def _suggestion(
@@ -399,9 +451,12 @@ def _suggestion(
 ) -> dict[str, Any] | None:
     """A reduced dose for order ``index``, computed only from its findings' own limits.
 
-    The dose is the lowest limit among the step's dose findings (a per-dose limit as is, a daily
-    limit divided by the doses per day), rounded down to three significant figures; it is offered
-    only if the regimen, re-checked with that dose, has no dose finding left on the step.
+    The target is the lowest limit among the step's dose findings (a per-dose limit as is, a daily
+    limit divided by the doses per day); the dose is the target rounded *down* to something that
+    can be dispensed (:func:`_dispensable`).  It is offered only if every dose finding on the step
+    carries numbers to compute from, none of them also sets the dosing interval
+    (:data:`_SCHEDULE_BOUND`), and the regimen, re-checked with that dose, has no dose finding
+    left on the step.
     """
     order = orders[index]
     step = order.step
@@ -414,6 +469,8 @@ def _suggestion(
     ):
         return None
     mine = [g for g in findings if g.step == index and _dose_family(g.code)]
+    if any(g.code in _SCHEDULE_BOUND for g in mine):
+        return None  # the source sets the interval too; the data cannot say which
     targets = []
     for g in mine:
         steps = g.detail.get("steps")
@@ -429,12 +486,13 @@ def _suggestion(
             return None  # a dose finding without numbers to compute from
     if not targets:
         return None
-    unit = _units.format_unit(step.dose.units)
-    per_unit = _units.magnitude_in(_units.Q(1.0, unit), "mg")
-    value = _floor_3sig(min(targets) / per_unit)
-    if not value > 0 or value * per_unit >= step.dose_mg:
+    got = _dispensable(step, min(targets))
+    if got is None:
         return None
-    new_dose = _units.Q(value, unit)
+    value, how = got
+    if not value > 0 or value >= step.dose_mg:
+        return None
+    new_dose = _units.Q(value, "mg")
     try:
         new_step = attrs.evolve(step, dose=new_dose)
     except MpsAnalgesiaError:
@@ -443,7 +501,10 @@ def _suggestion(
     steps_now[index] = new_step
     from .rules import validate
 
-    recheck = validate(Regimen(steps_now), patient, rules=rules)
+    try:
+        recheck = validate(Regimen(steps_now), patient, rules=rules)
+    except ArithmeticError:
+        return None
     if any(g.step == index and _dose_family(g.code) for g in recheck.findings):
         return None
     resource = copy.deepcopy(dict(order.resource))
@@ -469,7 +530,7 @@ def _suggestion(
             {
                 "type": "update",
                 "description": f"{step.drug}: {_units.format_quantity(step.dose)} → {dose_text} "
-                f"per dose ({new_step.describe()})",
+                f"per dose ({new_step.describe()}); {how}",
                 "resource": resource,
             }
         ],
@@ -487,7 +548,18 @@ def _finding_card(
         "indicator": CDS_INDICATOR[f.severity],
         "source": _source(f),
     }
+    links = _links(f)
+    if links:
+        card["links"] = links
     suggestion = suggestions.get(f.step) if f.step is not None and _dose_family(f.code) else None
+    if f.code in _SCHEDULE_BOUND:
+        card["detail"] = card["detail"].replace(
+            f"\n\n_{INTENDED_USE}_",
+            "\n\nNo dose is suggested for a renal or hepatic dose limit: such sources set the "
+            "dosing interval with the maximum (tramadol below CrCl 30 mL/min: every 12 h; "
+            "gabapentin at 15-29: once daily), and the data hold the maximum only. Check the "
+            f"source's dose and interval.\n\n_{INTENDED_USE}_",
+        )
     if suggestion is not None:
         card["suggestions"] = [suggestion]
         card["selectionBehavior"] = "at-most-one"
@@ -545,11 +617,71 @@ def _unreadable_card(ref: str, name: str, message: str) -> dict[str, Any]:
     }
 
 
-def _cards(data: Mapping[str, Any], rules: RuleRegistry | None) -> list[dict[str, Any]]:
+#: The patient's numbers a check may compute with, tried one by one when a check overflows.
+_PATIENT_NUMBERS: Final = ("age", "weight", "height", "egfr", "creatinine_clearance", "qtc")
+
+
+def _overflow_text(exc: ArithmeticError) -> str:
+    return (
+        f"a number is too large or too small for the checks to compute with "
+        f"({type(exc).__name__}: {exc})"
+    )
+
+
+def _validate(
+    orders: list[_Order],
+    patient: Any,
+    rules: RuleRegistry | None,
+    unreadable: list[tuple[str, str, str]],
+    problems: list[Problem],
+) -> tuple[Report, list[_Order], Any]:
+    """Validate; if a check overflows, find the orders and patient values that make it overflow.
+
+    Every value was finite when read, but a finite extreme (``1e300 mg``, a weight of ``1e-300
+    kg``) can still overflow inside a check.  Then the orders are re-checked one by one against
+    the patient without numbers (an order that overflows on its own gets a not-checked order
+    card), and the patient's numbers are added back one by one (one that overflows is reported
+    under *could not be read* and left out, so the checks needing it report *not checked*).
+    """
     from .rules import validate
 
+    def attempt(kept: Sequence[_Order], who: Any) -> Report | ArithmeticError:
+        try:
+            return validate(Regimen([o.step for o in kept]), who, rules=rules)
+        except ArithmeticError as exc:
+            return exc
+
+    first = attempt(orders, patient)
+    if isinstance(first, Report):
+        return first, orders, patient
+    bare = attrs.evolve(patient, **dict.fromkeys(_PATIENT_NUMBERS))
+    kept: list[_Order] = []
+    for order in orders:
+        result = attempt([*kept, order], bare)
+        if isinstance(result, Report):
+            kept.append(order)
+        else:
+            name = getattr(order.step, "drug", None) or order.step.kind.replace("_", " ")
+            unreadable.append((order.reference, str(name), _overflow_text(result)))
+    for field in _PATIENT_NUMBERS:
+        value = getattr(patient, field)
+        if value is None:
+            continue
+        trial = attrs.evolve(bare, **{field: value})
+        result = attempt(kept, trial)
+        if isinstance(result, Report):
+            bare = trial
+        else:
+            problems.append(Problem(f"Patient.{field}", _overflow_text(result)))
+    final = attempt(kept, bare)
+    if isinstance(final, ArithmeticError):  # pragma: no cover - each part passed on its own
+        raise final
+    return final, kept, bare
+
+
+def _cards(data: Mapping[str, Any], rules: RuleRegistry | None) -> list[dict[str, Any]]:
     patient, orders, unreadable, problems = _build(data)
-    report = validate(Regimen([o.step for o in orders]), patient, rules=rules)
+    report, orders, patient = _validate(orders, patient, rules, unreadable, problems)
     findings = sorted(report.findings, key=lambda f: SEVERITIES.index(f.severity))
     suggestions = {
         i: _suggestion(i, orders, report.findings, patient, rules)

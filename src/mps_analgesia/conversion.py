@@ -1596,6 +1596,44 @@ def _no_entry(table: _Table, index: int, step: Any) -> SkippedStep:
     )
 
 
+# Receipt lines are immutable values and depend only on the table entry, the step index, the
+# step, its daily dose and (for a tiered entry) the drug's total, so each is built once and
+# shared by every result that contains it: a regimen edited one step at a time rebuilds only
+# the changed step's line.  Keyed by the entry's id; the entry is kept with the line (alive, so
+# its id is not reused) and compared by identity.  Bounded.
+_LINES: dict[tuple[int, int, Any, float, float | None], tuple[_Entry, OmeLine | SkippedStep]] = {}
+_EXCLUDED: dict[tuple[int, str, str], SkippedStep] = {}
+_MEMO_MAX: Final = 4096
+
+
+def _cached_line(
+    entry: _Entry, index: int, step: Any, dose_mg: float, totals: Mapping[str, float]
+) -> OmeLine | SkippedStep:
+    total = totals.get(step.drug) if entry.kind == "tiers" else None
+    key = (id(entry), index, step, dose_mg, total)
+    hit = _LINES.get(key)
+    if hit is not None and hit[0] is entry:
+        return hit[1]
+    line = _line(entry, index, step, dose_mg, totals)
+    if len(_LINES) >= _MEMO_MAX:
+        _LINES.clear()
+    _LINES[key] = (entry, line)
+    return line
+
+
+def _excluded_prn(index: int, drug: str, route: str) -> SkippedStep:
+    """The receipt entry of a PRN step left out under ``regular_only`` (shared)."""
+    key = (index, drug, route)
+    hit = _EXCLUDED.get(key)
+    if hit is None:
+        if len(_EXCLUDED) >= _MEMO_MAX:
+            _EXCLUDED.clear()
+        hit = _EXCLUDED[key] = SkippedStep(
+            index, drug, route, "PRN step left out (prn=regular_only)"
+        )
+    return hit
+
+
 def _compute(
     table: _Table, indexed: Iterable[tuple[int, Any]], policy: str, day: int | None
 ) -> OmeResult:
@@ -1608,9 +1646,7 @@ def _compute(
         if step.kind not in _OPIOID_KINDS:
             continue
         if step.prn and regular_only:
-            excluded.append(
-                SkippedStep(index, step.drug, step.route, "PRN step left out (prn=regular_only)")
-            )
+            excluded.append(_excluded_prn(index, step.drug, step.route))
             continue
         dose = step.daily_dose_mg if day is None else step.daily_dose_mg_on(day)
         if dose <= 0.0:
@@ -1637,7 +1673,7 @@ def _compute(
     lines: list[OmeLine] = []
     low = high = 0.0
     for index, step, dose, entry in counted:
-        line = _line(entry, index, step, dose, totals)
+        line = _cached_line(entry, index, step, dose, totals)
         if isinstance(line, SkippedStep):
             not_converted.append(line)
             continue

@@ -209,6 +209,32 @@ def _num(x: float) -> int | float:
     return x
 
 
+def _shown(value: object) -> str:
+    """``repr`` of a JSON value, short even for an integer with thousands of digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**15:
+        digits = int(abs(value).bit_length() * 0.30103) + 1
+        return f"<an integer of about {digits} digits>"
+    return repr(value)
+
+
+def _finite_number(value: object, field: str, hint: str = "") -> float:
+    """``value`` as a finite float; :class:`UnitError` for anything else.
+
+    Refused: a non-number (``true`` included), NaN, ±Infinity (Python's JSON reader accepts them)
+    and an integer too large for a float (JSON integers have no size limit).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        text = value if isinstance(value, str) else _shown(value)
+        raise UnitError(text, "is not a number", hint, field)
+    try:
+        x = float(value)
+    except OverflowError:
+        raise UnitError(_shown(value), "is too large to compute with", hint, field) from None
+    if not math.isfinite(x):
+        raise UnitError(_shown(value), "is not a finite number", hint, field)
+    return x
+
+
 def _library_unit(code: str, *, field: str = "") -> str:
     """The library unit text for a UCUM code; :class:`UnitError` for a refused or unknown code."""
     if not isinstance(code, str) or not code.strip():
@@ -301,16 +327,12 @@ UCUM microgram (UCUM has no 'mc' prefix; a UCUM parser reads 'mcg' as milli-cent
 micrograms); send micrograms as code 'ug'
     """
     if not isinstance(obj, Mapping):
-        raise UnitError(repr(obj), "is not a FHIR Quantity", "send {value, system, code}", field)
-    value = obj.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UnitError(repr(value), "is not a number", "send Quantity.value as a number", field)
-    if not math.isfinite(float(value)):
-        raise UnitError(repr(value), "is not a finite number", "", field)
+        raise UnitError(_shown(obj), "is not a FHIR Quantity", "send {value, system, code}", field)
+    value = _finite_number(obj.get("value"), field, "send Quantity.value as a number")
     for key in ("comparator",):
         if obj.get(key) is not None:
             raise UnitError(
-                f"{obj.get(key)}{value}",
+                f"{obj.get(key)}{_num(value)}",
                 "has a comparator; an exact dose is needed",
                 "send the value without a comparator",
                 field,
@@ -331,7 +353,7 @@ micrograms); send micrograms as code 'ug'
         if not isinstance(unit, str) or not unit.strip():
             raise UnitError(repr(value), "has no unit", "send a UCUM code, e.g. 'mg'", field)
         library = _units.lookup_unit(unit).text
-    q = _units.Q(float(value), library)
+    q = _units.Q(value, library)
     if dimension is not None:
         q = _units.as_quantity(q, dimension, field=field)
     return q
@@ -813,21 +835,40 @@ def _effective(res: Mapping[str, Any]) -> str:
     return ""
 
 
-def _age_from_birth_date(text: object) -> float | None:
+def _age_from_birth_date(text: object) -> float:
+    """The age in whole years on today's date; :class:`StepError` for a date that is not one."""
     import datetime as _dt
 
+    field = "birthDate"
     if not isinstance(text, str):
-        return None
+        raise StepError(
+            field, f"must be a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD), not {_shown(text)}"
+        )
     m = re.fullmatch(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", text.strip())
     if m is None:
-        return None
+        raise StepError(field, f"{text!r} is not a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)")
     try:
         born = _dt.date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
-    except ValueError:
-        return None
+    except ValueError as exc:
+        raise StepError(field, f"{text!r} is not a calendar date ({exc})") from None
     today = _dt.date.today()
     years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-    return float(years) if 0 <= years <= 130 else None
+    if not 0 <= years <= 130:
+        raise StepError(field, f"{text!r} gives an age of {years} years, outside 0-130")
+    return float(years)
+
+
+def _age_from_extension(ext: Mapping[str, Any]) -> float:
+    """The age in years from the project's ``age`` extension (a Quantity in years)."""
+    q = ext.get("valueQuantity")
+    if not isinstance(q, Mapping):
+        raise StepError("extension(age)", "needs a valueQuantity in years")
+    code = q.get("code")
+    if code not in (None, "a"):
+        raise StepError(
+            "extension(age).valueQuantity.code", f"must be 'a' (UCUM year), not {_shown(code)}"
+        )
+    return _finite_number(q.get("value"), "extension(age).valueQuantity.value")
 
 
 def _anticoagulant_from(res: Mapping[str, Any], path: str) -> Anticoagulant:
@@ -887,16 +928,29 @@ def patient_from_resources(
     kwargs: dict[str, Any] = {}
     if patient is not None:
         exts = _extensions(patient)
-        age = _ext_value(exts, X_AGE, "valueQuantity")
-        if isinstance(age, Mapping) and isinstance(age.get("value"), int | float):
-            kwargs["age"] = age["value"]
-        else:
-            birth = _age_from_birth_date(patient.get("birthDate"))
-            if birth is not None:
-                kwargs["age"] = birth
+        if X_AGE in exts:
+            try:
+                kwargs["age"] = _age_from_extension(exts[X_AGE])
+            except MpsAnalgesiaError as exc:
+                fail("Patient.extension(age)", exc)
+        if patient.get("birthDate") is not None:
+            try:
+                birth = _age_from_birth_date(patient.get("birthDate"))
+            except MpsAnalgesiaError as exc:
+                fail("Patient.birthDate", exc)
+            else:
+                kwargs.setdefault("age", birth)
         gender = patient.get("gender")
-        if isinstance(gender, str) and gender in _SEXES:
+        if gender in _SEXES:
             kwargs["sex"] = gender
+        elif gender is not None and gender != "unknown":
+            fail(
+                "Patient.gender",
+                StepError(
+                    "gender",
+                    f"{_shown(gender)} is not a FHIR gender (male, female, other or unknown)",
+                ),
+            )
         hepatic = _ext_value(exts, X_HEPATIC, "valueCode")
         if hepatic is not None:
             kwargs["hepatic_impairment"] = hepatic
@@ -935,6 +989,8 @@ def patient_from_resources(
                 kwargs["anticoagulant"] = _anticoagulant_from(st, path)
             except MpsAnalgesiaError as exc:
                 fail(path, exc)
+            except ArithmeticError as exc:
+                fail(path, _numeric_problem(exc))
             continue
         name = _medication_name(st.get("medicationCodeableConcept"))
         if name is not None:
@@ -942,15 +998,45 @@ def patient_from_resources(
     if medications:
         kwargs["medications"] = medications
     if problems is None:
-        return Patient(**kwargs)
+        return _finite_patient(Patient(**kwargs))
     return _lenient_patient(kwargs, problems)
+
+
+# The Patient's canonical numbers and the field each comes from (bmi: weight over height²).
+_PATIENT_NUMBERS: Final = (
+    ("weight_kg", "weight"),
+    ("height_cm", "height"),
+    ("egfr_ml_min_173", "egfr"),
+    ("crcl_ml_min", "creatinine_clearance"),
+    ("qtc_ms", "qtc"),
+    ("bmi", "height"),
+)
+
+
+def _finite_patient(patient: Patient) -> Patient:
+    """``patient`` if its canonical numbers are finite; :class:`StepError` naming the field if not.
+
+    A value such as ``1e308 m`` is a finite number that overflows once converted (to cm), and
+    the checks could not compute with it.
+    """
+    for attr, field in _PATIENT_NUMBERS:
+        try:
+            value = getattr(patient, attr)
+        except ArithmeticError as exc:  # bmi with a height so small its square is 0
+            raise _numeric_problem(exc, field) from None
+        if value is not None and not math.isfinite(value):
+            raise StepError(
+                field,
+                f"{_units.format_quantity(getattr(patient, field))} is too large to compute with",
+            )
+    return patient
 
 
 def _lenient_patient(kwargs: dict[str, Any], problems: list[Problem]) -> Patient:
     """Build a Patient, dropping (and recording) each field that is refused."""
     for _ in range(len(kwargs) + 1):
         try:
-            return Patient(**kwargs)
+            return _finite_patient(Patient(**kwargs))
         except MpsAnalgesiaError as exc:
             field = getattr(exc, "field", "").split(".")[0]
             if field not in kwargs:
@@ -987,14 +1073,22 @@ def _every_from_timing(timing: object) -> Any:
     if not isinstance(unit, str) or unit not in _PERIOD_UNITS_IN:
         raise StepError("timing.repeat.periodUnit", f"{unit!r} is not s, min, h, d or wk")
     if isinstance(freq, bool) or not isinstance(freq, int) or freq < 1:
-        raise StepError("timing.repeat.frequency", f"must be a whole number >= 1, not {freq!r}")
+        raise StepError(
+            "timing.repeat.frequency", f"must be a whole number >= 1, not {_shown(freq)}"
+        )
+    if freq > 2**53:  # beyond exact float integers: no division by it means anything
+        raise StepError("timing.repeat.frequency", f"{_shown(freq)} is too large to compute with")
     if isinstance(period, bool) or not isinstance(period, int | float):
-        raise StepError("timing.repeat.period", f"must be a number, not {period!r}")
-    value = float(period) if freq == 1 else float(period) / freq
+        raise StepError("timing.repeat.period", f"must be a number, not {_shown(period)}")
+    value = _finite_number(period, "timing.repeat.period")
+    if freq != 1:
+        value = value / freq
     return _units.Q(value, _PERIOD_UNITS_IN[unit])
 
 
 def _whole(x: float, field: str) -> int:
+    if not math.isfinite(x):
+        raise StepError(field, "gives no finite number of doses per 24 h")
     n = round(x)
     if n < 1 or abs(x - n) > 1e-6 * max(1.0, abs(x)):
         raise StepError(field, f"gives {x:g} doses per 24 h, which is not a whole number")
@@ -1011,7 +1105,8 @@ def _max_doses(ratio: object, dose: Any) -> int:
     hours = _units.magnitude_in(from_fhir_quantity(den, "time", field=f"{field}.denominator"), "h")
     value = num.get("value")
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise StepError(f"{field}.numerator", f"must be a positive number, not {value!r}")
+        raise StepError(f"{field}.numerator", f"must be a positive number, not {_shown(value)}")
+    value = _finite_number(value, f"{field}.numerator.value")
     code = num.get("code")
     is_count = (
         code is None
@@ -1249,11 +1344,60 @@ def step_from_resource(resource: Mapping[str, Any]) -> Step:
     400.0
     """
     rtype = resource.get("resourceType")
-    if rtype == "MedicationRequest":
-        return _step_from_medication_request(resource)
-    if rtype == "ServiceRequest":
-        return _step_from_service_request(resource)
-    raise StepError("resourceType", f"{rtype!r} is not a MedicationRequest or ServiceRequest")
+    if rtype not in ("MedicationRequest", "ServiceRequest"):
+        raise StepError(
+            "resourceType", f"{_shown(rtype)} is not a MedicationRequest or ServiceRequest"
+        )
+    try:
+        if rtype == "MedicationRequest":
+            step = _step_from_medication_request(resource)
+        else:
+            step = _step_from_service_request(resource)
+        return _finite_step(step)
+    except MpsAnalgesiaError:
+        raise
+    except ArithmeticError as exc:
+        raise _numeric_problem(exc) from None
+
+
+def _numeric_problem(exc: BaseException, field: str = "value") -> StepError:
+    """A :class:`StepError` for a number that overflowed (or divided by zero) while being read."""
+    return StepError(
+        field,
+        f"a number is too large or too small to compute with ({type(exc).__name__}: {exc})",
+    )
+
+
+# Numbers a step derives (besides its float fields) that the checks compute with.
+_STEP_DERIVED: Final = ("bolus_mg", "infusion_mg_per_h", "infusion_total_mg", "max_24h_mg")
+_MAX_EXACT_INT: Final = 2**53  # integers beyond this are not exact floats
+
+
+def _finite_step(step: Step) -> Step:
+    """``step`` if every number it holds or derives is finite; :class:`StepError` if not.
+
+    ``1e308 mg`` every 6 h is a finite dose but an infinite daily dose: refused here, so that no
+    check ever computes with infinity.
+    """
+    values: list[tuple[str, object]] = [
+        (f.name, getattr(step, f.name)) for f in attrs.fields(type(step))
+    ]
+    values += [(name, getattr(step, name)) for name in _STEP_DERIVED if hasattr(step, name)]
+    if isinstance(step, RadiotherapyStep):
+        values.append(("dose_per_fraction", step.dose_per_fraction_gy))
+    for i, point in enumerate(getattr(step, "titration", None) or ()):
+        values += [
+            (f"titration[{i}].dose", point.dose_mg),
+            (f"titration[{i}].rate", point.rate_mg_per_h),
+        ]
+    for name, value in values:
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise StepError(name, "is too large to compute with (it overflows to infinity)")
+        if isinstance(value, int) and abs(value) > _MAX_EXACT_INT:
+            raise StepError(name, f"{_shown(value)} is too large to compute with")
+    return step
 
 
 # ---- reading: the bundle ------------------------------------------------------------------------
@@ -1343,6 +1487,9 @@ def from_bundle(bundle: Mapping[str, Any]) -> tuple[Patient, Regimen]:
         patient = patient_from_resources(patient_res, observations, statements)
     except MpsAnalgesiaError as exc:
         problems.append(Problem("Patient", _message(exc)))
+        patient = Patient()
+    except ArithmeticError as exc:  # every read is guarded; kept as a net
+        problems.append(Problem("Patient", _message(_numeric_problem(exc))))
         patient = Patient()
     steps = []
     for i, res in _careplan_order(plan, requests):

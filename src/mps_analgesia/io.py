@@ -131,12 +131,56 @@ def _check_fields(
         if dim is not None and value is not None:
             example = fields[key].metadata.get("example", "")
             try:
-                kwargs[key] = _units.as_quantity(value, dim, field=key, example=example)
+                q = _units.as_quantity(value, dim, field=key, example=example)
             except UnitError as exc:
                 out.add(f"{path}.{key}", _message(exc))
+                continue
+            magnitude = float(q.magnitude)
+            if key in _ZERO_ALLOWED and magnitude < 0:
+                out.add(f"{path}.{key}", f"cannot be negative ({value!r})")
+                continue
+            if key not in _ZERO_ALLOWED and not magnitude > 0:
+                out.add(f"{path}.{key}", f"must be greater than zero, not {value!r}")
+                continue
+            kwargs[key] = q
+            continue
+        problem = _precheck(cls, key, value)
+        if problem:
+            out.add(f"{path}.{key}", problem)
             continue
         kwargs[key] = value
     return kwargs
+
+
+#: Patient fields checked one by one before the patient is built.
+_PATIENT_SCALARS: Final = ("age", "sex", "hepatic_impairment", "opioid_tolerant")
+#: Quantity fields that may be zero (a last dose given just now).
+_ZERO_ALLOWED: Final = ("last_dose_ago",)
+
+
+def _precheck(cls: type, key: str, value: Any) -> str:
+    """Check one choice or name field on its own, so that every bad field of a table is reported
+    (not only the first the constructor meets).  Returns the problem, or ``""``."""
+    from . import _catalog, patient, steps
+
+    choices: dict[str, tuple[str, ...]] = {
+        "formulation": _catalog.FORMULATIONS,
+        "role": steps.ADJUVANT_ROLES,
+        "side": steps.BLOCK_SIDES,
+        "technique": steps.BLOCK_TECHNIQUES,
+    }
+    try:
+        if key == "drug" and cls is not Anticoagulant and isinstance(value, str):
+            _catalog.drug(value, field=key)
+        elif key == "route" and isinstance(value, str):
+            _catalog.route_formulations(steps._norm_choice(value))
+        elif key in choices and isinstance(value, str) and cls is not Patient:
+            steps._choice(key, value, choices[key])
+        elif cls is Patient and key in _PATIENT_SCALARS and value is not None:
+            patient.Patient(**{key: value})  # the patient's own check, one field at a time
+    except (StepError, _UnknownName) as exc:
+        return _message(exc)
+    return ""
 
 
 def _what(cls: type) -> str:
@@ -364,8 +408,8 @@ def _unstructure(obj: Any) -> dict[str, Any]:
 def case_to_dict(case: Case) -> dict[str, Any]:
     """The case as plain data (strings with units), the same shape the loaders read."""
     data: dict[str, Any] = {}
-    if case.regimen.name or case.name:
-        data["name"] = case.regimen.name or case.name
+    if case.regimen.name:
+        data["name"] = case.regimen.name
     data["patient"] = _unstructure(case.patient)
     data["step"] = [_unstructure(s) for s in case.regimen]
     return data

@@ -36,6 +36,25 @@ def _set(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)
 
 
+def _bounds(name: str, dimension: str, unit: str) -> tuple[float, float] | None:
+    """The plausibility bounds of a patient measurement (data/plausibility.toml), cached."""
+    hit = _BOUNDS.get(name)
+    if hit is None:
+        from . import _catalog
+
+        entry = _catalog.data_file("plausibility.toml").get("bounds", {}).get(name)
+        if entry is None:
+            return None
+        where = f"plausibility.toml: bounds.{name}"
+        low = _catalog.sourced(entry, dimension=dimension, unit=unit, where=where, key="low")
+        high = _catalog.sourced(entry, dimension=dimension, unit=unit, where=where, key="high")
+        hit = _BOUNDS[name] = (low.value, high.value)
+    return hit
+
+
+_BOUNDS: dict[str, tuple[float, float]] = {}
+
+
 def _read(obj: object, name: str, dimension: str, unit: str) -> float | None:
     value = getattr(obj, name)
     if value is None:
@@ -47,6 +66,14 @@ def _read(obj: object, name: str, dimension: str, unit: str) -> float | None:
     magnitude = _units.magnitude_in(q, unit)
     if not magnitude > 0:
         raise StepError(name, f"must be greater than zero, not {_units.format_quantity(q)}")
+    bounds = _bounds(name, dimension, unit)
+    if bounds is not None and not bounds[0] <= magnitude <= bounds[1]:
+        raise StepError(
+            name,
+            f"{_units.format_quantity(q)} is not a plausible {name.replace('_', ' ')} "
+            f"(outside {_units._fmt_number(bounds[0])}–{_units._fmt_number(bounds[1])} {unit}); "
+            "check the unit",
+        )
     return magnitude
 
 

@@ -21,8 +21,9 @@ verification level (V, S, U).
 :meth:`Protocol.instantiate` turns a protocol into an :class:`InstantiatedPlan` for a patient: a
 :class:`~mps_analgesia.regimen.Regimen` over days (titration included) and the receipt of every
 decision taken with its reason and source.  Eligibility that fails or cannot be checked is
-reported, never ignored.  A bad protocol file raises :class:`ProtocolFileError` listing every
-problem with its key path and line.
+reported, never ignored.  A protocol never adds a drug the current regimen already gives (no
+second methadone, say): the current step is kept for review.  A bad protocol file raises
+:class:`ProtocolFileError` listing every problem with its key path and line.
 
 The file format is described in ``docs/protocols.md``; ``json_schema("protocol")`` (module
 :mod:`mps_analgesia.schema`) gives the JSON Schema for editors.
@@ -363,6 +364,7 @@ class _Facts:
         self.confirmed = confirmed
         self.ome_table = ome_table
         self._ome: tuple[float | None, str] | None = None
+        self._tier_ome: tuple[float | None, str, tuple[str, ...]] | None = None
 
     def ome(self) -> tuple[float | None, str]:
         """The current regimen's daily OME in MME/day (or ``None``) and how it was obtained."""
@@ -372,6 +374,20 @@ class _Facts:
             else:
                 self._ome = _daily_ome(self.current, self.ome_table)
         return self._ome
+
+    def tier_ome(self) -> tuple[float | None, str, tuple[str, ...]]:
+        """The OME a methadone starting tier is chosen from: ``(MME/day or None, how, receipt)``.
+
+        Only the current opioids other than methadone count, at the doses in force on plan
+        day 0: methadone already given is not converted (its factor is an estimate, never a
+        basis to dose methadone), and a later titration peak is not yet taken.
+        """
+        if self._tier_ome is None:
+            if self.current is None:
+                self._tier_ome = (None, "no current regimen was given", ())
+            else:
+                self._tier_ome = _tier_ome(self.current, self.ome_table)
+        return self._tier_ome
 
     def get(self, name: str) -> tuple[str, Any, str]:
         """``(state, value, observed text)``; state is ``known``, ``unknown`` or ``absent``."""
@@ -444,9 +460,46 @@ def _qtext(q: Any) -> str:
 
 
 def _num(x: float) -> str:
+    """A number for people: a whole number as is, else 4 significant digits (one decimal from
+    1000 up), never in exponent form: ``33.3333 → '33.33'``, ``1374.31 → '1374.3'``."""
     if abs(x - round(x)) < 1e-9 * max(1.0, abs(x)):
         return str(round(x))
-    return f"{x:.4g}"
+    if abs(x) >= 1000:
+        text = f"{x:.1f}"
+        return text[:-2] if text.endswith(".0") else text
+    text = f"{x:.4g}"
+    if "e" in text:  # below 0.0001: 4 significant digits as a plain decimal
+        places = 3 - math.floor(math.log10(abs(x)))
+        text = f"{x:.{places}f}".rstrip("0")
+    return text
+
+
+#: A decimal number standing alone in running text (not part of a DOI, version or identifier).
+_DECIMAL: Final = re.compile(r"(?<![\w./])(\d+)\.(\d+)(?![\w/]|\.\d)")
+
+
+def _significant(whole: str, decimals: str) -> int:
+    whole = whole.lstrip("0")
+    return len(whole) + len(decimals) if whole else len(decimals.lstrip("0"))
+
+
+def _human(text: str) -> str:
+    """Rewrite the long decimals of a text (often from a receipt) for people, as :func:`_num`:
+    ``'33.3333 mg' → '33.33 mg'``; numbers of 4 significant digits or one decimal are kept.
+
+    >>> _human("morphine oral 33.3333 mg per dose, 1374.3 mg/day, 0.2 %, doi 10.1089/jpm.2014")
+    'morphine oral 33.33 mg per dose, 1374.3 mg/day, 0.2 %, doi 10.1089/jpm.2014'
+    """
+    if "." not in text:
+        return text
+
+    def fix(match: re.Match[str]) -> str:
+        whole, decimals = match.group(1), match.group(2)
+        if len(decimals) <= 1 or _significant(whole, decimals) <= 4:
+            return match.group(0)
+        return _num(float(match.group(0)))
+
+    return _DECIMAL.sub(fix, text)
 
 
 def _compare(op: str, a: float, b: float) -> bool:
@@ -869,7 +922,9 @@ class Protocol(Renderable):
             The patient.  Missing values make checks *unknown*, which is reported.
         current_regimen:
             The patient's current steps (kept in the plan, first).  ``None`` means not known
-            (checks on it are unknown); an empty regimen means none.
+            (checks on it are unknown); an empty regimen means none.  A drug the current
+            regimen already gives is never added again: the template's decision keeps the
+            current step for review against the template's range, with its daily dose.
         choices:
             ``{"side": "left"}`` (needed by blocks and radiotherapy sites), ``{"confirm":
             [clinical check ids]}``, and for each choice group the id of the option wanted
@@ -901,15 +956,17 @@ class Decision:
     """One decision of the receipt: what was decided (:data:`DECISION_ACTIONS`), why, on what.
 
     ``step`` is the step template id (``None`` for the plan as a whole); ``arithmetic`` shows the
-    calculation with units; ``sources`` and ``level`` the evidence it rests on.
+    calculation with units; ``sources`` and ``level`` the evidence it rests on.  Long decimals in
+    the message and the arithmetic are written for people (at most 4 significant digits, or one
+    decimal): ``33.3333 mg`` reads ``33.33 mg``.
     """
 
     action: str
-    message: str
+    message: str = attrs.field(converter=_human)
     step: str | None = None
     sources: tuple[str, ...] = attrs.field(default=(), converter=_strs)
     level: str = ""
-    arithmetic: str = ""
+    arithmetic: str = attrs.field(default="", converter=_human)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -1092,6 +1149,43 @@ def _daily_ome(regimen: Regimen, table: str) -> tuple[float | None, str]:
     if result.is_range:
         return None, f"the OME is a range, {result.range.text} ({table} table)"
     return result.low_mme_per_day, f"{table} table"
+
+
+def _tier_ome(regimen: Regimen, table: str) -> tuple[float | None, str, tuple[str, ...]]:
+    """The day-0 OME of the opioids other than methadone (see :meth:`_Facts.tier_ome`)."""
+    from . import conversion
+
+    try:
+        result = conversion.daily_ome(regimen, table=table, day=0)
+    except MpsAnalgesiaError as exc:
+        return None, str(exc), ()
+    methadone = "methadone"
+    lines = [line for line in result.lines if line.drug != methadone]
+    missing = [s for s in result.not_converted if s.drug != methadone]
+    left_out = sorted(
+        {line.step for line in result.lines if line.drug == methadone}
+        | {s.step for s in result.not_converted if s.drug == methadone}
+    )
+    receipt = [line.text for line in lines]
+    receipt.extend(f"excluded: {s.text}" for s in result.excluded)
+    receipt.extend(
+        f"left out: step {i + 1} methadone (methadone already given does not count towards the "
+        "tier: its factor is an estimate, not a conversion)"
+        for i in left_out
+    )
+    how = f"{table} table, opioids other than methadone, plan day 0"
+    if missing:
+        return None, "not converted: " + "; ".join(s.text for s in missing), tuple(receipt)
+    low = math.fsum(line.ome_low for line in lines)
+    high = math.fsum(line.ome_high for line in lines)
+    if abs(high - low) > _TOL * max(1.0, high):
+        return (
+            None,
+            f"the OME is a range, {_num(low)}–{_num(high)} MME/day ({how})",
+            tuple(receipt),
+        )
+    receipt.append(f"tier OME: {_num(low)} MME/day ({how})")
+    return low, how, tuple(receipt)
 
 
 def _methadone_daily(ome: float, scheme: str) -> tuple[float, str, tuple[str, ...], str]:
@@ -2289,6 +2383,7 @@ class _Planner:
         self.steps: list[Step] = []
         self.ids: list[str] = []
         self.start_days: dict[str, int] = {}
+        self.kept: list[str] = []  # drugs a template would add that the current regimen gives
         self.choices, self.side, confirmed, self.selected = self._read_choices(choices)
         self.facts = _Facts(patient, current, confirmed, protocol.ome_table)
 
@@ -2475,7 +2570,14 @@ class _Planner:
                 level=e.level,
             )
         if not any(not sid.startswith("current[") for sid in self.ids):
-            self.decide("omitted", "no new step could be planned for this patient (see above)")
+            if self.kept:
+                self.decide(
+                    "omitted",
+                    "no new step is added: the current regimen already gives what this protocol "
+                    f"would add ({', '.join(self.kept)}); see above",
+                )
+            else:
+                self.decide("omitted", "no new step could be planned for this patient (see above)")
         return InstantiatedPlan(
             protocol=p,
             patient=self.patient,
@@ -2576,6 +2678,10 @@ class _Planner:
         if tmpl.start.method == "current":
             self._continue_current(tmpl)
             return
+        given = self._already_given(tmpl)
+        if given:
+            self._keep_given(tmpl, given)
+            return
         mark = len(self.decisions)
         step = _build_step(self, tmpl)
         if step is None:
@@ -2670,6 +2776,54 @@ class _Planner:
             arithmetic="; ".join(result.receipt),
         )
 
+    def _already_given(self, tmpl: StepTemplate) -> list[tuple[str, Any]]:
+        """The current steps that already give the template's drug (a protocol never adds a
+        drug the current regimen gives: no second methadone, no second tramadol)."""
+        if self.current is None:
+            return []
+        name = tmpl.fields.get("drug", "methadone" if tmpl.kind == "methadone_adjuvant" else "")
+        if not isinstance(name, str) or not name:
+            return []
+        try:
+            drug = _catalog.drug(name).id
+        except MpsAnalgesiaError:
+            return []
+        return [
+            (f"current[{i}]", step)
+            for i, step in enumerate(self.current)
+            if getattr(step, "drug", None) == drug
+        ]
+
+    def _keep_given(self, tmpl: StepTemplate, given: Sequence[tuple[str, Any]]) -> None:
+        """Record that the template's drug is already given: it is kept for review, not added."""
+        drug = given[0][1].drug
+        day = min(step.start_day for _sid, step in given)
+        self.start_days[tmpl.id] = day
+        if drug not in self.kept:
+            self.kept.append(drug)
+        current = "; ".join(
+            f"{step.describe()} [{sid}]{_current_dose_text(step)}" for sid, step in given
+        )
+        sources: tuple[str, ...] = tmpl.sources
+        level = tmpl.level
+        review = "for review"
+        dr = tmpl.dose_range
+        if dr is not None:
+            review = f"for review against the protocol range of {dr.text}"
+            review += _range_verdict([step for _sid, step in given], dr)
+            sources = (*sources, dr.source)
+            level = dr.level or level
+        self.decide(
+            "continued",
+            f"{tmpl.title}: {drug} is already present in the current regimen ({current}); no "
+            f"second {drug} step is added, and the plan keeps the current {drug} {review}",
+            tmpl.id,
+            sources=sources,
+            level=level,
+        )
+        self._monitor(tmpl, given[0][1], day)
+        self._deescalate(tmpl)
+
     def _continue_current(self, tmpl: StepTemplate) -> None:
         kinds = (tmpl.kind,)
         matches = [
@@ -2742,6 +2896,57 @@ class _Planner:
                 sources=(d.source,) if d.source else tmpl.sources,
                 level=d.level,
             )
+
+
+def _regular_totals(steps: Sequence[Any]) -> dict[int, float]:
+    """The summed daily dose (mg/day) of regular dosed steps on each day one of them changes."""
+    dosed = [s for s in steps if hasattr(s, "daily_dose_mg_on") and not s.prn]
+    days = sorted({d for s in dosed for d in (s.start_day, *(p.day for p in s.titration))})
+    return {d: math.fsum(s.daily_dose_mg_on(d) for s in dosed) for d in days}
+
+
+def _current_dose_text(step: Any) -> str:
+    """``': 15 mg/day, 30 mg/day from day 7'``: a current drug step's daily dose over time."""
+    if not hasattr(step, "daily_dose_mg_on"):
+        return ""
+    if step.prn:
+        return f": at most {_num(step.daily_dose_mg)} mg in 24 h when needed"
+    days = (step.start_day, *(p.day for p in step.titration))
+    parts = [
+        f"{_num(step.daily_dose_mg_on(d))} mg/day" + (f" from day {d}" if d else "") for d in days
+    ]
+    return ": " + ", ".join(parts)
+
+
+def _range_verdict(steps: Sequence[Any], dr: DoseRange) -> str:
+    """Where current steps stand against a protocol range, in words (``''``: not comparable)."""
+    if dr.dimension == "mass_rate":
+        totals = _regular_totals(steps)
+        if not totals:
+            return ""
+        first, peak, unit = totals[min(totals)], max(totals.values()), "mg/day"
+    elif dr.dimension == "mass":
+        doses = [
+            dose
+            for step in steps
+            if hasattr(step, "titration")
+            for dose in (step.dose_mg, *(t.dose_mg for t in step.titration))
+            if dose is not None
+        ]
+        if not doses:
+            return ""
+        first, peak, unit = doses[0], max(doses), "mg per dose"
+    else:
+        return ""
+    if dr.max_value is not None and peak > dr.max_value * (1 + _TOL):
+        return (
+            f"; at up to {_num(peak)} {unit} it is ABOVE the protocol maximum of "
+            f"{_num(dr.max_value)} {unit}: review it"
+        )
+    if dr.min_value is not None and first < dr.min_value * (1 - _TOL):
+        return f"; it starts below the protocol range, at {_num(first)} {unit}"
+    span = _num(peak) if math.isclose(first, peak) else f"{_num(first)} to {_num(peak)}"
+    return f"; it is within the range ({span} {unit})"
 
 
 def _dedupe(sources: Iterable[str]) -> tuple[str, ...]:
@@ -2889,6 +3094,14 @@ def _build_step(planner: _Planner, tmpl: StepTemplate) -> Step | None:
         got = _from_ome(planner, tmpl, kwargs)
         if got is None:
             return None
+    elif start.note:  # a fixed start that says how it is reached (a label build-up, say)
+        planner.decide(
+            "start-dose",
+            f"{tmpl.title}: {start.note}",
+            tmpl.id,
+            sources=(start.source,) if start.source else tmpl.sources,
+            level=start.level,
+        )
     try:
         step = cls(**kwargs)
     except (StepError, UnitError, UnknownNameError) as exc:
@@ -2905,7 +3118,7 @@ def _build_step(planner: _Planner, tmpl: StepTemplate) -> Step | None:
 
 def _from_ome(planner: _Planner, tmpl: StepTemplate, kwargs: dict[str, Any]) -> bool | None:
     start = tmpl.start
-    ome, how = planner.facts.ome()
+    ome, how, receipt = planner.facts.tier_ome()
     if ome is None:
         planner.decide(
             "omitted",
@@ -2940,8 +3153,13 @@ def _from_ome(planner: _Planner, tmpl: StepTemplate, kwargs: dict[str, Any]) -> 
         tmpl.id,
         sources=(start.source, *sources),
         level=start.level,
-        arithmetic=(arithmetic + "; " if arithmetic else "")
-        + f"{_num(mg_day)} mg/day ÷ {_num(per_day)} doses/day = {_num(dose)} mg per dose",
+        arithmetic="; ".join(
+            (
+                *receipt,
+                *((arithmetic,) if arithmetic else ()),
+                f"{_num(mg_day)} mg/day ÷ {_num(per_day)} doses/day = {_num(dose)} mg per dose",
+            )
+        ),
     )
     return True
 

@@ -84,4 +84,5 @@ class Case(Renderable):
 
     patient: Patient
     regimen: Regimen
-    name: str = ""
+    #: A display name (the file's ``name`` key, else its stem); not part of equality.
+    name: str = attrs.field(default="", eq=False)

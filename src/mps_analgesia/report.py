@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Final, Literal
+from types import FunctionType
+from typing import Any, Final, Literal, cast
 
 import attrs
 
@@ -91,6 +92,13 @@ def _detail(
 ) -> Mapping[str, Any]:
     if value is None:
         return {}
+    cls = value.__class__
+    if cls is dict:  # the common case, without the ABC isinstance checks below
+        return dict(cast("dict[str, Any]", value)) if value else {}
+    if cls is LazyDetail:
+        return cast(LazyDetail, value)
+    if cls is FunctionType:  # a plain function or lambda: never a LazyDetail
+        return LazyDetail(cast("Callable[[], Mapping[str, Any]]", value))
     if isinstance(value, LazyDetail):
         return value
     if callable(value):

@@ -113,7 +113,7 @@ def _text(value: Any) -> str | None:
 # ---- titration ---------------------------------------------------------------------------------
 
 
-@attrs.define(frozen=True, kw_only=True)
+@attrs.define(frozen=True, kw_only=True, cache_hash=True)
 class TitrationPoint:
     """From plan day ``day`` on, the step's dose (or, for continuous steps, rate) changes.
 
@@ -170,7 +170,7 @@ def _titration(value: object) -> tuple[TitrationPoint, ...]:
 # ---- drug steps --------------------------------------------------------------------------------
 
 
-@attrs.define(frozen=True, kw_only=True)
+@attrs.define(frozen=True, kw_only=True, cache_hash=True)
 class _DrugStep:
     """What every drug step shares: drug, route, formulation, dose and schedule, titration.
 
@@ -396,6 +396,8 @@ class _DrugStep:
         what = f"{self.drug} {_text(self.dose)} {self.route}"
         if self.every is not None:
             what += f" every {_text(self.every)}"
+        elif self.times_per_day == 1:
+            what += " once a day"
         elif self.times_per_day is not None:
             what += f" {self.times_per_day} times a day"
         elif self.once:
@@ -407,7 +409,7 @@ class _DrugStep:
         return what
 
 
-@attrs.define(frozen=True, kw_only=True)
+@attrs.define(frozen=True, kw_only=True, cache_hash=True)
 class OpioidStep(_DrugStep):
     """An opioid given as the main analgesic, regular or PRN (breakthrough).
 
@@ -434,7 +436,7 @@ class OpioidStep(_DrugStep):
         return _catalog.drug(self.drug).long_acting and not self.prn
 
 
-@attrs.define(frozen=True, kw_only=True)
+@attrs.define(frozen=True, kw_only=True, cache_hash=True)
 class MethadoneAdjuvantStep(_DrugStep):
     """Methadone *added to* the current opioid (Takase 2015), not a rotation to methadone.
 
@@ -465,7 +467,7 @@ class MethadoneAdjuvantStep(_DrugStep):
             raise StepError("prn", "adjuvant methadone is given regularly, not when needed")
 
 
-@attrs.define(frozen=True, kw_only=True)
+@attrs.define(frozen=True, kw_only=True, cache_hash=True)
 class AdjuvantStep(_DrugStep):
     """A non-opioid or co-analgesic drug with its ``role``.
 
@@ -500,7 +502,7 @@ class AdjuvantStep(_DrugStep):
 # ---- psoas compartment block -----------------------------------------------------------------
 
 
-@attrs.define(frozen=True, kw_only=True)
+@attrs.define(frozen=True, kw_only=True, cache_hash=True)
 class PsoasCompartmentBlockStep:
     """A psoas compartment (posterior lumbar plexus) block with local anaesthetic.
 
@@ -633,7 +635,7 @@ class PsoasCompartmentBlockStep:
 # ---- radiotherapy ------------------------------------------------------------------------------
 
 
-@attrs.define(frozen=True, kw_only=True)
+@attrs.define(frozen=True, kw_only=True, cache_hash=True)
 class RadiotherapyStep:
     """Palliative external-beam radiotherapy: total dose in Gy over ``fractions`` fractions.
 

@@ -567,6 +567,18 @@ def _template_section(tmpl: Any, protocol: Any) -> Section:
     return Section(tmpl.title, tuple(blocks), f"template-{tmpl.id}")
 
 
+def _eligibility_question(protocol: Any) -> str:
+    """``'2 eligibility checks met and 2 contraindications absent?'`` (each part when present)."""
+    parts = []
+    n = len(protocol.eligibility)
+    if n:
+        parts.append(f"{n} eligibility check{'s' if n != 1 else ''} met")
+    n = len(protocol.contraindications)
+    if n:
+        parts.append(f"{n} contraindication{'s' if n != 1 else ''} absent")
+    return " and ".join(parts) + "?"
+
+
 def protocol_flow(protocol: Any) -> Any:
     """The protocol as a flow graph: start, eligibility decision, phases, steps, choices, when."""
     from .mermaid import Edge, Flow, Node
@@ -576,10 +588,7 @@ def protocol_flow(protocol: Any) -> Any:
     phases = tuple((f"phase-{ph.id}", ph.title) for ph in protocol.phases)
     first = phases[0][0] if phases else ""
     if protocol.eligibility or protocol.contraindications:
-        n = len(protocol.eligibility) + len(protocol.contraindications)
-        nodes.append(
-            Node("eligibility", f"{n} eligibility check{'s' if n != 1 else ''} met?", "decision")
-        )
+        nodes.append(Node("eligibility", _eligibility_question(protocol), "decision"))
         nodes.append(Node("not-eligible", "Not eligible", "terminal", beside="eligibility"))
         edges.append(Edge("start", "eligibility"))
         edges.append(Edge("eligibility", "not-eligible", "no"))
@@ -708,7 +717,8 @@ def protocol_listing(protocols: Sequence[Any]) -> Document:
         for p in protocols
     )
     blocks: tuple[Block, ...] = (
-        (Table("Protocols", ("Id", "Version", "Status", "Evidence", "Title"), rows),)
+        # no caption: the document's title already says "Protocols"
+        (Table("", ("Id", "Version", "Status", "Evidence", "Title"), rows),)
         if rows
         else (Para(inline("No protocols found.")),)
     )

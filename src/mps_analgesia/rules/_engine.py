@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 import attrs
 
@@ -33,9 +33,12 @@ __all__ = [
     "Missing",
     "Rule",
     "RuleRegistry",
+    "Shape",
     "default_rules",
     "finding",
+    "for_drugs",
     "rule",
+    "shape_of",
     "validate",
 ]
 
@@ -80,12 +83,68 @@ class Context:
         key = "kind:" + kind
         hit = self.cache.get(key)
         if hit is None:
-            hit = self.cache[key] = self.regimen.of_kind(kind)
+            steps = self.regimen.steps
+            indices = shape_of(self).kinds.get(kind, ())
+            hit = self.cache[key] = tuple([(i, steps[i]) for i in indices])
         result: tuple[tuple[int, Any], ...] = hit
         return result
 
 
+Signature: TypeAlias = "tuple[tuple[str, Any], ...]"
+
+
+class Shape:
+    """What the kinds and drugs of a regimen's steps alone determine, shared by every regimen
+    of that shape (a change of dose keeps the shape).
+
+    ``signature`` holds each step's ``(kind, drug)`` (``drug`` is ``None`` for a step without
+    one); ``kinds`` the step indices of each kind; ``memo`` lets rule modules keep values that
+    depend on the shape alone (bounded by the modules that use it).
+    """
+
+    __slots__ = ("kinds", "memo", "signature")
+
+    def __init__(self, signature: Signature) -> None:
+        self.signature: Signature = signature
+        kinds: dict[str, list[int]] = {}
+        for i, (kind, _) in enumerate(signature):
+            group = kinds.get(kind)
+            if group is None:
+                kinds[kind] = [i]
+            else:
+                group.append(i)
+        self.kinds: dict[str, tuple[int, ...]] = {k: tuple(v) for k, v in kinds.items()}
+        self.memo: dict[Any, Any] = {}
+
+
+_SHAPES: dict[Signature, Shape] = {}
+_SHAPE_KEY: Final = "engine.shape"
+
+
+def _signature(steps: Sequence[Any]) -> Signature:
+    return tuple([(s.kind, getattr(s, "drug", None)) for s in steps])
+
+
+def _shape(signature: Signature) -> Shape:
+    hit = _SHAPES.get(signature)
+    if hit is None:
+        if len(_SHAPES) >= 1024:
+            _SHAPES.clear()
+        hit = _SHAPES[signature] = Shape(signature)
+    return hit
+
+
+def shape_of(ctx: Context) -> Shape:
+    """The :class:`Shape` of the context's regimen (set by ``validate()``, else computed)."""
+    hit = ctx.cache.get(_SHAPE_KEY)
+    if hit is None:
+        hit = ctx.cache[_SHAPE_KEY] = _shape(_signature(ctx.regimen.steps))
+    result: Shape = hit
+    return result
+
+
 CheckFn: TypeAlias = Callable[[Context, "int | None", Any], Any]
+CheckFnT = TypeVar("CheckFnT", bound=Callable[..., Any])
 
 
 @attrs.define(frozen=True)
@@ -275,24 +334,121 @@ def _editions(files: tuple[str, ...]) -> dict[str, str]:
     return hit
 
 
-# The editions a registry's rules read, by the identity of its rules tuple (kept alive with it,
-# so an id is never reused while cached); saves rebuilding the file list on every call.
-_REGISTRY_EDITIONS: dict[int, tuple[tuple[Rule, ...], dict[str, str]]] = {}
+_DRUG_FILTER: Final = "_mps_applies_to_drug"
+
+
+def for_drugs(test: Callable[[str], bool]) -> Callable[[CheckFnT], CheckFnT]:
+    """Declare that a step check returns ``None`` (not applicable) for a step whose drug fails
+    ``test``; ``validate()`` then does not call it for such steps.
+
+    A dispatch hint only: the check must still return ``None`` itself for those steps, and
+    ``test`` must depend on the drug id alone (and on data that does not change).
+    """
+
+    def mark(fn: CheckFnT) -> CheckFnT:
+        setattr(fn, _DRUG_FILTER, test)
+        return fn
+
+    return mark
+
+
+#: The targets of a regimen-scope rule: called once, with ``index=None, step=None``.
+_REGIMEN: Final[tuple[None]] = (None,)
+
+
+class _Plan:
+    """What ``validate()`` needs of a registry, worked out once per rules tuple.
+
+    ``entries`` holds ``(rule id, check, applies_to or None for regimen scope)``; ``layouts``
+    maps the step kinds of a regimen (``("opioid", "adjuvant", ...)``) to the step indices each
+    rule is called on, so a regimen of a known shape costs one dict lookup to dispatch.
+    """
+
+    __slots__ = ("editions", "entries", "filters", "layouts", "rules")
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        self.entries: tuple[tuple[str, CheckFn, tuple[str, ...] | None], ...] = tuple(
+            (r.id, r.check, None if r.scope == "regimen" else r.applies_to) for r in rules
+        )
+        self.filters: tuple[Callable[[str], bool] | None, ...] = tuple(
+            getattr(r.check, _DRUG_FILTER, None) for r in rules
+        )
+        self.layouts: dict[Shape, tuple[tuple[int | None, ...], ...]] = {}
+        self.editions: dict[str, str] | None = None
+
+    def layout(self, regimen_shape: Shape) -> tuple[tuple[int | None, ...], ...]:
+        """For each rule, the indices of the steps it checks (``(None,)``: the regimen).
+
+        A step is left out for a rule whose check declares (:func:`for_drugs`) that it does not
+        apply to the step's drug.
+        """
+        hit = self.layouts.get(regimen_shape)
+        if hit is None:
+            shape = regimen_shape.signature
+            by_kinds: dict[tuple[str, ...], tuple[int, ...]] = {}
+            out: list[tuple[int | None, ...]] = []
+            for (_, _, applies), test in zip(self.entries, self.filters, strict=True):
+                if applies is None:
+                    out.append(_REGIMEN)
+                    continue
+                idx = by_kinds.get(applies)
+                if idx is None:
+                    idx = by_kinds[applies] = tuple(
+                        i for i, (kind, _) in enumerate(shape) if kind in applies
+                    )
+                if test is not None:
+                    idx = tuple(i for i in idx if shape[i][1] is None or test(shape[i][1]))
+                out.append(idx)
+            if len(self.layouts) >= 512:
+                self.layouts.clear()
+            hit = self.layouts[regimen_shape] = tuple(out)
+        return hit
+
+    def data_editions(self) -> dict[str, str]:
+        """The editions of the data files the rules read (``sources.toml`` first)."""
+        if self.editions is None:
+            files = ["sources.toml"]
+            for r in self.rules:
+                files.extend(r.data_files)
+            self.editions = _editions(tuple(dict.fromkeys(files)))
+        return self.editions
+
+
+# The plan of a registry, by the identity of its rules tuple (kept alive with it, so an id is
+# never reused while cached).
+_PLANS: dict[int, _Plan] = {}
+
+
+def _plan(rules: tuple[Rule, ...]) -> _Plan:
+    hit = _PLANS.get(id(rules))
+    if hit is None or hit.rules is not rules:
+        if len(_PLANS) > 64:
+            _PLANS.clear()
+        hit = _PLANS[id(rules)] = _Plan(rules)
+    return hit
 
 
 def _registry_editions(rules: tuple[Rule, ...]) -> dict[str, str]:
-    hit = _REGISTRY_EDITIONS.get(id(rules))
-    if hit is None or hit[0] is not rules:
-        files = ["sources.toml"]
-        for r in rules:
-            files.extend(r.data_files)
-        if len(_REGISTRY_EDITIONS) > 64:
-            _REGISTRY_EDITIONS.clear()
-        hit = _REGISTRY_EDITIONS[id(rules)] = (rules, _editions(tuple(dict.fromkeys(files))))
-    return hit[1]
+    return _plan(rules).data_editions()
 
 
-_REGIMEN_TARGETS: Final[tuple[tuple[None, None], ...]] = ((None, None),)
+# NotChecked records are immutable: one per (rule, step, missing, reason) is shared by every
+# report that has it, which spares building the same record on each call.
+_NOT_CHECKED: dict[tuple[str, int | None, Any, Any], NotChecked] = {}
+
+
+def _not_checked(rule_id: str, index: int | None, result: Missing) -> NotChecked:
+    key = (rule_id, index, result.missing, result.reason)
+    try:
+        hit = _NOT_CHECKED.get(key)
+    except TypeError:  # an unhashable missing/reason from a custom rule
+        return NotChecked(rule_id, index, result.missing, result.reason)
+    if hit is None:
+        if len(_NOT_CHECKED) >= 4096:
+            _NOT_CHECKED.clear()
+        hit = _NOT_CHECKED[key] = NotChecked(rule_id, index, result.missing, result.reason)
+    return hit
 
 
 _EMPTY_PATIENT: Final = Patient()
@@ -334,42 +490,45 @@ def validate(
     registry = rules if rules is not None else default_rules()
     if disable:
         registry = registry.disable(*disable)
-    ctx = Context(regimen, patient if patient is not None else _EMPTY_PATIENT, options or {})
+    plan = _plan(registry.rules)
+    steps = regimen.steps
+    shape = _shape(tuple([(s.kind, getattr(s, "drug", None)) for s in steps]))
+    layout = plan.layouts.get(shape) or plan.layout(shape)
+    ctx = Context(
+        regimen,
+        patient if patient is not None else _EMPTY_PATIENT,
+        options or {},
+        {_SHAPE_KEY: shape},
+    )
     findings: list[Finding] = []
     passed: list[tuple[str, int | None]] = []
     not_checked: list[NotChecked] = []
-    steps = regimen.steps
-    # the (index, step) pairs of each applies_to tuple, computed once per call
-    by_kinds: dict[tuple[str, ...], list[tuple[int, Any]]] = {}
-    for r in registry.rules:
-        targets: Iterable[tuple[int | None, Any]]
-        if r.scope == "regimen":
-            targets = _REGIMEN_TARGETS
-        else:
-            kinds = r.applies_to
-            hit = by_kinds.get(kinds)
-            if hit is None:
-                hit = by_kinds[kinds] = [(i, s) for i, s in enumerate(steps) if s.kind in kinds]
-            targets = hit
-        check = r.check
-        for index, step in targets:
-            result = check(ctx, index, step)
+    add_finding, add_passed, add_not_checked = findings.append, passed.append, not_checked.append
+    for (rule_id, check, _), targets in zip(plan.entries, layout, strict=True):
+        for index in targets:
+            result = check(ctx, index, None if index is None else steps[index])
             if result is None:
                 continue
             if result is PASSED:
-                passed.append((r.id, index))
+                add_passed((rule_id, index))
+                continue
+            cls = result.__class__
+            if cls is Finding:
+                add_finding(result)
+            elif cls is Missing:
+                add_not_checked(_not_checked(rule_id, index, result))
             elif isinstance(result, Finding):
-                findings.append(result)
+                add_finding(result)
             elif isinstance(result, Missing):
-                not_checked.append(NotChecked(r.id, index, result.missing, result.reason))
+                add_not_checked(NotChecked(rule_id, index, result.missing, result.reason))
             elif result:
                 findings.extend(result)
             else:
-                passed.append((r.id, index))
+                add_passed((rule_id, index))
     return Report(
         tuple(findings),
         tuple(passed),
         tuple(not_checked),
-        _registry_editions(registry.rules),
+        plan.data_editions(),
         regimen,
     )

@@ -1,10 +1,18 @@
-"""Small helpers shared by the rule modules: number display and tolerance comparison."""
+"""Small helpers shared by the rule modules: number display, tolerance comparison, and the
+per-call daily totals of each drug."""
 
 from __future__ import annotations
 
-from typing import Final
+import functools
+from collections.abc import Callable
+from typing import Any, Final
 
-__all__ = ["REL_TOL", "above", "below", "num"]
+from ._engine import PASSED, Missing, Shape, shape_of
+
+__all__ = ["DRUG_KINDS", "REL_TOL", "above", "below", "drug_total", "num", "step_outcomes"]
+
+#: The step kinds that give a drug by mouth, patch or infusion (they have a ``drug`` and doses).
+DRUG_KINDS: Final = ("opioid", "methadone_adjuvant", "adjuvant")
 
 #: Relative tolerance for comparing converted floats (never compare them with ``==``).
 REL_TOL: Final = 1e-9
@@ -24,8 +32,73 @@ def num(x: float) -> str:
     """A number for display: whole numbers plain, others to 4 significant digits (at most one
     decimal from 1000 up, never e-notation)."""
     r = round(x)
-    if r == x or abs(x - r) < 1e-9 * max(1.0, abs(x)):
+    if r == x:
         return str(r)
-    if abs(x) >= 1000:
-        return f"{x:.1f}"
-    return f"{x:.4g}"
+    a = abs(x)
+    if abs(x - r) < 1e-9 * (a if a > 1.0 else 1.0):
+        return str(r)
+    return f"{x:.1f}" if a >= 1000 else f"{x:.4g}"
+
+
+_TOTALS_KEY: Final = "drug.totals"
+_DRUG_STEPS: Final = "util.drug-steps"
+
+
+def _drug_steps(shape: Shape) -> dict[str, tuple[int, ...]]:
+    """The indices of the drug steps giving each drug, by regimen shape."""
+    hit: dict[str, tuple[int, ...]] | None = shape.memo.get(_DRUG_STEPS)
+    if hit is None:
+        groups: dict[str, list[int]] = {}
+        for i, (kind, drug) in enumerate(shape.signature):
+            if kind in DRUG_KINDS:
+                groups.setdefault(drug, []).append(i)
+        hit = shape.memo[_DRUG_STEPS] = {d: tuple(idx) for d, idx in groups.items()}
+    return hit
+
+
+def drug_total(ctx: Any, drug: str) -> tuple[float, list[tuple[int, Any]]]:
+    """A drug's daily dose summed over the drug steps that give it, with those ``(index,
+    step)`` pairs in order (computed once per ``validate()`` call and drug)."""
+    totals: dict[str, tuple[float, list[tuple[int, Any]]]] | None = ctx.cache.get(_TOTALS_KEY)
+    if totals is None:
+        totals = ctx.cache[_TOTALS_KEY] = {}
+    hit = totals.get(drug)
+    if hit is None:
+        steps = ctx.regimen.steps
+        parts = [(i, steps[i]) for i in _drug_steps(shape_of(ctx))[drug]]
+        total = 0.0
+        for _, step in parts:
+            total += step.daily_dose_mg
+        hit = totals[drug] = (total, parts)
+    return hit
+
+
+_NOTHING: Final = object()
+_STEP_OUTCOMES_MAX: Final = 4096
+
+CheckFn = Callable[[Any, "int | None", Any], Any]
+
+
+def step_outcomes(check: CheckFn) -> CheckFn:
+    """Keep a check's outcomes that depend on the step alone and are immutable values.
+
+    For a check whose result is a function of the step only (not of its index, the patient or
+    the other steps): ``None``, :data:`PASSED` and :class:`Missing` outcomes are kept per step
+    (steps are immutable, hashable values; bounded), so an unchanged step costs one lookup.
+    Findings are computed on every call.
+    """
+    memo: dict[Any, Any] = {}
+
+    @functools.wraps(check)
+    def wrapped(ctx: Any, index: int | None, step: Any) -> Any:
+        hit = memo.get(step, _NOTHING)
+        if hit is not _NOTHING:
+            return hit
+        result = check(ctx, index, step)
+        if result is None or result is PASSED or isinstance(result, Missing):
+            if len(memo) >= _STEP_OUTCOMES_MAX:
+                memo.clear()
+            memo[step] = result
+        return result
+
+    return wrapped

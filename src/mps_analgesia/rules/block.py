@@ -324,6 +324,26 @@ def _per_kg_findings(
 )
 def local_anaesthetic_max(ctx: Context, index: int | None, step: Any) -> Any:
     """Check the bolus against mg/kg and absolute caps, and the 24-hour total against its cap."""
+    patient = ctx.patient
+    # the outcome depends on the step and the weight, height and sex alone; passes and
+    # not-checked outcomes (immutable values) are kept
+    key = (step, patient.weight_kg, patient.height_cm, patient.sex)
+    hit = _LA_OUTCOMES.get(key, _NOTHING)
+    if hit is not _NOTHING:
+        return hit
+    result = _local_anaesthetic_max(ctx, index, step)
+    if result is PASSED or isinstance(result, Missing):
+        if len(_LA_OUTCOMES) >= 4096:
+            _LA_OUTCOMES.clear()
+        _LA_OUTCOMES[key] = result
+    return result
+
+
+_NOTHING: Final = object()
+_LA_OUTCOMES: dict[tuple[Any, Any, Any, Any], Any] = {}
+
+
+def _local_anaesthetic_max(ctx: Context, index: int | None, step: Any) -> Any:
     drug = _local_anaesthetics().get(step.drug)
     if drug is None:
         return Missing(

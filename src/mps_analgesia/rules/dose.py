@@ -13,11 +13,11 @@ from typing import Any
 
 from .. import _catalog
 from ._engine import PASSED, Context, Missing, Rule, finding, rule
-from ._util import above, num
+from ._util import DRUG_KINDS, above, drug_total, num
 
 __all__ = ["RULES"]
 
-_DRUG_KINDS = ("opioid", "methadone_adjuvant", "adjuvant")
+_DRUG_KINDS = DRUG_KINDS
 
 
 # (drug, kind, route, formulation) → (the drug record, its limits or a Missing), so a repeated
@@ -42,6 +42,36 @@ def _limits(step: Any, kind: str) -> tuple[_catalog.Limit, ...] | Missing:
     return hit[1]
 
 
+class _StepLimits:
+    """A step's catalog limits of both kinds, and whether its single dose passed.
+
+    Steps are immutable values, so this depends only on the step (and the catalog, whose
+    ``drug`` function and loaded records are kept to notice a different one).
+    """
+
+    __slots__ = ("catalog", "daily", "records", "single", "single_passed")
+
+    def __init__(self, step: Any) -> None:
+        self.catalog = _catalog.drug
+        self.records = _catalog._drugs()
+        self.single = _limits(step, "max_single")
+        self.daily = _limits(step, "max_daily")
+        self.single_passed = False
+
+
+# step → _StepLimits; bounded.  Equal steps have the same drug, route and formulation.
+_STEP_LIMITS: dict[Any, _StepLimits] = {}
+
+
+def _step_limits(step: Any) -> _StepLimits:
+    hit = _STEP_LIMITS.get(step)
+    if hit is None or hit.catalog is not _catalog.drug or hit.records is not _catalog._drugs():
+        if len(_STEP_LIMITS) >= 4096:
+            _STEP_LIMITS.clear()
+        hit = _STEP_LIMITS[step] = _StepLimits(step)
+    return hit
+
+
 def _single_doses(step: Any) -> list[float]:
     doses = [step.dose_mg] if step.dose_mg is not None else []
     doses.extend(p.dose_mg for p in step.titration if p.dose_mg is not None)
@@ -63,7 +93,10 @@ def max_single(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare the largest dose per administration with the catalog maximum single dose."""
     if step.is_continuous:
         return None
-    limits = _limits(step, "max_single")
+    entry = _step_limits(step)
+    if entry.single_passed:
+        return PASSED
+    limits = entry.single
     if isinstance(limits, Missing):
         return limits
     dose = max(_single_doses(step))
@@ -83,24 +116,10 @@ def max_single(ctx: Context, index: int | None, step: Any) -> Any:
                     detail={"dose": f"{num(dose)} mg", "limit": f"{num(lim.value.value)} mg"},
                 )
             )
-    return out or PASSED
-
-
-def _drug_total(ctx: Context, drug: str) -> tuple[float, list[tuple[int, Any]]]:
-    key = "dose.total:" + drug
-    hit = ctx.cache.get(key)
-    if hit is None:
-        parts: list[tuple[int, Any]] = [
-            (i, s)
-            for i, s in enumerate(ctx.regimen.steps)
-            if s.kind in _DRUG_KINDS and getattr(s, "drug", None) == drug
-        ]
-        total = 0.0
-        for _, s in parts:
-            total += s.daily_dose_mg
-        hit = ctx.cache[key] = (total, parts)
-    result: tuple[float, list[tuple[int, Any]]] = hit
-    return result
+    if out:
+        return out
+    entry.single_passed = True  # depends on the step alone
+    return PASSED
 
 
 def _explain(step: Any) -> str:
@@ -122,10 +141,10 @@ def _explain(step: Any) -> str:
 )
 def max_daily(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare the drug's total daily dose over all its steps with the catalog maximum."""
-    limits = _limits(step, "max_daily")
+    limits = _step_limits(step).daily
     if isinstance(limits, Missing):
         return limits
-    total, parts = _drug_total(ctx, step.drug)
+    total, parts = drug_total(ctx, step.drug)
     first = parts[0][0] == index
     out = []
     for lim in limits:

@@ -21,7 +21,7 @@ import attrs
 
 from .. import _catalog
 from ..errors import DataFileError
-from ._engine import PASSED, Context, Missing, Rule, finding, rule
+from ._engine import PASSED, Context, Missing, Rule, finding, rule, shape_of
 
 __all__ = [
     "RULES",
@@ -34,12 +34,6 @@ __all__ = [
     "tables",
     "unverified_note",
 ]
-
-
-def _steps(ctx: Context) -> tuple[Any, ...]:
-    """The regimen's steps, typed loosely (rules read drug-step fields after a kind test)."""
-    steps: tuple[Any, ...] = ctx.regimen.steps
-    return steps
 
 
 _FILE: Final = "interactions.toml"
@@ -385,24 +379,26 @@ def parties(ctx: Context) -> Parties:
     """
     hit = ctx.cache.get(_KEY)
     if hit is None:
-        regimen, medications = ctx.regimen, ctx.patient.medications
-        last = _LAST[0]  # one read of an immutable tuple: safe across threads
-        if last[0] is regimen and last[1] == medications:
-            hit = last[2]
-        else:
+        medications = ctx.patient.medications
+        # the layout depends on the steps' kinds and drugs alone: kept with the regimen shape
+        shape = shape_of(ctx)
+        layouts: dict[tuple[str, ...], Parties] | None = shape.memo.get(_KEY)
+        if layouts is None:
+            layouts = shape.memo[_KEY] = {}
+        hit = layouts.get(medications)
+        if hit is None:
             steps = tuple(
-                (i, s.kind, s.drug) for i, s in enumerate(_steps(ctx)) if s.kind in _DRUG_KINDS
+                (i, kind, drug)
+                for i, (kind, drug) in enumerate(shape.signature)
+                if kind in _DRUG_KINDS
             )
             hit = _layout(steps, medications)
-            _LAST[0] = (regimen, medications, hit)
+            if len(layouts) >= 64:
+                layouts.clear()
+            layouts[medications] = hit
         ctx.cache[_KEY] = hit
     result: Parties = hit
     return result
-
-
-# The last regimen seen, its medicines and layout: a regimen checked again (the same object, as
-# in a loop over patients or a benchmark) skips rebuilding the layout key.  Regimens are frozen.
-_LAST: list[tuple[Any, Any, Any]] = [(None, None, None)]
 
 
 def not_ruled_out(unknown: Sequence[str], with_what: str) -> Missing:

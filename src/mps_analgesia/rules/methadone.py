@@ -20,20 +20,20 @@ or partial agonist among the other steps or the patient's medicines → warning.
 
 from __future__ import annotations
 
-from functools import cache, lru_cache, partial
+from functools import cache, lru_cache
 from typing import Any, Final
 
 import attrs
 
 from .. import _catalog
 from ..errors import DataFileError
-from ._engine import PASSED, Context, Missing, Rule, finding, rule
-from ._util import above, below, num
+from ._engine import PASSED, Context, Missing, Rule, finding, for_drugs, rule
+from ._util import above, below, num, step_outcomes
 from .interactions import (
     MethadoneInteraction,
     Parties,
-    memoized,
     not_ruled_out,
+    parties,
     tables,
     unverified_note,
 )
@@ -112,6 +112,10 @@ def _values() -> _Values:
     return values
 
 
+def _methadone_drug(drug: str) -> bool:
+    return drug == "methadone"
+
+
 def _is_methadone(step: Any) -> bool:
     # a methadone_adjuvant step's drug is always methadone (steps.py checks it)
     return bool(step.drug == "methadone")
@@ -157,6 +161,7 @@ def _daily_text(step: Any, per: float) -> str:
     "[S]: the largest daily dose over the titration above 30 mg/day is a warning; a final "
     "(target) daily dose below 15 mg/day is information.",
 )
+@step_outcomes
 def adjuvant_range(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare adjuvant methadone's peak and final daily doses with the Takase range."""
     v = _values()
@@ -231,6 +236,7 @@ def _no_qtc() -> Missing:
     data_files=(_FILE,),
     description="Methadone with a QTc above 500 ms (APS/CPDD 2014: do not use methadone).",
 )
+@for_drugs(_methadone_drug)
 def qtc_contraindicated(ctx: Context, index: int | None, step: Any) -> Any:
     """Flag methadone when the patient's QTc is above 500 ms."""
     if not _is_methadone(step):
@@ -264,6 +270,7 @@ def qtc_contraindicated(ctx: Context, index: int | None, step: Any) -> Any:
     description="Methadone with a QTc from 450 to 500 ms (APS/CPDD 2014: consider an alternative "
     "opioid; if methadone is used, correct reversible causes first).",
 )
+@for_drugs(_methadone_drug)
 def qtc_prolonged(ctx: Context, index: int | None, step: Any) -> Any:
     """Flag methadone when the patient's QTc is 450–500 ms."""
     if not _is_methadone(step):
@@ -301,6 +308,7 @@ def qtc_prolonged(ctx: Context, index: int | None, step: Any) -> Any:
     "2–4 weeks, at 30–40 mg/day, at 100 mg/day; VA/DoD Table D-4) and the days on which the "
     "step's titration reaches those doses.",
 )
+@for_drugs(_methadone_drug)
 def ecg_required(ctx: Context, index: int | None, step: Any) -> Any:
     """Warn, with the ECG schedule, when methadone is planned and no QTc is recorded."""
     if not _is_methadone(step):
@@ -343,6 +351,8 @@ def ecg_required(ctx: Context, index: int | None, step: Any) -> Any:
     "previous increase (Japanese Methapain label: no increase for at least 7 days; VA 2016: "
     "5 to 7 days on a dose).",
 )
+@for_drugs(_methadone_drug)
+@step_outcomes
 def titration_interval(ctx: Context, index: int | None, step: Any) -> Any:
     """Flag each methadone dose increase that comes sooner than 7 days after the last."""
     if not _is_methadone(step):
@@ -400,11 +410,29 @@ def titration_interval(ctx: Context, index: int | None, step: Any) -> Any:
     "lowers potassium, or an opioid antagonist or partial agonist among the other steps or the "
     "patient's medicines (data/interactions.toml, each entry with its source and level).",
 )
+@for_drugs(_methadone_drug)
 def interaction(ctx: Context, index: int | None, step: Any) -> Any:
     """Flag each drug of the case that interacts with this methadone step."""
     if not _is_methadone(step):
         return None
-    return memoized(ctx, f"methadone.interaction:{index}", partial(_interactions, index))
+    found = parties(ctx)
+    key = _interaction_key(index)
+    memo = found.memo
+    if key in memo:
+        return memo[key]
+    result = memo[key] = _interactions(index, found)
+    return result
+
+
+_INTERACTION_KEYS: dict[int | None, str] = {}
+
+
+def _interaction_key(index: int | None) -> str:
+    """The memo key of methadone.interaction for a step index (as ``memoized()`` keys it)."""
+    hit = _INTERACTION_KEYS.get(index)
+    if hit is None:
+        hit = _INTERACTION_KEYS[index] = f"methadone.interaction:{index}"
+    return hit
 
 
 def _interactions(index: int | None, found: Parties) -> Any:

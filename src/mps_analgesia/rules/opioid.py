@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from .. import _catalog, conversion
-from ._engine import PASSED, Context, Missing, Rule, finding, rule
+from ._engine import PASSED, Context, Missing, Rule, finding, for_drugs, rule
 from ._util import above, below, num
 
 __all__ = ["RULES"]
@@ -39,20 +39,110 @@ def _table(ctx: Context) -> str:
     return str(table)
 
 
-def _ome(ctx: Context) -> conversion.OmeResult:
-    """The regimen's regular daily OME under the chosen table (cached per validate call)."""
+class _Opioids:
+    """The regular daily OME of a regimen's opioid steps under one table, with a memo of the
+    rule results that depend on nothing else (the OME rules' findings).
+
+    The OME depends only on the ``(index, step)`` pairs of the opioid and methadone_adjuvant
+    steps, which are immutable values, so one record is shared by every ``validate()`` call with
+    the same opioid steps: a change to another step (an edit of the acetaminophen dose) reuses it.
+    """
+
+    __slots__ = ("_level", "_sources", "_total", "memo", "ome", "table")
+
+    def __init__(self, table: Any, ome: conversion.OmeResult) -> None:
+        self.table = table
+        self.ome = ome
+        self.memo: dict[Any, Any] = {}
+        self._level: str | None = None
+        self._sources: tuple[str, ...] | None = None
+        self._total: str | None = None
+
+    @property
+    def total(self) -> str:
+        """The converted total as text, ``'231 MME/day'`` (computed once)."""
+        if self._total is None:
+            ome = self.ome
+            self._total = _span(ome.low_mme_per_day, ome.high_mme_per_day, "MME/day")
+        return self._total
+
+    @property
+    def level(self) -> str:
+        """``ome.level``, computed once."""
+        if self._level is None:
+            self._level = self.ome.level
+        return self._level
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """``ome.sources``, computed once."""
+        if self._sources is None:
+            self._sources = self.ome.sources
+        return self._sources
+
+
+# (table id, opioid pairs, methadone_adjuvant pairs) → _Opioids; bounded.
+_OPIOIDS: dict[tuple[str, Any, Any], _Opioids] = {}
+_OPIOIDS_MAX: Final = 1024
+
+
+def _by_index(pair: tuple[int, Any]) -> int:
+    return pair[0]
+
+
+def _opioids(ctx: Context) -> _Opioids:
+    """The :class:`_Opioids` record of this call's regimen and table (looked up once per call)."""
     table = _table(ctx)
     key = "opioid.ome:" + table
     hit = ctx.cache.get(key)
     if hit is None:
-        hit = ctx.cache[key] = conversion.daily_ome(ctx.regimen, table, "regular_only")
-    result: conversion.OmeResult = hit
+        tab = conversion._table(table)  # an unknown table raises here, as daily_ome() does
+        opioids, adjuvant = ctx.steps_of("opioid"), ctx.steps_of("methadone_adjuvant")
+        sig = (table, opioids, adjuvant)
+        hit = _OPIOIDS.get(sig)
+        if hit is None or hit.table is not tab:
+            if len(_OPIOIDS) >= _OPIOIDS_MAX:
+                _OPIOIDS.clear()
+            # = daily_ome(ctx.regimen, table, "regular_only"): only these steps have an OME
+            pairs = sorted((*opioids, *adjuvant), key=_by_index) if adjuvant else opioids
+            ome = conversion.ome_of_steps(pairs, table, "regular_only")
+            hit = _OPIOIDS[sig] = _Opioids(tab, ome)
+        ctx.cache[key] = hit
+    result: _Opioids = hit
     return result
 
 
+def _ome(ctx: Context) -> conversion.OmeResult:
+    """The regimen's regular daily OME under the chosen table (cached per validate call)."""
+    return _opioids(ctx).ome
+
+
 def _span(low: float, high: float, unit: str) -> str:
-    text = num(low) if abs(low - high) <= 1e-9 * max(1.0, high) else f"{num(low)}–{num(high)}"
+    if low == high or abs(low - high) <= 1e-9 * max(1.0, high):
+        text = num(low)
+    else:
+        text = f"{num(low)}–{num(high)}"
     return f"{text} {unit}" if unit else text
+
+
+_PERCENT_TEXTS: dict[float, str] = {}
+_NUM_TEXTS: dict[float, str] = {}
+
+
+def _percent(fraction: float) -> str:
+    """``num(fraction * 100)`` of a data value (cached: a handful of values)."""
+    hit = _PERCENT_TEXTS.get(fraction)
+    if hit is None:
+        hit = _PERCENT_TEXTS[fraction] = num(fraction * 100)
+    return hit
+
+
+def _num_of(value: float) -> str:
+    """``num(value)`` of a data value (cached: a handful of values)."""
+    hit = _NUM_TEXTS.get(value)
+    if hit is None:
+        hit = _NUM_TEXTS[value] = num(value)
+    return hit
 
 
 def _not_converted(result: conversion.OmeResult) -> str:
@@ -115,15 +205,41 @@ def breakthrough_dose(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare one PRN dose, in OME, with the regular daily OME."""
     if not step.prn:
         return None
-    ome = _ome(ctx)
+    state = _opioids(ctx)
+    key = ("opioid.breakthrough-dose", index)
+    memo = state.memo
+    if key in memo:
+        return memo[key]
+    result = memo[key] = _breakthrough_dose(state, _table(ctx), index, step)
+    return result
+
+
+# (table id, PRN step) → (the _Table, single_dose_ome(), its MME text); bounded.
+_PRN_DOSES: dict[tuple[str, Any], tuple[Any, tuple[float, float] | str, str]] = {}
+
+
+def _prn_dose(state: _Opioids, table: str, step: Any) -> tuple[tuple[float, float] | str, str]:
+    """The OME of one PRN dose (``conversion.single_dose_ome``) and its text, per step."""
+    key = (table, step)
+    hit = _PRN_DOSES.get(key)
+    if hit is None or hit[0] is not state.table:
+        dose = conversion.single_dose_ome(step, table)
+        text = "" if isinstance(dose, str) else _span(dose[0], dose[1], "MME")
+        if len(_PRN_DOSES) >= 4096:
+            _PRN_DOSES.clear()
+        hit = _PRN_DOSES[key] = (state.table, dose, text)
+    return hit[1], hit[2]
+
+
+def _breakthrough_dose(state: _Opioids, table: str, index: int | None, step: Any) -> Any:
+    ome = state.ome
     if not ome.lines and not ome.not_converted:
         return None  # no regular opioid: nothing to be a fraction of
-    table = _table(ctx)
     if ome.not_converted:
         return Missing(
             "OME of the regular opioids", f"{table} does not convert: {_not_converted(ome)}"
         )
-    dose = conversion.single_dose_ome(step, table)
+    dose, prn_text = _prn_dose(state, table, step)
     if isinstance(dose, str):
         return Missing("OME of the PRN dose", dose)
     low_win, high_win = conversion.breakthrough_window()
@@ -136,32 +252,32 @@ def breakthrough_dose(ctx: Context, index: int | None, step: Any) -> Any:
         which, sv, word, compare = "above", high_win, "high", ">"
     else:
         return PASSED
-    arithmetic = (
-        f"{_span(prn_low, prn_high, 'MME')} ÷ {_span(regular_low, regular_high, 'MME/day')} = "
-        f"{_span(frac_low * 100, frac_high * 100, '%')} {compare} {num(sv.value * 100)} %"
-    )
-    window = f"{num(low_win.value * 100)}–{num(high_win.value * 100)} %"
+    fraction = _span(frac_low * 100, frac_high * 100, "%")
+    compared = f"{fraction} {compare} {_percent(sv.value)} %"
+    regular_text = state.total
+    arithmetic = f"{prn_text} ÷ {regular_text} = {compared}"
+    window = f"{_percent(low_win.value)}–{_percent(high_win.value)} %"
 
     def detail() -> dict[str, Any]:
         return {
-            "prn_dose_ome": _span(prn_low, prn_high, "MME"),
-            "regular_ome": _span(regular_low, regular_high, "MME/day"),
-            "fraction": _span(frac_low * 100, frac_high * 100, "%"),
+            "prn_dose_ome": prn_text,
+            "regular_ome": regular_text,
+            "fraction": fraction,
             "window": window,
             "table": table,
             "edition": ome.edition,
         }
 
+    levels = _catalog.LEVELS
     return finding(
         "opioid.breakthrough-dose",
         "warning",
+        # ``compared`` is the part of the arithmetic after its last " = "
         f"The PRN {step.drug} dose is {which} the usual breakthrough range of {window} of the "
-        f"regular daily OME ({arithmetic.rsplit(' = ', 1)[1]}); it looks too {word}.",
+        f"regular daily OME ({compared}); it looks too {word}.",
         step=index,
-        source=(sv.source, *ome.sources),
-        level=_catalog.LEVELS[
-            max(_catalog.LEVELS.index(sv.level), _catalog.LEVELS.index(ome.level))
-        ],
+        source=(sv.source, *state.sources),
+        level=levels[max(levels.index(sv.level), levels.index(state.level))],
         arithmetic=arithmetic,
         detail=detail,
     )
@@ -199,6 +315,7 @@ def _other_ome(ctx: Context) -> conversion.OmeResult:
     "less than 60 mg/day oral morphine equivalent (FDA definition of opioid tolerance, [S]).  "
     "Not checked when neither is known.",
 )
+@for_drugs(lambda drug: drug == "fentanyl")
 def fentanyl_patch_not_tolerant(ctx: Context, index: int | None, step: Any) -> Any:
     """Check opioid tolerance before a fentanyl patch."""
     if step.drug != "fentanyl" or step.route != "transdermal":
@@ -330,10 +447,19 @@ def ome_total(ctx: Context, index: int | None, step: Any) -> Any:
     """Report the daily OME of the regular opioids, with the table it came from."""
     if not ctx.steps_of("opioid") and not ctx.steps_of("methadone_adjuvant"):
         return None
-    ome = _ome(ctx)
+    state = _opioids(ctx)
+    memo = state.memo
+    if "opioid.ome-total" in memo:
+        return memo["opioid.ome-total"]
+    result = memo["opioid.ome-total"] = _ome_total(state)
+    return result
+
+
+def _ome_total(state: _Opioids) -> Any:
+    ome = state.ome
     if not ome.lines and not ome.not_converted:
         return None  # PRN only: no regular OME to report
-    total = _span(ome.low_mme_per_day, ome.high_mme_per_day, "MME/day")
+    total = state.total
     message = f"Regular daily oral morphine equivalent: {total} ({ome.table}, regular doses only)"
     if ome.not_converted:
         message += f", NOT counting {_not_converted(ome)}"
@@ -343,19 +469,19 @@ def ome_total(ctx: Context, index: int | None, step: Any) -> Any:
         t = crossed[-1]
         where = "At or above" if not below(ome.low_mme_per_day, t.value) else "The range reaches"
         message += (
-            f"  {where} CDC 2016's {num(t.value)} MME/day threshold ({t.note}): shown for "
-            "information only, because CDC 2016 excluded palliative and end-of-life care."
+            f"  {where} CDC 2016's {_num_of(t.value)} MME/day threshold ({t.note}): shown "
+            "for information only, because CDC 2016 excluded palliative and end-of-life care."
         )
     terms = " + ".join(
         f"{line.drug} {_span(line.ome_low, line.ome_high, '')}" for line in ome.lines
     )
-    sources = (*ome.sources, *(t.source for t in crossed))
+    sources = (*state.sources, *(t.source for t in crossed))
     return finding(
         "opioid.ome-total",
         "info",
         message,
         source=tuple(dict.fromkeys(sources)),
-        level=ome.level,
+        level=state.level,
         arithmetic=f"{terms} = {total}" if ome.lines else "",
         detail=lambda: {
             "table": ome.table,

@@ -27,21 +27,14 @@ import attrs
 from .. import _catalog
 from ..errors import DataFileError
 from ..report import Severity
-from ._engine import PASSED, Context, Missing, Rule, finding, rule
-from ._util import above, below, num
+from ._engine import PASSED, Context, Missing, Rule, finding, for_drugs, rule
+from ._util import above, below, drug_total, num
 
 __all__ = ["RULES"]
 
 
-def _steps(ctx: Context) -> tuple[Any, ...]:
-    """The regimen's steps, typed loosely (rules read drug-step fields after a kind test)."""
-    steps: tuple[Any, ...] = ctx.regimen.steps
-    return steps
-
-
 _FILE: Final = "organ.toml"
 _KINDS: Final = ("opioid", "adjuvant")
-_DRUG_KINDS: Final = ("opioid", "methadone_adjuvant", "adjuvant")
 _SEVERITIES: Final = ("warning", "error")
 _RENAL_UNITS: Final = {"creatinine clearance": "mL/min", "eGFR": "mL/min/1.73 m²"}
 
@@ -213,31 +206,10 @@ def _tables() -> _Tables:
 def _total(ctx: Context, drug: str) -> tuple[float, list[tuple[int, Any]]]:
     """The drug's daily dose summed over all its steps, and those steps.
 
-    One pass over the regimen per ``validate()`` call fills the totals of every drug.
+    One pass over the regimen per ``validate()`` call fills the totals of every drug (shared
+    with the dose rules).
     """
-    totals = ctx.cache.get("organ.totals")
-    if totals is None:
-        last = _LAST[0]  # one read of an immutable tuple: safe across threads
-        if last[0] is ctx.regimen:
-            totals = last[1]
-        else:
-            totals = {}
-            for i, s in enumerate(_steps(ctx)):
-                if s.kind in _DRUG_KINDS:
-                    hit = totals.get(s.drug)
-                    if hit is None:
-                        totals[s.drug] = (s.daily_dose_mg, [(i, s)])
-                    else:
-                        totals[s.drug] = (hit[0] + s.daily_dose_mg, [*hit[1], (i, s)])
-            _LAST[0] = (ctx.regimen, totals)
-        ctx.cache["organ.totals"] = totals
-    total, parts = totals[drug]
-    return total, parts
-
-
-# The last regimen seen and its totals (regimens are frozen, so a regimen checked again, as in
-# a loop over patients, reuses them).
-_LAST: list[tuple[Any, Any]] = [(None, None)]
+    return drug_total(ctx, drug)
 
 
 def _single_doses(step: Any) -> list[float]:
@@ -286,6 +258,7 @@ def _eq(measure: str) -> str:
     "eGFR) below 30 mL/min is a warning; pethidine is an error; tramadol modified-release below "
     "30 mL/min is a warning (Ultram ER label).",
 )
+@for_drugs(lambda drug: bool(_tables().avoid.get(drug)))
 def renal_avoid(ctx: Context, index: int | None, step: Any) -> Any:
     """Flag a drug the renal avoid list names when renal function is below its threshold."""
     entries = _tables().avoid.get(step.drug)
@@ -353,6 +326,7 @@ def _band(bands: tuple[_Band, ...], value: float) -> _Band:
     "the patient's renal band (gabapentin label table [S], pregabalin Canterbury DHB sheet [S], "
     "tramadol below 30 mL/min: 200 mg/day [V]).",
 )
+@for_drugs(lambda drug: drug in _tables().bands)
 def renal_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare the drug's total daily dose with the maximum of the patient's renal band."""
     bands = _tables().bands.get(step.drug)
@@ -556,6 +530,7 @@ def _tramadol(ctx: Context, index: int | None, step: Any) -> Any:
     "hepatic impairment above the label's cirrhosis dose (50 mg every 12 hours) or as "
     "modified-release tablets (not for Child-Pugh C) [V].",
 )
+@for_drugs(lambda drug: drug in ("acetaminophen", "tramadol"))
 def hepatic_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
     """Check acetaminophen and tramadol against the hepatic (and low-weight) maxima."""
     if step.drug == "acetaminophen":
@@ -579,6 +554,7 @@ def hepatic_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
     description="Tramadol above 300 mg/day (total over its steps) in a patient over 75 years "
     "[S, secondary summaries of the label].",
 )
+@for_drugs(lambda drug: drug == _tables().age_drug)
 def age_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare tramadol's total daily dose with the maximum over 75 years."""
     t = _tables()
