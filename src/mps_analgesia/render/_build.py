@@ -240,9 +240,9 @@ def steps_blocks(
 
 
 def _timeline_figure(regimen: Any) -> Figure | None:
-    from .timeline import timeline_figure
+    from .timeline import timeline_document_figure
 
-    return timeline_figure(regimen)
+    return timeline_document_figure(regimen)
 
 
 def regimen_document(regimen: Any, *, title: str = "") -> Document:

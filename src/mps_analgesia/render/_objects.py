@@ -743,7 +743,8 @@ def plan_has_errors(plan: Any) -> bool:
     return bool(report is not None and report.has_errors)
 
 
-def _checkpoints(plan: Any) -> list[Any]:
+def plan_checkpoints(plan: Any) -> list[Any]:
+    """The dated ECG checks of an instantiated plan, one checkpoint per day."""
     from .timeline import Checkpoint
 
     seen: dict[int, None] = {}
@@ -756,7 +757,7 @@ def _checkpoints(plan: Any) -> list[Any]:
 def plan_document(plan: Any) -> Document:
     """An instantiated plan: eligibility, steps, timeline, monitoring, decisions, validation."""
     from ._build import finding_blocks, not_checked_blocks, patient_fields, steps_blocks
-    from .timeline import timeline_figure
+    from .timeline import timeline_document_figure
 
     protocol = plan.protocol
     head = _protocol_head(protocol)
@@ -803,8 +804,10 @@ def plan_document(plan: Any) -> Document:
         for sid in plan.step_ids
     )
     blocks.append(Section("Steps", steps_blocks(plan.regimen.steps, origins=origins), "steps"))
-    checkpoints = _checkpoints(plan)
-    figure = timeline_figure(plan.regimen, checkpoints=checkpoints, table=protocol.ome_table)
+    checkpoints = plan_checkpoints(plan)
+    figure = timeline_document_figure(
+        plan.regimen, checkpoints=checkpoints, table=protocol.ome_table
+    )
     if figure is not None:
         blocks.append(Section("Timeline", (figure,), "timeline"))
     blocks.extend(ome_blocks_for(plan.regimen, protocol.ome_table))

@@ -11,6 +11,10 @@
 Each handler is ``cmd_xxx(args, out, err) -> int`` and returns the exit code: 0 done, 1 the
 output holds an error-severity finding (or an eligibility check that failed), 2 unreadable or
 invalid input (the message goes to ``err``, never a traceback).
+
+``summarize CASE`` and ``plan`` also take ``--timeline FILE`` (the timeline chart; SVG drawn by
+the library, or with ``--timeline-engine matplotlib`` SVG/PNG/PDF through the optional ``plot``
+extra: without matplotlib the handler prints how to install it and exits 2, writing nothing).
 """
 
 from __future__ import annotations
@@ -56,6 +60,54 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="write to FILE (UTF-8) instead of standard output",
     )
+
+
+def _add_timeline(parser: argparse.ArgumentParser) -> None:
+    from .timeline import ENGINES
+
+    parser.add_argument(
+        "--timeline",
+        metavar="FILE",
+        default=None,
+        help="also write the timeline chart (dose of each drug and total OME over days, "
+        "titration steps, ECG checks) to FILE: .svg, or with --timeline-engine matplotlib "
+        ".svg, .png or .pdf",
+    )
+    parser.add_argument(
+        "--timeline-engine",
+        choices=ENGINES,
+        default="svg",
+        help="svg: drawn by the library, no dependency (default); matplotlib: needs the "
+        "'plot' extra (pip install 'mps-analgesia[plot]')",
+    )
+
+
+def _write_timeline(args: argparse.Namespace, obj: Any, err: TextIO) -> None:
+    """Write the timeline of ``obj`` to ``--timeline FILE`` (nothing without the option).
+
+    Raises an :class:`MpsAnalgesiaError` (a missing matplotlib, a file type the engine does not
+    write, a file that cannot be written) so the handler exits 2 with the message.
+    """
+    if not args.timeline:
+        return
+    from .timeline import save_timeline
+
+    try:
+        save_timeline(obj, args.timeline, engine=args.timeline_engine)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise MpsAnalgesiaError(f"{args.timeline}: cannot write the timeline: {reason}") from None
+    print(f"wrote {args.timeline}", file=err)
+
+
+def _no_timeline(args: argparse.Namespace, target: str) -> None:
+    """``--timeline`` with a target that has no days (a protocol, the radiotherapy table)."""
+    if args.timeline:
+        raise MpsAnalgesiaError(
+            f"{target}: --timeline needs a case file (a protocol has no days until it is "
+            f"instantiated for a patient: use 'mps-analgesia plan ID --patient CASE "
+            f"--timeline {args.timeline}')"
+        )
 
 
 def _emit(args: argparse.Namespace, obj: Any, out: TextIO, err: TextIO) -> None:
@@ -140,6 +192,7 @@ def cmd_summarize(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if target == RT_TABLE_ID:
             from .rt_table import rt_table_document
 
+            _no_timeline(args, target)
             obj = rt_table_document()
         else:
             path = Path(target)
@@ -154,12 +207,15 @@ def cmd_summarize(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     report = validate(case.regimen, case.patient)
                     obj = _build.report_document(report, title=case.name)
                     code = EXIT_FINDINGS if report.has_errors else EXIT_OK
+                    _write_timeline(args, case, err)
                 else:
                     obj = _protocols(target).load_protocol(path)
+                    _no_timeline(args, target)
             elif path.suffix.lower() in (".toml", ".json"):
                 raise MpsAnalgesiaError(f"{target}: no such file")
             else:
                 obj = _protocols(target).load_protocol(target)
+                _no_timeline(args, target)
     except MpsAnalgesiaError as exc:
         return _fail(err, exc)
     _emit(args, obj, out, err)
@@ -200,6 +256,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         plan = protocol.instantiate(
             case.patient, current_regimen=case.regimen, choices=choices or None
         )
+        _write_timeline(args, plan, err)
     except MpsAnalgesiaError as exc:
         return _fail(err, exc)
     _emit(args, plan, out, err)
@@ -279,6 +336,7 @@ def add_subcommands(subparsers: Any) -> None:
     )
     p.add_argument("target", metavar="ID_OR_FILE", help="a protocol id, a protocol or case file")
     _add_output(p)
+    _add_timeline(p)
     p.set_defaults(handler=cmd_summarize)
 
     p = subparsers.add_parser(
@@ -301,6 +359,7 @@ def add_subcommands(subparsers: Any) -> None:
         "--choice GROUP=OPTION_ID, --choice confirm=CHECK_ID,CHECK_ID",
     )
     _add_output(p)
+    _add_timeline(p)
     p.set_defaults(handler=cmd_plan)
 
     p = subparsers.add_parser(

@@ -8,20 +8,43 @@ radiotherapy are marked on the day they start.  Day 0 is the first day of the pl
 
 The same data is given as text (:func:`timeline_text`), which is the picture's text alternative
 and what Markdown and plain text show.
+
+With the optional ``plot`` extra, :func:`timeline_figure` draws the same data (the same
+extraction) as a matplotlib figure, and :func:`save_timeline` writes either form to a file
+(``.svg`` by the library; ``.svg``, ``.png`` or ``.pdf`` by matplotlib).  matplotlib is imported
+only when it is asked for; without it, :class:`PlotUnavailableError` says how to install it.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from html import escape
-from typing import Any, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from ..errors import MpsAnalgesiaError, UnknownNameError
 from ._doc import Figure
 
-__all__ = ["Checkpoint", "timeline_figure", "timeline_svg", "timeline_text"]
+if TYPE_CHECKING:  # matplotlib is the optional ``plot`` extra: never imported at package import
+    from matplotlib.figure import Figure as MplFigure  # type: ignore[import-not-found,unused-ignore]
+
+__all__ = [
+    "ENGINES",
+    "FILE_TYPES",
+    "PLOT_UNAVAILABLE",
+    "Checkpoint",
+    "PlotUnavailableError",
+    "save_timeline",
+    "timeline_document_figure",
+    "timeline_figure",
+    "timeline_svg",
+    "timeline_text",
+]
 
 _WIDTH: Final = 720
 _LEFT: Final = 170
@@ -124,6 +147,33 @@ def _ome(regimen: Any, end: int, table: str | None) -> _Series | None:
     return _Series(label, tuple(values), None, (), "MME/day")
 
 
+@attrs.define(frozen=True)
+class _Data:
+    """What every form of the timeline draws: days ``0..end``, the panels, events, checkpoints."""
+
+    end: int
+    series: tuple[_Series, ...]
+    total: _Series | None
+    events: tuple[tuple[int, str], ...]
+    checkpoints: tuple[Checkpoint, ...]
+
+    @property
+    def panels(self) -> tuple[_Series, ...]:
+        """One panel per drug, then the total OME (when there is one)."""
+        return (*self.series, *((self.total,) if self.total is not None else ()))
+
+
+def _data(regimen: Any, checkpoints: Sequence[Checkpoint], ome: bool, table: str | None) -> _Data:
+    end = _days(regimen, checkpoints)
+    return _Data(
+        end,
+        tuple(_series(regimen, end)),
+        _ome(regimen, end, table) if ome else None,
+        tuple(_events(regimen)),
+        tuple(checkpoints),
+    )
+
+
 def _path(values: Sequence[float], x: Callable[[float], float], y: Callable[[float], float]) -> str:
     parts = [f"M{_f(x(0))},{_f(y(values[0]))}"]
     for day in range(1, len(values)):
@@ -150,11 +200,13 @@ def timeline_text(
     >>> timeline_text(reg, checkpoints=[Checkpoint(0, "ECG")], ome=False)
     ('day 0: methadone (step 1) 15 mg/day; ECG', 'day 7: methadone (step 1) 22.5 mg/day')
     """
-    end = _days(regimen, checkpoints)
-    series = _series(regimen, end)
-    total = _ome(regimen, end, table) if ome else None
+    return _text(_data(regimen, checkpoints, ome, table))
+
+
+def _text(data: _Data) -> tuple[str, ...]:
+    end, total = data.end, data.total
     events: dict[int, list[str]] = {}
-    for s in series:
+    for s in data.series:
         top = s.prn if s.prn is not None else s.regular
         for day in range(end + 1):
             before = (s.regular[day - 1], top[day - 1]) if day else (0.0, 0.0)
@@ -170,9 +222,9 @@ def timeline_text(
                 events.setdefault(day, []).append(
                     f"{total.label} {_num(total.regular[day])} MME/day"
                 )
-    for day, label in _events(regimen):
+    for day, label in data.events:
         events.setdefault(day, []).append(label)
-    for c in checkpoints:
+    for c in data.checkpoints:
         events.setdefault(c.day, []).append(c.label)
     return tuple(f"day {day}: " + "; ".join(events[day]) for day in sorted(events))
 
@@ -199,15 +251,12 @@ def timeline_svg(
     >>> svg.startswith("<svg") and "morphine" in svg and "ECG" in svg
     True
     """
-    end = _days(regimen, checkpoints)
-    series = _series(regimen, end)
-    total = _ome(regimen, end, table) if ome else None
-    panels = [*series, *([total] if total is not None else [])]
-    events = _events(regimen)
+    data = _data(regimen, checkpoints, ome, table)
+    end, panels, events = data.end, data.panels, data.events
     n = max(len(panels), 1)
     height = _TOP + n * (_PANEL + _GAP) + _AXIS + 14 * len(events)
     plot_w = _WIDTH - _LEFT - _RIGHT
-    text = timeline_text(regimen, checkpoints=checkpoints, ome=ome, table=table)
+    text = _text(data)
     digest = hashlib.sha1("\n".join((title, *text)).encode(), usedforsecurity=False)
     uid = f"mps-tl-{digest.hexdigest()[:10]}"
 
@@ -282,7 +331,7 @@ def timeline_svg(
             f'<text x="{_f(x(day))}" y="{_f(axis_y + 32 + 14 * k)}" fill="{_INK}" '
             f'font-size="10">▲ {escape(label)}</text>'
         )
-    for k, c in enumerate(checkpoints):
+    for k, c in enumerate(data.checkpoints):
         if 0 <= c.day <= end:
             out.append(
                 f'<line x1="{_f(x(c.day))}" y1="{_TOP - 12}" x2="{_f(x(c.day))}" '
@@ -297,14 +346,24 @@ def timeline_svg(
     return "\n".join(out)
 
 
-def timeline_figure(
+def timeline_document_figure(
     regimen: Any,
     *,
     checkpoints: Sequence[Checkpoint] = (),
     ome: bool = True,
     table: str | None = None,
 ) -> Figure | None:
-    """The timeline as a document figure, or ``None`` for a regimen with no drug step."""
+    """The timeline as a document figure, or ``None`` for a regimen with no drug step.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> reg = mps.Regimen([mps.OpioidStep(drug="morphine", dose="10 mg", every="4 h")])
+    >>> timeline_document_figure(reg, ome=False).alt
+    'day 0: morphine (step 1) 60 mg/day.'
+    >>> timeline_document_figure(mps.Regimen([])) is None
+    True
+    """
     if not any(s.kind in _DRUG_KINDS for s in regimen.steps):
         return None
     lines = timeline_text(regimen, checkpoints=checkpoints, ome=ome, table=table)
@@ -313,3 +372,267 @@ def timeline_figure(
         " ".join(f"{line}." for line in lines),
         "Daily dose of each drug over the days of the plan (day 0 = first day)",
     )
+
+
+# ---- the matplotlib form (optional extra ``plot``) -----------------------------------------------
+
+#: What :class:`PlotUnavailableError` says.
+PLOT_UNAVAILABLE: Final = (
+    "matplotlib is not installed; install the 'plot' extra: pip install 'mps-analgesia[plot]'"
+)
+#: The timeline engines: ``"svg"`` (drawn by the library, no dependency) and ``"matplotlib"``.
+ENGINES: Final = ("svg", "matplotlib")
+#: The file types each engine writes (by the file's suffix).
+FILE_TYPES: Final = {"svg": ("svg",), "matplotlib": ("svg", "png", "pdf")}
+_SAVE_METADATA: Final = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {}}
+
+
+class PlotUnavailableError(MpsAnalgesiaError, ImportError):
+    """matplotlib is needed (for :func:`timeline_figure`) and is not installed.
+
+    It is both an :class:`~mps_analgesia.errors.MpsAnalgesiaError` and an :class:`ImportError`,
+    so either ``except`` catches it.  The fix is the ``plot`` extra:
+    ``pip install 'mps-analgesia[plot]'``.
+
+    Example
+    -------
+    >>> str(PlotUnavailableError())
+    "matplotlib is not installed; install the 'plot' extra: pip install 'mps-analgesia[plot]'"
+    """
+
+    def __init__(self) -> None:
+        super().__init__(PLOT_UNAVAILABLE, name="matplotlib")
+
+
+def _matplotlib() -> tuple[type[MplFigure], Any]:
+    """matplotlib's ``Figure`` class and the Agg canvas, imported now (never at package import).
+
+    The figure gets its own Agg canvas, so the global backend (a notebook's, say) is left alone.
+    """
+    try:
+        # the top-level package first: a ``None`` entry in sys.modules stops the import here
+        import matplotlib  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+        from matplotlib.backends.backend_agg import (  # type: ignore[import-not-found,unused-ignore]
+            FigureCanvasAgg,
+        )
+        from matplotlib.figure import Figure as _MplFigure  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise PlotUnavailableError from exc
+    return _MplFigure, FigureCanvasAgg
+
+
+def _resolve(
+    obj: Any, checkpoints: Sequence[Checkpoint] | None, table: str | None
+) -> tuple[Any, tuple[Checkpoint, ...], str | None]:
+    """The regimen of ``obj`` (a Regimen, a Case or an instantiated plan), its checkpoints and
+    OME table: a plan brings its dated ECG checks and its protocol's table unless given."""
+    from ..regimen import Case, Regimen
+    from ._objects import _module, plan_checkpoints
+
+    if isinstance(obj, Regimen):
+        return obj, tuple(checkpoints or ()), table
+    if isinstance(obj, Case):
+        return obj.regimen, tuple(checkpoints or ()), table
+    protocols = _module("protocols")
+    if protocols is not None and isinstance(obj, protocols.InstantiatedPlan):
+        marks = plan_checkpoints(obj) if checkpoints is None else checkpoints
+        return obj.regimen, tuple(marks), table or obj.protocol.ome_table
+    kinds = "a Regimen, a Case or an InstantiatedPlan"
+    raise UnknownNameError(
+        "timeline object",
+        type(obj).__name__,
+        reason=f"cannot draw a timeline of a {type(obj).__name__}: give {kinds}",
+    )
+
+
+def _draw(data: _Data, title: str) -> MplFigure:
+    figure_class, canvas_class = _matplotlib()
+    panels = data.panels
+    n = max(len(panels), 1)
+    fig = figure_class(figsize=(9.0, 1.2 + 1.7 * n + 0.18 * len(data.events)), layout="constrained")
+    canvas_class(fig)
+    axes = list(fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0])
+    days = list(range(data.end + 1))
+    for p, (ax, s) in enumerate(zip(axes, panels, strict=False)):
+        colour = _INK if s.unit == "MME/day" else _COLOURS[p % len(_COLOURS)]
+        if s.prn is not None:
+            ax.step(
+                days,
+                s.prn,
+                where="post",
+                color=colour,
+                linewidth=1.5,
+                linestyle=(0, (5, 3)),
+                label=f"{s.label}, with PRN maximum",
+            )
+        ax.step(days, s.regular, where="post", color=colour, linewidth=2.5, label=s.label)
+        for day, label, on_prn in s.changes:
+            if 0 <= day <= data.end:
+                y = s.prn[day] if (on_prn and s.prn is not None) else s.regular[day]
+                ax.scatter([day], [y], s=22, color=colour, zorder=3, label=f"day {day}: {label}")
+                ax.annotate(
+                    label.split(": ", 1)[-1],
+                    (day, y),
+                    xytext=(4, 5),
+                    textcoords="offset points",
+                    fontsize=8,
+                    color=_INK,
+                )
+        peak = max([*s.regular, *(s.prn or ())]) or 1.0
+        ax.set_ylim(0, peak * 1.2)
+        pad = 20.0 if p == 0 and data.checkpoints else 6.0  # room for the checkpoint labels
+        ax.set_title(s.label, loc="left", fontsize=10, fontweight="bold", color=_INK, pad=pad)
+        ax.set_ylabel(s.unit, color=_MUTED)
+    for ax in axes:
+        ax.spines[["top", "right"]].set_visible(False)
+        for c in data.checkpoints:
+            if 0 <= c.day <= data.end:
+                ax.axvline(
+                    c.day,
+                    color=_CHECK,
+                    linewidth=1.2,
+                    linestyle=(0, (3, 3)),
+                    label=c.label,
+                    zorder=3,  # over the axis line, so a day-0 check shows
+                )
+    if not panels:
+        axes[0].set_yticks([])
+    top, bottom = axes[0], axes[-1]
+    for k, c in enumerate(data.checkpoints):
+        if 0 <= c.day <= data.end:
+            top.annotate(
+                c.label,
+                (c.day, 1.0),
+                xycoords=top.get_xaxis_transform(),
+                xytext=(2, 3 + 9 * (k % 2)),
+                textcoords="offset points",
+                fontsize=8,
+                color=_CHECK,
+            )
+    step = 1 if data.end <= 14 else 7 if data.end > 35 else 2
+    bottom.set_xlim(0, data.end)
+    bottom.set_xticks(range(0, data.end + 1, step))
+    bottom.set_xlabel("day (day 0 = first day of the plan)", color=_INK)
+    for k, (day, label) in enumerate(data.events):
+        bottom.annotate(
+            f"▲ {label}",
+            (day, 0.0),
+            xycoords=bottom.get_xaxis_transform(),
+            xytext=(-4, -34 - 12 * k),  # the ▲ under its day
+            textcoords="offset points",
+            fontsize=8,
+            va="top",
+            color=_INK,
+        )
+    fig.suptitle(title, x=0.01, ha="left", fontsize=12, fontweight="bold", color=_INK)
+    return fig
+
+
+def timeline_figure(
+    obj: Any,
+    *,
+    checkpoints: Sequence[Checkpoint] | None = None,
+    title: str = "Timeline of the plan",
+    ome: bool = True,
+    table: str | None = None,
+) -> MplFigure:
+    """Draw the timeline with matplotlib and return the ``matplotlib.figure.Figure``.
+
+    ``obj`` is a Regimen, a Case or an instantiated plan.  A plan brings its dated ECG checks
+    and its protocol's OME table unless ``checkpoints`` or ``table`` are given.  The figure holds
+    the same data as :func:`timeline_svg`: one panel per drug (regular dose solid, PRN maximum
+    dashed, a dot at each titration step), the total OME, the checkpoints as dashed vertical
+    lines, and the start of blocks and radiotherapy under the day axis.
+
+    matplotlib is imported when this is called (the optional ``plot`` extra), and the figure
+    draws on its own Agg canvas: the global backend is not changed.  Without matplotlib this
+    raises :class:`PlotUnavailableError`.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> reg = mps.Regimen([mps.OpioidStep(drug="morphine", dose="10 mg", every="4 h")])
+    >>> try:
+    ...     fig = timeline_figure(reg, checkpoints=[Checkpoint(7, "ECG")], ome=False)
+    ...     labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    ...     ok = labels == ["morphine (step 1)", "ECG"]
+    ... except PlotUnavailableError as exc:  # without the 'plot' extra
+    ...     ok = "pip install 'mps-analgesia[plot]'" in str(exc)
+    >>> ok
+    True
+    """
+    regimen, marks, table = _resolve(obj, checkpoints, table)
+    _matplotlib()  # fail before any work when matplotlib is missing
+    return _draw(_data(regimen, marks, ome, table), title)
+
+
+def _engine(engine: str) -> str:
+    key = str(engine).strip().lower()
+    if key not in ENGINES:
+        raise UnknownNameError(
+            "timeline engine",
+            str(engine),
+            difflib.get_close_matches(key, ENGINES, n=1, cutoff=0.3),
+            reason=f"unknown timeline engine {engine!r} (use one of {', '.join(ENGINES)})",
+        )
+    return key
+
+
+def save_timeline(
+    obj: Any,
+    path: str | os.PathLike[str],
+    *,
+    engine: str = "svg",
+    checkpoints: Sequence[Checkpoint] | None = None,
+    title: str = "Timeline of the plan",
+    ome: bool = True,
+    table: str | None = None,
+) -> Path:
+    """Write the timeline of ``obj`` (a Regimen, a Case or a plan) to ``path``; return the path.
+
+    ``engine="svg"`` (the default) writes the library's own SVG (:func:`timeline_svg`, no
+    dependency; the file must end in ``.svg``).  ``engine="matplotlib"`` draws
+    :func:`timeline_figure` and writes ``.svg``, ``.png`` or ``.pdf`` by the file's suffix
+    (:class:`PlotUnavailableError` when matplotlib is not installed).  An unknown engine or a
+    file type the engine does not write raises :class:`~mps_analgesia.errors.UnknownNameError`.
+
+    Example
+    -------
+    >>> import tempfile, mps_analgesia as mps
+    >>> reg = mps.Regimen([mps.MethadoneAdjuvantStep(dose="5 mg", every="8 h")])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_timeline(reg, f"{tmp}/timeline.svg", checkpoints=[Checkpoint(0, "ECG")])
+    ...     path.read_text(encoding="utf-8").startswith("<svg xmlns=")
+    True
+    >>> save_timeline(reg, "timeline.png")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mps_analgesia.errors.UnknownNameError: timeline.png: the svg timeline engine writes .svg ...
+    """
+    key = _engine(engine)
+    target = Path(path)
+    suffix = target.suffix.lower().lstrip(".")
+    if suffix not in FILE_TYPES[key]:
+        other = [e for e in ENGINES if suffix in FILE_TYPES[e]]
+        hint = f" (use engine={other[0]!r} for .{suffix})" if other else ""
+        raise UnknownNameError(
+            "timeline file type",
+            suffix or target.name,
+            reason=f"{target}: the {key} timeline engine writes "
+            + ", ".join(f".{t}" for t in FILE_TYPES[key])
+            + f" files only{hint}",
+        )
+    regimen, marks, table = _resolve(obj, checkpoints, table)
+    if key == "svg":
+        svg = timeline_svg(
+            regimen, checkpoints=marks, title=title, standalone=True, ome=ome, table=table
+        )
+        target.write_text(svg + "\n", encoding="utf-8")
+        return target
+    _matplotlib()
+    import matplotlib  # type: ignore[import-not-found,unused-ignore]
+
+    fig = _draw(_data(regimen, marks, ome, table), title)
+    with matplotlib.rc_context({"svg.hashsalt": "mps-analgesia"}):  # stable ids in the SVG
+        fig.savefig(target, format=suffix, metadata=_SAVE_METADATA[suffix])
+    return target

@@ -11,6 +11,14 @@ regimen (``scope="regimen"``, with ``index=None, step=None``) and returns one of
 - a :class:`~mps_analgesia.report.Finding`, or a list of them: flagged (an empty list = passed).
 
 Rules compare canonical floats held by the steps and patient; nothing here touches pint.
+
+Speed (``validate()`` of a 6-step regimen with every rule runs in tens of microseconds): the
+engine works out once per registry and regimen :class:`Shape` (the steps' kinds and drugs) which
+rule is called on which step, and a step check may declare with :func:`for_drugs` the drugs it
+can apply to, so it is not called for the others.  Rule modules keep results that are pure
+functions of immutable values (a step, the opioid steps of a regimen, a shape) in bounded memos,
+and never a report: every call runs every applicable check, and a step edited between two calls
+is checked afresh.
 """
 
 from __future__ import annotations
@@ -360,8 +368,8 @@ class _Plan:
     """What ``validate()`` needs of a registry, worked out once per rules tuple.
 
     ``entries`` holds ``(rule id, check, applies_to or None for regimen scope)``; ``layouts``
-    maps the step kinds of a regimen (``("opioid", "adjuvant", ...)``) to the step indices each
-    rule is called on, so a regimen of a known shape costs one dict lookup to dispatch.
+    maps a regimen :class:`Shape` (its steps' kinds and drugs) to the step indices each rule is
+    called on, so dispatching a regimen of a known shape costs one dict lookup.
     """
 
     __slots__ = ("editions", "entries", "filters", "layouts", "rules")
@@ -433,6 +441,26 @@ def _registry_editions(rules: tuple[Rule, ...]) -> dict[str, str]:
     return _plan(rules).data_editions()
 
 
+# (id of a registry's rules, rule ids left out) → (those rules, the registry without them), so
+# validate(..., disable=[...]) called again reuses one registry (and its plan).
+_DISABLED: dict[tuple[int, tuple[str, ...]], tuple[tuple[Rule, ...], RuleRegistry]] = {}
+
+
+def _disabled(registry: RuleRegistry, disable: Iterable[str]) -> RuleRegistry:
+    ids = tuple(disable)
+    key = (id(registry.rules), ids)
+    try:
+        hit = _DISABLED.get(key)
+    except TypeError:  # an unhashable id: disable() says what is wrong
+        return registry.disable(*ids)
+    if hit is None or hit[0] is not registry.rules:
+        result = registry.disable(*ids)  # an unknown id raises here, every time
+        if len(_DISABLED) >= 64:
+            _DISABLED.clear()
+        hit = _DISABLED[key] = (registry.rules, result)
+    return hit[1]
+
+
 # NotChecked records are immutable: one per (rule, step, missing, reason) is shared by every
 # report that has it, which spares building the same record on each call.
 _NOT_CHECKED: dict[tuple[str, int | None, Any, Any], NotChecked] = {}
@@ -489,11 +517,13 @@ def validate(
     """
     registry = rules if rules is not None else default_rules()
     if disable:
-        registry = registry.disable(*disable)
+        registry = _disabled(registry, disable)
     plan = _plan(registry.rules)
     steps = regimen.steps
-    shape = _shape(tuple([(s.kind, getattr(s, "drug", None)) for s in steps]))
-    layout = plan.layouts.get(shape) or plan.layout(shape)
+    shape = _shape(_signature(steps))
+    layout = plan.layouts.get(shape)
+    if layout is None:
+        layout = plan.layout(shape)
     ctx = Context(
         regimen,
         patient if patient is not None else _EMPTY_PATIENT,

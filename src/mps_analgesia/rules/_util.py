@@ -1,15 +1,24 @@
-"""Small helpers shared by the rule modules: number display, tolerance comparison, and the
-per-call daily totals of each drug."""
+"""Small helpers shared by the rule modules: number display, tolerance comparison, the
+per-call daily totals of each drug, and the memo helpers for outcomes that depend on a step."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from ._engine import PASSED, Missing, Shape, shape_of
 
-__all__ = ["DRUG_KINDS", "REL_TOL", "above", "below", "drug_total", "num", "step_outcomes"]
+__all__ = [
+    "DRUG_KINDS",
+    "REL_TOL",
+    "above",
+    "below",
+    "drug_total",
+    "num",
+    "rekey",
+    "step_outcomes",
+]
 
 #: The step kinds that give a drug by mouth, patch or infusion (they have a ``drug`` and doses).
 DRUG_KINDS: Final = ("opioid", "methadone_adjuvant", "adjuvant")
@@ -73,7 +82,6 @@ def drug_total(ctx: Any, drug: str) -> tuple[float, list[tuple[int, Any]]]:
     return hit
 
 
-_NOTHING: Final = object()
 _STEP_OUTCOMES_MAX: Final = 4096
 
 CheckFn = Callable[[Any, "int | None", Any], Any]
@@ -87,18 +95,35 @@ def step_outcomes(check: CheckFn) -> CheckFn:
     (steps are immutable, hashable values; bounded), so an unchanged step costs one lookup.
     Findings are computed on every call.
     """
-    memo: dict[Any, Any] = {}
+    memo: dict[Any, tuple[Any, Any]] = {}
 
     @functools.wraps(check)
     def wrapped(ctx: Any, index: int | None, step: Any) -> Any:
-        hit = memo.get(step, _NOTHING)
-        if hit is not _NOTHING:
-            return hit
+        hit = memo.get(step)
+        if hit is not None:
+            if hit[0] is not step:
+                hit = rekey(memo, step, (step, hit[1]))
+            return hit[1]
         result = check(ctx, index, step)
         if result is None or result is PASSED or isinstance(result, Missing):
             if len(memo) >= _STEP_OUTCOMES_MAX:
                 memo.clear()
-            memo[step] = result
+            memo[step] = (step, result)
         return result
 
     return wrapped
+
+
+V = TypeVar("V")
+
+
+def rekey(memo: dict[Any, V], key: Any, value: V) -> V:
+    """Store ``value`` under ``key`` in place of the equal key already there.
+
+    Memos keyed by steps find an equal step (one read from the same file again) through the
+    steps' ``__eq__``, which compares every field; storing the entry again under the step in
+    hand makes the next lookup with it an identity match.
+    """
+    memo.pop(key, None)  # (another thread may have done it already)
+    memo[key] = value
+    return value

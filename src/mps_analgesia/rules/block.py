@@ -26,7 +26,7 @@ from .. import _catalog, _units
 from ..errors import DataFileError, UnitError
 from ..patient import Anticoagulant, Patient
 from ._engine import PASSED, Context, Missing, Rule, finding, rule
-from ._util import above, below, num
+from ._util import above, below, num, rekey
 
 __all__ = ["RULES"]
 
@@ -328,19 +328,21 @@ def local_anaesthetic_max(ctx: Context, index: int | None, step: Any) -> Any:
     # the outcome depends on the step and the weight, height and sex alone; passes and
     # not-checked outcomes (immutable values) are kept
     key = (step, patient.weight_kg, patient.height_cm, patient.sex)
-    hit = _LA_OUTCOMES.get(key, _NOTHING)
-    if hit is not _NOTHING:
-        return hit
+    hit = _LA_OUTCOMES.get(key)
+    if hit is not None:
+        if hit[0] is not step:
+            hit = rekey(_LA_OUTCOMES, key, (step, hit[1]))
+        return hit[1]
     result = _local_anaesthetic_max(ctx, index, step)
     if result is PASSED or isinstance(result, Missing):
         if len(_LA_OUTCOMES) >= 4096:
             _LA_OUTCOMES.clear()
-        _LA_OUTCOMES[key] = result
+        _LA_OUTCOMES[key] = (step, result)
     return result
 
 
-_NOTHING: Final = object()
-_LA_OUTCOMES: dict[tuple[Any, Any, Any, Any], Any] = {}
+# (step, weight, height, sex) → (the step, its outcome); bounded.
+_LA_OUTCOMES: dict[tuple[Any, Any, Any, Any], tuple[Any, Any]] = {}
 
 
 def _local_anaesthetic_max(ctx: Context, index: int | None, step: Any) -> Any:

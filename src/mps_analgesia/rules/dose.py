@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import _catalog
 from ._engine import PASSED, Context, Missing, Rule, finding, rule
-from ._util import DRUG_KINDS, above, drug_total, num
+from ._util import DRUG_KINDS, above, drug_total, num, rekey
 
 __all__ = ["RULES"]
 
@@ -49,9 +49,10 @@ class _StepLimits:
     ``drug`` function and loaded records are kept to notice a different one).
     """
 
-    __slots__ = ("catalog", "daily", "records", "single", "single_passed")
+    __slots__ = ("catalog", "daily", "records", "single", "single_passed", "step")
 
     def __init__(self, step: Any) -> None:
+        self.step = step
         self.catalog = _catalog.drug
         self.records = _catalog._drugs()
         self.single = _limits(step, "max_single")
@@ -69,6 +70,9 @@ def _step_limits(step: Any) -> _StepLimits:
         if len(_STEP_LIMITS) >= 4096:
             _STEP_LIMITS.clear()
         hit = _STEP_LIMITS[step] = _StepLimits(step)
+    elif hit.step is not step:
+        rekey(_STEP_LIMITS, step, hit)
+        hit.step = step
     return hit
 
 

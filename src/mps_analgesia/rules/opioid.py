@@ -21,8 +21,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from .. import _catalog, conversion
-from ._engine import PASSED, Context, Missing, Rule, finding, for_drugs, rule
-from ._util import above, below, num
+from ._engine import PASSED, Context, Missing, Rule, Shape, finding, for_drugs, rule, shape_of
+from ._util import above, below, num, rekey
 
 __all__ = ["RULES"]
 
@@ -43,9 +43,10 @@ class _Opioids:
     """The regular daily OME of a regimen's opioid steps under one table, with a memo of the
     rule results that depend on nothing else (the OME rules' findings).
 
-    The OME depends only on the ``(index, step)`` pairs of the opioid and methadone_adjuvant
-    steps, which are immutable values, so one record is shared by every ``validate()`` call with
-    the same opioid steps: a change to another step (an edit of the acetaminophen dose) reuses it.
+    The regular-only OME depends only on the ``(index, step)`` pairs of the regular opioid and
+    methadone_adjuvant steps and on where the PRN opioid steps are (index, drug, route: they are
+    listed as left out), all immutable values, so one record is shared by every ``validate()``
+    call with those steps: an edit of another step, or of a PRN dose, reuses it.
     """
 
     __slots__ = ("_level", "_sources", "_total", "memo", "ome", "table")
@@ -81,8 +82,10 @@ class _Opioids:
         return self._sources
 
 
-# (table id, opioid pairs, methadone_adjuvant pairs) → _Opioids; bounded.
-_OPIOIDS: dict[tuple[str, Any, Any], _Opioids] = {}
+# (table id, regular opioid pairs, PRN (index, drug, route), methadone_adjuvant pairs) →
+# _Opioids; and (table id, shape, ids of the opioid steps) → (those steps, _Opioids).  Bounded.
+_OPIOIDS: dict[tuple[str, Any, Any, Any], _Opioids] = {}
+_OPIOIDS_BY_ID: dict[tuple[Any, ...], tuple[tuple[Any, ...], _Opioids]] = {}
 _OPIOIDS_MAX: Final = 1024
 
 
@@ -97,19 +100,54 @@ def _opioids(ctx: Context) -> _Opioids:
     hit = ctx.cache.get(key)
     if hit is None:
         tab = conversion._table(table)  # an unknown table raises here, as daily_ome() does
-        opioids, adjuvant = ctx.steps_of("opioid"), ctx.steps_of("methadone_adjuvant")
-        sig = (table, opioids, adjuvant)
-        hit = _OPIOIDS.get(sig)
-        if hit is None or hit.table is not tab:
-            if len(_OPIOIDS) >= _OPIOIDS_MAX:
-                _OPIOIDS.clear()
-            # = daily_ome(ctx.regimen, table, "regular_only"): only these steps have an OME
-            pairs = sorted((*opioids, *adjuvant), key=_by_index) if adjuvant else opioids
-            ome = conversion.ome_of_steps(pairs, table, "regular_only")
-            hit = _OPIOIDS[sig] = _Opioids(tab, ome)
+        # fast path: the very step objects seen before (an unchanged step of an edited regimen)
+        shape = shape_of(ctx)
+        steps = ctx.regimen.steps
+        held = tuple([steps[i] for i in _opioid_indices(shape)])
+        fast = (table, shape, *[id(s) for s in held])
+        entry = _OPIOIDS_BY_ID.get(fast)
+        if entry is not None and entry[1].table is tab:
+            hit = entry[1]
+        else:
+            hit = _lookup(ctx, table, tab)
+            if len(_OPIOIDS_BY_ID) >= _OPIOIDS_MAX:
+                _OPIOIDS_BY_ID.clear()
+            # the entry holds the steps, so their ids are not reused while it is kept
+            _OPIOIDS_BY_ID[fast] = (held, hit)
         ctx.cache[key] = hit
     result: _Opioids = hit
     return result
+
+
+def _lookup(ctx: Context, table: str, tab: Any) -> _Opioids:
+    """The record by the values of the opioid steps (equal steps share it), or a new one."""
+    opioids, adjuvant = ctx.steps_of("opioid"), ctx.steps_of("methadone_adjuvant")
+    prn = tuple([(i, s.drug, s.route) for i, s in opioids if s.prn])
+    regular = tuple([pair for pair in opioids if not pair[1].prn]) if prn else opioids
+    sig = (table, regular, prn, adjuvant)
+    hit = _OPIOIDS.get(sig)
+    if hit is None or hit.table is not tab:
+        if len(_OPIOIDS) >= _OPIOIDS_MAX:
+            _OPIOIDS.clear()
+        # = daily_ome(ctx.regimen, table, "regular_only"): only these steps have an OME
+        pairs = sorted((*opioids, *adjuvant), key=_by_index) if adjuvant else opioids
+        ome = conversion.ome_of_steps(pairs, table, "regular_only")
+        hit = _OPIOIDS[sig] = _Opioids(tab, ome)
+    return hit
+
+
+_OPIOID_INDICES: Final = "opioid.indices"
+
+
+def _opioid_indices(shape: Shape) -> tuple[int, ...]:
+    """The indices of the opioid and methadone_adjuvant steps, in order (by regimen shape)."""
+    hit: tuple[int, ...] | None = shape.memo.get(_OPIOID_INDICES)
+    if hit is None:
+        kinds = shape.kinds
+        hit = shape.memo[_OPIOID_INDICES] = tuple(
+            sorted((*kinds.get("opioid", ()), *kinds.get("methadone_adjuvant", ())))
+        )
+    return hit
 
 
 def _ome(ctx: Context) -> conversion.OmeResult:
@@ -206,16 +244,22 @@ def breakthrough_dose(ctx: Context, index: int | None, step: Any) -> Any:
     if not step.prn:
         return None
     state = _opioids(ctx)
-    key = ("opioid.breakthrough-dose", index)
+    key = ("opioid.breakthrough-dose", index, step)  # the record is shared by PRN edits
     memo = state.memo
-    if key in memo:
-        return memo[key]
-    result = memo[key] = _breakthrough_dose(state, _table(ctx), index, step)
+    hit = memo.get(key)
+    if hit is not None:
+        if hit[0] is not step:
+            hit = rekey(memo, key, (step, hit[1]))
+        return hit[1]
+    if len(memo) >= 256:
+        memo.clear()
+    result = _breakthrough_dose(state, _table(ctx), index, step)
+    memo[key] = (step, result)
     return result
 
 
-# (table id, PRN step) → (the _Table, single_dose_ome(), its MME text); bounded.
-_PRN_DOSES: dict[tuple[str, Any], tuple[Any, tuple[float, float] | str, str]] = {}
+# (table id, PRN step) → (the _Table, single_dose_ome(), its MME text, the step); bounded.
+_PRN_DOSES: dict[tuple[str, Any], tuple[Any, tuple[float, float] | str, str, Any]] = {}
 
 
 def _prn_dose(state: _Opioids, table: str, step: Any) -> tuple[tuple[float, float] | str, str]:
@@ -227,7 +271,9 @@ def _prn_dose(state: _Opioids, table: str, step: Any) -> tuple[tuple[float, floa
         text = "" if isinstance(dose, str) else _span(dose[0], dose[1], "MME")
         if len(_PRN_DOSES) >= 4096:
             _PRN_DOSES.clear()
-        hit = _PRN_DOSES[key] = (state.table, dose, text)
+        hit = _PRN_DOSES[key] = (state.table, dose, text, step)
+    elif hit[3] is not step:
+        hit = rekey(_PRN_DOSES, key, (hit[0], hit[1], hit[2], step))
     return hit[1], hit[2]
 
 
