@@ -16,7 +16,14 @@ from mps_analgesia.protocols import load_protocol, loads_protocol
 from mps_analgesia.schema import json_schema
 
 PROTOCOLS = Path(__file__).resolve().parent.parent / "protocols"
-PATIENT = mps.Patient(age=60, weight="80 kg", egfr="90 mL/min/1.73m2", qtc="420 ms")
+PATIENT = mps.Patient(
+    age=60,
+    weight="80 kg",
+    egfr="90 mL/min/1.73m2",
+    qtc="420 ms",
+    medications=[],
+    anticoagulant="none",
+)
 CURRENT = mps.Regimen(
     [mps.OpioidStep(drug="morphine", formulation="modified-release", dose="100 mg", every="12 h")]
 )

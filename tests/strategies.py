@@ -330,10 +330,15 @@ _MEDICINES = (
 
 @st.composite
 def patients(draw: st.DrawFn) -> Patient:
-    """A valid :class:`Patient`; every value may be missing."""
+    """A valid :class:`Patient`; every value may be missing.
+
+    ``medications`` and ``anticoagulant`` take all three states: not recorded (``None``),
+    recorded as none (``[]`` / ``"none"``) and recorded with values.
+    """
     anticoagulant = draw(
         _optional(
-            st.fixed_dictionaries(
+            st.just("none")
+            | st.fixed_dictionaries(
                 {"drug": st.sampled_from(("apixaban", "enoxaparin", "rivaroxaban", "warfarin"))},
                 optional={
                     "dose": quantity_texts("mass", 1, 500).filter(lambda t: not t.endswith("kg")),
@@ -354,8 +359,11 @@ def patients(draw: st.DrawFn) -> Patient:
         qtc=draw(_optional(st.builds(lambda n: f"{n} ms", st.integers(350, 550)))),
         opioid_tolerant=draw(_optional(st.booleans())),
         medications=draw(
-            st.lists(
-                st.one_of(st.sampled_from(_MEDICINES), free_text(1).filter(str.strip)), max_size=3
+            _optional(
+                st.lists(
+                    st.one_of(st.sampled_from(_MEDICINES), free_text(1).filter(str.strip)),
+                    max_size=3,
+                )
             )
         ),
         anticoagulant=anticoagulant,

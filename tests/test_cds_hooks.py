@@ -338,6 +338,29 @@ class TestCards:
         cards = _cards(_post(client, _request([step], prefetch=prefetch)))
         assert any("serotonin" in c["detail"].lower() for c in cards)
 
+    def test_medications_prefetch_decides_whether_medicines_are_recorded(self) -> None:
+        """With the medications prefetch (even an empty Bundle) the other medicines are
+        recorded; without it they are not recorded (None), so interactions are not checked."""
+        from mps_analgesia import cds_hooks
+
+        step = mps.OpioidStep(drug="tramadol", dose="50 mg", every="6 h")
+        prefetch = _full_prefetch()
+        patient, *_ = cds_hooks._build(_request([step], prefetch=prefetch))
+        assert (patient.medications, patient.anticoagulant) == ((), None)
+        del prefetch["medications"]
+        patient, *_ = cds_hooks._build(_request([step], prefetch=prefetch))
+        assert patient.medications is None
+
+    def test_missing_medications_prefetch_is_said_not_passed(self, client: Any) -> None:
+        """Tramadol without the medications prefetch: the could-not-check card names the
+        serotonergic check and the medicines."""
+        step = mps.OpioidStep(drug="tramadol", dose="50 mg", every="6 h")
+        prefetch = _full_prefetch()
+        del prefetch["medications"]
+        cards = _cards(_post(client, _request([step], prefetch=prefetch)))
+        (card,) = [c for c in cards if "interaction.serotonergic" in c["detail"]]
+        assert "medicines are not recorded" in card["detail"]
+
     def test_order_select_is_answered_on_both_paths(self, client: Any) -> None:
         """order-select works on the main service and on its discovery id."""
         request = _request([_acetaminophen()], hook="order-select")

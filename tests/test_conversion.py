@@ -172,7 +172,7 @@ class TestNotConverted:
         """Buprenorphine has no CDC factor: listed as not converted with why, total refused."""
         result = daily_ome(mps.Regimen([BUP_PATCH]))
         assert not result.complete
-        assert result.text.startswith("no OME (cdc-2022, regular_only); NOT converted")
+        assert result.text.startswith("not converted (cdc-2022, regular_only); NOT converted")
         assert result.not_converted[0].drug == "buprenorphine"
         assert "partial agonist" in result.not_converted[0].reason
         assert result.not_converted[0].source == "cdc-mme-data-file"
@@ -186,6 +186,35 @@ class TestNotConverted:
         assert "NOT converted" in result.text
         with pytest.raises(ConversionError):
             _ = result.total
+
+    def test_nothing_converted_never_prints_zero(self) -> None:
+        """Buprenorphine alone: to_dict()'s total is null, the text and receipt say 'not
+        converted', and no '0 MME/day' appears anywhere."""
+        result = daily_ome(mps.Regimen([BUP_PATCH]))
+        data = result.to_dict()
+        assert (data["total"], data["low_mme_per_day"], data["high_mme_per_day"]) == (
+            None,
+            None,
+            None,
+        )
+        assert result.total_text == "not converted"
+        assert result.receipt[-1].startswith("total: not converted")
+        everything = json.dumps(data) + result.text + "\n".join(result.receipt)
+        assert "0 MME/day" not in everything
+        assert "0 MME/day" not in mps.render(result, "text")
+
+    def test_partial_total_says_partial(self) -> None:
+        """Buprenorphine beside morphine: each printed total says it is partial."""
+        result = daily_ome(mps.Regimen([BUP_PATCH, MORPHINE_60]))
+        assert result.to_dict()["total"] == "60 MME/day (partial: 1 step not converted)"
+        assert result.text.startswith("60 MME/day (partial) (cdc-2022")
+        assert result.receipt[-1].endswith("(partial: some steps not converted)")
+
+    def test_no_opioid_total_is_zero(self) -> None:
+        """A regimen with no opioid step has a true total of 0 MME/day, not 'not converted'."""
+        result = daily_ome(mps.Regimen([]))
+        assert result.to_dict()["total"] == "0 MME/day"
+        assert result.total_text == "0 MME/day"
 
     def test_anzca_converts_buprenorphine(self) -> None:
         """ANZCA gives buprenorphine patches a factor (2 per mcg/h)."""
@@ -462,6 +491,50 @@ class TestRotation:
         assert c.schedule.daily_value == 30
         assert c.schedule.level == "U"
         assert "local formularies differ" in "\n".join(c.receipt)
+
+    def test_suggestion_is_capped_at_the_catalog_maximum(self) -> None:
+        """150 MME/day to tramadol IR: reduced 375–562.5 mg/day reaches above the 400 mg/day
+        catalog maximum: the receipt names the cap and its source."""
+        c = convert_opioid(mps.Q("150 MME/day"), to_drug="tramadol")
+        assert c.can_carry
+        assert c.max_daily is not None
+        assert c.max_daily.text == "400 mg/day"
+        receipt = "\n".join(c.receipt)
+        assert "capped at the catalog maximum daily dose of 400 mg/day" in receipt
+        assert "[ultram-label V]" in receipt
+
+    def test_dose_the_target_cannot_carry(self) -> None:
+        """300 MME/day to tramadol: the whole reduced range (750–1125 mg/day) is above the
+        400 mg/day maximum: no schedule, and the text and receipt say tramadol cannot carry it."""
+        c = convert_opioid(mps.Q("300 MME/day"), to_drug="tramadol")
+        assert not c.can_carry
+        assert c.schedule is None
+        assert "tramadol cannot carry this dose" in c.text
+        receipt = "\n".join(c.receipt)
+        assert "whole reduced range (750–1125 mg/day) is above the catalog maximum" in receipt
+        assert "Ultram label" in receipt
+
+    def test_below_the_maximum_no_cap_note(self) -> None:
+        """100 MME/day to tramadol (250–375 mg/day) stays under 400 mg/day: no cap note."""
+        c = convert_opioid(mps.Q("100 MME/day"), to_drug="tramadol")
+        assert c.can_carry
+        assert not any("capped" in n or "cannot carry" in n for n in c.notes)
+
+    def test_capped_schedule_stays_at_or_below_the_maximum(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With a catalog maximum for oxycodone MR (patched in), the suggested schedule is
+        rounded down from the cap, never above it."""
+        record = mps._catalog.drug("oxycodone")
+        sv = mps._catalog.SourcedValue(40.0, "mg/day", "ultram-label", "V", "test limit")
+        limit = mps._catalog.Limit("max_daily", sv)
+        monkeypatch.setattr(conversion, "_max_daily", lambda *_: limit)
+        c = convert_opioid(mps.Q("120 MME/day"), to_drug="oxycodone")  # reduced 40–60 mg/day
+        assert c.schedule is not None
+        assert c.schedule.daily_value is not None
+        assert c.schedule.daily_value <= 40
+        assert any("capped at the catalog maximum daily dose of 40 mg/day" in n for n in c.notes)
+        assert record.id == "oxycodone"
 
     def test_named_and_custom_reductions(self) -> None:
         """'msd-2023' takes 50 %; a pair is the caller's own; 'none' takes nothing."""

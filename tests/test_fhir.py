@@ -102,6 +102,47 @@ class TestRoundTrip:
                 done += 1
         assert done > 0
 
+    @pytest.mark.parametrize("medications", [None, [], ["sertraline", "letrozole"]])
+    @pytest.mark.parametrize(
+        "anticoagulant", [None, "none", {"drug": "apixaban", "last_dose_ago": "30 h"}]
+    )
+    def test_recorded_and_unrecorded_states_round_trip(
+        self, medications: Any, anticoagulant: Any
+    ) -> None:
+        """Not recorded, recorded as none, and recorded values of the medicines and the
+        anticoagulant each come back as they went out."""
+        patient = mps.Patient(medications=medications, anticoagulant=anticoagulant)
+        bundle = _json_round(to_bundle(mps.Regimen([]), patient))
+        back, _ = from_bundle(bundle)
+        assert back == patient
+        assert back.medications == patient.medications
+        assert back.anticoagulant == patient.anticoagulant
+
+    def test_recorded_none_flags(self) -> None:
+        """[] and 'none' are Patient extensions; unrecorded values write nothing."""
+
+        def urls(patient: mps.Patient) -> set[str]:
+            (res,) = _resources(to_bundle(mps.Regimen([]), patient), "Patient")
+            return {e["url"].rsplit("/", 1)[1] for e in res.get("extension", ())}
+
+        assert urls(mps.Patient()) == set()
+        assert urls(mps.Patient(medications=[], anticoagulant="none")) == {
+            "medications-recorded",
+            "no-anticoagulant",
+        }
+
+    def test_foreign_statements_count_as_recorded(self) -> None:
+        """Another system's MedicationStatements, without the project flag, are a recorded list;
+        with none and no flag the medicines are not recorded."""
+        statement = {
+            "resourceType": "MedicationStatement",
+            "status": "active",
+            "medicationCodeableConcept": {"text": "sertraline"},
+        }
+        assert patient_from_resources(None, (), [statement]).medications == ("sertraline",)
+        assert patient_from_resources({"resourceType": "Patient"}).medications is None
+        assert patient_from_resources({"resourceType": "Patient"}).anticoagulant is None
+
     def test_regimen_name_travels_as_careplan_title(self) -> None:
         """The regimen's name is the CarePlan title, and the CarePlan keeps the step order."""
         case = _multimodal()
@@ -240,7 +281,8 @@ class TestEncoding:
         assert rt["orderDetail"][0]["text"] == "radiotherapy to left psoas: 20 Gy in 5 fractions"
 
     def test_fields_without_standard_home_use_project_extensions(self) -> None:
-        """Hepatic impairment, opioid tolerance and age are Patient extensions on the base URL."""
+        """Hepatic impairment, opioid tolerance, age and the recorded-none flags are Patient
+        extensions on the base URL."""
         case = _multimodal()
         (patient,) = _resources(to_bundle(case.regimen, case.patient), "Patient")
         urls = {e["url"] for e in patient["extension"]}
@@ -248,6 +290,8 @@ class TestEncoding:
             f"{fhir.EXTENSION_BASE}/age",
             f"{fhir.EXTENSION_BASE}/hepatic-impairment",
             f"{fhir.EXTENSION_BASE}/opioid-tolerant",
+            f"{fhir.EXTENSION_BASE}/medications-recorded",
+            f"{fhir.EXTENSION_BASE}/no-anticoagulant",
         }
         assert fhir.EXTENSION_BASE.startswith(fhir.PROJECT_BASE)
 

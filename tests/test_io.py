@@ -139,6 +139,53 @@ class TestLoad:
         case = case_from_dict({"step": []})
         assert case.patient == mps.Patient()
 
+    def test_recorded_none_and_not_recorded_are_read_apart(self) -> None:
+        """medications = [] and anticoagulant = 'none' record 'takes none'; leaving the keys
+        out leaves them not recorded (None)."""
+        recorded = loads_case('[patient]\nmedications = []\nanticoagulant = "none"\n').patient
+        assert (recorded.medications, recorded.anticoagulant) == ((), "none")
+        unrecorded = loads_case("[patient]\nage = 60\n").patient
+        assert (unrecorded.medications, unrecorded.anticoagulant) == (None, None)
+
+    def test_unrecorded_status_is_not_checked_not_passed(self) -> None:
+        """Tramadol and a block with no medications/anticoagulant keys: the interaction and
+        anticoagulation checks are not checked (they used to read as passed)."""
+        text = """
+[patient]
+weight = "70 kg"
+
+[[step]]
+kind = "opioid"
+drug = "tramadol"
+dose = "50 mg"
+every = "6 h"
+
+[[step]]
+kind = "psoas_compartment_block"
+drug = "ropivacaine"
+concentration = "0.2 %"
+bolus_volume = "20 mL"
+side = "left"
+"""
+        report = mps.validate(loads_case(text).regimen, loads_case(text).patient)
+        missing = {(n.rule, n.missing) for n in report.not_checked}
+        assert ("interaction.serotonergic", "medications") in missing
+        assert ("interaction.opioid-benzodiazepine", "medications") in missing
+        assert ("block.anticoagulation", "anticoagulant status") in missing
+        passed = {rule for rule, _ in report.passed}
+        assert not passed & {
+            "interaction.serotonergic",
+            "interaction.opioid-benzodiazepine",
+            "block.anticoagulation",
+        }
+        recorded = text.replace(
+            'weight = "70 kg"', 'weight = "70 kg"\nmedications = []\nanticoagulant = "none"'
+        )
+        again = mps.validate(loads_case(recorded).regimen, loads_case(recorded).patient)
+        assert {"interaction.serotonergic", "block.anticoagulation"} <= {
+            rule for rule, _ in again.passed
+        }
+
     def test_case_from_dict(self) -> None:
         """case_from_dict builds steps from plain data."""
         case = case_from_dict(
@@ -225,6 +272,12 @@ class TestProblems:
                 "patient.anticoagulant",
                 "must be a table",
             ),
+            (
+                {"patient": {"anticoagulant": "no"}},
+                "patient.anticoagulant",
+                "or 'none' when the patient is recorded as taking no anticoagulant",
+            ),
+            ({"patient": {"medications": "sertraline"}}, "patient.medications", "[] when"),
             (
                 {"patient": {"anticoagulant": {"drug": "apixaban", "dose": "5 mL"}}},
                 "patient.anticoagulant.dose",
@@ -419,6 +472,26 @@ class TestDump:
         ]
         block = data["step"][5]
         assert (block["concentration"], block["infusion_rate"]) == ("0.2 %", "6 mL/h")
+
+    @pytest.mark.parametrize("medications", [None, [], ["sertraline"]])
+    @pytest.mark.parametrize("anticoagulant", [None, "none", {"drug": "apixaban", "dose": "5 mg"}])
+    def test_recorded_and_unrecorded_states_round_trip(
+        self, medications: Any, anticoagulant: Any
+    ) -> None:
+        """Not recorded, recorded as none, and recorded values each load back as written."""
+        case = mps.Case(
+            mps.Patient(medications=medications, anticoagulant=anticoagulant), mps.Regimen([])
+        )
+        for fmt in ("toml", "json"):
+            text = dumps_case(case, format=fmt)
+            again = loads_case(text, format=fmt)
+            assert again == case
+            assert again.patient.medications == case.patient.medications
+            assert again.patient.anticoagulant == case.patient.anticoagulant
+        toml = dumps_case(case)
+        assert ("medications = []" in toml) is (medications == [])
+        assert ('anticoagulant = "none"' in toml) is (anticoagulant == "none")
+        assert ("medications" in toml) is (medications is not None)
 
     def test_control_characters_in_text_round_trip(self) -> None:
         """Notes and sites with control characters (DEL included) survive a TOML round trip."""

@@ -16,11 +16,11 @@ from strategies import patients
 
 class TestFields:
     def test_everything_missing_is_allowed(self) -> None:
-        """Patient() with nothing known constructs; every value is None or empty."""
+        """Patient() with nothing known constructs; every value is None (not recorded)."""
         p = Patient()
         assert (p.age, p.sex, p.weight_kg, p.height_cm, p.qtc_ms) == (None,) * 5
         assert (p.egfr_ml_min_173, p.crcl_ml_min, p.hepatic_impairment) == (None,) * 3
-        assert (p.opioid_tolerant, p.anticoagulant, p.medications) == (None, None, ())
+        assert (p.opioid_tolerant, p.anticoagulant, p.medications) == (None, None, None)
         assert p.bmi is None
         assert p.renal_function is None
 
@@ -160,6 +160,13 @@ class TestFields:
         p = Patient(medications=[" St  John's Wort ", "Sertraline"])
         assert p.medications == ("st john's wort", "sertraline")
 
+    def test_no_medications_is_not_the_same_as_not_recorded(self) -> None:
+        """[] records 'takes none' (an empty tuple); None (the default) is 'not recorded'."""
+        assert Patient(medications=[]).medications == ()
+        assert Patient(medications=()).medications == ()
+        assert Patient(medications=None).medications is None
+        assert Patient(medications=[]) != Patient()
+
     @pytest.mark.parametrize(
         ("value", "field"),
         [
@@ -210,6 +217,21 @@ class TestAnticoagulant:
         """A last dose 0 h ago is allowed (it was just given)."""
         assert Anticoagulant(drug="apixaban", last_dose_ago="0 h").last_dose_h == 0.0
 
+    @pytest.mark.parametrize("text", ["none", "None", " NONE "])
+    def test_none_records_no_anticoagulant(self, text: str) -> None:
+        """The text 'none' records that the patient takes no anticoagulant; None is unknown."""
+        p = Patient(anticoagulant=text)
+        assert p.anticoagulant == "none"
+        assert p.anticoagulant_drug is None
+        assert p != Patient()
+        assert Patient().anticoagulant is None
+
+    def test_anticoagulant_drug(self) -> None:
+        """anticoagulant_drug is the Anticoagulant taken, else None."""
+        a = Anticoagulant(drug="apixaban")
+        assert Patient(anticoagulant=a).anticoagulant_drug is a
+        assert Patient().anticoagulant_drug is None
+
     def test_patient_takes_a_dict_or_an_object(self) -> None:
         """The patient's anticoagulant may be given as a table or an Anticoagulant."""
         a = Anticoagulant(drug="apixaban", dose="5 mg")
@@ -235,6 +257,8 @@ class TestAnticoagulant:
             ),
             ({"drug": "apixaban", "dos": "5 mg"}, StepError, "anticoagulant", "unknown key"),
             ("apixaban", StepError, "anticoagulant", "must be a table"),
+            ("no", StepError, "anticoagulant", "or 'none' when"),
+            (False, StepError, "anticoagulant", "must be a table"),
         ],
     )
     def test_bad_anticoagulant(

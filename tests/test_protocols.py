@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -50,11 +51,19 @@ def _mr(drug: str, dose: str) -> mps.OpioidStep:
 
 
 # ---- the four reference patients ---------------------------------------------------------------
-#: name -> (patient, current regimen)
+#: name -> (patient, current regimen).  Each records its other medicines and anticoagulant
+#: status (none, or apixaban), so the checks that read them can run.
 PATIENTS: dict[str, tuple[mps.Patient, mps.Regimen]] = {
     # a frail 45 kg 78-year-old with eGFR 25, on no opioid
     "frail": (
-        mps.Patient(age=78, sex="female", weight="45 kg", egfr="25 mL/min/1.73m2"),
+        mps.Patient(
+            age=78,
+            sex="female",
+            weight="45 kg",
+            egfr="25 mL/min/1.73m2",
+            medications=[],
+            anticoagulant="none",
+        ),
         mps.Regimen([]),
     ),
     # an 80 kg opioid-tolerant adult on 200 mg/day oral morphine
@@ -66,6 +75,8 @@ PATIENTS: dict[str, tuple[mps.Patient, mps.Regimen]] = {
             egfr="90 mL/min/1.73m2",
             qtc="420 ms",
             opioid_tolerant=True,
+            medications=[],
+            anticoagulant="none",
         ),
         mps.Regimen([_mr("morphine", "100 mg")]),
     ),
@@ -78,6 +89,8 @@ PATIENTS: dict[str, tuple[mps.Patient, mps.Regimen]] = {
             egfr="70 mL/min/1.73m2",
             qtc="480 ms",
             opioid_tolerant=True,
+            medications=[],
+            anticoagulant="none",
         ),
         mps.Regimen([_mr("oxycodone", "40 mg")]),
     ),
@@ -90,6 +103,7 @@ PATIENTS: dict[str, tuple[mps.Patient, mps.Regimen]] = {
             egfr="60 mL/min/1.73m2",
             qtc="430 ms",
             opioid_tolerant=True,
+            medications=[],
             anticoagulant={
                 "drug": "apixaban",
                 "dose": "5 mg",
@@ -469,13 +483,39 @@ class TestCheckLanguage:
         check = _check(field="qtc", op=">=", value="0.5 s")
         assert check.evaluate(_facts(mps.Patient(qtc="500 ms"))).outcome == "met"
 
-    def test_absent_anticoagulant_is_not_unknown(self) -> None:
-        """With no anticoagulant recorded, its fields are absent: comparisons are not met."""
+    def test_recorded_no_anticoagulant_is_absent(self) -> None:
+        """anticoagulant = 'none': its fields are absent, so comparisons are not met."""
+        none = mps.Patient(anticoagulant="none")
+        check = _check(field="anticoagulant.last_dose_ago", op=">=", value="72 h")
+        result = check.evaluate(_facts(none))
+        assert (result.outcome, result.observed) == ("not met", "no anticoagulant (recorded)")
+        absent = _check(field="anticoagulant", op="absent")
+        assert absent.evaluate(_facts(none)).outcome == "met"
+        present = _check(field="anticoagulant", op="present")
+        assert present.evaluate(_facts(none)).outcome == "not met"
+
+    def test_unrecorded_anticoagulant_is_unknown(self) -> None:
+        """With no anticoagulant status recorded, every anticoagulant check is unknown."""
         check = _check(field="anticoagulant.last_dose_ago", op=">=", value="72 h")
         result = check.evaluate(_facts(mps.Patient()))
-        assert (result.outcome, result.observed) == ("not met", "no anticoagulant recorded")
-        absent = _check(field="anticoagulant", op="absent")
-        assert absent.evaluate(_facts(mps.Patient())).outcome == "met"
+        assert (result.outcome, result.observed) == (
+            "unknown",
+            "anticoagulant status not recorded",
+        )
+        for op in ("absent", "present"):
+            assert _check(field="anticoagulant", op=op).evaluate(_facts(mps.Patient())).outcome == (
+                "unknown"
+            )
+
+    def test_unrecorded_medications_are_unknown(self) -> None:
+        """Medicines not recorded: contains_any and contains_none are unknown; [] is known."""
+        for op in ("contains_any", "contains_none"):
+            check = _check(field="medications", op=op, value=["amiodarone"])
+            result = check.evaluate(_facts(mps.Patient()))
+            assert (result.outcome, result.observed) == ("unknown", "not recorded")
+        recorded = _check(field="medications", op="contains_none", value=["amiodarone"])
+        result = recorded.evaluate(_facts(mps.Patient(medications=[])))
+        assert (result.outcome, result.observed) == ("met", "none (recorded)")
 
     def test_guard_not_met_makes_check_not_applicable(self) -> None:
         """A 'when' guard that is not met makes the check not applicable."""
@@ -573,6 +613,23 @@ class TestReferencePatients:
         if status == "eligible":
             assert not report.has_errors
         json.dumps(plan.to_dict())  # the receipt is JSON-ready
+
+    @pytest.mark.parametrize(
+        ("pid", "field"),
+        [
+            ("psoas-compartment-block", "anticoagulant"),
+            ("takase-2015-methadone-adjuvant", "medications"),
+        ],
+    )
+    def test_unrecorded_status_leaves_eligibility_undetermined(self, pid: str, field: str) -> None:
+        """The 'tolerant' patient with the anticoagulant status or the medicines not recorded:
+        eligibility is undetermined, never eligible."""
+        patient, regimen = PATIENTS["tolerant"]
+        patient = attrs.evolve(patient, **{field: None})
+        protocol = load_protocol(pid)
+        plan = protocol.instantiate(patient, regimen, _choices(protocol))
+        assert plan.status == "undetermined", plan.to_text()
+        assert "not recorded" in plan.to_text()
 
     @pytest.mark.parametrize("pid", SHIPPED)
     def test_unconfirmed_clinical_checks_leave_eligibility_undetermined(self, pid: str) -> None:

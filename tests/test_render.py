@@ -236,10 +236,12 @@ except MpsAnalgesiaError:  # pragma: no cover - a broken shipped protocol fails 
     PROTOCOL_IDS = ()
 
 #: The reference patient plans are made for: an 80 kg opioid-tolerant adult on 200 mg/day
-#: oral morphine with a PRN dose (one of the reference patients of the protocol issue).
+#: oral morphine with a PRN dose (one of the reference patients of the protocol issue), who
+#: takes no other medicine and no anticoagulant (both recorded).
 PLAN_PATIENT = mps.Patient(
     age=60, sex="male", weight="80 kg", height="178 cm", egfr="80 mL/min/1.73m2",
-    qtc="430 ms", opioid_tolerant=True, hepatic_impairment="none",
+    qtc="430 ms", opioid_tolerant=True, hepatic_impairment="none", medications=[],
+    anticoagulant="none",
 )  # fmt: skip
 PLAN_REGIMEN = mps.Regimen(
     [

@@ -501,12 +501,34 @@ class TestAnticoagulation:
         """A long enough interval (or aspirin alone) passes."""
         assert outcome(check(block(), patient=anticoagulated(drug, **kw)), AC) == "passed"
 
-    def test_no_anticoagulant_passes(self) -> None:
-        """No anticoagulant recorded: passed (the rule says an unrecorded one is not detected)."""
-        assert outcome(check(block(), patient=patient(weight="70 kg")), AC) == "passed"
-        assert "cannot be detected" in mps.default_rules().get(AC).description
+    def test_recorded_no_anticoagulant_passes(self) -> None:
+        """anticoagulant = 'none' (recorded: takes none) passes."""
+        p = patient(weight="70 kg", anticoagulant="none", medications=[])
+        assert outcome(check(block(), patient=p), AC) == "passed"
+
+    def test_recorded_none_with_an_anticoagulant_among_medications_warns(self) -> None:
+        """'none' recorded but apixaban among the medications: the untimed warning still comes."""
+        p = patient(anticoagulant="none", medications=["apixaban"])
+        f = only(check(block(), patient=p), AC)
+        assert (f.severity, "apixaban" in f.message) == ("warning", True)
 
     # ---- not checked -----------------------------------------------------------------------------
+    def test_anticoagulant_not_recorded_is_not_checked(self) -> None:
+        """No anticoagulant status recorded: not checked, naming it (never passed)."""
+        report = check(block(), patient=patient(weight="70 kg", medications=[]))
+        assert outcome(report, AC) == "not checked"
+        (nc,) = [n for n in report.not_checked if n.rule == AC]
+        assert nc.missing == "anticoagulant status"
+        assert "anticoagulant = 'none'" in nc.reason
+        assert outcome(check(block()), AC) == "not checked"  # no patient at all
+
+    def test_untimed_medication_wins_over_unrecorded_status_and_says_so(self) -> None:
+        """Clopidogrel among the medicines with no status recorded: a warning that also says
+        the anticoagulant status was not checked."""
+        f = only(check(block(), patient=patient(medications=["clopidogrel"])), AC)
+        assert f.severity == "warning"
+        assert "Also not checked: the patient's anticoagulant is not recorded" in f.message
+
     def test_agent_not_in_table_is_not_checked(self) -> None:
         """An anticoagulant missing from the table is not checked, and named."""
         report = check(block(), patient=anticoagulated("dabigatran", last_dose_ago="30 h"))

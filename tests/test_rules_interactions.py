@@ -84,6 +84,26 @@ class TestOpioidBenzodiazepine:
         assert outcome(report, BENZO, None) == "not checked"
         assert missing_of(report, BENZO, None) == "medication classes"
 
+    def test_medications_not_recorded_is_not_checked(self) -> None:
+        """An opioid with the medicines not recorded: not checked, naming 'medications'."""
+        for patient in (Patient(), None):
+            report = check(RULES, [oxycodone()], patient)
+            assert outcome(report, BENZO, None) == "not checked"
+            assert missing_of(report, BENZO, None) == "medications"
+
+    def test_recorded_no_medications_passes(self) -> None:
+        """An opioid with medications = [] (recorded: takes none): passed."""
+        report = check(RULES, [oxycodone()], Patient(medications=[]))
+        assert outcome(report, BENZO, None) == "passed"
+
+    def test_step_finding_with_unrecorded_medications_says_so(self) -> None:
+        """A benzodiazepine step still warns; the message says the medicines are not recorded."""
+        steps = [oxycodone(), adjuvant("diazepam", "muscle-spasm", "5 mg")]
+        (f,) = findings_of(check(RULES, steps), BENZO)
+        assert "medicines are not recorded" in f.message
+        (g,) = findings_of(check(RULES, steps, Patient(medications=[])), BENZO)
+        assert "not recorded" not in g.message
+
 
 class TestSerotonergic:
     def test_tramadol_with_duloxetine_step(self) -> None:
@@ -121,9 +141,23 @@ class TestSerotonergic:
         ]
 
     def test_no_partner_passes(self) -> None:
-        """Tramadol with gabapentin: passed."""
-        report = check(RULES, [tramadol(), adjuvant("gabapentin", dose="300 mg")])
+        """Tramadol with gabapentin, no other medicines recorded: passed."""
+        steps = [tramadol(), adjuvant("gabapentin", dose="300 mg")]
+        report = check(RULES, steps, Patient(medications=[]))
         assert outcome(report, SERO, None) == "passed"
+
+    def test_medications_not_recorded_is_not_checked(self) -> None:
+        """Tramadol with the medicines not recorded: not checked, naming 'medications'."""
+        report = check(RULES, [tramadol(), adjuvant("gabapentin", dose="300 mg")], Patient())
+        assert outcome(report, SERO, None) == "not checked"
+        assert missing_of(report, SERO, None) == "medications"
+        (nc,) = [n for n in report.not_checked if n.rule == SERO]
+        assert "tramadol" in nc.reason
+        assert "medications = []" in nc.reason
+
+    def test_not_recorded_does_not_apply_without_tramadol_or_methadone(self) -> None:
+        """Oxycodone with the medicines not recorded: the serotonergic rule does not apply."""
+        assert outcome(check(RULES, [oxycodone()]), SERO, None) is None
 
     def test_other_opioids_are_not_concerned(self) -> None:
         """Oxycodone with duloxetine is outside the rule."""
@@ -170,11 +204,51 @@ class TestDuplicateClass:
                 max_doses_per_24h=2,
             ),
         ]
-        assert outcome(check(RULES, steps), DUP, None) == "passed"
+        assert outcome(check(RULES, steps, Patient(medications=[])), DUP, None) == "passed"
 
     def test_no_class_step_is_not_applicable(self) -> None:
         """A regimen with neither NSAIDs nor gabapentinoids is outside the rule."""
         assert outcome(check(RULES, [oxycodone()]), DUP, None) is None
+
+    def test_nsaid_step_and_nsaid_medication_warns(self) -> None:
+        """An ibuprofen step with diclofenac among the medicines: a warning naming both."""
+        step = adjuvant("ibuprofen", "anti-inflammatory", "400 mg")
+        (f,) = findings_of(check(RULES, [step], Patient(medications=["diclofenac"])), DUP)
+        assert f.severity == "warning"
+        assert f.detail["drugs"] == ["ibuprofen", "diclofenac"]
+        assert f.detail["steps"] == [0]
+        assert f.detail["medications"] == ["diclofenac (patient medication)"]
+        assert "ibuprofen (step 1)" in f.message
+        assert "diclofenac (patient medication)" in f.message
+
+    def test_gabapentinoid_step_and_medication_warns(self) -> None:
+        """A gabapentin step with pregabalin among the medicines warns."""
+        step = adjuvant("gabapentin", dose="300 mg")
+        (f,) = findings_of(check(RULES, [step], Patient(medications=["Pregabalin 75 mg"])), DUP)
+        assert f.detail["class"] == "gabapentinoid"
+
+    def test_same_drug_as_step_and_medication_passes(self) -> None:
+        """An ibuprofen step with ibuprofen among the medicines is one drug: passed."""
+        step = adjuvant("ibuprofen", "anti-inflammatory", "400 mg")
+        report = check(RULES, [step], Patient(medications=["ibuprofen"]))
+        assert outcome(report, DUP, None) == "passed"
+
+    def test_medications_only_is_not_applicable(self) -> None:
+        """Two NSAIDs among the medicines and none as a step: outside the rule."""
+        report = check(RULES, [oxycodone()], Patient(medications=["ibuprofen", "naproxen"]))
+        assert outcome(report, DUP, None) is None
+
+    def test_medications_not_recorded_is_not_checked(self) -> None:
+        """An NSAID step with the medicines not recorded: not checked, naming 'medications'."""
+        report = check(RULES, [adjuvant("ibuprofen", "anti-inflammatory", "400 mg")])
+        assert outcome(report, DUP, None) == "not checked"
+        assert missing_of(report, DUP, None) == "medications"
+
+    def test_unknown_medicine_is_not_checked(self) -> None:
+        """An NSAID step with an unknown medicine: it cannot be ruled out, not checked."""
+        step = adjuvant("ibuprofen", "anti-inflammatory", "400 mg")
+        report = check(RULES, [step], Patient(medications=["letrozole"]))
+        assert missing_of(report, DUP, None) == "medication classes"
 
 
 class TestResolver:

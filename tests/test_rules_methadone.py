@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -131,7 +132,7 @@ class TestQtc:
 
     def test_no_qtc_is_not_checked(self) -> None:
         """Without a QTc both QTc rules are not checked, naming the QTc."""
-        report = check(RULES, [adjuvant()], Patient(age=60))
+        report = check(RULES, [adjuvant()], Patient(age=60, medications=[]))
         for rule_id in ("methadone.qtc-contraindicated", "methadone.qtc-prolonged"):
             assert outcome(report, rule_id) == "not checked"
         assert {n.missing for n in report.not_checked} == {"qtc"}
@@ -162,6 +163,18 @@ class TestEcgRequired:
         assert any("100 mg/day" in s for s in schedule)
         assert f.detail["checkpoints_reached"] == ["30 mg/day on day 14"]
         assert "day 14" in f.message
+        for entry in schedule:  # the message carries every entry of data/methadone.toml
+            assert entry in f.message
+        assert "(VA/DoD Table D-4)" in f.message
+
+    def test_schedule_text_comes_from_the_data_file(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The message is built from the [ecg] entries: another schedule gives another text."""
+        real = rules_methadone._values()
+        changed = attrs.evolve(real, ecg_schedule=("ECG weekly", "ECG at night"), ecg_note="X")
+        monkeypatch.setattr(rules_methadone, "_values", lambda: changed)
+        (f,) = findings_of(check(RULES, [adjuvant()]), "methadone.ecg-required")
+        assert "ECG schedule for methadone (X): ECG weekly; ECG at night." in f.message
+        assert "baseline" not in f.message
 
     def test_qtc_recorded_passes(self) -> None:
         """With a QTc recorded the rule passes."""
@@ -304,6 +317,23 @@ class TestInteraction:
         (n,) = [n for n in report.not_checked if n.rule == "methadone.interaction"]
         assert n.missing == "medication classes"
         assert "letrozole" in n.reason
+
+    def test_medications_not_recorded_is_not_checked(self) -> None:
+        """Methadone with the medicines not recorded: not checked, naming 'medications'."""
+        report = check(RULES, [adjuvant()], QTC_OK)
+        assert outcome(report, "methadone.interaction") == "not checked"
+        (n,) = [n for n in report.not_checked if n.rule == "methadone.interaction"]
+        assert n.missing == "medications"
+
+    def test_recorded_no_medications_passes(self) -> None:
+        """Methadone alone with medications = [] (takes none): passed."""
+        patient = Patient(qtc="420 ms", medications=[])
+        assert outcome(check(RULES, [adjuvant()], patient), "methadone.interaction") == "passed"
+
+    def test_not_recorded_needs_methadone(self) -> None:
+        """Without methadone the rule does not apply, recorded medicines or not."""
+        step = OpioidStep(drug="oxycodone", dose="5 mg", every="4 h")
+        assert outcome(check(RULES, [step]), "methadone.interaction") is None
 
     def test_unknown_medicine_listed_with_a_finding(self) -> None:
         """With a finding, the unclassified medicines are listed in its detail."""

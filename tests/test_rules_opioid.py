@@ -298,6 +298,22 @@ class TestOmeTotal:
         assert "NOT counting" in f.message
         assert "buprenorphine" in f.message
 
+    def test_nothing_converted_says_not_converted_never_zero(self) -> None:
+        """A buprenorphine patch alone: 'not converted', no total, never '0 MME/day'."""
+        bup = OpioidStep(drug="buprenorphine", route="transdermal", rate="10 mcg/h")
+        (f,) = findings_of(check(RULES, [bup]), self.RULE)
+        assert "not converted" in f.message
+        assert "0 MME/day" not in f.message
+        assert f.detail["total"] is None
+        assert f.arithmetic == ""
+
+    def test_partial_total_says_partial(self) -> None:
+        """A partial total is marked partial in the message and the detail."""
+        bup = OpioidStep(drug="buprenorphine", route="transdermal", rate="10 mcg/h")
+        (f,) = findings_of(check(RULES, [bup, mr()]), self.RULE)
+        assert "(partial)" in f.message
+        assert f.detail["total"].endswith("(partial)")
+
     def test_range_reported_as_range(self) -> None:
         """A patch under the NOUGG bands is reported as 60–134 MME/day."""
         report = validate(

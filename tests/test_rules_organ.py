@@ -267,12 +267,31 @@ class TestHepaticTramadol:
         ]
         assert all(f.source == ("ultram-label",) for f in found)
 
-    def test_cirrhosis_dose_passes(self) -> None:
-        """50 mg every 12 h in severe impairment is the label dose: passed."""
+    def test_cirrhosis_dose_still_warns_naming_the_reference(self) -> None:
+        """50 mg every 12 h in severe impairment (the label's cirrhosis dose) still warns: any
+        tramadol in severe impairment does; the finding names the cirrhosis dose."""
         report = check(
             RULES, [opioid("tramadol", "50 mg", "12 h")], Patient(hepatic_impairment="severe")
         )
-        assert outcome(report, "hepatic.dose-adjust") == "passed"
+        (f,) = findings_of(report, "hepatic.dose-adjust")
+        assert (f.severity, f.level, f.source) == ("warning", "V", ("ultram-label",))
+        assert "severe hepatic impairment" in f.message
+        assert "at most 50 mg per dose and 100 mg/day" in f.message
+        assert f.detail["reference_daily"] == "100 mg/day"
+
+    @pytest.mark.parametrize(
+        "step",
+        [
+            opioid("tramadol", "25 mg", "12 h"),
+            opioid("tramadol", "50 mg", "6 h", prn=True, max_doses_per_24h=1),
+            OpioidStep(drug="tramadol", route="intravenous", dose="50 mg", every="12 h"),
+        ],
+        ids=["low-regular", "prn", "intravenous"],
+    )
+    def test_any_tramadol_in_severe_impairment_warns(self, step: Any) -> None:
+        """A low regular dose, a PRN dose and an intravenous dose each warn."""
+        report = check(RULES, [step], Patient(hepatic_impairment="severe"))
+        assert outcome(report, "hepatic.dose-adjust") == "flagged"
 
     def test_moderate_impairment_passes(self) -> None:
         """Tramadol in moderate impairment is outside this rule's severe-only check: passed."""

@@ -33,7 +33,7 @@ from .errors import (
     UnknownNameError,
     UnknownRouteError,
 )
-from .patient import Anticoagulant, Patient
+from .patient import NO_ANTICOAGULANT, Anticoagulant, AnticoagulantStatus, Patient
 from .regimen import Case, Regimen
 from .report import Finding, NotChecked, Report
 from .steps import (
@@ -120,10 +120,12 @@ _LAZY = {
 }
 
 __all__ = [
+    "NO_ANTICOAGULANT",
     "PASSED",
     "PRN_POLICIES",
     "AdjuvantStep",
     "Anticoagulant",
+    "AnticoagulantStatus",
     "BreakthroughDose",
     "BreakthroughFraction",
     "Case",

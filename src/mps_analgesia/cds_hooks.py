@@ -294,8 +294,9 @@ def _build(
             name = _medication_name(res.get("medicationCodeableConcept"))
             if name is not None:
                 others.append(name)
-    if others:
-        patient = attrs.evolve(patient, medications=[*patient.medications, *others])
+    if prefetch.get("medications") is not None:
+        # the active orders were sent: the medicines not in the regimen are recorded (none: [])
+        patient = attrs.evolve(patient, medications=[*(patient.medications or ()), *others])
     return patient, orders, unreadable, problems
 
 

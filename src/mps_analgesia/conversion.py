@@ -379,9 +379,37 @@ class OmeResult(Renderable):
         return tuple(dict.fromkeys(line.source for line in self.lines))
 
     @property
+    def converted(self) -> bool:
+        """False when there were opioid steps to count and none could be converted: then there
+        is no total (never 0)."""
+        return bool(self.lines) or not self.not_converted
+
+    @property
+    def total_text(self) -> str:
+        """The total as text: ``'30 MME/day'``; ``'60 MME/day (partial: 1 step not
+        converted)'`` when a step was not converted; ``'not converted'`` when none was.
+
+        Example
+        -------
+        >>> import mps_analgesia as mps
+        >>> from mps_analgesia.conversion import daily_ome
+        >>> patch = mps.OpioidStep(drug="buprenorphine", route="transdermal", rate="10 mcg/h")
+        >>> daily_ome(patch).total_text
+        'not converted'
+        """
+        if not self.converted:
+            return "not converted"
+        if self.not_converted:
+            n = len(self.not_converted)
+            return f"{self.range.text} (partial: {n} step{'s' if n != 1 else ''} not converted)"
+        return self.range.text
+
+    @property
     def text(self) -> str:
         """One line: ``'30 MME/day (cdc-2022, regular_only)'``, naming what was not converted."""
-        total = self.range.text if self.lines or not self.not_converted else "no OME"
+        total = self.range.text if self.converted else "not converted"
+        if self.lines and self.not_converted:
+            total += " (partial)"
         head = f"{total} ({self.table}, {self.prn})"
         if self.not_converted:
             head += "; NOT converted: " + "; ".join(s.text for s in self.not_converted)
@@ -393,10 +421,11 @@ class OmeResult(Renderable):
         out = [line.text for line in self.lines]
         out.extend(f"not converted: {s.text}" for s in self.not_converted)
         out.extend(f"excluded: {s.text}" for s in self.excluded)
-        total = f"total: {self.range.text} by {self.table} ({self.edition}), prn={self.prn}"
+        shown = self.range.text if self.converted else "not converted (no step could be)"
+        total = f"total: {shown} by {self.table} ({self.edition}), prn={self.prn}"
         if self.day is not None:
             total += f", plan day {self.day}"
-        if self.not_converted:
+        if self.lines and self.not_converted:
             total += " (partial: some steps not converted)"
         out.append(total)
         return tuple(out)
@@ -405,15 +434,20 @@ class OmeResult(Renderable):
         return self.text
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of the result."""
+        """A JSON-ready dict of the result.
+
+        ``total`` is :attr:`total_text` (it says when it is partial), or ``None`` with
+        ``low_mme_per_day``/``high_mme_per_day`` when nothing could be converted (never 0).
+        """
+        converted = self.converted
         return {
             "table": self.table,
             "edition": self.edition,
             "prn": self.prn,
             "day": self.day,
-            "total": self.range.text,
-            "low_mme_per_day": self.low_mme_per_day,
-            "high_mme_per_day": self.high_mme_per_day,
+            "total": self.total_text if converted else None,
+            "low_mme_per_day": self.low_mme_per_day if converted else None,
+            "high_mme_per_day": self.high_mme_per_day if converted else None,
             "complete": self.complete,
             "receipt": list(self.receipt),
             "not_converted": [
@@ -635,9 +669,16 @@ class Conversion(Renderable):
         The reduced range.
     schedule:
         A :class:`Schedule` in available strengths rounded down from the top of the reduced
-        range, or ``None`` (why is in :attr:`notes`).
+        range (capped at the catalog's maximum daily dose of the target), or ``None`` (why is
+        in :attr:`notes`).
     ome:
         The :class:`OmeResult` of the source, when the source was a step or regimen.
+    max_daily:
+        The catalog's maximum daily dose of the target (``data/drugs.toml``) in the unit of the
+        conversion, or ``None`` when the catalog gives none.
+    can_carry:
+        False when the whole reduced range is above :attr:`max_daily`: the target drug cannot
+        carry this dose, and no schedule is suggested.
     """
 
     table: str
@@ -655,6 +696,8 @@ class Conversion(Renderable):
     target_level: str
     ome: OmeResult | None = None
     notes: tuple[str, ...] = ()
+    max_daily: QuantityRange | None = None
+    can_carry: bool = True
 
     @property
     def receipt(self) -> tuple[str, ...]:
@@ -694,6 +737,10 @@ class Conversion(Renderable):
         )
         if self.schedule is not None:
             text += f", suggested {self.schedule.text}"
+        if not self.can_carry and self.max_daily is not None:
+            text += (
+                f"; {self.to_drug} cannot carry this dose (its maximum is {self.max_daily.text})"
+            )
         return text + f" ({self.table})"
 
     def __str__(self) -> str:
@@ -2077,8 +2124,15 @@ def convert_opioid(
     red = _reduction(reduction, same_drug=bool(drugs) and drugs == {record.id})
     # An uncertain equivalence (a range) is reduced from its low end: conservative by design.
     reduced_low, reduced_high = calc_low * (1.0 - red.high), calc_low * (1.0 - red.low)
-    schedule, why = _suggest(record.id, route, formulation, reduced_high, unit)
     all_notes = list(notes)
+    cap, cap_note, can_carry = _cap(record, route, formulation, unit, reduced_low, reduced_high)
+    if cap_note:
+        all_notes.append(cap_note)
+    target = reduced_high if cap is None else min(reduced_high, cap)
+    schedule: Schedule | None = None
+    why = ""
+    if can_carry:
+        schedule, why = _suggest(record.id, route, formulation, target, unit)
     if not _close(calc_low, calc_high):
         all_notes.append(
             "the calculated dose is a range (an uncertain equivalence): the reduction starts "
@@ -2115,7 +2169,57 @@ def convert_opioid(
         entry.level,
         result,
         tuple(all_notes),
+        None if cap is None else QuantityRange(cap, cap, unit),
+        can_carry,
     )
+
+
+def _max_daily(record: _catalog.DrugRecord, route: str, formulation: str) -> _catalog.Limit | None:
+    """The lowest catalog maximum daily dose that applies to the target, or ``None``."""
+    limits = record.limits_for("max_daily", route, formulation)
+    return min(limits, key=lambda lim: lim.value.value) if limits else None
+
+
+def _cap(
+    record: _catalog.DrugRecord,
+    route: str,
+    formulation: str,
+    unit: str,
+    reduced_low: float,
+    reduced_high: float,
+) -> tuple[float | None, str, bool]:
+    """The catalog maximum daily dose in ``unit`` (``None`` without one), the receipt note when
+    it caps the suggestion, and whether the target can carry the reduced range at all."""
+    limit = _max_daily(record, route, formulation)
+    if limit is None:
+        return None, "", True
+    try:
+        q = _units.quantity_from_magnitude(limit.value.value, limit.value.unit)
+        cap = _units.magnitude_in(q, unit)
+    except MpsAnalgesiaError:  # a unit the limit cannot be read in: no cap to apply
+        return None, "", True
+    sv = limit.value
+    what = f"{record.id} {route} {formulation}"
+    limit_text = (
+        f"the catalog maximum daily dose of {_num(cap)} {unit} for {what} "
+        f"({sv.note or sv.source}) {_tag(sv.source, sv.level)}"
+    )
+    if reduced_low > cap * (1.0 + _REL):
+        return (
+            cap,
+            f"{record.id} cannot carry this dose: the whole reduced range "
+            f"({_span(reduced_low, reduced_high, unit)}) is above {limit_text}; no schedule is "
+            "suggested",
+            False,
+        )
+    if reduced_high > cap * (1.0 + _REL):
+        return (
+            cap,
+            f"the suggestion is capped at {limit_text}: the reduced range reaches "
+            f"{_num(reduced_high)} {unit}",
+            True,
+        )
+    return cap, "", True
 
 
 # ---- methadone --------------------------------------------------------------------------------

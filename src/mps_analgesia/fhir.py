@@ -104,6 +104,8 @@ X_HEPATIC: Final = _ext_url("hepatic-impairment")
 X_TOLERANT: Final = _ext_url("opioid-tolerant")
 X_MED_ROLE: Final = _ext_url("medication-role")
 X_LAST_DOSE_AGO: Final = _ext_url("last-dose-ago")
+X_MEDICATIONS_RECORDED: Final = _ext_url("medications-recorded")
+X_NO_ANTICOAGULANT: Final = _ext_url("no-anticoagulant")
 X_LOCAL_ANAESTHETIC: Final = _ext_url("local-anaesthetic")
 X_CONCENTRATION: Final = _ext_url("concentration")
 X_BOLUS_VOLUME: Final = _ext_url("bolus-volume")
@@ -546,6 +548,11 @@ def _patient_resource(patient: Patient, pid: str) -> dict[str, Any]:
         ext.append(_ext(X_HEPATIC, valueCode=patient.hepatic_impairment))
     if patient.opioid_tolerant is not None:
         ext.append(_ext(X_TOLERANT, valueBoolean=patient.opioid_tolerant))
+    if patient.medications is not None:
+        # recorded: the role-less MedicationStatements are the whole list (none: takes none)
+        ext.append(_ext(X_MEDICATIONS_RECORDED, valueBoolean=True))
+    if patient.anticoagulant == "none":
+        ext.append(_ext(X_NO_ANTICOAGULANT, valueBoolean=True))
     if ext:
         res["extension"] = ext
     if patient.sex is not None:
@@ -774,10 +781,10 @@ def to_bundle(regimen: Regimen, patient: Patient | None = None) -> dict[str, Any
         q = getattr(patient, measure)
         if q is not None:
             resources.append(_observation(measure, q, subject, measure.replace("_", "-")))
-    for i, name in enumerate(patient.medications):
+    for i, name in enumerate(patient.medications or ()):
         resources.append(_medication_statement(name, subject, f"medication-{i}"))
-    if patient.anticoagulant is not None:
-        resources.append(_anticoagulant_statement(patient.anticoagulant, subject))
+    if patient.anticoagulant_drug is not None:
+        resources.append(_anticoagulant_statement(patient.anticoagulant_drug, subject))
     activities = []
     for i, step in enumerate(regimen):
         rid = f"step-{i}"
@@ -905,9 +912,12 @@ def patient_from_resources(
     ``birthDate``; sex from ``gender``; hepatic impairment and opioid tolerance from extensions);
     ``observations`` give weight, height, eGFR, creatinine clearance and QTc (the most recent of
     each, by LOINC or project code); ``statements`` are MedicationStatements (other medicines, and
-    the anticoagulant with its last-dose time).  With ``problems`` given, a value that cannot be
-    read is recorded there and left out (the check that needs it then reports *not checked*);
-    without it, the first problem raises.
+    the anticoagulant with its last-dose time).  The other medicines are *recorded* when there is
+    an active statement or the Patient carries the ``medications-recorded`` extension (then no
+    statement means "takes none"), else ``None`` (not recorded); the ``no-anticoagulant``
+    extension records that the patient takes no anticoagulant (``"none"``).  With ``problems``
+    given, a value that cannot be read is recorded there and left out (the check that needs it
+    then reports *not checked*); without it, the first problem raises.
 
     Example
     -------
@@ -926,8 +936,11 @@ def patient_from_resources(
         problems.append(Problem(path, _message(exc)))
 
     kwargs: dict[str, Any] = {}
+    medications_recorded = no_anticoagulant = False
     if patient is not None:
         exts = _extensions(patient)
+        medications_recorded = _ext_value(exts, X_MEDICATIONS_RECORDED, "valueBoolean") is True
+        no_anticoagulant = _ext_value(exts, X_NO_ANTICOAGULANT, "valueBoolean") is True
         if X_AGE in exts:
             try:
                 kwargs["age"] = _age_from_extension(exts[X_AGE])
@@ -995,8 +1008,10 @@ def patient_from_resources(
         name = _medication_name(st.get("medicationCodeableConcept"))
         if name is not None:
             medications.append(name)
-    if medications:
+    if medications or medications_recorded:
         kwargs["medications"] = medications
+    if no_anticoagulant and "anticoagulant" not in kwargs:
+        kwargs["anticoagulant"] = "none"
     if problems is None:
         return _finite_patient(Patient(**kwargs))
     return _lenient_patient(kwargs, problems)

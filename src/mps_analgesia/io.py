@@ -5,6 +5,8 @@ The shape (TOML; JSON is the same structure)::
     [patient]
     age = 78
     weight = "52 kg"
+    medications = []          # recorded: takes none (leave the key out when not recorded)
+    anticoagulant = "none"    # recorded: takes none; or a table { drug, dose, every, ... }
 
     [[step]]
     kind = "opioid"
@@ -30,7 +32,7 @@ import attrs
 from . import _catalog, _units
 from .errors import CaseFileError, MpsAnalgesiaError, Problem, StepError, UnitError
 from .errors import UnknownNameError as _UnknownName
-from .patient import Anticoagulant, Patient
+from .patient import NO_ANTICOAGULANT, Anticoagulant, Patient
 from .regimen import Case, Regimen
 from .steps import STEP_KINDS, Step, TitrationPoint
 
@@ -274,8 +276,14 @@ def _read_patient(data: Any, out: _Collector) -> Patient | None:
         akw = _check_fields(Anticoagulant, anticoag, "patient.anticoagulant", out)
         if len(out.problems) == before:
             kwargs["anticoagulant"] = _build(Anticoagulant, akw, "patient.anticoagulant", out)
-    elif anticoag is not None:
-        out.add("patient.anticoagulant", "must be a table { drug, dose, every, last_dose_ago }")
+    elif anticoag is not None and not (
+        isinstance(anticoag, str) and anticoag.strip().lower() == NO_ANTICOAGULANT
+    ):
+        out.add(
+            "patient.anticoagulant",
+            "must be a table { drug, dose, every, last_dose_ago }, or 'none' when the patient "
+            "is recorded as taking no anticoagulant",
+        )
     if len(out.problems) > before:
         return None
     patient: Patient | None = _build(Patient, kwargs, "patient", out)

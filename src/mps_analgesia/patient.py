@@ -3,25 +3,41 @@
 A missing value is allowed: a check that needs it reports *not checked* and names it, never
 passed.  Quantities enter as text or Quantities and are kept with canonical floats whose names
 carry the unit (``weight_kg``, ``qtc_ms``, ``egfr_ml_min_173``).
+
+"Takes none" and "not recorded" are different facts.  ``medications`` is ``None`` when the other
+medicines are not recorded and ``()`` when they are recorded and there are none;
+``anticoagulant`` is ``None`` when not recorded, the string ``"none"``
+(:data:`NO_ANTICOAGULANT`) when the patient is recorded as taking none, and an
+:class:`Anticoagulant` otherwise.  Interaction and block checks that need either report *not
+checked* when it is not recorded.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 
 from . import _units
 from .errors import StepError, UnitError
 
-__all__ = ["HEPATIC_IMPAIRMENT", "SEXES", "Anticoagulant", "Patient"]
+__all__ = [
+    "HEPATIC_IMPAIRMENT",
+    "NO_ANTICOAGULANT",
+    "SEXES",
+    "Anticoagulant",
+    "AnticoagulantStatus",
+    "Patient",
+]
 
 #: Hepatic impairment grades a patient may have.
 HEPATIC_IMPAIRMENT: Final = ("none", "mild", "moderate", "severe")
 #: Sexes recorded (for sex-specific reference values).
 SEXES: Final = ("female", "male", "other")
+#: ``Patient.anticoagulant`` when the patient is recorded as taking no anticoagulant.
+NO_ANTICOAGULANT: Final = "none"
 
 
 def _qfield(dimension: str, unit: str, example: str, doc: str) -> Any:
@@ -77,11 +93,15 @@ def _read(obj: object, name: str, dimension: str, unit: str) -> float | None:
     return magnitude
 
 
-def _names(value: object) -> tuple[str, ...]:
+def _names(value: object) -> tuple[str, ...] | None:
     if value is None:
-        return ()
+        return None  # not recorded (an empty list is recorded: takes none)
     if isinstance(value, str) or not isinstance(value, Iterable):
-        raise StepError("medications", "must be a list of medicine names, e.g. ['sertraline']")
+        raise StepError(
+            "medications",
+            "must be a list of medicine names, e.g. ['sertraline'] ([] when the patient takes "
+            "none)",
+        )
     out = []
     for i, name in enumerate(value):
         if not isinstance(name, str) or not name.strip():
@@ -127,9 +147,16 @@ class Anticoagulant:
             _set(self, "last_dose_h", hours)
 
 
-def _anticoagulant(value: object) -> Anticoagulant | None:
+#: What ``Patient.anticoagulant`` holds: the drug, ``"none"`` (recorded: takes none), or
+#: ``None`` (not recorded).
+AnticoagulantStatus: TypeAlias = "Anticoagulant | Literal['none'] | None"
+
+
+def _anticoagulant(value: object) -> Anticoagulant | Literal["none"] | None:
     if value is None or isinstance(value, Anticoagulant):
         return value
+    if isinstance(value, str) and value.strip().lower() == NO_ANTICOAGULANT:
+        return "none"
     if isinstance(value, dict):
         try:
             return Anticoagulant(**value)
@@ -140,12 +167,20 @@ def _anticoagulant(value: object) -> Anticoagulant | None:
         except UnitError as exc:
             field = f"anticoagulant.{exc.field}"
             raise type(exc)(exc.text, exc.reason, exc.suggestion, field) from None
-    raise StepError("anticoagulant", "must be a table {drug, dose, every, last_dose_ago}")
+    raise StepError(
+        "anticoagulant",
+        "must be a table {drug, dose, every, last_dose_ago}, or 'none' when the patient is "
+        "recorded as taking no anticoagulant",
+    )
 
 
 @attrs.define(frozen=True, kw_only=True)
 class Patient:
     """A patient as the checks see them.  Every value is optional.
+
+    ``medications``: ``None`` = not recorded, ``()`` (``[]`` in a case file) = recorded, takes
+    none.  ``anticoagulant``: ``None`` = not recorded, ``"none"`` = recorded, takes none, an
+    :class:`Anticoagulant` (a table in a case file) = the drug taken.
 
     Example
     -------
@@ -153,6 +188,10 @@ class Patient:
     >>> p = mps.Patient(age=78, sex="female", weight="52 kg", height="155 cm", qtc="440 ms")
     >>> round(p.bmi, 1), p.qtc_ms
     (21.6, 440.0)
+    >>> p.medications is None, mps.Patient(medications=[]).medications
+    (True, ())
+    >>> mps.Patient(anticoagulant="none").anticoagulant, p.anticoagulant is None
+    ('none', True)
     """
 
     age: float | None = attrs.field(default=None, metadata={"doc": "age in years (a number)"})
@@ -166,8 +205,22 @@ class Patient:
     hepatic_impairment: str | None = None
     qtc: Any = _qfield("time", "ms", "440 ms", "corrected QT interval")
     opioid_tolerant: bool | None = None
-    medications: tuple[str, ...] = attrs.field(default=(), converter=_names)
-    anticoagulant: Anticoagulant | None = attrs.field(default=None, converter=_anticoagulant)
+    medications: tuple[str, ...] | None = attrs.field(
+        default=None,
+        converter=_names,
+        metadata={
+            "doc": "the patient's other current medicines by name; [] = recorded, takes none; "
+            "leave out when not recorded"
+        },
+    )
+    anticoagulant: Anticoagulant | Literal["none"] | None = attrs.field(
+        default=None,
+        converter=_anticoagulant,
+        metadata={
+            "doc": "the anticoagulant taken, as a table; 'none' = recorded, takes none; leave "
+            "out when not recorded"
+        },
+    )
 
     weight_kg: float | None = attrs.field(init=False, default=None)
     height_cm: float | None = attrs.field(init=False, default=None)
@@ -205,6 +258,20 @@ class Patient:
         _set(self, "egfr_ml_min_173", _read(self, "egfr", "egfr", "mL/min/standard_bsa"))
         _set(self, "crcl_ml_min", _read(self, "creatinine_clearance", "renal_clearance", "mL/min"))
         _set(self, "qtc_ms", _read(self, "qtc", "time", "ms"))
+
+    @property
+    def anticoagulant_drug(self) -> Anticoagulant | None:
+        """The anticoagulant taken, or ``None`` (none taken, or not recorded).
+
+        Example
+        -------
+        >>> Patient(anticoagulant={"drug": "apixaban"}).anticoagulant_drug.drug
+        'apixaban'
+        >>> Patient(anticoagulant="none").anticoagulant_drug is None
+        True
+        """
+        ac = self.anticoagulant
+        return ac if isinstance(ac, Anticoagulant) else None
 
     @property
     def bmi(self) -> float | None:

@@ -203,8 +203,17 @@ CHECK_FIELDS: Final[Mapping[str, CheckField]] = {
         CheckField("qtc", "quantity", "corrected QT interval", "time", "ms"),
         CheckField("hepatic_impairment", "text", "none, mild, moderate or severe"),
         CheckField("opioid_tolerant", "bool", "opioid tolerant (true/false)"),
-        CheckField("medications", "names", "the patient's other medicines (names)"),
-        CheckField("anticoagulant", "presence", "an anticoagulant is recorded"),
+        CheckField(
+            "medications",
+            "names",
+            "the patient's other medicines (names); unknown when not recorded, [] = none",
+        ),
+        CheckField(
+            "anticoagulant",
+            "presence",
+            "an anticoagulant is taken (present) or recorded as 'none' (absent); unknown when "
+            "not recorded",
+        ),
         CheckField("anticoagulant.drug", "text", "the anticoagulant's name"),
         CheckField("anticoagulant.dose", "quantity", "the anticoagulant dose", "mass", "mg"),
         CheckField("anticoagulant.every", "quantity", "the anticoagulant interval", "time", "h"),
@@ -265,7 +274,8 @@ class Check:
     *met*, *not met* or *unknown* (the fact is missing); with ``when`` guards that are not met it
     is *not applicable*.  ``if_unknown`` turns an unknown into ``met`` or ``not met`` when the
     protocol says so ("QTc known and < 450 ms" is ``if_unknown = "not met"``).  A comparison with
-    an absent value (no anticoagulant recorded) is not met.
+    an absent value (recorded as taking no anticoagulant) is not met; an anticoagulant status or
+    medicine list that is not recorded is unknown.
 
     Built by :func:`load_protocol`; see ``docs/protocols.md``.
     """
@@ -401,7 +411,9 @@ class _Facts:
         if name.startswith("anticoagulant"):
             ac = p.anticoagulant
             if ac is None:
-                return "absent", None, "no anticoagulant recorded"
+                return "unknown", None, "anticoagulant status not recorded"
+            if ac == "none":
+                return "absent", None, "no anticoagulant (recorded)"
             if name == "anticoagulant":
                 return "known", ac.drug, ac.drug
             attr = name.split(".", 1)[1]
@@ -422,7 +434,9 @@ class _Facts:
         }.get(name, name)
         value = getattr(p, attr)
         if name == "medications":
-            return "known", value, ", ".join(value) or "none recorded"
+            if value is None:
+                return "unknown", None, "not recorded"
+            return "known", value, ", ".join(value) or "none (recorded)"
         if value is None:
             return "unknown", None, "unknown"
         if spec.kind == "quantity":

@@ -160,6 +160,10 @@ class _Builder:
     def type(self, hint: Any) -> dict[str, Any]:
         origin = typing.get_origin(hint)
         args = typing.get_args(hint)
+        if origin is typing.Literal:
+            if all(isinstance(x, str) for x in args):
+                return {"type": "string", "enum": list(args)}
+            return {"enum": list(args)}
         if origin in (typing.Union, types.UnionType):
             rest = [x for x in args if x is not type(None)]
             if len(rest) == 1:

@@ -289,9 +289,13 @@ def patient_fields(patient: Any) -> Fields | None:
     add("Hepatic impairment", patient.hepatic_impairment)
     add("QTc", patient.qtc)
     add("Opioid tolerant", patient.opioid_tolerant)
-    add("Other medicines", patient.medications)
+    meds = patient.medications
+    if meds is not None:  # not recorded: left out like any unrecorded value
+        add("Other medicines", ", ".join(meds) or "none")
     ac = patient.anticoagulant
-    if ac is not None:
+    if ac == "none":
+        rows.append(("Anticoagulant", inline("none")))
+    elif ac is not None:
         parts = [ac.drug]
         if ac.dose is not None:
             parts.append(quantity(ac.dose))

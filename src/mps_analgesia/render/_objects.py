@@ -155,7 +155,13 @@ def ome_blocks_for(regimen: Any, table: str | None = None) -> list[Block]:
 
 def _ome_blocks(result: Any) -> tuple[Block, ...]:
     total: Inlines
-    if result.not_converted:
+    if result.not_converted and not result.lines:
+        total = inline(
+            Strong("not converted", "warning"),
+            ": no step could be converted; ",
+            "; ".join(s.text for s in result.not_converted),
+        )
+    elif result.not_converted:
         total = inline(
             Strong("not complete", "warning"),
             f": the converted steps give {result.range.text}; not converted: ",
@@ -259,7 +265,7 @@ def comparison_document(cmp: Any) -> Document:
         rows.append(
             (
                 inline(Code(r.table)),
-                inline(r.range.text),
+                inline(r.total_text),
                 inline(r.edition),
                 inline(missing or "none"),
                 inline(_cite(r.sources) or ""),

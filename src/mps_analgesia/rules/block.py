@@ -8,7 +8,9 @@ weight, or the ideal body weight when the BMI is above 30.  Without a weight the
 
 ``block.anticoagulation``: a psoas compartment block is a deep plexus block, so the neuraxial
 interval between the last anticoagulant dose and the block applies (``data/anticoagulants.toml``);
-a shorter time is an error, an unknown time a warning.
+a shorter time is an error, an unknown time a warning, and an anticoagulant status that is not
+recorded (``patient.anticoagulant is None``; ``"none"`` records that the patient takes none)
+*not checked*.
 
 Rules compare canonical floats held by the step and the patient; nothing here touches pint.
 """
@@ -701,18 +703,22 @@ def _untimed(agent: _Agent, statement: _Statement, index: int | None, how: str) 
     "an anticoagulant of the table among the patient's medications with no timing recorded. "
     "A block on a later plan day that is far enough from the last dose only if no further "
     "dose is given is a warning. An anticoagulant not in the table is not checked. With no "
-    "anticoagulant recorded the check passes: an anticoagulant that is not recorded (neither "
-    "as the patient's anticoagulant nor among the medications) cannot be detected. Catheter "
-    "removal and the restart of anticoagulation are not checked.",
+    "anticoagulant status recorded the check is not checked (anticoagulant status named); "
+    "anticoagulant = 'none' records that the patient takes none, and the check then passes "
+    "(unless an anticoagulant of the table is among the medications). Catheter removal and "
+    "the restart of anticoagulation are not checked.",
 )
 def anticoagulation(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare the time since the last anticoagulant dose with the deep-plexus interval."""
     statement = _anticoagulants()[1]
     patient = ctx.patient
-    ac = patient.anticoagulant
+    status = patient.anticoagulant
+    ac = status if isinstance(status, Anticoagulant) else None
     recorded = None if ac is None else _agent_for(ac.drug)
     result: Any = PASSED
-    if ac is not None:
+    if status is None:
+        result = _NO_STATUS
+    elif ac is not None:
         if recorded is None:
             result = Missing(
                 "anticoagulant interval",
@@ -722,7 +728,7 @@ def anticoagulation(ctx: Context, index: int | None, step: Any) -> Any:
         else:
             result = _check_timing(recorded, ac, patient, statement, index, step.start_day)
     untimed = []
-    for med in patient.medications:
+    for med in patient.medications or ():
         agent = _agent_for(med)
         if agent is None or agent is recorded or agent.longest.interval.value <= 0:
             continue
@@ -746,6 +752,13 @@ def anticoagulation(ctx: Context, index: int | None, step: Any) -> Any:
     elif result is not PASSED:
         untimed.insert(0, result)
     return untimed
+
+
+_NO_STATUS: Final = Missing(
+    "anticoagulant status",
+    "the patient's anticoagulant is not recorded, so the interval before a deep plexus block "
+    "was not checked (record anticoagulant = 'none' when the patient takes none)",
+)
 
 
 def _check_timing(

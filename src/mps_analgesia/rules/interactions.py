@@ -3,11 +3,15 @@
 ``interaction.opioid-benzodiazepine``: an opioid (or methadone) step with a benzodiazepine, as a
 step or among ``patient.medications``.
 ``interaction.serotonergic``: tramadol or methadone with an SSRI, SNRI, tricyclic or MAOI.
-``interaction.duplicate-class``: two different NSAIDs, or two different gabapentinoids, as steps.
+``interaction.duplicate-class``: two different NSAIDs, or two different gabapentinoids, among the
+steps and the patient's medicines (at least one of them a step).
 
 The drug lists live in ``data/interactions.toml``.  This module also resolves medicine names to
 drug classes for ``methadone.interaction`` (:func:`parties`).  A medicine the library does not
 know cannot be ruled out: when nothing is flagged, such a check is *not checked*, naming it.
+Medicines that are not recorded (``patient.medications is None``) cannot be ruled out either:
+the check is *not checked* with ``medications`` named; ``[]`` records that the patient takes
+none.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ __all__ = [
     "Party",
     "drug_class_label",
     "memoized",
+    "not_recorded",
     "not_ruled_out",
+    "outcome",
     "parties",
     "resolve_medication",
     "tables",
@@ -329,14 +335,16 @@ def resolve_medication(name: str) -> tuple[tuple[tuple[str, frozenset[str]], ...
 class Parties:
     """Every drug of a case, the medicine names the library could not read, and a memo.
 
-    ``steps`` holds ``(index, kind, drug)`` for each drug step.  A :class:`Parties` depends only
-    on the steps' drugs and the medicine names, so it is shared by every ``validate()`` call with
-    the same layout, and ``memo`` keeps rule results that depend on nothing else.
+    ``steps`` holds ``(index, kind, drug)`` for each drug step; ``recorded`` is False when the
+    patient's medicines are not recorded.  A :class:`Parties` depends only on the steps' drugs
+    and the medicine names, so it is shared by every ``validate()`` call with the same layout,
+    and ``memo`` keeps rule results that depend on nothing else.
     """
 
     parties: tuple[Party, ...]
     unknown: tuple[str, ...]
     steps: tuple[tuple[int, str, str], ...]
+    recorded: bool = True
     memo: dict[str, Any] = attrs.field(factory=dict)
 
 
@@ -344,7 +352,9 @@ _KEY: Final = "interactions.parties"
 
 
 @lru_cache(maxsize=1024)
-def _layout(steps: tuple[tuple[int, str, str], ...], medications: tuple[str, ...]) -> Parties:
+def _layout(
+    steps: tuple[tuple[int, str, str], ...], medications: tuple[str, ...] | None
+) -> Parties:
     names = tables().names
     out: list[Party] = []
     for i, _, drug in steps:
@@ -352,7 +362,7 @@ def _layout(steps: tuple[tuple[int, str, str], ...], medications: tuple[str, ...
         classes = entry[1] if entry is not None else frozenset()
         out.append(Party(f"{drug} (step {i + 1})", drug, classes, i))
     unknown: list[str] = []
-    for med in medications:
+    for med in medications or ():
         known, missing = resolve_medication(med)
         for canonical, classes in known:
             label = (
@@ -362,7 +372,7 @@ def _layout(steps: tuple[tuple[int, str, str], ...], medications: tuple[str, ...
             )
             out.append(Party(label, canonical, classes))
         unknown.extend(missing)
-    return Parties(tuple(out), tuple(dict.fromkeys(unknown)), steps)
+    return Parties(tuple(out), tuple(dict.fromkeys(unknown)), steps, medications is not None)
 
 
 def parties(ctx: Context) -> Parties:
@@ -382,7 +392,7 @@ def parties(ctx: Context) -> Parties:
         medications = ctx.patient.medications
         # the layout depends on the steps' kinds and drugs alone: kept with the regimen shape
         shape = shape_of(ctx)
-        layouts: dict[tuple[str, ...], Parties] | None = shape.memo.get(_KEY)
+        layouts: dict[tuple[str, ...] | None, Parties] | None = shape.memo.get(_KEY)
         if layouts is None:
             layouts = shape.memo[_KEY] = {}
         hit = layouts.get(medications)
@@ -414,6 +424,51 @@ def not_ruled_out(unknown: Sequence[str], with_what: str) -> Missing:
         f"not in the library's drug lists: {', '.join(unknown)}; an interaction with "
         f"{with_what} cannot be ruled out",
     )
+
+
+def not_recorded(with_what: str) -> Missing:
+    """The *not checked* outcome when the patient's other medicines are not recorded.
+
+    Example
+    -------
+    >>> not_recorded("tramadol").missing
+    'medications'
+    """
+    return Missing(
+        "medications",
+        f"the patient's other medicines are not recorded, so an interaction with {with_what} "
+        "cannot be ruled out (record medications = [] when the patient takes none)",
+    )
+
+
+def outcome(found: Parties, findings: Sequence[Any], with_what: str) -> Any:
+    """The outcome of an interaction check from its findings and what could not be ruled out.
+
+    Findings win (a sentence says when the medicines are not recorded); with none, unrecorded
+    medicines, then unknown medicine names, make the check *not checked*; else it passed.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> from mps_analgesia.rules import Context
+    >>> found = parties(Context(mps.Regimen([]), mps.Patient()))
+    >>> outcome(found, [], "the opioid").missing
+    'medications'
+    """
+    if findings:
+        if found.recorded:
+            return tuple(findings)
+        return tuple(attrs.evolve(f, message=f"{f.message}{_UNRECORDED_NOTE}") for f in findings)
+    if not found.recorded:
+        return not_recorded(with_what)
+    if found.unknown:
+        return not_ruled_out(found.unknown, with_what)
+    return PASSED
+
+
+_UNRECORDED_NOTE: Final = (
+    " The patient's other medicines are not recorded: further interactions cannot be ruled out."
+)
 
 
 def _steps_text(pairs: Sequence[tuple[int, str]]) -> str:
@@ -456,8 +511,8 @@ def _benzo(found: Parties) -> Any:
     entry = tables().opioid_benzodiazepine
     benzos = [p for p in found.parties if not entry.classes.isdisjoint(p.classes)]
     if not benzos:
-        return not_ruled_out(found.unknown, "the opioid") if found.unknown else PASSED
-    return finding(
+        return outcome(found, (), "the opioid")
+    flagged = finding(
         "interaction.opioid-benzodiazepine",
         "warning",
         f"Opioid {_steps_text(opioids)} with a benzodiazepine, "
@@ -471,6 +526,7 @@ def _benzo(found: Parties) -> Any:
             "benzodiazepine_steps": [p.step for p in benzos if p.step is not None],
         },
     )
+    return outcome(found, (flagged,), "the opioid")
 
 
 @rule(
@@ -482,7 +538,9 @@ def _benzo(found: Parties) -> Any:
     scope="regimen",
     data_files=(_FILE,),
     description="An opioid or methadone step together with a benzodiazepine, given as a step or "
-    "taken by the patient (patient.medications).",
+    "taken by the patient (patient.medications). With an opioid step and the patient's other "
+    "medicines not recorded, and no benzodiazepine among the steps, the check is not checked "
+    "(medications = [] records that the patient takes none).",
 )
 def opioid_benzodiazepine(ctx: Context, index: int | None, step: Any) -> Any:
     """Flag an opioid or methadone step given with a benzodiazepine (step or medication)."""
@@ -503,9 +561,7 @@ def _serotonergic(found: Parties) -> Any:
         if not t.serotonergic_classes.isdisjoint(p.classes) and p.drug not in opioid_steps
     ]
     if not partners:
-        if found.unknown:
-            return not_ruled_out(found.unknown, " and ".join(opioid_steps))
-        return PASSED
+        return outcome(found, (), " and ".join(opioid_steps))
     out = []
     for drug, pairs in opioid_steps.items():
         entry = t.serotonergic_opioids[drug]
@@ -530,7 +586,7 @@ def _serotonergic(found: Parties) -> Any:
                     },
                 )
             )
-    return tuple(out)
+    return outcome(found, out, " and ".join(opioid_steps))
 
 
 @rule(
@@ -542,7 +598,9 @@ def _serotonergic(found: Parties) -> Any:
     scope="regimen",
     data_files=(_FILE,),
     description="Tramadol or methadone (as steps) with an SSRI, SNRI, tricyclic antidepressant "
-    "or MAOI, given as a step or taken by the patient: risk of serotonin syndrome.",
+    "or MAOI, given as a step or taken by the patient: risk of serotonin syndrome. With "
+    "tramadol or methadone and the patient's other medicines not recorded, and no such "
+    "partner among the steps, the check is not checked.",
 )
 def serotonergic(ctx: Context, index: int | None, step: Any) -> Any:
     """Flag tramadol or methadone with an SSRI, SNRI, TCA or MAOI (steps or medications)."""
@@ -552,45 +610,55 @@ def serotonergic(ctx: Context, index: int | None, step: Any) -> Any:
 def _duplicates(found: Parties) -> Any:
     t = tables()
     out = []
-    applies = False
-    by_step = {p.step: p for p in found.parties if p.step is not None}
+    applies = []
     for cid, entry in t.duplicate_class:
-        pairs = [(i, drug) for i, _, drug in found.steps if cid in by_step[i].classes]
-        if not pairs:
-            continue
-        applies = True
-        drugs = list(dict.fromkeys(drug for _, drug in pairs))
+        members = [p for p in found.parties if cid in p.classes]
+        if not any(p.step is not None for p in members):
+            continue  # the rule is about a step: a class with no step here does not apply
+        applies.append(drug_class_label(cid))
+        drugs = list(dict.fromkeys(p.drug for p in members))
         if len(drugs) < 2:
             continue
+        pairs = [(p.step, p.drug) for p in members if p.step is not None]
+        meds = [p.label for p in members if p.step is None]
+        where = ", ".join(filter(None, (_steps_text(pairs), ", ".join(meds))))
         out.append(
             finding(
                 "interaction.duplicate-class",
                 "warning",
-                f"Two {drug_class_label(cid)}s in one regimen, {_steps_text(pairs)}: "
+                f"Two {drug_class_label(cid)}s at once, {where}: "
                 f"{entry.effect}." + unverified_note(entry.level, entry.note, "This statement"),
                 source=entry.sources,
                 level=entry.level,
-                detail={"class": cid, "drugs": drugs, "steps": [i for i, _ in pairs]},
+                detail={
+                    "class": cid,
+                    "drugs": drugs,
+                    "steps": [i for i, _ in pairs],
+                    "medications": meds,
+                },
             )
         )
     if not applies:
         return None
-    return tuple(out) or PASSED
+    return outcome(found, out, "another " + " or ".join(applies))
 
 
 @rule(
     "interaction.duplicate-class",
     title="Two drugs of one class",
-    needs=(),
+    needs=("patient.medications",),
     sources=("nsaid-class-label", "therapeutic-duplication-note"),
     severity="warning (level U)",
     scope="regimen",
     data_files=(_FILE,),
-    description="Two different NSAIDs, or two different gabapentinoids, as steps of one regimen "
-    "(the same drug in a regular and a PRN step is not a duplication).",
+    description="Two different NSAIDs, or two different gabapentinoids, among the steps of one "
+    "regimen and the patient's other medicines, at least one of them a step (the same drug "
+    "in a regular and a PRN step, or as a step and a medication, is not a duplication). With "
+    "a step of such a class and the patient's other medicines not recorded, and no "
+    "duplication among the steps, the check is not checked.",
 )
 def duplicate_class(ctx: Context, index: int | None, step: Any) -> Any:
-    """Flag two different drugs of one class (NSAIDs, gabapentinoids) among the steps."""
+    """Flag two different drugs of one class (NSAIDs, gabapentinoids) among steps and medicines."""
     return memoized(ctx, "duplicate", _duplicates)
 
 

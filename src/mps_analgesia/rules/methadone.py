@@ -32,7 +32,7 @@ from ._util import above, below, num, step_outcomes
 from .interactions import (
     MethadoneInteraction,
     Parties,
-    not_ruled_out,
+    outcome,
     parties,
     tables,
     unverified_note,
@@ -54,6 +54,7 @@ class _Values:
     ecg_schedule: tuple[str, ...]
     ecg_source: str
     ecg_level: str
+    ecg_note: str
     checkpoints: tuple[_catalog.SourcedValue, ...]
     min_interval: _catalog.SourcedValue
     min_interval_also: str
@@ -83,8 +84,12 @@ def _values() -> _Values:
 
     ecg = get("ecg")
     schedule = ecg.get("schedule")
-    if not isinstance(schedule, list) or not all(isinstance(s, str) for s in schedule):
-        raise DataFileError(f"{_FILE}: ecg.schedule must be a list of texts")
+    if (
+        not isinstance(schedule, list)
+        or not schedule
+        or not all(isinstance(s, str) and s.strip() for s in schedule)
+    ):
+        raise DataFileError(f"{_FILE}: ecg.schedule must be a non-empty list of texts")
     checkpoints = tuple(
         _catalog.sourced(c, dimension="mass_rate", unit="mg/day", where=f"{_FILE}: ecg.checkpoints")
         for c in ecg.get("checkpoints", ())
@@ -101,6 +106,7 @@ def _values() -> _Values:
         tuple(schedule),
         _catalog.source(str(ecg.get("source", ""))).id,
         _catalog.level_of(ecg, f"{_FILE}: ecg"),
+        str(ecg.get("note", "")),
         checkpoints,
         _catalog.sourced(
             interval, dimension="time", unit="day", where=f"{_FILE}: titration.min_interval"
@@ -304,9 +310,9 @@ def qtc_prolonged(ctx: Context, index: int | None, step: Any) -> Any:
     sources=("va-dod-opioid-cpg", "aps-cpdd-2014"),
     severity="warning when no QTc is recorded",
     data_files=(_FILE,),
-    description="Methadone with no QTc recorded: a warning carrying the ECG schedule (baseline, "
-    "2–4 weeks, at 30–40 mg/day, at 100 mg/day; VA/DoD Table D-4) and the days on which the "
-    "step's titration reaches those doses.",
+    description="Methadone with no QTc recorded: a warning carrying the ECG schedule of "
+    "data/methadone.toml [ecg] (baseline, 2–4 weeks, at 30–40 mg/day, at 100 mg/day; VA/DoD "
+    "Table D-4) and the days on which the step's titration reaches the dose checkpoints.",
 )
 @for_drugs(_methadone_drug)
 def ecg_required(ctx: Context, index: int | None, step: Any) -> Any:
@@ -326,14 +332,19 @@ def ecg_required(ctx: Context, index: int | None, step: Any) -> Any:
     return finding(
         "methadone.ecg-required",
         "warning",
-        "No QTc is recorded: methadone needs a baseline ECG before starting, a follow-up ECG "
-        "2–4 weeks after starting, and ECGs when the dose reaches 30–40 mg/day and 100 mg/day "
-        f"(VA/DoD Table D-4).{when}",
+        f"No QTc is recorded. {_ecg_text(v)}{when}",
         step=index,
         source=(v.ecg_source,),
         level=v.ecg_level,
         detail={"ecg_schedule": list(v.ecg_schedule), "checkpoints_reached": reached},
     )
+
+
+def _ecg_text(v: _Values) -> str:
+    """The ECG schedule of ``data/methadone.toml`` as one sentence."""
+    where = f" ({v.ecg_note})" if v.ecg_note else ""
+    items = "; ".join(s.strip().rstrip(".") for s in v.ecg_schedule)
+    return f"ECG schedule for methadone{where}: {items}."
 
 
 # ---- titration pace ----------------------------------------------------------------------------
@@ -408,7 +419,9 @@ def titration_interval(ctx: Context, index: int | None, step: Any) -> Any:
     data_files=(_FILE, "interactions.toml"),
     description="A CYP3A4/2B6/2C19 inhibitor or inducer, a QT-prolonging drug, a drug that "
     "lowers potassium, or an opioid antagonist or partial agonist among the other steps or the "
-    "patient's medicines (data/interactions.toml, each entry with its source and level).",
+    "patient's medicines (data/interactions.toml, each entry with its source and level). With "
+    "the patient's other medicines not recorded and nothing flagged among the steps, the check "
+    "is not checked (medications = [] records that the patient takes none).",
 )
 @for_drugs(_methadone_drug)
 def interaction(ctx: Context, index: int | None, step: Any) -> Any:
@@ -460,11 +473,7 @@ def _interactions(index: int | None, found: Parties) -> Any:
                     },
                 )
             )
-    if out:
-        return tuple(out)
-    if found.unknown:
-        return not_ruled_out(found.unknown, "methadone")
-    return PASSED
+    return outcome(found, out, "methadone")
 
 
 @lru_cache(maxsize=1024)

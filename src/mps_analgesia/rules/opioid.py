@@ -505,7 +505,27 @@ def _ome_total(state: _Opioids) -> Any:
     ome = state.ome
     if not ome.lines and not ome.not_converted:
         return None  # PRN only: no regular OME to report
+    if not ome.lines:
+        # nothing could be converted: there is no total, and it is never shown as 0
+        return finding(
+            "opioid.ome-total",
+            "info",
+            f"Regular daily oral morphine equivalent: not converted ({ome.table}, regular doses "
+            f"only): {_not_converted(ome)}.",
+            source=tuple(dict.fromkeys(s.source for s in ome.not_converted if s.source)),
+            level=state.level,
+            detail=lambda: {
+                "table": ome.table,
+                "edition": ome.edition,
+                "prn": ome.prn,
+                "total": None,
+                "receipt": list(ome.receipt),
+                "not_converted": [s.text for s in ome.not_converted],
+            },
+        )
     total = state.total
+    if ome.not_converted:
+        total += " (partial)"
     message = f"Regular daily oral morphine equivalent: {total} ({ome.table}, regular doses only)"
     if ome.not_converted:
         message += f", NOT counting {_not_converted(ome)}"

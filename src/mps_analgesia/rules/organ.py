@@ -6,8 +6,9 @@ tramadol modified-release below 30 mL/min → warning.
 ``renal.dose-adjust``: gabapentin, pregabalin or tramadol above the maximum daily dose of the
 patient's renal band → warning.
 ``hepatic.dose-adjust``: acetaminophen above 3 g/day with hepatic impairment (mild or worse) or a
-weight below 50 kg; tramadol above the cirrhosis dose, or as modified-release tablets, in severe
-hepatic impairment → warning.
+weight below 50 kg; any tramadol step in severe hepatic impairment (above the label's cirrhosis
+dose, as modified-release tablets, or within the cirrhosis dose, which the finding names as the
+reference point) → warning.
 ``age.dose-adjust``: tramadol above 300 mg/day over 75 years → warning.
 
 Renal function is the creatinine clearance when recorded, else the eGFR; each finding names the
@@ -470,9 +471,10 @@ def _tramadol(ctx: Context, index: int | None, step: Any) -> Any:
             )
         )
         return out
-    if t.tramadol_ir and step.formulation != t.tramadol_ir:
-        return PASSED
     single = t.tramadol_max_single
+    daily = t.tramadol_max_daily
+    if t.tramadol_ir and step.formulation != t.tramadol_ir:
+        return _tramadol_in_impairment(step, index, hepatic, single, daily)
     doses = _single_doses(step)
     if doses and above(max(doses), single.value):
         dose = max(doses)
@@ -490,7 +492,6 @@ def _tramadol(ctx: Context, index: int | None, step: Any) -> Any:
             )
         )
     total, parts = _total(ctx, step.drug)
-    daily = t.tramadol_max_daily
     if parts[0][0] == index and above(total, daily.value):
         out.append(
             finding(
@@ -509,7 +510,38 @@ def _tramadol(ctx: Context, index: int | None, step: Any) -> Any:
                 },
             )
         )
-    return out or PASSED
+    return out or _tramadol_in_impairment(step, index, hepatic, single, daily)
+
+
+def _tramadol_in_impairment(
+    step: Any,
+    index: int | None,
+    hepatic: str,
+    single: _catalog.SourcedValue,
+    daily: _catalog.SourcedValue,
+) -> Any:
+    """The warning every tramadol step gets in severe hepatic impairment when no limit is
+    exceeded: the label's cirrhosis dose is named as the reference point, never as a pass."""
+    doses = _single_doses(step)
+    given = [f"{num(max(doses))} mg per dose"] if doses else []
+    given.append(f"{num(step.daily_dose_mg)} mg/day{' at most (PRN)' if step.prn else ''}")
+    what = f" ({', '.join(given)})"
+    return finding(
+        "hepatic.dose-adjust",
+        "warning",
+        f"Tramadol{what} in {hepatic} hepatic impairment: the reference point is the label's "
+        f"cirrhosis dose, at most {num(single.value)} mg per dose and {num(daily.value)} mg/day "
+        f"({single.note}).",
+        step=index,
+        source=(single.source,),
+        level=single.level,
+        detail={
+            "hepatic_impairment": hepatic,
+            "reference_single": f"{num(single.value)} mg",
+            "reference_daily": f"{num(daily.value)} mg/day",
+            "formulation": step.formulation,
+        },
+    )
 
 
 @rule(
@@ -526,9 +558,10 @@ def _tramadol(ctx: Context, index: int | None, step: Any) -> Any:
     severity="warning",
     data_files=(_FILE,),
     description="Acetaminophen above 3 g/day with hepatic impairment (mild or worse) [S] or a "
-    "weight below 50 kg [U: the threshold is not in the reference notes]; tramadol in severe "
-    "hepatic impairment above the label's cirrhosis dose (50 mg every 12 hours) or as "
-    "modified-release tablets (not for Child-Pugh C) [V].",
+    "weight below 50 kg [U: the threshold is not in the reference notes]; any tramadol step in "
+    "severe hepatic impairment: as modified-release tablets (not for Child-Pugh C), above the "
+    "label's cirrhosis dose (50 mg every 12 hours), or, within it, a warning naming that dose "
+    "as the reference point [V].",
 )
 @for_drugs(lambda drug: drug in ("acetaminophen", "tramadol"))
 def hepatic_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
