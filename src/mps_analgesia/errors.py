@@ -160,16 +160,8 @@ class Problem:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
-class CaseFileError(MpsAnalgesiaError, ValueError):
-    """A case file (TOML or JSON) with one or more problems; every problem is listed at once.
-
-    Attributes
-    ----------
-    file:
-        The file name, or ``"<data>"`` for in-memory data.
-    problems:
-        Every :class:`Problem` found, in file order.
-    """
+class _FileProblems(MpsAnalgesiaError):
+    """Shared by the file errors: a file name and every problem found in it, listed at once."""
 
     def __init__(self, file: str, problems: Sequence[Problem]) -> None:
         self.file = file
@@ -184,6 +176,18 @@ class CaseFileError(MpsAnalgesiaError, ValueError):
             loc = f"{self.file}:{p.line}" if p.line is not None else self.file
             lines.append(f"  {loc}: {p}")
         return head + "\n" + "\n".join(lines)
+
+
+class CaseFileError(_FileProblems, ValueError):
+    """A case file (TOML or JSON) with one or more problems; every problem is listed at once.
+
+    Attributes
+    ----------
+    file:
+        The file name, or ``"<data>"`` for in-memory data.
+    problems:
+        Every :class:`Problem` found, in file order.
+    """
 
 
 class DataFileError(MpsAnalgesiaError, RuntimeError):
@@ -198,7 +202,7 @@ class ProtocolError(MpsAnalgesiaError, ValueError):
     """A protocol that cannot be loaded or instantiated."""
 
 
-class ProtocolFileError(ProtocolError):
+class ProtocolFileError(_FileProblems, ProtocolError):
     """A protocol file with one or more problems; every problem is listed at once.
 
     Attributes
@@ -208,17 +212,3 @@ class ProtocolFileError(ProtocolError):
     problems:
         Every :class:`~mps_analgesia.errors.Problem` found (key path, message, line).
     """
-
-    def __init__(self, file: str, problems: Sequence[Problem]) -> None:
-        self.file = file
-        self.problems = tuple(problems)
-        super().__init__(file, self.problems)
-
-    def __str__(self) -> str:
-        n = len(self.problems)
-        head = f"{self.file}: {n} problem{'s' if n != 1 else ''}"
-        lines = []
-        for p in self.problems:
-            loc = f"{self.file}:{p.line}" if p.line is not None else self.file
-            lines.append(f"  {loc}: {p}")
-        return head + "\n" + "\n".join(lines)
