@@ -692,6 +692,8 @@ class TestPatientFields:
             ({"birthDate": "2999-01-01"}, "Patient.birthDate"),
             ({"gender": "F"}, "Patient.gender"),
             ({"gender": 2}, "Patient.gender"),
+            ({"gender": []}, "Patient.gender"),
+            ({"gender": {"a": 1}}, "Patient.gender"),
             (
                 {"extension": [{"url": fhir.X_AGE, "valueQuantity": {"value": "old"}}]},
                 "Patient.extension(age)",
