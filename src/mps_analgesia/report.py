@@ -29,7 +29,6 @@ from ._repr import Renderable
 
 __all__ = [
     "CDS_INDICATOR",
-    "FHIR_SEVERITY",
     "SEVERITIES",
     "Finding",
     "NotChecked",
@@ -46,8 +45,15 @@ CDS_INDICATOR: Final[Mapping[str, str]] = {
     "warning": "warning",
     "info": "info",
 }
-#: FHIR R4 ``DetectedIssue.severity`` for each severity.
-FHIR_SEVERITY: Final[Mapping[str, str]] = {"error": "high", "warning": "moderate", "info": "low"}
+
+
+def __getattr__(name: str) -> Any:
+    """``FHIR_SEVERITY`` moved to :mod:`mps_analgesia.fhir`; the old import path still works."""
+    if name == "FHIR_SEVERITY":
+        from .fhir import FHIR_SEVERITY
+
+        return FHIR_SEVERITY
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _strings(value: Iterable[str]) -> tuple[str, ...]:
@@ -161,6 +167,8 @@ class Finding:
     @property
     def fhir_severity(self) -> str:
         """The FHIR ``DetectedIssue.severity``: ``high``, ``moderate`` or ``low``."""
+        from .fhir import FHIR_SEVERITY  # the FHIR boundary owns its severity map
+
         return FHIR_SEVERITY[self.severity]
 
     def to_dict(self) -> dict[str, Any]:
