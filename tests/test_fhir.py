@@ -466,12 +466,12 @@ class TestForeignOrders:
         with pytest.raises(StepError, match="dose range"):
             step_from_resource(order)
 
-    def test_medication_reference_is_refused(self) -> None:
-        """A medicationReference (no inline medication) is refused with how to fix it."""
+    def test_unresolved_medication_reference_is_refused(self) -> None:
+        """A medicationReference to a Medication not sent is refused with how to fix it."""
         order = _order()
         del order["medicationCodeableConcept"]
         order["medicationReference"] = {"reference": "Medication/1"}
-        with pytest.raises(StepError, match="medicationReference is not supported"):
+        with pytest.raises(StepError, match="'Medication/1' is not a Medication in the Bundle"):
             step_from_resource(order)
 
     def test_unknown_drug_is_refused(self) -> None:
