@@ -838,3 +838,11 @@ class TestNumericOverflow:
                 except CaseFileError as exc:
                     outcome = exc.problems  # reported, each with where it is
                 assert outcome
+
+
+class TestGenderShapes:
+    @pytest.mark.parametrize("gender", [[], {}, 3, True])
+    def test_gender_of_a_wrong_type_is_a_step_error(self, gender: object) -> None:
+        """A gender that is not a string is a StepError, never a bare TypeError."""
+        with pytest.raises(StepError, match="is not a FHIR gender"):
+            patient_from_resources({"resourceType": "Patient", "gender": gender})

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from . import _catalog
+from .cds_hooks import CDS_INDICATOR
 from .fhir import FHIR_SEVERITY
-from .report import CDS_INDICATOR, SEVERITIES, Finding, NotChecked, Report
+from .report import SEVERITIES, Finding, NotChecked, Report
 from .rules import Rule, RuleRegistry, default_rules
 
 __all__ = [

@@ -28,7 +28,6 @@ import attrs
 from ._repr import Renderable
 
 __all__ = [
-    "CDS_INDICATOR",
     "SEVERITIES",
     "Finding",
     "NotChecked",
@@ -39,20 +38,18 @@ __all__ = [
 Severity = Literal["error", "warning", "info"]
 #: Severities, most severe first.
 SEVERITIES: Final[tuple[Severity, ...]] = ("error", "warning", "info")
-#: CDS Hooks card indicator for each severity.
-CDS_INDICATOR: Final[Mapping[str, str]] = {
-    "error": "critical",
-    "warning": "warning",
-    "info": "info",
-}
 
 
 def __getattr__(name: str) -> Any:
-    """``FHIR_SEVERITY`` moved to :mod:`mps_analgesia.fhir`; the old import path still works."""
+    """The wire-format maps moved to their boundaries; the old import paths still work."""
     if name == "FHIR_SEVERITY":
-        from .fhir import FHIR_SEVERITY
+        from .fhir._issues import FHIR_SEVERITY
 
         return FHIR_SEVERITY
+    if name == "CDS_INDICATOR":
+        from .cds_hooks._indicator import CDS_INDICATOR
+
+        return CDS_INDICATOR
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -162,6 +159,8 @@ class Finding:
     @property
     def cds_indicator(self) -> str:
         """The CDS Hooks card indicator: ``critical``, ``warning`` or ``info``."""
+        from .cds_hooks._indicator import CDS_INDICATOR  # a thin delegate to the boundary
+
         return CDS_INDICATOR[self.severity]
 
     @property

@@ -175,7 +175,7 @@ def patient_from_resources(
             else:
                 kwargs.setdefault("age", birth)
         gender = patient.get("gender")
-        if gender in _SEXES:
+        if isinstance(gender, str) and gender in _SEXES:
             kwargs["sex"] = gender
         elif gender is not None and gender != "unknown":
             fail(
