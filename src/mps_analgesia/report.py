@@ -28,7 +28,6 @@ import attrs
 from ._repr import Renderable
 
 __all__ = [
-    "CDS_INDICATOR",
     "FHIR_SEVERITY",
     "SEVERITIES",
     "Finding",
@@ -40,12 +39,6 @@ __all__ = [
 Severity = Literal["error", "warning", "info"]
 #: Severities, most severe first.
 SEVERITIES: Final[tuple[Severity, ...]] = ("error", "warning", "info")
-#: CDS Hooks card indicator for each severity.
-CDS_INDICATOR: Final[Mapping[str, str]] = {
-    "error": "critical",
-    "warning": "warning",
-    "info": "info",
-}
 #: FHIR R4 ``DetectedIssue.severity`` for each severity.
 FHIR_SEVERITY: Final[Mapping[str, str]] = {"error": "high", "warning": "moderate", "info": "low"}
 
@@ -156,6 +149,8 @@ class Finding:
     @property
     def cds_indicator(self) -> str:
         """The CDS Hooks card indicator: ``critical``, ``warning`` or ``info``."""
+        from .cds_hooks._indicator import CDS_INDICATOR  # a thin delegate to the boundary
+
         return CDS_INDICATOR[self.severity]
 
     @property

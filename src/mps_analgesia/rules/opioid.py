@@ -99,7 +99,7 @@ def _opioids(ctx: Context) -> _Opioids:
     key = "opioid.ome:" + table
     hit = ctx.cache.get(key)
     if hit is None:
-        tab = conversion._table(table)  # an unknown table raises here, as daily_ome() does
+        tab = _catalog.conversion_table(table)  # an unknown table raises here, as daily_ome() does
         # fast path: the very step objects seen before (an unchanged step of an edited regimen)
         shape = shape_of(ctx)
         steps = ctx.regimen.steps
