@@ -466,12 +466,12 @@ class TestForeignOrders:
         with pytest.raises(StepError, match="dose range"):
             step_from_resource(order)
 
-    def test_medication_reference_is_refused(self) -> None:
-        """A medicationReference (no inline medication) is refused with how to fix it."""
+    def test_unresolved_medication_reference_is_refused(self) -> None:
+        """A medicationReference to a Medication not sent is refused with how to fix it."""
         order = _order()
         del order["medicationCodeableConcept"]
         order["medicationReference"] = {"reference": "Medication/1"}
-        with pytest.raises(StepError, match="medicationReference is not supported"):
+        with pytest.raises(StepError, match="'Medication/1' is not a Medication in the Bundle"):
             step_from_resource(order)
 
     def test_unknown_drug_is_refused(self) -> None:
@@ -838,3 +838,11 @@ class TestNumericOverflow:
                 except CaseFileError as exc:
                     outcome = exc.problems  # reported, each with where it is
                 assert outcome
+
+
+class TestGenderShapes:
+    @pytest.mark.parametrize("gender", [[], {}, 3, True])
+    def test_gender_of_a_wrong_type_is_a_step_error(self, gender: object) -> None:
+        """A gender that is not a string is a StepError, never a bare TypeError."""
+        with pytest.raises(StepError, match="is not a FHIR gender"):
+            patient_from_resources({"resourceType": "Patient", "gender": gender})
