@@ -7,6 +7,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
+from .. import _format
 from ._engine import PASSED, Missing, Shape, shape_of
 
 __all__ = [
@@ -37,16 +38,8 @@ def below(value: float, limit: float) -> bool:
     return value < limit * (1 - REL_TOL) - 1e-12
 
 
-def num(x: float) -> str:
-    """A number for display: whole numbers plain, others to 4 significant digits (at most one
-    decimal from 1000 up, never e-notation)."""
-    r = round(x)
-    if r == x:
-        return str(r)
-    a = abs(x)
-    if abs(x - r) < 1e-9 * (a if a > 1.0 else 1.0):
-        return str(r)
-    return f"{x:.1f}" if a >= 1000 else f"{x:.4g}"
+#: The one number formatter (``_format.number``): whole numbers plain, else 4 significant digits.
+num = _format.number
 
 
 _TOTALS_KEY: Final = "drug.totals"
