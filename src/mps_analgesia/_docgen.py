@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from . import _catalog
-from .report import CDS_INDICATOR, FHIR_SEVERITY, SEVERITIES, Finding, NotChecked, Report
+from .cds_hooks import CDS_INDICATOR
+from .fhir import FHIR_SEVERITY
+from .report import SEVERITIES, Finding, NotChecked, Report
 from .rules import Rule, RuleRegistry, default_rules
 
 __all__ = [
