@@ -225,7 +225,7 @@ class TestSuggestions:
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = str(ROOT / "examples/mps-multimodal.toml")
-FEATURES = str(ROOT / "examples/mps.features.toml")
+FEATURES = str(ROOT / "examples/assess/mps.features.toml")
 
 #: Every subcommand with JSON output: (schema name, argv).
 JSON_COMMANDS = [
