@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
+from .. import _format
 from ..report import INTENDED_USE, SEVERITIES, Report
 from ._doc import (
     Block,
@@ -59,17 +60,8 @@ _ROLE_LABEL: Final = "role"
 _HOURS_PER_DAY: Final = 24.0  # a unit identity, not a clinical number
 
 
-def num(x: float) -> str:
-    """A number for display: whole numbers plain, others to 4 significant digits.
-
-    Example
-    -------
-    >>> num(4.0), num(22.5), num(2 / 3)
-    ('4', '22.5', '0.6667')
-    """
-    if abs(x - round(x)) < 1e-9 * max(1.0, abs(x)):
-        return str(round(x))
-    return f"{x:.4g}"
+#: The one number formatter (``_format.number``): whole numbers plain, else 4 significant digits.
+num = _format.number
 
 
 def cite(ids: Iterable[str]) -> Cite | None:
