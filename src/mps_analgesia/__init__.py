@@ -35,7 +35,7 @@ from .errors import (
 )
 from .patient import NO_ANTICOAGULANT, Anticoagulant, AnticoagulantStatus, Patient
 from .regimen import Case, Regimen
-from .report import Finding, NotChecked, Report
+from .report import Finding, NotApplicable, NotChecked, Report
 from .steps import (
     AdjuvantStep,
     MethadoneAdjuvantStep,
@@ -83,6 +83,7 @@ _LAZY = {
     "Rule": ".rules",
     "RuleRegistry": ".rules",
     "Missing": ".rules",
+    "NoLimit": ".rules",
     "PASSED": ".rules",
     "daily_ome": ".conversion",
     "compare_tables": ".conversion",
@@ -144,6 +145,8 @@ __all__ = [
     "MpsAnalgesiaError",
     "MpsAssessment",
     "MpsFeatures",
+    "NoLimit",
+    "NotApplicable",
     "NotChecked",
     "OmeLine",
     "OmeResult",
