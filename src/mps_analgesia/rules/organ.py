@@ -30,7 +30,8 @@ from .. import _catalog
 from ..errors import DataFileError
 from ..report import Severity
 from ._engine import PASSED, Context, Missing, Rule, finding, for_drugs, rule
-from ._util import above, below, drug_total, num
+from ._util import above, below, drug_total, num, suggested_dose_within_daily
+from ._util import measure as measure_of
 
 __all__ = ["RULES"]
 
@@ -300,8 +301,8 @@ def renal_avoid(ctx: Context, index: int | None, step: Any) -> Any:
                 arithmetic=f"{measure} {num(value)} {unit} < {num(threshold)} {unit}",
                 detail={
                     "renal_measure": measure,
-                    "renal_value": f"{num(value)} {unit}",
-                    "threshold": f"{num(threshold)} {unit}",
+                    **measure_of("renal_value", value, unit),
+                    **measure_of("threshold", threshold, unit),
                 },
             )
         )
@@ -377,11 +378,11 @@ def renal_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
         beyond=total / limit.value if limit.value > 0 else None,
         arithmetic=f"{_sum_text(total, parts)} > {num(limit.value)} mg/day ({band.band})",
         detail={
-            "daily_dose": f"{num(total)} mg/day",
-            "limit": f"{num(limit.value)} mg/day",
+            **measure_of("daily_dose", total, "mg/day"),
+            **measure_of("limit", limit.value, "mg/day"),
             "band": band.band,
             "renal_measure": measure,
-            "renal_value": f"{num(value)} {_RENAL_UNITS[measure]}",
+            **measure_of("renal_value", value, _RENAL_UNITS[measure]),
             "steps": [i for i, _ in parts],
         },
     )
@@ -412,8 +413,8 @@ def _acetaminophen(ctx: Context, index: int | None, step: Any) -> Any:
                 level=lim.level,
                 arithmetic=f"{_sum_text(total, parts)} > {num(lim.value)} mg/day",
                 detail={
-                    "daily_dose": f"{num(total)} mg/day",
-                    "limit": f"{num(lim.value)} mg/day",
+                    **measure_of("daily_dose", total, "mg/day"),
+                    **measure_of("limit", lim.value, "mg/day"),
                     "hepatic_impairment": hepatic,
                     "steps": [i for i, _ in parts],
                 },
@@ -439,9 +440,9 @@ def _acetaminophen(ctx: Context, index: int | None, step: Any) -> Any:
                 f"{_sum_text(total, parts)} > "
                 f"{num(lim.value)} mg/day",
                 detail={
-                    "daily_dose": f"{num(total)} mg/day",
-                    "limit": f"{num(lim.value)} mg/day",
-                    "weight": f"{num(weight)} kg",
+                    **measure_of("daily_dose", total, "mg/day"),
+                    **measure_of("limit", lim.value, "mg/day"),
+                    **measure_of("weight", weight, "kg"),
                     "steps": [i for i, _ in parts],
                 },
             )
@@ -510,7 +511,10 @@ def _tramadol(ctx: Context, index: int | None, step: Any) -> Any:
                 source=(single.source,),
                 level=single.level,
                 arithmetic=f"{num(dose)} mg > {num(single.value)} mg",
-                detail={"dose": f"{num(dose)} mg", "limit": f"{num(single.value)} mg"},
+                detail={
+                    **measure_of("dose", dose, "mg"),
+                    **measure_of("limit", single.value, "mg"),
+                },
             )
         )
     total, parts = _total(ctx, step.drug)
@@ -526,8 +530,8 @@ def _tramadol(ctx: Context, index: int | None, step: Any) -> Any:
                 level=daily.level,
                 arithmetic=f"{_sum_text(total, parts)} > {num(daily.value)} mg/day",
                 detail={
-                    "daily_dose": f"{num(total)} mg/day",
-                    "limit": f"{num(daily.value)} mg/day",
+                    **measure_of("daily_dose", total, "mg/day"),
+                    **measure_of("limit", daily.value, "mg/day"),
                     "steps": [i for i, _ in parts],
                 },
             )
@@ -559,8 +563,8 @@ def _tramadol_in_impairment(
         level=single.level,
         detail={
             "hepatic_impairment": hepatic,
-            "reference_single": f"{num(single.value)} mg",
-            "reference_daily": f"{num(daily.value)} mg/day",
+            **measure_of("reference_single", single.value, "mg"),
+            **measure_of("reference_daily", daily.value, "mg/day"),
             "formulation": step.formulation,
         },
     )
@@ -638,10 +642,11 @@ def age_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
         arithmetic=f"age {num(age)} > {num(over.value)} years; {_sum_text(total, parts)} > "
         f"{num(limit.value)} mg/day",
         detail={
-            "daily_dose": f"{num(total)} mg/day",
-            "limit": f"{num(limit.value)} mg/day",
-            "age": num(age),
+            **measure_of("daily_dose", total, "mg/day"),
+            **measure_of("limit", limit.value, "mg/day"),
+            **measure_of("age", age, "year", f"{num(age)} years"),
             "steps": [i for i, _ in parts],
+            **(suggested_dose_within_daily(step, limit.value) if len(parts) == 1 else {}),
         },
     )
 

@@ -24,7 +24,7 @@ from .. import _catalog, _units
 from ..errors import DataFileError, UnitError
 from . import _policy
 from ._engine import PASSED, Context, Rule, finding, rule
-from ._util import DRUG_KINDS, num
+from ._util import DRUG_KINDS, measure, num
 
 __all__ = ["RULES"]
 
@@ -150,9 +150,10 @@ def _check(step: Any, index: int | None, value: float, per_hour: bool) -> Any:
         beyond=ratio,
         arithmetic=f"{written} ÷ {largest} = {num(ratio)} > {num(guard.multiple)}",
         detail={
-            what: written,
-            "largest_marketed": largest,
-            "multiple": num(guard.multiple),
+            **measure(what, value, "mg/h" if per_hour else "mg", written),
+            **measure("largest_marketed", ref.mg, "mg/h" if per_hour else "mg", largest),
+            "multiple": guard.multiple,
+            "ratio": ratio,
             "guard": guard.reasoning,
         },
     )
