@@ -58,7 +58,7 @@ def _outcome(report: mps.Report, code: str) -> set[str]:
 DANGEROUS: list[Case] = [
     Case(
         "fentanyl-patch-mg-for-mcg",
-        "issue 12: a patch written 25 mg/h; largest patch 100 mcg/h (RxNorm, rxnorm-omtk-2020)",
+        "issue 12: a patch written 25 mg/h; largest patch 100 mcg/h (RxNorm, omtk-rxnorm-2020)",
         lambda: [Op(drug="fentanyl", route="transdermal", formulation="patch", rate="25 mg/h")],
         _tolerant,
         "dose.implausible",

@@ -164,7 +164,7 @@ def _check(step: Any, index: int | None, value: float, per_hour: bool) -> Any:
     title="Implausible dose or rate (unit slip)",
     applies_to=DRUG_KINDS,
     needs=("step.dose", "step.rate"),
-    sources=("rxnorm-omtk-2020", "library-policy"),
+    sources=("omtk-rxnorm-2020", "library-policy"),
     severity="error (the library's plausibility guard; a warning when the strength it rests on "
     "is [U])",
     data_files=(_FILE, _policy.FILE, "drugs.toml"),
