@@ -127,6 +127,12 @@ _LAZY = {
     "MpsFeatures": ".assess",
     "MpsAssessment": ".assess",
     "json_schema": ".schema",
+    "schedule": ".schedule",
+    "Day": ".schedule",
+    "DayDose": ".schedule",
+    "DayEvent": ".schedule",
+    "DayPlan": ".schedule",
+    "RtFraction": ".schedule",
 }
 
 __all__ = [
@@ -144,6 +150,10 @@ __all__ = [
     "Conversion",
     "ConversionError",
     "DataFileError",
+    "Day",
+    "DayDose",
+    "DayEvent",
+    "DayPlan",
     "Decision",
     "DimensionError",
     "Finding",
@@ -172,6 +182,7 @@ __all__ = [
     "Reduction",
     "Regimen",
     "Report",
+    "RtFraction",
     "Rule",
     "RuleRegistry",
     "SkippedStep",
@@ -211,6 +222,7 @@ __all__ = [
     "protocol_from_dict",
     "render",
     "rule",
+    "schedule",
     "validate",
     "validate_many",
 ]
