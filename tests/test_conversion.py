@@ -528,7 +528,7 @@ class TestRotation:
         record = mps._catalog.drug("oxycodone")
         sv = mps._catalog.SourcedValue(40.0, "mg/day", "ultram-label", "V", "test limit")
         limit = mps._catalog.Limit("max_daily", sv)
-        monkeypatch.setattr(conversion, "_max_daily", lambda *_: limit)
+        monkeypatch.setattr(conversion.rotation, "_max_daily", lambda *_: limit)
         c = convert_opioid(mps.Q("120 MME/day"), to_drug="oxycodone")  # reduced 40–60 mg/day
         assert c.schedule is not None
         assert c.schedule.daily_value is not None

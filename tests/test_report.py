@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mps_analgesia as mps
+from mps_analgesia.cds_hooks import CDS_INDICATOR
+from mps_analgesia.fhir import FHIR_SEVERITY
 from mps_analgesia.report import (
-    CDS_INDICATOR,
-    FHIR_SEVERITY,
     INTENDED_USE,
     SEVERITIES,
     Finding,

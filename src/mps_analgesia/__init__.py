@@ -31,6 +31,7 @@ from .errors import (
     UnitError,
     UnknownDrugError,
     UnknownNameError,
+    UnknownProductError,
     UnknownRouteError,
 )
 from .patient import NO_ANTICOAGULANT, Anticoagulant, AnticoagulantStatus, Patient
@@ -67,7 +68,15 @@ def __getattr__(name: str) -> object:
 
 
 #: Submodules reachable as attributes (``mps.fhir.to_bundle``); ``render`` is a callable module.
-_SUBMODULES = ("fhir", "cds_hooks", "render", "conversion", "protocols", "radiotherapy")
+_SUBMODULES = (
+    "fhir",
+    "cds_hooks",
+    "render",
+    "conversion",
+    "protocols",
+    "radiotherapy",
+    "products",
+)
 
 _LAZY = {
     "load_case": ".io",
@@ -117,6 +126,12 @@ _LAZY = {
     "MpsFeatures": ".assess",
     "MpsAssessment": ".assess",
     "json_schema": ".schema",
+    "schedule": ".schedule",
+    "Day": ".schedule",
+    "DayDose": ".schedule",
+    "DayEvent": ".schedule",
+    "DayPlan": ".schedule",
+    "RtFraction": ".schedule",
 }
 
 __all__ = [
@@ -134,6 +149,10 @@ __all__ = [
     "Conversion",
     "ConversionError",
     "DataFileError",
+    "Day",
+    "DayDose",
+    "DayEvent",
+    "DayPlan",
     "Decision",
     "DimensionError",
     "Finding",
@@ -160,6 +179,7 @@ __all__ = [
     "Reduction",
     "Regimen",
     "Report",
+    "RtFraction",
     "Rule",
     "RuleRegistry",
     "SkippedStep",
@@ -170,6 +190,7 @@ __all__ = [
     "UnitError",
     "UnknownDrugError",
     "UnknownNameError",
+    "UnknownProductError",
     "UnknownRouteError",
     "__version__",
     "assess_mps",
@@ -198,6 +219,7 @@ __all__ = [
     "protocol_from_dict",
     "render",
     "rule",
+    "schedule",
     "validate",
     "validate_many",
 ]

@@ -9,34 +9,67 @@ values are canonical floats.  A broken data file raises :class:`DataFileError`.
 
 from __future__ import annotations
 
+import bisect
 import difflib
-from collections.abc import Mapping
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from functools import cache
 from importlib import resources
 from typing import Any, Final, Literal
 
 import attrs
 
-from . import _units
-from .errors import DataFileError, UnitError, UnknownDrugError, UnknownNameError, UnknownRouteError
+from . import _format, _units
+from .errors import (
+    DataFileError,
+    MpsAnalgesiaError,
+    UnitError,
+    UnknownDrugError,
+    UnknownNameError,
+    UnknownRouteError,
+)
 
 __all__ = [
     "FORMULATIONS",
     "LEVELS",
+    "OME_FILES",
+    "Band",
+    "ConversionTable",
     "DrugRecord",
+    "FractionRecord",
     "Limit",
+    "MethadoneScheme",
+    "Product",
+    "ReductionRecord",
     "SourceRecord",
+    "SourcedFraction",
     "SourcedValue",
+    "TableEntry",
+    "Tier",
+    "breakthrough_fractions",
+    "breakthrough_window",
+    "conversion_table",
+    "conversion_tables",
     "data_file",
     "drug",
     "drug_ids",
     "edition",
+    "find_tier",
     "level_of",
+    "mme_thresholds",
+    "product",
+    "products",
+    "reductions",
     "route_formulations",
     "routes",
     "source",
     "sourced",
     "sources",
+    "switching_schemes",
+    "tolerance_threshold",
+    "ucum_code",
 ]
 
 Level = Literal["V", "S", "U"]
@@ -44,6 +77,14 @@ Level = Literal["V", "S", "U"]
 LEVELS: Final[tuple[str, ...]] = ("V", "S", "U")
 #: Formulations a step may name.
 FORMULATIONS: Final[tuple[str, ...]] = ("immediate-release", "modified-release", "patch")
+#: The data files holding OME conversion tables, the default table's file first.
+OME_FILES: Final[tuple[str, ...]] = (
+    "ome-cdc-2022.toml",
+    "ome-cdc-2016.toml",
+    "ome-palliative.toml",
+    "ome-anzca-2021.toml",
+)
+_REL: Final = 1e-9
 
 
 @cache
@@ -71,7 +112,34 @@ def edition(name: str) -> str:
     return str(data_file(name)["meta"]["edition"])
 
 
-# ---- sources ----------------------------------------------------------------------------------
+@cache
+def _ucum_codes() -> Mapping[str, str]:
+    data = data_file("ucum.toml")
+    out: dict[str, str] = {}
+    for row in data.get("units", ()):
+        if row.get("emit", True):
+            out.setdefault(str(row["library"]), str(row["ucum"]))
+    for unit, code in data.get("finding_units", {}).items():
+        out.setdefault(str(unit), str(code))
+    return out
+
+
+def ucum_code(unit: str) -> str:
+    """The UCUM code of a library unit (``'mg/day'`` → ``'mg/d'``), from ``ucum.toml``.
+
+    Example
+    -------
+    >>> from mps_analgesia import _catalog
+    >>> _catalog.ucum_code("mg/day"), _catalog.ucum_code("mcg/h"), _catalog.ucum_code("MME/day")
+    ('mg/d', 'ug/h', '{MME}/d')
+    """
+    try:
+        return _ucum_codes()[unit]
+    except KeyError:
+        raise DataFileError(f"ucum.toml: no UCUM code for the library unit {unit!r}") from None
+
+
+# ---- sources ------------------------------------------------------------------------------------
 
 
 @attrs.define(frozen=True)
@@ -178,7 +246,7 @@ def sourced(
     )
 
 
-# ---- drugs ------------------------------------------------------------------------------------
+# ---- drugs --------------------------------------------------------------------------------------
 
 
 @attrs.define(frozen=True)
@@ -294,3 +362,631 @@ def drug(name: str, *, field: str = "drug") -> DrugRecord:
         ids = list(dict.fromkeys(by_name[c] for c in close))
         raise UnknownDrugError("drug", str(name), ids, field)
     return by_id[did]
+
+
+# ---- conversion tables (ome-*.toml) -------------------------------------------------------------
+
+
+@attrs.define(frozen=True, slots=True)
+class Tier:
+    """A tier of a tiered factor or scheme: a value for doses between two bounds."""
+
+    lower: float
+    lower_inclusive: bool
+    upper: float
+    upper_inclusive: bool
+    value: float = 0.0
+    daily: float = 0.0
+    dose: float = 0.0
+    times_per_day: int = 0
+
+    def contains(self, x: float) -> bool:
+        tol = _REL * max(1.0, abs(x))
+        ok_low = x >= self.lower - tol if self.lower_inclusive else x > self.lower + tol
+        if not ok_low:
+            return False
+        return x <= self.upper + tol if self.upper_inclusive else x < self.upper - tol
+
+    def text(self, unit: str) -> str:
+        low = f"{'≥' if self.lower_inclusive else '>'}{_format.number(self.lower)}"
+        high = f"{'≤' if self.upper_inclusive else '<'}{_format.number(self.upper)}"
+        if math.isinf(self.upper):
+            return f"tier {low} {unit}"
+        if self.lower == 0.0 and not self.lower_inclusive:
+            return f"tier {high} {unit}"
+        return f"tier {low} and {high} {unit}"
+
+
+def find_tier(tiers: Sequence[Tier], x: float) -> Tier | None:
+    """The first tier holding ``x``, or ``None``."""
+    for tier in tiers:
+        if tier.contains(x):
+            return tier
+    return None
+
+
+@attrs.define(frozen=True, slots=True)
+class Band:
+    """A transdermal-fentanyl band: a patch rate and the OME range it stands for."""
+
+    rate: float  # mcg/h
+    low: float | None  # MME/day; None = open below
+    high: float  # MME/day, inclusive (exclusive 'below' for an open row)
+
+
+@attrs.define(frozen=True, slots=True)
+class TableEntry:
+    """One drug and route of a conversion table: a factor, tiers, bands or 'not converted'."""
+
+    drug: str
+    route: str
+    kind: str  # factor | tiers | bands | none
+    source: str
+    level: str
+    note: str = ""
+    estimate: bool = False
+    dose_unit: str = "mg/day"
+    to_unit: float = 1.0  # a mg/day value × to_unit = the value in dose_unit
+    factor_low: float = 0.0
+    factor_high: float = 0.0
+    tiers: tuple[Tier, ...] = ()
+    bands: tuple[Band, ...] = ()
+    band_title: str = ""
+    reason: str = ""
+
+
+@attrs.define(frozen=True)
+class ConversionTable:
+    """An OME conversion table: id, title, edition, file, source and its entries."""
+
+    id: str
+    title: str
+    edition: str
+    file: str
+    source: str
+    level: str
+    note: str
+    entries: Mapping[tuple[str, str], TableEntry]
+    any_route: Mapping[str, TableEntry]
+
+    def lookup(self, drug: str, route: str) -> TableEntry | None:
+        entry = self.entries.get((drug, route))
+        if entry is None:
+            entry = self.any_route.get(drug)
+        return entry
+
+    def targets(self) -> tuple[str, ...]:
+        return tuple(
+            f"{d} {r}"
+            for (d, r), e in sorted(self.entries.items())
+            if e.kind in ("factor", "bands")
+        )
+
+
+def _source_level(raw: Mapping[str, Any], where: str) -> tuple[str, str]:
+    return _source_of(raw, where), level_of(raw, where)
+
+
+def _magnitude(text: object, dimension: str, unit: str, where: str) -> float:
+    try:
+        q = _units.as_quantity(text, dimension, field=where)
+    except MpsAnalgesiaError as exc:
+        raise DataFileError(f"{where}: {exc}") from exc
+    return _units.magnitude_in(q, unit)
+
+
+def _positive(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DataFileError(f"{where}: must be a number, not {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise DataFileError(f"{where}: must be greater than zero, not {value!r}")
+    return float(value)
+
+
+def _tier_bounds(
+    raw: Mapping[str, Any], where: str, dimension: str, unit: str
+) -> tuple[float, bool, float, bool]:
+    if "above" in raw and "at_least" in raw:
+        raise DataFileError(f"{where}: give 'above' or 'at_least', not both")
+    if "up_to" in raw and "below" in raw:
+        raise DataFileError(f"{where}: give 'up_to' or 'below', not both")
+    lower, lower_incl = 0.0, False
+    if "above" in raw:
+        lower = _magnitude(raw["above"], dimension, unit, f"{where}.above")
+    elif "at_least" in raw:
+        lower, lower_incl = _magnitude(raw["at_least"], dimension, unit, f"{where}.at_least"), True
+    upper, upper_incl = math.inf, False
+    if "up_to" in raw:
+        upper, upper_incl = _magnitude(raw["up_to"], dimension, unit, f"{where}.up_to"), True
+    elif "below" in raw:
+        upper = _magnitude(raw["below"], dimension, unit, f"{where}.below")
+    if upper < lower:
+        raise DataFileError(f"{where}: upper bound below lower bound")
+    return lower, lower_incl, upper, upper_incl
+
+
+def _check_tiers(tiers: Sequence[Tier], where: str) -> None:
+    for a, b in itertools.pairwise(tiers):
+        if b.lower < a.upper or (
+            _format.close(b.lower, a.upper) and b.lower_inclusive and a.upper_inclusive
+        ):
+            raise DataFileError(f"{where}: tiers overlap or are out of order")
+
+
+def _parse_bands(raw: Mapping[str, Any], where: str) -> tuple[Band, ...]:
+    rows = raw.get("rows")
+    if not isinstance(rows, list) or not rows:
+        raise DataFileError(f"{where}: needs a non-empty 'rows' list")
+    bands = []
+    for i, row in enumerate(rows):
+        rw = f"{where}.rows[{i}]"
+        rate = _magnitude(row.get("rate"), "mass_rate", "mcg/h", f"{rw}.rate")
+        if "below" in row:
+            if i != 0:
+                raise DataFileError(f"{rw}: only the first row may be open below")
+            bands.append(
+                Band(rate, None, _magnitude(row["below"], "ome_rate", "MME/day", f"{rw}.below"))
+            )
+            continue
+        low = _magnitude(row.get("low"), "ome_rate", "MME/day", f"{rw}.low")
+        high = _magnitude(row.get("high"), "ome_rate", "MME/day", f"{rw}.high")
+        prev = bands[-1] if bands else None
+        overlap = prev is not None and (
+            prev.rate >= rate or (prev.high > low if prev.low is None else prev.high >= low)
+        )
+        if high < low or overlap:
+            raise DataFileError(f"{rw}: rows must rise in rate and in OME without overlap")
+        bands.append(Band(rate, low, high))
+    return tuple(bands)
+
+
+def _parse_entries(
+    raw: Mapping[str, Any], where: str, band_sets: Mapping[str, tuple[str, tuple[Band, ...]]]
+) -> list[TableEntry]:
+    drug_name = raw.get("drug")
+    try:
+        record = drug(str(drug_name))
+    except MpsAnalgesiaError as exc:
+        raise DataFileError(f"{where}.drug: {exc}") from exc
+    entry_routes = raw.get("routes")
+    if not isinstance(entry_routes, list) or not entry_routes:
+        raise DataFileError(f"{where}: needs a non-empty 'routes' list")
+    for r in entry_routes:
+        if r != "*" and r not in routes():
+            raise DataFileError(f"{where}.routes: unknown route {r!r}")
+    source, level = _source_level(raw, where)
+    note = str(raw.get("note", ""))
+    common: dict[str, Any] = {"source": source, "level": level, "note": note}
+    if "not_converted" in raw:
+        common.update(kind="none", reason=str(raw["not_converted"]))
+    else:
+        unit = str(raw.get("dose_unit", ""))
+        try:
+            info = _units.lookup_unit(unit)
+        except MpsAnalgesiaError as exc:
+            raise DataFileError(f"{where}.dose_unit: {exc}") from exc
+        if info.dimension != "mass_rate":
+            raise DataFileError(f"{where}.dose_unit: {unit!r} is not a mass per time")
+        to_unit = _units.magnitude_in(_units.quantity_from_magnitude(1.0, "mg/day"), unit)
+        common.update(dose_unit=info.text, to_unit=to_unit, estimate=bool(raw.get("estimate")))
+        kinds = [k for k in ("factor", "tiers", "bands") if k in raw]
+        if len(kinds) != 1:
+            raise DataFileError(f"{where}: give exactly one of factor, tiers, bands")
+        if "factor" in raw:
+            factor = raw["factor"]
+            if isinstance(factor, list):
+                if len(factor) != 2:
+                    raise DataFileError(f"{where}.factor: a range is [low, high]")
+                low, high = (_positive(f, f"{where}.factor") for f in factor)
+            else:
+                low = high = _positive(factor, f"{where}.factor")
+            if low > high:
+                raise DataFileError(f"{where}.factor: low above high")
+            common.update(kind="factor", factor_low=low, factor_high=high)
+        elif "tiers" in raw:
+            tiers = []
+            for i, t in enumerate(raw["tiers"]):
+                tw = f"{where}.tiers[{i}]"
+                bounds = _tier_bounds(t, tw, "mass_rate", "mg/day")
+                tiers.append(Tier(*bounds, value=_positive(t.get("factor"), f"{tw}.factor")))
+            _check_tiers(tiers, where)
+            common.update(kind="tiers", tiers=tuple(tiers))
+        else:
+            name = raw["bands"]
+            if name not in band_sets:
+                raise DataFileError(f"{where}.bands: no band set {name!r}")
+            if info.text != "mcg/h":
+                raise DataFileError(f"{where}: bands need dose_unit = 'mcg/h'")
+            title, bands = band_sets[name]
+            common.update(kind="bands", bands=bands, band_title=title)
+    return [TableEntry(record.id, r, **common) for r in entry_routes]
+
+
+def _resolve(
+    tid: str,
+    seen: tuple[str, ...],
+    raw_tables: Mapping[str, Any],
+    parsed: dict[str, list[TableEntry]],
+    band_sets: Mapping[str, tuple[str, tuple[Band, ...]]],
+    file: str,
+) -> list[TableEntry]:
+    """The entries of table ``tid``: its parent's (``extends``) replaced by its own."""
+    if tid in parsed:
+        return parsed[tid]
+    if tid in seen or tid not in raw_tables:
+        raise DataFileError(f"{file}: tables.{tid} is missing or extends in a loop")
+    raw = raw_tables[tid]
+    base: list[TableEntry] = []
+    if "extends" in raw:
+        base = _resolve(str(raw["extends"]), (*seen, tid), raw_tables, parsed, band_sets, file)
+    own: list[TableEntry] = []
+    for i, e in enumerate(raw.get("entries", ())):
+        own.extend(_parse_entries(e, f"{file}: tables.{tid}.entries[{i}]", band_sets))
+    keys = {(e.drug, e.route) for e in own}
+    merged = [e for e in base if (e.drug, e.route) not in keys] + own
+    parsed[tid] = merged
+    return merged
+
+
+@cache
+def conversion_tables() -> Mapping[str, ConversionTable]:
+    """Every shipped OME conversion table by id, in file order (the default first)."""
+    out: dict[str, ConversionTable] = {}
+    for file in OME_FILES:
+        data = data_file(file)
+        edition = str(data["meta"]["edition"])
+        band_sets: dict[str, tuple[str, tuple[Band, ...]]] = {}
+        for name, raw in data.get("band_sets", {}).items():
+            where = f"{file}: band_sets.{name}"
+            _source_level(raw, where)
+            band_sets[name] = (str(raw.get("title", name)), _parse_bands(raw, where))
+        raw_tables = data.get("tables", {})
+        parsed: dict[str, list[TableEntry]] = {}
+        for tid, raw in raw_tables.items():
+            if tid in out:
+                raise DataFileError(f"{file}: table id {tid!r} is defined twice")
+            source, level = _source_level(raw, f"{file}: tables.{tid}")
+            entries: dict[tuple[str, str], TableEntry] = {}
+            any_route: dict[str, TableEntry] = {}
+            for e in _resolve(tid, (), raw_tables, parsed, band_sets, file):
+                if e.route == "*":
+                    any_route[e.drug] = e
+                else:
+                    entries[(e.drug, e.route)] = e
+            out[tid] = ConversionTable(
+                tid,
+                str(raw.get("title", tid)),
+                edition,
+                file,
+                source,
+                level,
+                str(raw.get("note", "")),
+                entries,
+                any_route,
+            )
+    return out
+
+
+def conversion_table(name: object) -> ConversionTable:
+    """The conversion table with this id; :class:`UnknownNameError` (with close ids) if none."""
+    tables = conversion_tables()
+    hit = tables.get(name) if isinstance(name, str) else None
+    if hit is None:
+        known = list(tables)
+        close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.4)
+        raise UnknownNameError(
+            "OME table",
+            str(name),
+            close,
+            "table",
+            reason=f"unknown OME table {name!r} (known: {', '.join(known)})",
+        )
+    return hit
+
+
+# ---- products, reductions, schemes, fractions, thresholds ---------------------------------------
+
+
+@attrs.define(frozen=True)
+class Product:
+    """A product line of ``strengths.toml``: the strengths a suggestion is rounded down to."""
+
+    drug: str
+    route: str
+    formulation: str
+    unit: str  # mg | mcg/h
+    sums: tuple[float, ...]
+    compositions: tuple[tuple[tuple[float, int], ...], ...]
+    increment: float
+    every_h: float | None
+    infusion: bool
+    source: str
+    level: str
+    note: str
+
+    def round_down(self, target: float) -> tuple[float, tuple[tuple[float, int], ...]] | None:
+        """The largest amount not above ``target`` (with float tolerance), or None."""
+        if not target > 0:
+            return None
+        if self.increment:
+            units = math.floor(target / self.increment * (1 + _REL) + 1e-12)
+            if units < 1:
+                return None
+            return units * self.increment, ((self.increment, units),)
+        i = bisect.bisect_right(self.sums, target * (1 + _REL) + 1e-12) - 1
+        if i < 0:
+            return None
+        return self.sums[i], self.compositions[i]
+
+
+@cache
+def products() -> Mapping[tuple[str, str, str], Product]:
+    """The product lines of ``strengths.toml`` by ``(drug, route, formulation)``."""
+    data = data_file("strengths.toml")
+    max_units = data.get("rounding", {}).get("max_units_per_dose")
+    if isinstance(max_units, bool) or not isinstance(max_units, int) or max_units < 1:
+        raise DataFileError("strengths.toml: rounding.max_units_per_dose must be a whole number")
+    out: dict[tuple[str, str, str], Product] = {}
+    for i, raw in enumerate(data.get("products", ())):
+        where = f"strengths.toml: products[{i}]"
+        source, level = _source_level(raw, where)
+        drug, route, form = str(raw.get("drug")), str(raw.get("route")), str(raw.get("formulation"))
+        if form not in FORMULATIONS:
+            raise DataFileError(f"{where}.formulation: unknown {form!r}")
+        every_h = None
+        if "every" in raw:
+            every_h = _magnitude(raw["every"], "time", "h", f"{where}.every")
+        sums: tuple[float, ...] = ()
+        comps: tuple[tuple[tuple[float, int], ...], ...] = ()
+        increment = 0.0
+        unit = "mg"
+        if "increment" in raw:
+            increment = _magnitude(raw["increment"], "mass", "mg", f"{where}.increment")
+        else:
+            texts = raw.get("strengths")
+            if not isinstance(texts, list) or not texts:
+                raise DataFileError(f"{where}: needs 'strengths' or 'increment'")
+            unit = "mcg/h" if form == "patch" else "mg"
+            dim = "mass_rate" if form == "patch" else "mass"
+            strengths = sorted(_magnitude(t, dim, unit, f"{where}.strengths") for t in texts)
+            best: dict[float, tuple[tuple[float, int], ...]] = {}
+            for k in range(1, max_units + 1):
+                for combo in itertools.combinations_with_replacement(strengths[::-1], k):
+                    key = round(sum(combo), 9)
+                    if key not in best:
+                        counts: dict[float, int] = {}
+                        for s in combo:
+                            counts[s] = counts.get(s, 0) + 1
+                        best[key] = tuple(counts.items())
+            sums = tuple(sorted(best))
+            comps = tuple(best[s] for s in sums)
+        out[(drug, route, form)] = Product(
+            drug,
+            route,
+            form,
+            unit,
+            sums,
+            comps,
+            increment,
+            every_h,
+            raw.get("schedule") == "infusion",
+            source,
+            level,
+            str(raw.get("note", "")),
+        )
+    return out
+
+
+def product(drug: str, route: str, formulation: str) -> Product | None:
+    """The strengths a ``drug`` by ``route`` in ``formulation`` comes in, or ``None``.
+
+    Example
+    -------
+    >>> from mps_analgesia import _catalog
+    >>> _catalog.product("oxycodone", "oral", "modified-release").unit
+    'mg'
+    """
+    return products().get((drug, route, formulation))
+
+
+@attrs.define(frozen=True, slots=False)  # a dict class builds twice as fast
+class ReductionRecord:
+    """A named dose reduction of ``rotation.toml``: take off ``low`` … ``high`` (fractions)."""
+
+    name: str
+    low: float
+    high: float
+    source: str
+    level: str
+    note: str = ""
+    default: bool = False
+
+
+def _reduction_fraction(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DataFileError(f"{where}: a reduction is a fraction between 0 and 1, not {value!r}")
+    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+        raise DataFileError(
+            f"{where}: a reduction is a fraction from 0 up to (not including) 1, not {value!r}; "
+            "write 0.25 for 25 %"
+        )
+    return float(value)
+
+
+@cache
+def reductions() -> tuple[Mapping[str, ReductionRecord], str]:
+    """The named reductions of ``rotation.toml`` and the id of the default one."""
+    data = data_file("rotation.toml")
+    out: dict[str, ReductionRecord] = {}
+    default = ""
+    for name, raw in data.get("reductions", {}).items():
+        where = f"rotation.toml: reductions.{name}"
+        source, level = _source_level(raw, where)
+        low = _reduction_fraction(raw.get("low"), where)
+        high = _reduction_fraction(raw.get("high"), where)
+        if low > high:
+            raise DataFileError(f"{where}: reduction low {low} is above high {high}")
+        out[name] = ReductionRecord(
+            name, low, high, source, level, str(raw.get("note", "")), bool(raw.get("default"))
+        )
+        if raw.get("default"):
+            default = name
+    if not default:
+        raise DataFileError("rotation.toml: no reduction is marked default = true")
+    return out, default
+
+
+@attrs.define(frozen=True)
+class MethadoneScheme:
+    """A switching scheme to methadone of ``methadone-schemes.toml``."""
+
+    id: str
+    title: str
+    kind: str
+    source: str
+    level: str
+    note: str
+    refuse_reason: str
+    reduction: str
+    tiers: tuple[Tier, ...]
+
+
+@cache
+def switching_schemes() -> tuple[Mapping[str, MethadoneScheme], str]:
+    """The methadone switching schemes by id, and the file's edition."""
+    data = data_file("methadone-schemes.toml")
+    out: dict[str, MethadoneScheme] = {}
+    named_reductions, _default = reductions()
+    for sid, raw in data.get("schemes", {}).items():
+        where = f"methadone-schemes.toml: schemes.{sid}"
+        source, level = _source_level(raw, where)
+        kind = raw.get("kind")
+        if kind not in ("fixed", "ratio"):
+            raise DataFileError(f"{where}.kind: must be 'fixed' or 'ratio', not {kind!r}")
+        reduction = str(raw.get("reduction", ""))
+        if kind == "ratio" and reduction not in named_reductions:
+            raise DataFileError(f"{where}.reduction: {reduction!r} is not in rotation.toml")
+        tiers = []
+        for i, t in enumerate(raw.get("tiers", ())):
+            tw = f"{where}.tiers[{i}]"
+            bounds = _tier_bounds(t, tw, "ome_rate", "MME/day")
+            if kind == "ratio":
+                tiers.append(Tier(*bounds, value=_positive(t.get("ratio"), f"{tw}.ratio")))
+            else:
+                daily = _magnitude(t.get("daily"), "mass_rate", "mg/day", f"{tw}.daily")
+                dose, times = 0.0, 0
+                if "dose" in t:
+                    dose = _magnitude(t["dose"], "mass", "mg", f"{tw}.dose")
+                    times = int(t.get("times_per_day", 0))
+                    if times < 1 or not _format.close(dose * times, daily):
+                        raise DataFileError(f"{tw}: dose × times_per_day must equal daily")
+                tiers.append(Tier(*bounds, daily=daily, dose=dose, times_per_day=times))
+        if not tiers:
+            raise DataFileError(f"{where}: has no tiers")
+        _check_tiers(tiers, where)
+        out[sid] = MethadoneScheme(
+            sid,
+            str(raw.get("title", sid)),
+            str(kind),
+            source,
+            level,
+            str(raw.get("note", "")),
+            str(raw.get("refuse_reason", "the scheme has no tier for this OME")),
+            reduction,
+            tuple(tiers),
+        )
+    return out, str(data["meta"]["edition"])
+
+
+def _fraction_value(value: object, where: str) -> float:
+    if isinstance(value, str):
+        try:
+            return float(Fraction(value.strip()))
+        except (ValueError, ZeroDivisionError) as exc:
+            raise DataFileError(f"{where}: {value!r} is not a fraction") from exc
+    return _positive(value, where)
+
+
+@attrs.define(frozen=True)
+class FractionRecord:
+    """A named breakthrough fraction of ``breakthrough.toml``: ``low`` … ``high`` of the OME."""
+
+    name: str
+    low: float
+    high: float
+    source: str
+    level: str
+    note: str = ""
+
+
+@cache
+def breakthrough_fractions() -> tuple[Mapping[str, FractionRecord], str]:
+    """The named breakthrough fractions and the id of the default one."""
+    data = data_file("breakthrough.toml")
+    out: dict[str, FractionRecord] = {}
+    default = ""
+    for name, raw in data.get("fractions", {}).items():
+        where = f"breakthrough.toml: fractions.{name}"
+        source, level = _source_level(raw, where)
+        low = _fraction_value(raw.get("low"), f"{where}.low")
+        high = _fraction_value(raw.get("high"), f"{where}.high")
+        for value in (low, high):
+            if not value < 1.0:
+                raise DataFileError(f"{where}: a breakthrough fraction is below 1, not {value!r}")
+        if low > high:
+            raise DataFileError(f"{where}: fraction low {low} is above high {high}")
+        out[name] = FractionRecord(name, low, high, source, level, str(raw.get("note", "")))
+        if raw.get("default"):
+            default = name
+    if not default:
+        raise DataFileError("breakthrough.toml: no fraction is marked default = true")
+    return out, default
+
+
+@attrs.define(frozen=True)
+class SourcedFraction:
+    """A sourced fraction (no unit): value, source, level and note."""
+
+    value: float
+    source: str
+    level: str
+    note: str
+
+
+@cache
+def breakthrough_window() -> tuple[SourcedFraction, SourcedFraction]:
+    """The PRN-dose window of ``opioid.breakthrough-dose``: (low, high) fractions of the OME."""
+    data = data_file("breakthrough.toml").get("check_window", {})
+    out = []
+    for key in ("low", "high"):
+        raw = data.get(key)
+        where = f"breakthrough.toml: check_window.{key}"
+        if not isinstance(raw, dict):
+            raise DataFileError(f"{where}: missing")
+        source, level = _source_level(raw, where)
+        out.append(
+            SourcedFraction(
+                _fraction_value(raw.get("value"), where), source, level, str(raw.get("note"))
+            )
+        )
+    return out[0], out[1]
+
+
+@cache
+def tolerance_threshold() -> SourcedValue:
+    """The opioid-tolerance threshold in MME/day (FDA definition), as a sourced value."""
+    raw = data_file("rotation.toml").get("opioid_tolerance", {})
+    return sourced(
+        raw, dimension="ome_rate", unit="MME/day", where="rotation.toml: opioid_tolerance"
+    )
+
+
+@cache
+def mme_thresholds() -> tuple[SourcedValue, ...]:
+    """CDC 2016's MME/day thresholds (reassess, avoid), lowest first: information only."""
+    raw = data_file("ome-cdc-2016.toml").get("thresholds", {})
+    values = [
+        sourced(v, dimension="ome_rate", unit="MME/day", where=f"ome-cdc-2016.toml: thresholds.{k}")
+        for k, v in raw.items()
+    ]
+    return tuple(sorted(values, key=lambda v: v.value))

@@ -28,8 +28,6 @@ import attrs
 from ._repr import Renderable
 
 __all__ = [
-    "CDS_INDICATOR",
-    "FHIR_SEVERITY",
     "SEVERITIES",
     "Finding",
     "NotChecked",
@@ -40,14 +38,19 @@ __all__ = [
 Severity = Literal["error", "warning", "info"]
 #: Severities, most severe first.
 SEVERITIES: Final[tuple[Severity, ...]] = ("error", "warning", "info")
-#: CDS Hooks card indicator for each severity.
-CDS_INDICATOR: Final[Mapping[str, str]] = {
-    "error": "critical",
-    "warning": "warning",
-    "info": "info",
-}
-#: FHIR R4 ``DetectedIssue.severity`` for each severity.
-FHIR_SEVERITY: Final[Mapping[str, str]] = {"error": "high", "warning": "moderate", "info": "low"}
+
+
+def __getattr__(name: str) -> Any:
+    """The wire-format maps moved to their boundaries; the old import paths still work."""
+    if name == "FHIR_SEVERITY":
+        from .fhir._issues import FHIR_SEVERITY
+
+        return FHIR_SEVERITY
+    if name == "CDS_INDICATOR":
+        from .cds_hooks._indicator import CDS_INDICATOR
+
+        return CDS_INDICATOR
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _strings(value: Iterable[str]) -> tuple[str, ...]:
@@ -85,6 +88,10 @@ class LazyDetail(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return repr(self._get())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as the computed dict, so reports cross to and from worker processes.
+        return (dict, (self._get(),))
 
 
 def _detail(
@@ -156,11 +163,15 @@ class Finding:
     @property
     def cds_indicator(self) -> str:
         """The CDS Hooks card indicator: ``critical``, ``warning`` or ``info``."""
+        from .cds_hooks._indicator import CDS_INDICATOR  # a thin delegate to the boundary
+
         return CDS_INDICATOR[self.severity]
 
     @property
     def fhir_severity(self) -> str:
         """The FHIR ``DetectedIssue.severity``: ``high``, ``moderate`` or ``low``."""
+        from .fhir import FHIR_SEVERITY  # the FHIR boundary owns its severity map
+
         return FHIR_SEVERITY[self.severity]
 
     def to_dict(self) -> dict[str, Any]:
