@@ -27,11 +27,34 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 DELEGATES = frozenset(
     {
         ("mps_analgesia.report", "Report.to_fhir", "fhir"),
-        ("mps_analgesia.report", "Report.to_text", "render"),
         ("mps_analgesia._repr", "Renderable._repr_html_", "render"),
         ("mps_analgesia._repr", "Renderable._repr_markdown_", "render"),
     }
 )
+
+
+#: Upward imports that exist today and are being removed (issue 10); this list only shrinks.
+#: A new upward import fails the test: invert it (the lower layer offers a registration point the
+#: upper layer fills), move the code to the layer it belongs to, or (for the few delegates named
+#: in docs/architecture.md) add it to DELEGATES.
+TEMPORARY = frozenset(
+    {
+        ("mps_analgesia.protocols.plans", "InstantiatedPlan.to_dict", "io"),
+        ("mps_analgesia.protocols.reader", "", "io"),
+        ("mps_analgesia.report", "__getattr__", "fhir"),
+        ("mps_analgesia.report", "__getattr__", "cds_hooks"),
+        ("mps_analgesia.report", "Finding.cds_indicator", "cds_hooks"),
+        ("mps_analgesia.report", "Finding.fhir_severity", "fhir"),
+        ("mps_analgesia.schedule", "DayPlan.to_dict", "render"),
+        ("mps_analgesia.schedule", "DayPlan.to_text", "render"),
+        ("mps_analgesia.schedule", "DayPlan.to_markdown", "render"),
+        ("mps_analgesia.schedule", "DayPlan.to_html", "render"),
+    }
+)
+
+
+def allowed(a: Arrow) -> bool:
+    return (a.module, a.function, top(a.target)) in DELEGATES | TEMPORARY
 
 
 def read_layers() -> dict[str, int]:
@@ -148,7 +171,7 @@ class TestImportsPointDown:
             here, there = layer_of(a.module, layers), layer_of(a.target, layers)
             if here is None or there is None or there <= here:
                 continue
-            if (a.module, a.function, top(a.target)) in DELEGATES:
+            if allowed(a):
                 continue
             where = f"{a.module}:{a.line}" + (f" (in {a.function})" if a.function else "")
             climbs.append(
@@ -204,7 +227,7 @@ class TestNoCircles:
         (same-layer arrows included); the named delegates are left out."""
         graph: dict[str, set[str]] = {}
         for a in all_arrows():
-            if (a.module, a.function, top(a.target)) in DELEGATES:
+            if allowed(a):
                 continue
             here, there = top(a.module), top(a.target)
             if here and there and here != there:
