@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
+from .. import _format
 from ..report import INTENDED_USE, SEVERITIES, Report
 from ._doc import (
     Block,
@@ -60,16 +61,14 @@ _HOURS_PER_DAY: Final = 24.0  # a unit identity, not a clinical number
 
 
 def num(x: float) -> str:
-    """A number for display: whole numbers plain, others to 4 significant digits.
+    """A number for display, by the library's one formatter (:func:`mps_analgesia._format.number`).
 
     Example
     -------
     >>> num(4.0), num(22.5), num(2 / 3)
-    ('4', '22.5', '0.6667')
+    ('4', '22.5', '0.666667')
     """
-    if abs(x - round(x)) < 1e-9 * max(1.0, abs(x)):
-        return str(round(x))
-    return f"{x:.4g}"
+    return _format.number(x)
 
 
 def cite(ids: Iterable[str]) -> Cite | None:
