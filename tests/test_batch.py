@@ -13,7 +13,7 @@ import pytest
 import mps_analgesia as mps
 from mps_analgesia import cli
 from mps_analgesia.batch import CaseResult, iter_case_files, validate_many
-from mps_analgesia.cli import main
+from mps_analgesia.cli import _check, main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -285,7 +285,7 @@ class TestProgress:
     def test_bar_drawn_on_a_terminal(self) -> None:
         """On a terminal the bar shows done/total and is erased by clear()."""
         stream = _Tty()
-        bar = cli._Progress(stream, 4)
+        bar = _check._Progress(stream, 4)
         bar.update(4, "examples/x.toml")
         assert "4/4" in stream.getvalue()
         assert "####" in stream.getvalue()
@@ -295,7 +295,7 @@ class TestProgress:
     def test_silent_when_not_a_terminal(self) -> None:
         """Not a terminal: nothing is written."""
         stream = io.StringIO()
-        bar = cli._Progress(stream, 4)
+        bar = _check._Progress(stream, 4)
         bar.update(4, "x")
         bar.clear()
         assert stream.getvalue() == ""
@@ -303,7 +303,7 @@ class TestProgress:
     def test_silent_for_a_single_file(self) -> None:
         """One file: no bar even on a terminal."""
         stream = _Tty()
-        cli._Progress(stream, 1).update(1, "x")
+        _check._Progress(stream, 1).update(1, "x")
         assert stream.getvalue() == ""
 
     def test_check_draws_bar_on_tty_stderr(
@@ -313,7 +313,7 @@ class TestProgress:
         err = _Tty()
         out = io.StringIO()
         args: Any = cli._parser().parse_args(["check", str(case_dir), "--format", "jsonl"])
-        code = cli._check(args, out, err)
+        code = _check.run(args, out, err)
         assert code == 2
         assert "3/3" in err.getvalue()
         for line in out.getvalue().splitlines():

@@ -25,7 +25,8 @@ from typing import Any, Final
 
 from . import _catalog
 from .cds_hooks import CDS_INDICATOR
-from .report import FHIR_SEVERITY, SEVERITIES, Finding, NotChecked, Report
+from .fhir import FHIR_SEVERITY
+from .report import SEVERITIES, Finding, NotChecked, Report
 from .rules import Rule, RuleRegistry, default_rules
 
 __all__ = [

@@ -1,11 +1,10 @@
-"""The ``mps-analgesia`` command line.
+"""``mps-analgesia check PATH...``: check case files and directories of them.
 
-``mps-analgesia check PATH...`` checks case files (``.toml``/``.json``) and directories of them
-(searched recursively).  It prints a readable report per case (``--format text``, the default),
-one JSON document (``--format json``: an object for a single file, a list otherwise), or one JSON
-report per line as each case is checked (``--format jsonl``).  With more than one case file it
-ends with a summary table (on standard output for text, on standard error for the JSON formats)
-and, when standard error is a terminal, shows a progress bar there while it runs.
+It prints a readable report per case (``--format text``, the default), one JSON document
+(``--format json``: an object for a single file, a list otherwise), or one JSON report per line as
+each case is checked (``--format jsonl``).  With more than one case file it ends with a summary
+table (on standard output for text, on standard error for the JSON formats) and, when standard
+error is a terminal, shows a progress bar there while it runs.
 
 Exit codes: 0 no error-severity finding, 1 at least one, 2 unreadable or invalid input (any
 file).
@@ -15,35 +14,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
-from ._version import __version__
-from .errors import MpsAnalgesiaError
+from ..errors import MpsAnalgesiaError
+from ._common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK
+from ._parsing import add_format
 
 if TYPE_CHECKING:
-    from .batch import CaseResult
+    from ..batch import CaseResult
 
-__all__ = ["main"]
-
-EXIT_OK: Final = 0
-EXIT_FINDINGS: Final = 1
-EXIT_INPUT: Final = 2
+__all__ = ["FORMATS", "add_parser", "run"]
 
 FORMATS: Final = ("text", "json", "jsonl")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mps-analgesia",
-        description="Decision support for the pain management of malignant psoas syndrome. "
-        "It does not prescribe and does not replace clinical judgement.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+def add_parser(sub: Any) -> None:
+    """Add ``check`` to the subcommands."""
     check = sub.add_parser(
         "check",
         help="check case files and print a report",
@@ -57,11 +46,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="case files (.toml or .json) or directories (searched recursively)",
     )
-    check.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="text",
-        help="text for people (default); json: one document; jsonl: one JSON report per line, "
+    add_format(
+        check,
+        FORMATS,
+        "text",
+        "text for people (default); json: one document; jsonl: one JSON report per line, "
         "written as each case is checked",
     )
     check.add_argument(
@@ -77,43 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="text format: print only the summary table, not each report",
     )
-    schema = sub.add_parser(
-        "schema",
-        help="print the JSON Schema of a case or protocol file",
-        description="Print a JSON Schema generated from the model, for editor completion and "
-        "checking of case and protocol files.",
-    )
-    schema.add_argument("name", choices=("case", "protocol"), help="which file format")
-    serve = sub.add_parser(
-        "serve",
-        help="run the CDS Hooks service",
-        description="Run the CDS Hooks 2.0 service (needs the 'serve' extra: "
-        "pip install 'mps-analgesia[serve]').",
-    )
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
-    from .render.commands import add_subcommands
-
-    add_subcommands(sub)
-    return parser
-
-
-def _schema(args: argparse.Namespace, out: TextIO) -> int:
-    from .schema import schema_text
-
-    out.write(schema_text(args.name))
-    return EXIT_OK
-
-
-def _serve(args: argparse.Namespace, err: TextIO) -> int:
-    try:
-        from .cds_hooks import serve as run
-
-        run(args.host, args.port)
-    except (ImportError, OSError) as exc:
-        print(f"mps-analgesia serve: {exc}", file=err)
-        return EXIT_INPUT
-    return EXIT_OK
+    check.set_defaults(handler=run)
 
 
 class _Progress:
@@ -194,8 +147,9 @@ def _summary(results: Sequence[_Row]) -> str:
     return "\n".join(lines)
 
 
-def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .batch import iter_case_files, validate_many
+def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Run ``check``; returns the exit code."""
+    from ..batch import iter_case_files, validate_many
 
     worst = EXIT_OK
     paths: list[Path] = []
@@ -262,33 +216,3 @@ def _emit(
         print(result.report.to_text(title=title), file=out)
         print(file=out)
     return worst
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code.
-
-    Example
-    -------
-    >>> from mps_analgesia.cli import main
-    >>> main(["check", "examples/mps-multimodal.toml"])  # doctest: +SKIP
-    0
-    """
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0) if exc.code in (0, None) else EXIT_INPUT
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_INPUT
-    if args.command == "check":
-        return _check(args, sys.stdout, sys.stderr)
-    if args.command == "schema":
-        return _schema(args, sys.stdout)
-    if args.command == "serve":
-        return _serve(args, sys.stderr)
-    if hasattr(args, "handler"):
-        result: int = args.handler(args, sys.stdout, sys.stderr)
-        return result
-    parser.error(f"unknown command {args.command!r}")  # pragma: no cover
-    return EXIT_INPUT  # pragma: no cover
