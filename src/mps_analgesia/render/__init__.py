@@ -178,10 +178,12 @@ def render(obj: Any, format: str = "markdown", layout: str = "summary") -> Any:
     ...                  layout="handout")
     >>> "Dosing" in handout and "takase-2015-methadone-adjuvant" not in handout
     True
-    >>> render(report, "docx")
-    Traceback (most recent call last):
-    ...
-    mps_analgesia.errors.UnknownNameError: unknown format 'docx' (use one of markdown, html, text, pdf)
+    >>> from mps_analgesia.errors import UnknownNameError
+    >>> try:
+    ...     render(report, "docx")
+    ... except UnknownNameError as exc:
+    ...     print(str(exc).split(";")[0])
+    unknown format 'docx' (use one of markdown, html, text, pdf)
     """
     fmt = _format(format)
     return _write(document(obj, layout), fmt)

@@ -317,16 +317,19 @@ def _monitoring_table(protocol: Any) -> Table | None:
             rows.append(
                 (
                     _inline(_watch(m.what)),
-                    _cited(when + (f" ({', '.join(extra)})" if extra else ""),
-                           sources=[m.source] if m.source else ()),
+                    _cited(
+                        when + (f" ({', '.join(extra)})" if extra else ""),
+                        sources=[m.source] if m.source else (),
+                    ),
                     _inline(tmpl.title),
                 )
             )
     if not rows:
         return None
     if len(watched) == 1:  # one step: the column would repeat its title
-        return Table(f"Monitoring: {watched[0].title.lower()}", ("What", "When"),
-                     tuple(r[:2] for r in rows))
+        return Table(
+            f"Monitoring: {watched[0].title.lower()}", ("What", "When"), tuple(r[:2] for r in rows)
+        )
     return Table("Monitoring", ("What", "When", "Step"), tuple(rows))
 
 
@@ -450,9 +453,7 @@ def _plan_checks(plan: Any) -> Table | None:
     for c in plan.checks:
         if c.outcome == "not applicable":
             continue
-        group = {"eligibility": "needed", "contraindication": "must not hold"}.get(
-            c.group, c.group
-        )
+        group = {"eligibility": "needed", "contraindication": "must not hold"}.get(c.group, c.group)
         rows.append(
             (
                 _inline(c.check.text or condition(c.check)),
@@ -552,8 +553,11 @@ def plan_handout(plan: Any) -> Document:
                 _inline(_watch(m.what)),
                 _cited(
                     m.when
-                    + (f" (day {m.day}" + (f" to {m.until_day}" if m.until_day else "") + ")"
-                       if m.day is not None else ""),
+                    + (
+                        f" (day {m.day}" + (f" to {m.until_day}" if m.until_day else "") + ")"
+                        if m.day is not None
+                        else ""
+                    ),
                     sources=m.sources,
                 ),
             )
@@ -576,9 +580,7 @@ def plan_handout(plan: Any) -> Document:
     if report is not None and report.editions:
         files = [*files, *sorted(report.editions)]
     blocks.append(_about(f"Protocol version {protocol.version} ({protocol.status})", files))
-    return Document(
-        f"{protocol.title}: plan for one patient", tuple(blocks), kind="plan-handout"
-    )
+    return Document(f"{protocol.title}: plan for one patient", tuple(blocks), kind="plan-handout")
 
 
 def supports_handout(obj: Any) -> bool:

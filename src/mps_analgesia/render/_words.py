@@ -114,4 +114,4 @@ def condition(check: Any) -> str:
         return f"no {field.removeprefix('an ')} is taken"
     if op == "confirmed":
         return f"confirmed by the clinician: {check.text}"
-    return check.text
+    return str(check.text)
