@@ -632,7 +632,7 @@ class TestContent:
     def test_radiotherapy_table_values(self) -> None:
         """The table shows BED and EQD2 at α/β 10 and 3 Gy for each ASTRO schedule."""
         text = render_rt_table("text")
-        assert re.search(r"8 Gy/1\s+8 Gy\s+14\.4 Gy\s+12 Gy\s+29\.3333 Gy\s+17\.6 Gy", text)
+        assert re.search(r"8 Gy/1\s+8 Gy\s+14\.4 Gy\s+12 Gy\s+29\.33 Gy\s+17\.6 Gy", text)
         assert re.search(r"30 Gy/10\s+3 Gy\s+39 Gy\s+32\.5 Gy\s+60 Gy\s+36 Gy", text)
 
     def test_markdown_escapes_object_text(self) -> None:
@@ -834,7 +834,13 @@ class TestCommands:
     def test_summarize_protocol_file(self) -> None:
         """A protocol file (not an id) is summarised as a protocol, not read as a case."""
         code, out, err = _run(
-            ["summarize", str(ROOT / "protocols/astro-2017-palliative-radiotherapy.toml")]
+            [
+                "summarize",
+                str(
+                    ROOT
+                    / "src/mps_analgesia/data/protocols/astro-2017-palliative-radiotherapy.toml"
+                ),
+            ]
         )
         assert code == 0, err
         assert "PHASE 1" in out

@@ -3,9 +3,9 @@
 The rule reference (``docs/rules.md``), the finding codes (``docs/finding-codes.md``), the
 bibliography (``docs/sources.md``), the drug catalog (``docs/drugs.md``) and a page per shipped
 protocol (``docs/protocols/<id>.md``, the Markdown summary of :func:`mps_analgesia.render` with
-its flow diagram and references) are written from the rule registry, the packaged data files and
-the ``protocols/`` directory, never by hand, so they cannot drift from the code.  After adding or
-changing a rule, a source, a drug or a protocol, regenerate them::
+its flow diagram and references) are written from the rule registry and the packaged data files
+(protocols in ``data/protocols/``), never by hand, so they cannot drift from the code.  After
+adding or changing a rule, a source, a drug or a protocol, regenerate them::
 
     python -m mps_analgesia._docgen docs/
 
@@ -15,6 +15,7 @@ changing a rule, a source, a drug or a protocol, regenerate them::
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import unicodedata
@@ -93,7 +94,8 @@ _FINDING_KEYS: Final[dict[str, str]] = {
     "level": "the verification level of the value behind the finding: `V`, `S` or `U`",
     "arithmetic": "the calculation shown with its units, e.g. "
     "`1250 mg × 4 doses/day = 5000 mg/day > 4000 mg/day`",
-    "detail": "the numbers involved, as text with units",
+    "detail": "the numbers involved: each a float with its UCUM unit and its display text "
+    "(see [Numbers in detail](#numbers-in-detail))",
     "cds_indicator": "the CDS Hooks card indicator for the severity",
     "fhir_severity": "the FHIR `DetectedIssue.severity` for the severity",
 }
@@ -297,6 +299,8 @@ def finding_codes_markdown(rules: RuleRegistry | None = None) -> str:
         "|---|---|",
         *_described(finding_keys, _FINDING_KEYS, "Finding.to_dict()"),
         "",
+        *_detail_section(),
+        "",
         "Each entry of `not_checked` (`NotChecked.to_dict()`):",
         "",
         "| Key | Meaning |",
@@ -304,6 +308,63 @@ def finding_codes_markdown(rules: RuleRegistry | None = None) -> str:
         *_described(not_checked_keys, _NOT_CHECKED_KEYS, "NotChecked.to_dict()"),
     ]
     return _page("the rule registry (`mps_analgesia.rules.default_rules()`)", lines)
+
+
+def _detail_section() -> list[str]:
+    """The ``Numbers in detail`` section: the pattern integrators code against, generated from
+    a finding the rules really raise and from the UCUM table."""
+    from . import _catalog
+    from .regimen import Regimen
+    from .rules import validate
+    from .steps import AdjuvantStep
+
+    step = AdjuvantStep(drug="acetaminophen", role="nociceptive", dose="1250 mg", every="6 h")
+    example = next(
+        f for f in validate(Regimen([step])).findings if f.code == "dose.max-daily"
+    ).detail
+    shown = {k: v for k, v in example.items() if not k.startswith("suggested")}
+    suggested = {k: v for k, v in example.items() if k.startswith("suggested")}
+    units = ("mg", "mg/day", "mg/kg", "h", "ms", "kg", "Gy", "MME", "MME/day", "%", "year")
+    return [
+        "",
+        "### Numbers in detail",
+        "",
+        "Every number in `detail` is a **float** under its name, with its **UCUM** unit code "
+        "under `<name>_unit` and the text the library displays under `<name>_text`. A range "
+        "(a published range, or a value that is uncertain) is `<name>_low` and `<name>_high` "
+        "with one `<name>_unit` and `<name>_text`. A value that could not be computed is "
+        "`null` under `<name>` (its unit still given). Counts and identifiers (`steps`, "
+        "`day`, `fractions`) are whole numbers; names (`renal_measure`, `table`) are text. "
+        "Nothing downstream needs to parse a text: read the float and its unit.",
+        "",
+        "For example, `dose.max-daily` on acetaminophen 1250 mg every 6 h:",
+        "",
+        "```json",
+        json.dumps(shown, indent=2, ensure_ascii=False),
+        "```",
+        "",
+        "Where a finding on one step can be resolved by a lower dose per administration "
+        "(`dose.max-single`, `dose.max-daily` on a single step, `age.dose-adjust`), the rule "
+        "computes the reduced dose itself: the limit (a daily limit divided by the doses per "
+        "day) rounded **down** to the product strengths of `strengths.toml`, or the limit "
+        "itself when it is a whole number of mg and no product is on file. It is given as "
+        "`suggested_dose` (mg) with `suggested_dose_unit`, `suggested_dose_text` and "
+        "`suggested_dose_basis` (how it is made up); the keys are absent when no dose can be "
+        "suggested (a continuous or titrated step, a total over several steps, nothing "
+        "dispensable below the limit, or a renal or hepatic limit whose source also sets the "
+        "interval). For the finding above:",
+        "",
+        "```json",
+        json.dumps(suggested, indent=2, ensure_ascii=False),
+        "```",
+        "",
+        "The units used (library unit → UCUM code, from `ucum.toml`; MME is not a UCUM unit and "
+        "is written as the annotation `{MME}`, as in the CDC opioid MME implementation guide):",
+        "",
+        "| Library unit | UCUM code |",
+        "|---|---|",
+        *(f"| {u} | `{_catalog.ucum_code(u)}` |" for u in units),
+    ]
 
 
 # ---- sources ------------------------------------------------------------------------------------
@@ -557,7 +618,7 @@ def protocol_markdown(protocol: Any) -> str:
     """
     from .render import render
 
-    origin = f"`protocols/{protocol.id}.toml`"
+    origin = f"`data/protocols/{protocol.id}.toml`"
     return _page(origin, [render(protocol, "markdown")])
 
 

@@ -105,7 +105,29 @@ def _load() -> Any:
                 )
                 _QUANTITY = reg.Quantity
                 _REGISTRY = reg
+                _register_pickling(reg)
     return _REGISTRY
+
+
+def _register_pickling(reg: Any) -> None:
+    """Pickle the registry's quantities against this registry, not pint's application one.
+
+    Batches send cases and reports to worker processes; pint's own pickling would look the units
+    up in its default registry, which does not know ours (``percent_wv``, ``MME`` ...).
+    """
+    import copyreg
+
+    copyreg.pickle(reg.Quantity, _reduce_quantity)
+
+
+def _reduce_quantity(q: Any) -> tuple[Any, ...]:
+    return (_unpickle_quantity, (q.magnitude, tuple(q._units.items())))
+
+
+def _unpickle_quantity(magnitude: Any, units: tuple[tuple[str, float], ...]) -> Any:
+    import pint
+
+    return _load().Quantity(magnitude, pint.util.UnitsContainer(dict(units)))
 
 
 def __getattr__(name: str) -> Any:

@@ -89,6 +89,10 @@ class LazyDetail(Mapping[str, Any]):
     def __repr__(self) -> str:
         return repr(self._get())
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as the computed dict, so reports cross to and from worker processes.
+        return (dict, (self._get(),))
+
 
 def _detail(
     value: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None,

@@ -60,15 +60,8 @@ _ROLE_LABEL: Final = "role"
 _HOURS_PER_DAY: Final = 24.0  # a unit identity, not a clinical number
 
 
-def num(x: float) -> str:
-    """A number for display, by the library's one formatter (:func:`mps_analgesia._format.number`).
-
-    Example
-    -------
-    >>> num(4.0), num(22.5), num(2 / 3)
-    ('4', '22.5', '0.666667')
-    """
-    return _format.number(x)
+#: The one number formatter (``_format.number``): whole numbers plain, else 4 significant digits.
+num = _format.number
 
 
 def cite(ids: Iterable[str]) -> Cite | None:

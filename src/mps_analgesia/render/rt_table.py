@@ -32,7 +32,7 @@ def rt_table() -> Table:
     >>> [row[0][0] for row in table.rows]
     ['8 Gy/1', '20 Gy/5', '24 Gy/6', '30 Gy/10']
     >>> row = table.rows[0]; row[2][0], row[3][0], row[4][0], row[5][0]
-    ('14.4 Gy', '12 Gy', '29.3333 Gy', '17.6 Gy')
+    ('14.4 Gy', '12 Gy', '29.33 Gy', '17.6 Gy')
     """
     from .. import radiotherapy
     from ._build import cite, num

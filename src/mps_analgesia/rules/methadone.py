@@ -28,7 +28,7 @@ import attrs
 from .. import _catalog
 from ..errors import DataFileError
 from ._engine import PASSED, Context, Missing, Rule, finding, for_drugs, rule
-from ._util import above, below, num, step_outcomes
+from ._util import above, below, measure, measure_range, num, step_outcomes
 from .interactions import (
     MethadoneInteraction,
     Parties,
@@ -181,9 +181,9 @@ def adjuvant_range(ctx: Context, index: int | None, step: Any) -> Any:
                 arithmetic=f"{_daily_text(step, peak_per, peak)} = {num(peak)} mg/day > "
                 f"{num(v.upper.value)} mg/day",
                 detail={
-                    "daily_dose": f"{num(peak)} mg/day",
+                    **measure("daily_dose", peak, "mg/day"),
                     "day": peak_day,
-                    "range": f"{num(v.lower.value)}–{num(v.upper.value)} mg/day",
+                    **measure_range("range", v.lower.value, v.upper.value, "mg/day"),
                 },
             )
         )
@@ -208,9 +208,9 @@ def adjuvant_range(ctx: Context, index: int | None, step: Any) -> Any:
                 arithmetic=f"{_daily_text(step, final_per, final)} = {num(final)} mg/day < "
                 f"{num(v.lower.value)} mg/day",
                 detail={
-                    "final_daily_dose": f"{num(final)} mg/day",
+                    **measure("final_daily_dose", final, "mg/day"),
                     "day": final_day,
-                    "range": f"{num(v.lower.value)}–{num(v.upper.value)} mg/day",
+                    **measure_range("range", v.lower.value, v.upper.value, "mg/day"),
                 },
             )
         )
@@ -253,7 +253,7 @@ def qtc_contraindicated(ctx: Context, index: int | None, step: Any) -> Any:
         source=(gate.source,),
         level=gate.level,
         arithmetic=f"QTc {num(qtc)} ms > {num(gate.value)} ms",
-        detail={"qtc": f"{num(qtc)} ms", "limit": f"{num(gate.value)} ms"},
+        detail={**measure("qtc", qtc, "ms"), **measure("limit", gate.value, "ms")},
     )
 
 
@@ -290,7 +290,7 @@ def qtc_prolonged(ctx: Context, index: int | None, step: Any) -> Any:
         source=(low.source,),
         level=low.level,
         arithmetic=f"{num(low.value)} ms ≤ QTc {num(qtc)} ms ≤ {num(high.value)} ms",
-        detail={"qtc": f"{num(qtc)} ms", "range": f"{num(low.value)}–{num(high.value)} ms"},
+        detail={**measure("qtc", qtc, "ms"), **measure_range("range", low.value, high.value, "ms")},
     )
 
 
@@ -387,8 +387,8 @@ def titration_interval(ctx: Context, index: int | None, step: Any) -> Any:
                         detail={
                             "day": day,
                             "previous_day": last_day,
-                            "from": f"{num(last_daily)} mg/day",
-                            "to": f"{num(daily)} mg/day",
+                            **measure("from", last_daily, "mg/day"),
+                            **measure("to", daily, "mg/day"),
                         },
                     )
                 )
