@@ -126,6 +126,12 @@ _LAZY = {
     "MpsFeatures": ".assess",
     "MpsAssessment": ".assess",
     "json_schema": ".schema",
+    "schedule": ".schedule",
+    "Day": ".schedule",
+    "DayDose": ".schedule",
+    "DayEvent": ".schedule",
+    "DayPlan": ".schedule",
+    "RtFraction": ".schedule",
 }
 
 __all__ = [
@@ -143,6 +149,10 @@ __all__ = [
     "Conversion",
     "ConversionError",
     "DataFileError",
+    "Day",
+    "DayDose",
+    "DayEvent",
+    "DayPlan",
     "Decision",
     "DimensionError",
     "Finding",
@@ -169,6 +179,7 @@ __all__ = [
     "Reduction",
     "Regimen",
     "Report",
+    "RtFraction",
     "Rule",
     "RuleRegistry",
     "SkippedStep",
@@ -208,6 +219,7 @@ __all__ = [
     "protocol_from_dict",
     "render",
     "rule",
+    "schedule",
     "validate",
     "validate_many",
 ]
