@@ -225,8 +225,8 @@ def _naive_pint(
     ureg = _units.registry()
     total = ureg.Quantity(0.0, "MME/day")
     flagged = []
-    for drug, dose, every in cases:
-        daily = (dose / every).to("mg/day")
+    for drug, amount, every in cases:
+        daily = (amount / every).to("mg/day")
         limit = limits.get(drug)
         if limit is not None and daily > limit:
             flagged.append(drug)
