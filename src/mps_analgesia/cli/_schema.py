@@ -24,9 +24,9 @@ def add_parser(sub: Any) -> None:
     schema.add_argument(
         "name",
         type=lower,
-        choices=("case", "protocol", *OUTPUT_SCHEMAS),
-        help="which file format: case, protocol, or output-COMMAND for the --format json "
-        "output of a subcommand (output-check, output-plan ...)",
+        choices=("case", "protocol", "audit-row", *OUTPUT_SCHEMAS),
+        help="which file format: case, protocol, audit-row (a row of mps-analgesia audit), or "
+        "output-COMMAND for the --format json output of a subcommand (output-check ...)",
     )
     add_format(schema, ("json",), "json", "json (the only format of a schema)")
     schema.set_defaults(handler=run)
@@ -34,6 +34,13 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Print the schema; returns the exit code."""
+    if args.name == "audit-row":
+        import json
+
+        from ..audit import ROW_SCHEMA
+
+        out.write(json.dumps(ROW_SCHEMA, indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
     if args.name.startswith("output-"):
         import json
 
