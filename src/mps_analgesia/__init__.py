@@ -37,7 +37,7 @@ from .errors import (
 )
 from .patient import NO_ANTICOAGULANT, Anticoagulant, AnticoagulantStatus, Patient
 from .regimen import Case, Regimen
-from .report import Finding, NotChecked, Report
+from .report import Finding, NotApplicable, NotChecked, Report
 from .steps import (
     AdjuvantStep,
     MethadoneAdjuvantStep,
@@ -93,6 +93,7 @@ _LAZY = {
     "Rule": ".rules",
     "RuleRegistry": ".rules",
     "Missing": ".rules",
+    "NoLimit": ".rules",
     "PASSED": ".rules",
     "daily_ome": ".conversion",
     "compare_tables": ".conversion",
@@ -127,6 +128,12 @@ _LAZY = {
     "MpsFeatures": ".assess",
     "MpsAssessment": ".assess",
     "json_schema": ".schema",
+    "schedule": ".schedule",
+    "Day": ".schedule",
+    "DayDose": ".schedule",
+    "DayEvent": ".schedule",
+    "DayPlan": ".schedule",
+    "RtFraction": ".schedule",
 }
 
 __all__ = [
@@ -145,6 +152,10 @@ __all__ = [
     "Conversion",
     "ConversionError",
     "DataFileError",
+    "Day",
+    "DayDose",
+    "DayEvent",
+    "DayPlan",
     "Decision",
     "DimensionError",
     "Finding",
@@ -155,6 +166,8 @@ __all__ = [
     "MpsAnalgesiaError",
     "MpsAssessment",
     "MpsFeatures",
+    "NoLimit",
+    "NotApplicable",
     "NotChecked",
     "OmeLine",
     "OmeResult",
@@ -171,6 +184,7 @@ __all__ = [
     "Reduction",
     "Regimen",
     "Report",
+    "RtFraction",
     "Rule",
     "RuleRegistry",
     "SkippedStep",
@@ -210,6 +224,7 @@ __all__ = [
     "protocol_from_dict",
     "render",
     "rule",
+    "schedule",
     "validate",
     "validate_many",
 ]

@@ -30,6 +30,7 @@ from ._repr import Renderable
 __all__ = [
     "SEVERITIES",
     "Finding",
+    "NotApplicable",
     "NotChecked",
     "Report",
     "Severity",
@@ -210,6 +211,25 @@ class NotChecked:
 
 
 @attrs.define(frozen=True)
+class NotApplicable:
+    """A check for which no limit exists: a sourced statement, not a missing input.
+
+    For example, a full opioid agonist has no ceiling dose, so ``dose.max-daily`` is *not
+    applicable* to oxycodone.  It is never counted as passed, and it is no problem: no CDS card,
+    no DetectedIssue.  A medicine the library does not know stays *not checked*.
+    """
+
+    rule: str
+    step: int | None
+    reason: str
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"rule": self.rule, "step": self.step, "reason": self.reason, "source": self.source}
+
+
+@attrs.define(frozen=True)
 class Report(Renderable):
     """The result of :func:`mps_analgesia.validate`: findings, passes, checks not run, editions.
 
@@ -230,6 +250,7 @@ class Report(Renderable):
     not_checked: tuple[NotChecked, ...] = ()
     editions: Mapping[str, str] = attrs.field(factory=dict, hash=False)
     regimen: Any = attrs.field(default=None, eq=False, repr=False)
+    not_applicable: tuple[NotApplicable, ...] = ()
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -268,12 +289,14 @@ class Report(Renderable):
 
     @property
     def counts(self) -> dict[str, int]:
-        """How many checks were flagged, passed and not checked, and findings by severity."""
+        """How many checks were flagged, passed, not checked and not applicable, and findings by
+        severity."""
         flagged = {(f.code, f.step) for f in self.findings}
         return {
             "flagged": len(flagged),
             "passed": len(self.passed),
             "not_checked": len(self.not_checked),
+            "not_applicable": len(self.not_applicable),
             "error": len(self.errors),
             "warning": len(self.warnings),
             "info": len(self.infos),
@@ -296,9 +319,10 @@ class Report(Renderable):
     def summary(self) -> str:
         """One line: findings by severity, checks passed and not checked."""
         c = self.counts
+        na = f", {c['not_applicable']} not applicable" if c["not_applicable"] else ""
         return (
             f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} info; "
-            f"{c['passed']} check(s) passed, {c['not_checked']} not checked"
+            f"{c['passed']} check(s) passed, {c['not_checked']} not checked{na}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -308,6 +332,7 @@ class Report(Renderable):
             "counts": self.counts,
             "findings": [f.to_dict() for f in self.findings],
             "not_checked": [n.to_dict() for n in self.not_checked],
+            "not_applicable": [n.to_dict() for n in self.not_applicable],
             "passed": [{"rule": r, "step": s} for r, s in self.passed],
             "editions": dict(self.editions),
             "steps": list(self.steps),
@@ -331,7 +356,7 @@ class Report(Renderable):
         -------
         >>> import mps_analgesia as mps
         >>> step = mps.AdjuvantStep(drug="acetaminophen", role="nociceptive",
-        ...                         dose="1250 mg", every="6 h")
+        ...                         dose="1000 mg", every="4 h")
         >>> issues = mps.validate(mps.Regimen([step])).to_fhir(include_not_checked=False)
         >>> issues[0]["resourceType"], issues[0]["severity"]
         ('DetectedIssue', 'high')
@@ -350,37 +375,14 @@ class Report(Renderable):
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     def to_text(self, *, title: str = "") -> str:
-        """A readable plain-text report, as ``mps-analgesia check`` prints it."""
-        lines: list[str] = []
-        if title:
-            lines.append(title)
-        for i, label in enumerate(self.steps):
-            lines.append(f"  step {i + 1}: {label}")
-        lines.append("")
-        if not self.findings:
-            lines.append("No findings from the checks that ran.")
-        for f in sorted(self.findings, key=lambda f: SEVERITIES.index(f.severity)):
-            where = f"step {f.step + 1}" if f.step is not None else "regimen"
-            lines.append(f"{f.severity.upper():8}{f.code} ({where})")
-            lines.append(f"        {f.message}")
-            if f.arithmetic:
-                lines.append(f"        = {f.arithmetic}")
-            if f.source:
-                lines.append(f"        source: {', '.join(f.source)} [{f.level}]")
-        if self.not_checked:
-            lines.append("")
-            lines.append("Not checked (an input was missing, so these are NOT passed):")
-            for n in self.not_checked:
-                where = f"step {n.step + 1}" if n.step is not None else "regimen"
-                why = f": {n.reason}" if n.reason else ""
-                lines.append(f"  {n.rule} ({where}): missing {n.missing}{why}")
-        lines.append("")
-        lines.append(self.summary())
-        if self.editions:
-            tables = ", ".join(f"{k} {v}" for k, v in sorted(self.editions.items()))
-            lines.append(f"Data tables: {tables}")
-        lines.append(INTENDED_USE)
-        return "\n".join(lines)
+        """The report as plain text: ``render(report, "text")``, under ``title`` when given.
+
+        A thin delegate to the renderers (the layer above), as ``mps-analgesia check`` prints it.
+        """
+        from .render import render
+
+        text = render(self, "text")
+        return f"{title}\n\n{text}" if title else text
 
 
 #: The intended-use statement printed with every report.
