@@ -27,6 +27,7 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 DELEGATES = frozenset(
     {
         ("mps_analgesia.report", "Report.to_fhir", "fhir"),
+        ("mps_analgesia.report", "Report.to_text", "render"),
         ("mps_analgesia._repr", "Renderable._repr_html_", "render"),
         ("mps_analgesia._repr", "Renderable._repr_markdown_", "render"),
     }
