@@ -15,7 +15,7 @@ checked* when it is not recorded.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal, TypeAlias
 
 import attrs
@@ -96,7 +96,8 @@ def _read(obj: object, name: str, dimension: str, unit: str) -> float | None:
 def _names(value: object) -> tuple[str, ...] | None:
     if value is None:
         return None  # not recorded (an empty list is recorded: takes none)
-    if isinstance(value, str) or not isinstance(value, Iterable):
+    unordered = isinstance(value, Mapping | set | frozenset)  # a table's keys are no list
+    if isinstance(value, str | bytes) or unordered or not isinstance(value, Iterable):
         raise StepError(
             "medications",
             "must be a list of medicine names, e.g. ['sertraline'] ([] when the patient takes "
