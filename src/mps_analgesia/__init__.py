@@ -19,6 +19,7 @@ True
 from ._units import Q
 from ._version import __version__
 from .errors import (
+    ArgumentError,
     CaseFileError,
     ConversionError,
     DataFileError,
@@ -143,6 +144,7 @@ __all__ = [
     "AdjuvantStep",
     "Anticoagulant",
     "AnticoagulantStatus",
+    "ArgumentError",
     "BreakthroughDose",
     "BreakthroughFraction",
     "Case",
