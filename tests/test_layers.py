@@ -41,7 +41,6 @@ DELEGATES = frozenset(
 TEMPORARY = frozenset(
     {
         ("mps_analgesia.protocols.plans", "InstantiatedPlan.to_dict", "io"),
-        ("mps_analgesia.protocols.reader", "", "io"),
         ("mps_analgesia.report", "__getattr__", "fhir"),
         ("mps_analgesia.report", "__getattr__", "cds_hooks"),
         ("mps_analgesia.report", "Finding.cds_indicator", "cds_hooks"),
