@@ -122,11 +122,20 @@ def _blocks(blocks: tuple[Block, ...], level: int, refs: Mapping[str, Reference]
             out.extend(block.lines)
             out.append("```")
         elif isinstance(block, Diagram):
+            # the drawing itself (inline SVG with a text alternative), then its Mermaid source
             out.append(f"*{escape(block.title)}*")
+            out.append("")
+            out.append('<div class="mps-flow">')
+            out.append(block.svg)
+            out.append("</div>")
+            out.append("")
+            out.append("<details><summary>Mermaid source of the flowchart</summary>")
             out.append("")
             out.append("```mermaid")
             out.append(block.mermaid.rstrip("\n"))
             out.append("```")
+            out.append("")
+            out.append("</details>")
         elif isinstance(block, Figure) and "\n" in block.alt:  # a text alternative in lines
             if block.caption:
                 out += [f"*{escape(block.caption)}*", ""]
