@@ -167,6 +167,8 @@ def to_markdown(doc: Document) -> str:
     <BLANKLINE>
     """
     by_id, ordered = numbered_references(doc)
+    if doc.kind == "line":  # a finding, a check not run, a step: its lines only
+        return "\n\n".join(_inlines(b.content, by_id) for b in doc.blocks if isinstance(b, Para))
     out = [f"# {escape(doc.title)}", ""]
     if doc.subtitle:
         out += [escape(doc.subtitle), ""]
