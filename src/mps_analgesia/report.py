@@ -452,15 +452,19 @@ RECORD_COLUMNS: Final = (
 )  # fmt: skip
 
 
-def records_frame(rows: Iterable[Mapping[str, Any]], columns: Iterable[str] = RECORD_COLUMNS) -> Any:
+def records_frame(
+    rows: Iterable[Mapping[str, Any]], columns: Iterable[str] = RECORD_COLUMNS
+) -> Any:
     """Rows as a pandas DataFrame; a library error naming the ``frame`` extra without pandas."""
     try:
-        import pandas
+        import pandas  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         from .errors import MpsAnalgesiaError
 
         raise MpsAnalgesiaError(
             "to_frame() needs pandas: pip install 'mps-analgesia[frame]' (or use to_records())"
         ) from None
-    return pandas.DataFrame(list(rows), columns=list(columns))
-
+    frame = pandas.DataFrame(list(rows), columns=list(columns))
+    if "step" in frame:  # 1-based step numbers, missing for the regimen: never 3.0 or NaN
+        frame["step"] = frame["step"].astype("Int64")
+    return frame
