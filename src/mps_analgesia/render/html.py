@@ -106,6 +106,7 @@ HANDOUT_STYLE: Final = """
 .mps-doc.handout figure.chart { text-align: center; }
 .mps-doc.handout figure.chart svg { max-height: 115mm; width: auto; max-width: 100%; }
 .mps-doc.handout #about { font-size: .88em; color: #2b2b2b; }
+.mps-doc.handout dl { grid-template-columns: max-content 1fr max-content 1fr; }
 .mps-doc.handout ol.refs { font-size: .85em; padding-left: 1.4rem; }
 @media print {
   .mps-doc.handout { font-size: 8.6pt; }
