@@ -32,6 +32,7 @@ from .errors import (
 )
 
 __all__ = [
+    "EDITIONS_FILE",
     "FORMULATIONS",
     "LEVELS",
     "OME_FILES",
@@ -50,9 +51,12 @@ __all__ = [
     "Tier",
     "breakthrough_fractions",
     "breakthrough_window",
+    "content_hash",
     "conversion_table",
     "conversion_tables",
+    "data_editions",
     "data_file",
+    "data_file_names",
     "drug",
     "drug_ids",
     "edition",
@@ -61,6 +65,7 @@ __all__ = [
     "mme_thresholds",
     "product",
     "products",
+    "recorded_editions",
     "reductions",
     "route_formulations",
     "routes",
@@ -110,6 +115,81 @@ def data_file(name: str) -> Mapping[str, Any]:
 def edition(name: str) -> str:
     """The edition of a data file, logged with every result that used it."""
     return str(data_file(name)["meta"]["edition"])
+
+
+#: The file beside the data files that records, for each, its edition and content hash.
+EDITIONS_FILE: Final = "editions.toml"
+#: Free-text keys left out of a content hash (wording, not values, sources or levels).
+_PROSE_KEYS: Final = frozenset({"note", "description", "comment"})
+
+
+def data_file_names() -> tuple[str, ...]:
+    """The packaged TOML data files (sorted), without the editions record itself."""
+    folder = resources.files("mps_analgesia") / "data"
+    return tuple(
+        sorted(
+            p.name for p in folder.iterdir() if p.name.endswith(".toml") and p.name != EDITIONS_FILE
+        )
+    )
+
+
+def _content(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _content(v) for k, v in value.items() if k not in _PROSE_KEYS}
+    if isinstance(value, list):
+        return [_content(v) for v in value]
+    return value
+
+
+def content_hash(name: str) -> str:
+    """The SHA-256 of a data file's values, sources and levels: the parsed TOML without its
+    ``[meta]`` table and without free-text ``note``/``description`` keys, so comments and
+    wording do not count, every number, unit, source id and level does.
+
+    Example
+    -------
+    >>> from mps_analgesia import _catalog
+    >>> _catalog.content_hash("drugs.toml").startswith("sha256:")
+    True
+    """
+    import hashlib
+    import json
+
+    data = {k: v for k, v in data_file(name).items() if k != "meta"}
+    text = json.dumps(_content(data), sort_keys=True, ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@cache
+def recorded_editions() -> Mapping[str, tuple[str, str]]:
+    """``file → (edition, content hash)`` as recorded in ``data/editions.toml``."""
+    import tomllib
+
+    path = resources.files("mps_analgesia") / "data" / EDITIONS_FILE
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise DataFileError(f"{EDITIONS_FILE}: cannot be read: {exc}") from exc
+    out: dict[str, tuple[str, str]] = {}
+    for name, entry in raw.get("files", {}).items():
+        out[str(name)] = (str(entry.get("edition", "")), str(entry.get("content", "")))
+    return out
+
+
+def data_editions() -> dict[str, str]:
+    """The edition of every packaged data file: ``{file: edition}``.
+
+    Each edition is tied to the file's content: ``data/editions.toml`` records the edition with
+    a hash of the values, sources and levels, and the test suite fails when a table's content
+    changes without a new edition.  A report's ``editions`` name the same strings.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> mps.data_editions()["drugs.toml"]
+    '2026-11'
+    """
+    return {name: edition(name) for name in data_file_names()}
 
 
 @cache
@@ -433,6 +513,7 @@ class TableEntry:
     bands: tuple[Band, ...] = ()
     band_title: str = ""
     reason: str = ""
+    dose_form: str = ""  # "" = any dose form; else the factor of that form only
 
 
 @attrs.define(frozen=True)
@@ -448,8 +529,14 @@ class ConversionTable:
     note: str
     entries: Mapping[tuple[str, str], TableEntry]
     any_route: Mapping[str, TableEntry]
+    #: Factors of one dose form: (drug, route, dose form) → entry, before the route's entry.
+    by_form: Mapping[tuple[str, str, str], TableEntry] = attrs.field(factory=dict)
 
-    def lookup(self, drug: str, route: str) -> TableEntry | None:
+    def lookup(self, drug: str, route: str, dose_form: str | None = None) -> TableEntry | None:
+        if dose_form:
+            form_entry = self.by_form.get((drug, route, dose_form))
+            if form_entry is not None:
+                return form_entry
         entry = self.entries.get((drug, route))
         if entry is None:
             entry = self.any_route.get(drug)
@@ -599,7 +686,13 @@ def _parse_entries(
                 raise DataFileError(f"{where}: bands need dose_unit = 'mcg/h'")
             title, bands = band_sets[name]
             common.update(kind="bands", bands=bands, band_title=title)
-    return [TableEntry(record.id, r, **common) for r in entry_routes]
+    forms = raw.get("dose_forms", [""])
+    known_forms = data_file("dose-forms.toml").get("forms", {})
+    if not isinstance(forms, list) or not all(f == "" or f in known_forms for f in forms):
+        raise DataFileError(f"{where}.dose_forms: {forms!r} are not all dose forms")
+    return [
+        TableEntry(record.id, r, **common, dose_form=str(f)) for r in entry_routes for f in forms
+    ]
 
 
 def _resolve(
@@ -622,8 +715,8 @@ def _resolve(
     own: list[TableEntry] = []
     for i, e in enumerate(raw.get("entries", ())):
         own.extend(_parse_entries(e, f"{file}: tables.{tid}.entries[{i}]", band_sets))
-    keys = {(e.drug, e.route) for e in own}
-    merged = [e for e in base if (e.drug, e.route) not in keys] + own
+    keys = {(e.drug, e.route, e.dose_form) for e in own}
+    merged = [e for e in base if (e.drug, e.route, e.dose_form) not in keys] + own
     parsed[tid] = merged
     return merged
 
@@ -648,8 +741,11 @@ def conversion_tables() -> Mapping[str, ConversionTable]:
             source, level = _source_level(raw, f"{file}: tables.{tid}")
             entries: dict[tuple[str, str], TableEntry] = {}
             any_route: dict[str, TableEntry] = {}
+            by_form: dict[tuple[str, str, str], TableEntry] = {}
             for e in _resolve(tid, (), raw_tables, parsed, band_sets, file):
-                if e.route == "*":
+                if e.dose_form:
+                    by_form[(e.drug, e.route, e.dose_form)] = e
+                elif e.route == "*":
                     any_route[e.drug] = e
                 else:
                     entries[(e.drug, e.route)] = e
@@ -663,6 +759,7 @@ def conversion_tables() -> Mapping[str, ConversionTable]:
                 str(raw.get("note", "")),
                 entries,
                 any_route,
+                by_form,
             )
     return out
 
