@@ -323,7 +323,7 @@ def _data_value(r: Any, ref: dict[str, Any], path: str) -> Any:
     """The quantity text a ``{data = "file.toml", key = "a.b"}`` reference names, so a protocol
     takes a threshold from the data file instead of restating it."""
     if set(ref) != {"data", "key"}:
-        r.add(path, "a reference to a data value is {data = \"file.toml\", key = \"a.b\"}")
+        r.add(path, 'a reference to a data value is {data = "file.toml", key = "a.b"}')
         return None
     try:
         return _catalog.data_entry(str(ref["data"]), str(ref["key"])).get("value")
