@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["SUMMARY_MAX", "cell", "escape", "plain", "summary"]
+__all__ = ["SUMMARY_MAX", "cell", "escape", "plain", "summary", "summary_text"]
 
 #: CDS Hooks: the summary "SHOULD be less than 140 characters".
 SUMMARY_MAX: Final = 139
@@ -79,3 +79,53 @@ def summary(text: str) -> str:
     if " " in cut[40:]:
         cut = cut[: cut.rfind(" ")]
     return cut.rstrip(" ,;:.") + "…"
+
+
+_TAG_START: Final = re.compile(r"<(?=[A-Za-z/!?])")
+_CLAUSE: Final = re.compile(r"[;:]\s|\s\(|,\s")
+
+
+def neutral(text: str) -> str:
+    """Our own text for a summary, with anything that could start markup made inert.
+
+    A ``<`` that could open a tag becomes ``‹``, brackets become parentheses (no link or image
+    can form), backticks go; ``<`` or ``>`` between numbers (``5000 mg/day > 4000``) stay.
+    """
+    out = _TAG_START.sub("‹", _clean(text))
+    out = out.replace("[", "(").replace("]", ")").replace("`", "'")
+    return " ".join(out.split())
+
+
+def _fit(text: str, room: int) -> str:
+    if len(text) <= room:
+        return text
+    head = text[:room]
+    cuts = [m.start() for m in _CLAUSE.finditer(head) if m.start() >= 40]
+    if cuts:
+        return head[: cuts[-1]].rstrip(" ,;:.")
+    if " " in head[30:]:
+        head = head[: head.rfind(" ")]
+    return head.rstrip(" ,;:.") + "…"
+
+
+def summary_text(finding: str, action: str) -> str:
+    """A summary: the finding's own sentence (with its number) and the action, < 140 characters.
+
+    The sentence is cut, if it must be, at a clause or a word, never inside one; the action is
+    added when it fits.
+
+    Example
+    -------
+    >>> from mps_analgesia.cds_hooks._markdown import summary_text
+    >>> summary_text("Acetaminophen 5000 mg/day is above 4000 mg/day", "Reduce the dose")
+    'Acetaminophen 5000 mg/day is above 4000 mg/day. Reduce the dose.'
+    """
+    first = neutral(finding).rstrip(" .")
+    tail = f". {neutral(action).rstrip('.')}." if action else "."
+    if len(first) + len(tail) <= SUMMARY_MAX:
+        return first + tail
+    cut = _fit(first, SUMMARY_MAX - len(tail))
+    if len(cut) >= 40 and not cut.endswith("…"):
+        return cut + tail
+    cut = _fit(first, SUMMARY_MAX - 1)
+    return cut if cut.endswith("…") else cut + "."

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
 from ..errors import CaseFileError, MpsAnalgesiaError, Problem
 from ..fhir import _bundle_entries, _medication_name, patient_from_resources, step_from_resource
-from ._discovery import HOOKS, PREFETCH_MEASURES
+from ._discovery import HOOKS, PREFETCH_KEYS, PREFETCH_MEASURES
 from ._errors import CdsRequestError
 
 __all__ = ["CheckedRequest", "Order", "Unreadable", "parse_body", "read_request"]
@@ -41,17 +41,47 @@ class Unreadable:
     message: str
 
 
+#: What a prefetch key held: ``absent`` (not sent: the client chose not to, or could not),
+#: ``null`` (sent as null: the client has no data), ``empty`` (a Bundle without entries),
+#: ``error`` (an OperationOutcome: the client's fetch failed), ``sent`` (data).
+PREFETCH_STATES: Final = ("absent", "null", "empty", "error", "sent")
+
+
 @attrs.define
 class CheckedRequest:
-    """What a request holds, read once: patient, orders and what could not be read."""
+    """What a request holds, read once: patient, orders and what could not be read.
+
+    ``prefetch`` maps each prefetch key the service reads to one of :data:`PREFETCH_STATES`;
+    ``prefetch_errors`` the diagnostics of the OperationOutcomes sent under a key.
+    """
 
     data: Mapping[str, Any]
     patient: Any
     orders: list[Order]
     unreadable: list[Unreadable]
     problems: list[Problem]
-    absent: list[str]
-    empty: list[str]
+    prefetch: dict[str, str]
+    prefetch_errors: dict[str, list[str]]
+
+    def keys_in(self, state: str) -> list[str]:
+        """The prefetch keys in ``state``, in discovery order."""
+        return [k for k, v in self.prefetch.items() if v == state]
+
+
+def _outcome_texts(res: Mapping[str, Any]) -> list[str]:
+    """The diagnostics (or details) of an OperationOutcome's issues."""
+    out = []
+    issues = res.get("issue")
+    for issue in issues if isinstance(issues, list) else []:
+        if not isinstance(issue, Mapping):
+            continue
+        text = issue.get("diagnostics")
+        details = issue.get("details")
+        if not isinstance(text, str) and isinstance(details, Mapping):
+            text = details.get("text")
+        code = issue.get("code")
+        out.append(str(text) if isinstance(text, str) else f"issue {code!s}")
+    return out or ["an OperationOutcome without issues"]
 
 
 def _resources(value: object, key: str) -> list[Mapping[str, Any]]:
@@ -72,15 +102,36 @@ def _resources(value: object, key: str) -> list[Mapping[str, Any]]:
     return [value]
 
 
+def _prefetch_state(
+    prefetch: Mapping[str, Any], key: str, resources: list[Mapping[str, Any]]
+) -> tuple[str, list[str]]:
+    if key not in prefetch:
+        return "absent", []
+    if prefetch[key] is None:
+        return "null", []
+    errors = [
+        text
+        for r in resources
+        if r.get("resourceType") == "OperationOutcome"
+        for text in _outcome_texts(r)
+    ]
+    data = [r for r in resources if r.get("resourceType") != "OperationOutcome"]
+    if errors and not data:
+        return "error", errors
+    if not data:
+        return "empty", errors
+    return "sent", errors
+
+
 def _reference(res: Mapping[str, Any], fallback: str) -> str:
     rid = res.get("id")
     return f"{res.get('resourceType')}/{rid}" if isinstance(rid, str) and rid else fallback
 
 
-def parse_body(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+def parse_body(body: object) -> Mapping[str, Any]:
     """The request's JSON object, its shape checked (hook, context, prefetch)."""
-    if isinstance(body, Mapping):
-        data: Any = body
+    if not isinstance(body, bytes | bytearray | str):
+        data: Any = body  # already parsed
     else:
         try:
             data = json.loads(body)
@@ -102,22 +153,6 @@ def parse_body(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     return data
 
 
-def _prefetch_status(prefetch: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """Prefetch keys not provided, and keys provided but with nothing on record."""
-    absent, empty = [], []
-    for key in ("patient", *PREFETCH_MEASURES):
-        value = prefetch.get(key)
-        if value is None:
-            absent.append(key)
-        elif (
-            isinstance(value, Mapping)
-            and value.get("resourceType") == "Bundle"
-            and not value.get("entry")
-        ):
-            empty.append(key)
-    return absent, empty
-
-
 def read_request(data: Mapping[str, Any]) -> CheckedRequest:
     """Read the patient and the orders (the draft orders first, then the active ones)."""
     context = data["context"]
@@ -131,16 +166,22 @@ def read_request(data: Mapping[str, Any]) -> CheckedRequest:
             "context.draftOrders must be a FHIR Bundle of the orders",
             [str(p) for p in exc.problems],
         ) from None
-    patient_res = None
-    for res in _resources(prefetch.get("patient"), "patient"):
-        if res.get("resourceType") == "Patient":
-            patient_res = res
-            break
-    observations: list[Mapping[str, Any]] = []
-    for key in PREFETCH_MEASURES:
-        observations.extend(
-            r for r in _resources(prefetch.get(key), key) if r.get("resourceType") == "Observation"
-        )
+    resources = {key: _resources(prefetch.get(key), key) for key in PREFETCH_KEYS}
+    states: dict[str, str] = {}
+    errors: dict[str, list[str]] = {}
+    for key in PREFETCH_KEYS:
+        states[key], texts = _prefetch_state(prefetch, key, resources[key])
+        if texts:
+            errors[key] = texts
+    patient_res = next(
+        (r for r in resources["patient"] if r.get("resourceType") == "Patient"), None
+    )
+    observations = [
+        r
+        for key in PREFETCH_MEASURES
+        for r in resources[key]
+        if r.get("resourceType") == "Observation"
+    ]
     problems: list[Problem] = []
     patient = patient_from_resources(patient_res, observations, (), problems=problems)
     orders: list[Order] = []
@@ -157,7 +198,7 @@ def read_request(data: Mapping[str, Any]) -> CheckedRequest:
             label = _medication_name(res.get("medicationCodeableConcept")) or ref
             unreadable.append(Unreadable(ref, label, str(exc)))
     others = []
-    for i, res in enumerate(_resources(prefetch.get("medications"), "medications")):
+    for i, res in enumerate(resources["medications"]):
         if res.get("resourceType") != "MedicationRequest" or res.get("status") not in (
             None,
             "active",
@@ -172,8 +213,8 @@ def read_request(data: Mapping[str, Any]) -> CheckedRequest:
             name = _medication_name(res.get("medicationCodeableConcept"))
             if name is not None:
                 others.append(name)
-    if prefetch.get("medications") is not None:
-        # the active orders were sent: the medicines not in the regimen are recorded (none: [])
+    if states["medications"] in ("sent", "empty", "null"):
+        # the active orders were sent (null: the client has none): the medicines not in the
+        # regimen are recorded (none: [])
         patient = attrs.evolve(patient, medications=[*(patient.medications or ()), *others])
-    absent, empty = _prefetch_status(prefetch)
-    return CheckedRequest(data, patient, orders, unreadable, problems, absent, empty)
+    return CheckedRequest(data, patient, orders, unreadable, problems, states, errors)
