@@ -18,6 +18,7 @@ import pytest
 import mps_analgesia as mps
 from mps_analgesia import cli
 from mps_analgesia.batch import validate_many
+from mps_analgesia.cli import _check
 
 N_FILES = 10_000
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -57,7 +58,7 @@ def test_cli_check_jsonl_10000_files(benchmark: Any, case_dir: Path) -> None:
 
     def run() -> int:
         with open(os.devnull, "w", encoding="utf-8") as out:
-            return cli._check(args, out, io.StringIO())
+            return _check.run(args, out, io.StringIO())
 
     assert benchmark.pedantic(run, rounds=3, iterations=1) == 0
 

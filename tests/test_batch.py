@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 import mps_analgesia as mps
 from mps_analgesia import cli
 from mps_analgesia.batch import CaseResult, iter_case_files, validate_many
-from mps_analgesia.cli import main
+from mps_analgesia.cli import _check, main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -213,7 +214,10 @@ class TestCheckCommand:
         ]
         assert docs[1]["status"] == "unreadable"
         assert docs[2]["counts"]["error"] == 1
-        assert "file " in err  # the summary table
+        assert "3 case files checked, 1 unreadable, 1 with error findings" in err
+        assert "total " in err  # the totals row of the summary
+        assert "a-clean.toml" not in err  # only the final summary: no per-file rows
+        assert "c-broken.toml" not in err  # its problem is in its JSON line
 
     def test_json_many_files_is_a_list(
         self, case_dir: Path, capsys: pytest.CaptureFixture[str]
@@ -285,7 +289,7 @@ class TestProgress:
     def test_bar_drawn_on_a_terminal(self) -> None:
         """On a terminal the bar shows done/total and is erased by clear()."""
         stream = _Tty()
-        bar = cli._Progress(stream, 4)
+        bar = _check._Progress(stream, 4)
         bar.update(4, "examples/x.toml")
         assert "4/4" in stream.getvalue()
         assert "####" in stream.getvalue()
@@ -295,7 +299,7 @@ class TestProgress:
     def test_silent_when_not_a_terminal(self) -> None:
         """Not a terminal: nothing is written."""
         stream = io.StringIO()
-        bar = cli._Progress(stream, 4)
+        bar = _check._Progress(stream, 4)
         bar.update(4, "x")
         bar.clear()
         assert stream.getvalue() == ""
@@ -303,19 +307,20 @@ class TestProgress:
     def test_silent_for_a_single_file(self) -> None:
         """One file: no bar even on a terminal."""
         stream = _Tty()
-        cli._Progress(stream, 1).update(1, "x")
+        _check._Progress(stream, 1).update(1, "x")
         assert stream.getvalue() == ""
 
     def test_check_draws_bar_on_tty_stderr(
         self, case_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """check with a terminal stderr draws the bar there and keeps stdout clean JSON lines."""
+        """check with a terminal stderr draws a count there (a streamed batch has no total) and
+        keeps stdout clean JSON lines."""
         err = _Tty()
         out = io.StringIO()
         args: Any = cli._parser().parse_args(["check", str(case_dir), "--format", "jsonl"])
-        code = cli._check(args, out, err)
+        code = _check.run(args, out, err)
         assert code == 2
-        assert "3/3" in err.getvalue()
+        assert "1 checked  " in err.getvalue()
         for line in out.getvalue().splitlines():
             json.loads(line)
 
@@ -329,3 +334,146 @@ class TestManyFiles:
         results = list(validate_many([tmp_path]))
         assert len(results) == 100
         assert all(r.ok for r in results)
+
+
+GOOD_NAMES = ("good-1.toml", "sub/good-2.toml")
+
+
+@pytest.fixture
+def bad_dir(tmp_path: Path) -> Path:
+    """A folder with two good case files and one of each bad file kind."""
+    (tmp_path / "sub").mkdir()
+    for name in GOOD_NAMES:
+        (tmp_path / name).write_text(CLEAN_CASE, encoding="utf-8")
+    (tmp_path / "broken.toml").write_text(BROKEN_CASE, encoding="utf-8")  # not TOML
+    (tmp_path / "invalid.json").write_text('{"step": [{"kind": []}]}', encoding="utf-8")
+    (tmp_path / "latin1.toml").write_bytes('name = "café"\n'.encode("latin-1"))  # not UTF-8
+    (tmp_path / "big.toml").write_text("# padding\n" * 200, encoding="utf-8")  # over the limit
+    (tmp_path / "empty.json").write_text("", encoding="utf-8")
+    (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")  # not a table
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    os.mkfifo(tmp_path / "fifo.toml")  # reading it would block forever
+    (tmp_path / "zero.toml").symlink_to("/dev/zero")  # reading it would never end
+    (tmp_path / "dangling.toml").symlink_to(tmp_path / "nowhere.toml")
+    (tmp_path / "loop").symlink_to(tmp_path)  # a directory link: not followed
+    return tmp_path
+
+
+BAD_NAMES = (
+    "big.toml",
+    "broken.toml",
+    "dangling.toml",
+    "deep.json",
+    "empty.json",
+    "fifo.toml",
+    "invalid.json",
+    "latin1.toml",
+    "list.json",
+    "zero.toml",
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and symbolic links (POSIX)")
+class TestBatchesNeverStop:
+    """Every file gets a result or a problem; the run goes on to the end."""
+
+    def _by_name(self, results: list[CaseResult], root: Path) -> dict[str, CaseResult]:
+        return {Path(r.source).relative_to(root).as_posix(): r for r in results}
+
+    @pytest.mark.parametrize("jobs", [1, 2])
+    def test_library_reports_every_file(self, bad_dir: Path, jobs: int) -> None:
+        """validate_many gives one result per file, the good ones checked, in order."""
+        results = list(validate_many([bad_dir], max_bytes=1000, jobs=jobs))
+        by_name = self._by_name(results, bad_dir)
+        assert sorted(by_name) == sorted(BAD_NAMES + GOOD_NAMES)
+        assert [r.source for r in results] == sorted(r.source for r in results)
+        for name in GOOD_NAMES:
+            assert by_name[name].ok, by_name[name].error
+        for name in BAD_NAMES:
+            assert not by_name[name].ok, name
+            assert isinstance(by_name[name].error, mps.MpsAnalgesiaError), name
+
+    def test_each_kind_says_why(self, bad_dir: Path) -> None:
+        """The problem names the kind of file, without reading FIFOs or devices."""
+        by_name = self._by_name(list(validate_many([bad_dir], max_bytes=1000)), bad_dir)
+        reasons = {name: str(by_name[name].error) for name in BAD_NAMES}
+        assert "FIFO" in reasons["fifo.toml"]
+        assert "character device" in reasons["zero.toml"]
+        assert "bigger than 1000 bytes" in reasons["big.toml"]
+        assert "not UTF-8" in reasons["latin1.toml"]
+        assert "cannot be read" in reasons["dangling.toml"]
+
+    def test_unexpected_exception_is_a_problem_with_its_type(
+        self, bad_dir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Any exception at the file boundary becomes that file's problem, named by type."""
+        from mps_analgesia import io as case_io
+
+        real = case_io.loads_case
+
+        def explode(text: str, **kwargs: Any) -> Any:
+            if "café" in text or ("8 Gy" in text and "good-1" in str(kwargs.get("file"))):
+                raise TypeError("boom")
+            return real(text, **kwargs)
+
+        monkeypatch.setattr(case_io, "loads_case", explode)
+        by_name = self._by_name(list(validate_many([bad_dir])), bad_dir)
+        assert "unexpected TypeError: boom" in str(by_name["good-1.toml"].error)
+        assert by_name["sub/good-2.toml"].ok
+
+    @pytest.mark.parametrize("jobs", ["1", "2"])
+    def test_check_goes_to_the_end_with_exit_2(
+        self, bad_dir: Path, jobs: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`check DIR` reports every file, the good ones with their report, and exits 2."""
+        argv = ["check", str(bad_dir), "--format", "jsonl", "--max-bytes", "1000", "-j", jobs]
+        code, out, err = run(argv, capsys)
+        assert code == 2
+        docs = {
+            Path(d["file"]).relative_to(bad_dir).as_posix(): d
+            for d in map(json.loads, out.splitlines())
+        }
+        assert sorted(docs) == sorted(BAD_NAMES + GOOD_NAMES)
+        for name in GOOD_NAMES:
+            assert docs[name]["status"] != "unreadable"
+        for name in BAD_NAMES:
+            assert docs[name]["status"] == "unreadable", name
+        assert f"{len(docs)} case files checked, {len(BAD_NAMES)} unreadable" in err
+        assert "Traceback" not in err
+
+    def test_text_format_lists_each_problem(
+        self, bad_dir: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """In text, each bad file's problem goes to stderr and the summary names it."""
+        code, out, err = run(["check", str(bad_dir), "--max-bytes", "1000", "-j", "1"], capsys)
+        assert code == 2
+        for name in BAD_NAMES:
+            assert name in err, name
+            assert f"{name}" in out  # its row in the summary table
+        assert f"{len(BAD_NAMES)} unreadable" in out
+
+
+class TestClosedPipe:
+    def test_head_ends_quietly(self, tmp_path: Path) -> None:
+        """`check DIR --format jsonl | head -1`: no BrokenPipe traceback."""
+        import subprocess
+        import sys
+
+        text = (EXAMPLES / "mps-multimodal.toml").read_text(encoding="utf-8")
+        for i in range(80):
+            (tmp_path / f"c{i:02d}.toml").write_text(text, encoding="utf-8")
+        with subprocess.Popen(
+            [sys.executable, "-m", "mps_analgesia", "check", str(tmp_path), "--format", "jsonl"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ) as proc:
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            first = proc.stdout.readline()
+            proc.stdout.close()
+            err = proc.stderr.read().decode()
+            code = proc.wait(timeout=120)
+        assert json.loads(first)["file"].endswith("c00.toml")
+        assert "Traceback" not in err
+        assert "BrokenPipe" not in err
+        assert code == 0

@@ -178,3 +178,46 @@ class TestModule:
         )
         assert done.returncode == 1, done.stderr
         assert json.loads(done.stdout)["status"] == "errors"
+
+
+class TestSuggestions:
+    """Mistakes get the closest name; fixed choices are case-insensitive."""
+
+    def test_mistyped_subcommand(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`chek` suggests `check`, exit 2."""
+        assert main(["chek", "x.toml"]) == 2
+        assert "invalid command: 'chek'; did you mean 'check'?" in capsys.readouterr().err
+
+    def test_mistyped_option(
+        self, cases: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`--fromat` suggests `--format`, exit 2, nothing checked."""
+        assert main(["check", "--fromat", "json", str(cases["clean"])]) == 2
+        captured = capsys.readouterr()
+        assert "unknown option '--fromat'; did you mean '--format'?" in captured.err
+        assert captured.out == ""
+
+    def test_mistyped_choice(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`--format jsn` suggests `json`."""
+        assert main(["check", "--format", "jsn", "x.toml"]) == 2
+        assert "invalid choice: 'jsn'; did you mean 'json'?" in capsys.readouterr().err
+
+    def test_no_suggestion_when_nothing_is_close(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A word close to nothing gets the list of choices, no guess."""
+        assert main(["zzzzzz"]) == 2
+        err = capsys.readouterr().err
+        assert "did you mean" not in err
+        assert "'check'" in err
+
+    @pytest.mark.parametrize("name", ["JSON", "Json", "json"])
+    def test_format_names_any_case(
+        self, name: str, cases: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`--format JSON` is `--format json`."""
+        assert main(["check", "--format", name, str(cases["clean"])]) == 0
+        assert json.loads(capsys.readouterr().out)["file"] == str(cases["clean"])
+
+    def test_schema_name_any_case(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`schema CASE` is `schema case`."""
+        assert main(["schema", "CASE"]) == 0
+        assert json.loads(capsys.readouterr().out)["title"]

@@ -51,8 +51,14 @@ class TestMaxDaily:
         assert (f.severity, f.step, f.level) == ("error", 0, "S")
         assert f.arithmetic == "1250 mg × 4 doses/day = 5000 mg/day > 4000 mg/day"
         assert f.source == ("acetaminophen-otc-label",)
-        assert f.detail["daily_dose"] == "5000 mg/day"
-        assert f.detail["limit"] == "4000 mg/day"
+        assert f.detail["daily_dose"] == 5000.0
+        assert f.detail["daily_dose_unit"] == "mg/d"
+        assert f.detail["daily_dose_text"] == "5000 mg/day"
+        assert (f.detail["limit"], f.detail["limit_unit"]) == (4000.0, "mg/d")
+        assert f.detail["limit_text"] == "4000 mg/day"
+        # 4000 mg/day ÷ 4 doses = 1000 mg, rounded down to the listed tablets
+        assert f.detail["suggested_dose"] == 1000.0
+        assert f.detail["suggested_dose_unit"] == "mg"
         assert "acetaminophen totals 5000 mg/day" in f.message
         assert report.has_errors
 

@@ -225,7 +225,12 @@ class TestProblems:
     @pytest.mark.parametrize(
         ("path", "message", "line"),
         [
-            ("steps", "unknown top-level key (expected name, description, patient, step)", 2),
+            (
+                "steps",
+                "unknown top-level key (expected name, description, start_date, time_zone, "
+                "patient, step)",
+                2,
+            ),
             ("patient.weigth", "unknown key for Patient; did you mean 'weight'?", 6),
             ("patient.qtc", "'440' has no unit; write e.g. '440 ms'", 7),
             ("step[0].drug", "unknown drug 'fentanil'; did you mean 'fentanyl'?", 11),

@@ -196,3 +196,27 @@ class TestData:
         assert rt.alpha_beta("late").gy == 3.0
         with pytest.raises(mps.DataFileError):
             rt.alpha_beta("nope")
+
+
+class TestCourseEquivalents:
+    @given(
+        total=st.floats(min_value=0.5, max_value=80, allow_nan=False),
+        n=st.integers(min_value=1, max_value=40),
+    )
+    @settings(max_examples=50, deadline=None)
+    def test_agree_with_bed_and_eqd2(self, total: float, n: int) -> None:
+        """Each α/β of the data file gives the same BED and EQD2 as bed() and eqd2()."""
+        results = rt.course_equivalents(f"{total} Gy", n)
+        assert [c.alpha_beta_gy for c in results] == [a.gy for a in rt.alpha_beta_values()]
+        for c, ab in zip(results, rt.alpha_beta_values(), strict=True):
+            assert math.isclose(c.bed_gy, bed(f"{total} Gy", n, ab.value.quantity).magnitude)
+            assert math.isclose(c.eqd2_gy, eqd2(f"{total} Gy", n, ab.value.quantity).magnitude)
+            assert math.isclose(c.dose_per_fraction_gy * n, total)
+            assert c.source == ab.value.source
+
+    def test_refuses_bad_input(self) -> None:
+        """A bare number or zero fractions is refused, as for bed()."""
+        with pytest.raises(UnitError):
+            rt.course_equivalents(8, 1)
+        with pytest.raises(StepError):
+            rt.course_equivalents("8 Gy", 0)

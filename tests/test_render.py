@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 
 import mps_analgesia as mps
 from mps_analgesia import _catalog
+from mps_analgesia.cli import _educator as commands
 from mps_analgesia.errors import MpsAnalgesiaError, UnknownNameError
 from mps_analgesia.render import (
     FORMATS,
-    commands,
     document,
     render,
     render_rt_table,
@@ -258,7 +258,7 @@ def _plan(protocol_id: str) -> Any:
 
 
 def _conversion() -> Any:
-    from mps_analgesia.render._objects import convert_from_text
+    from mps_analgesia.cli._text import convert_from_text
 
     return convert_from_text("60 mg/day oral morphine", to_drug="oxycodone")
 
@@ -424,7 +424,7 @@ class TestConversionOutputs:
 
     def test_unconvertible_text_is_an_error_not_a_number(self) -> None:
         """A dose that is not a daily dose, or an unknown drug, raises a library error."""
-        from mps_analgesia.render._objects import convert_from_text
+        from mps_analgesia.cli._text import convert_from_text
 
         with pytest.raises(MpsAnalgesiaError, match="not a daily dose"):
             convert_from_text("60 mg oral morphine", to_drug="oxycodone")

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 import mps_analgesia as mps
+from mps_analgesia.cli import _educator as commands
 from mps_analgesia.errors import MpsAnalgesiaError, UnknownNameError
 from mps_analgesia.io import load_case
 from mps_analgesia.protocols import load_protocol
-from mps_analgesia.render import commands
 from mps_analgesia.render.timeline import (
     PLOT_UNAVAILABLE,
     Checkpoint,
@@ -154,7 +154,7 @@ class TestPlotUnavailable:
         matplotlib."""
         script = (
             "import sys, mps_analgesia as mps, mps_analgesia.cli\n"
-            "import mps_analgesia.render.timeline, mps_analgesia.render.commands\n"
+            "import mps_analgesia.render.timeline, mps_analgesia.cli._educator\n"
             "from mps_analgesia.render import render\n"
             "case = mps.load_case('examples/mps-multimodal.toml')\n"
             "render(case, 'html')\n"

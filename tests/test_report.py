@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 import mps_analgesia as mps
 from mps_analgesia.cds_hooks import CDS_INDICATOR
+from mps_analgesia.fhir import FHIR_SEVERITY
 from mps_analgesia.report import (
-    FHIR_SEVERITY,
     INTENDED_USE,
     SEVERITIES,
     Finding,

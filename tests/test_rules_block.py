@@ -117,7 +117,7 @@ class TestLocalAnaestheticMax:
         assert f.severity == "error"
         assert f.arithmetic == "5 mg/mL × 30 mL = 150 mg > 3 mg/kg × 45 kg = 135 mg"
         assert f.level == "S"
-        assert f.detail["weight_used"] == "actual weight 45 kg"
+        assert f.detail["weight_used_text"] == "actual weight 45 kg"
 
     def test_without_height_the_finding_names_the_weight(self) -> None:
         """Without a height the finding says the actual weight was used (BMI unknown)."""
@@ -244,7 +244,7 @@ class TestLocalAnaestheticMax:
         # IBW = 45.5 + 2.3 × (160 - 152.4) / 2.54 = 52.38 kg; 4.5 mg/kg → 235.7 mg
         f = only(check(block("lidocaine", "1 %", "25 mL"), patient=p), LA)
         assert (f.severity, f.level) == ("warning", "U")
-        assert f.detail["weight_used"] == "ideal body weight 52.38 kg"
+        assert f.detail["weight_used_text"] == "ideal body weight 52.38 kg"
         assert "ideal body weight" in f.message
         assert "Devine" in f.message
         assert "devine-1974" in f.source
@@ -267,13 +267,13 @@ class TestLocalAnaestheticMax:
         """A man's ideal body weight uses the 50 kg base: 50 + 2.3 × 7.6/2.54 = 56.88 kg."""
         p = patient(weight="100 kg", height="160 cm", sex="male")
         f = only(check(block("lidocaine", "1 %", "26 mL"), patient=p), LA)
-        assert f.detail["weight_used"] == "ideal body weight 56.88 kg"
+        assert f.detail["weight_used_text"] == "ideal body weight 56.88 kg"
 
     def test_normal_bmi_uses_actual_weight(self) -> None:
         """BMI ≤ 30: the actual weight, with no ideal-body-weight caveat."""
         p = patient(weight="45 kg", height="160 cm")
         f = only(check(block(conc="0.5 %", volume="30 mL"), patient=p), LA)
-        assert f.detail["weight_used"] == "actual weight 45 kg"
+        assert f.detail["weight_used_text"] == "actual weight 45 kg"
         assert "ideal body weight" not in f.message
 
     def test_adrenaline_without_separate_limit_uses_plain(self) -> None:

@@ -307,3 +307,95 @@ class TestDefaultRules:
     def test_validate_is_public(self) -> None:
         """mps.validate is the engine's validate."""
         assert mps.validate is validate
+
+
+def _check_canonical(detail: Any, where: str) -> None:
+    """Every number in a finding's detail is a float with its UCUM unit and display text beside
+    it; no value is a number written as text."""
+    import re
+
+    quantity_text = re.compile(r"^\s*-?\d+(\.\d+)?\s*[a-zA-Zµ%/]")
+    keys = set(detail)
+    for key, value in detail.items():
+        if key.endswith(("_unit", "_text", "_basis")):
+            continue
+        if isinstance(value, str):
+            assert not quantity_text.match(value), f"{where}: {key}={value!r} is a number as text"
+        if isinstance(value, float) or (value is None and f"{key}_unit" in keys):
+            base = key.removesuffix("_low").removesuffix("_high")
+            assert f"{base}_unit" in keys, f"{where}: {key} has no {base}_unit"
+            assert f"{base}_text" in keys, f"{where}: {key} has no {base}_text"
+
+
+class TestCanonicalDetail:
+    """Finding.detail: every number a float under <name>, its UCUM code under <name>_unit."""
+
+    def test_numbers_are_floats_with_ucum_units(self) -> None:
+        """Findings of the dose, organ, methadone, radiotherapy and opioid rules follow it."""
+        regimens = [
+            [
+                mps.AdjuvantStep(
+                    drug="acetaminophen", role="nociceptive", dose="1250 mg", every="6 h"
+                )
+            ],
+            [mps.OpioidStep(drug="tramadol", dose="100 mg", every="4 h")],
+            [mps.MethadoneAdjuvantStep(dose="20 mg", every="8 h")],
+            [
+                mps.RadiotherapyStep(
+                    total_dose="20 Gy",
+                    fractions=2,
+                    site="psoas",
+                    prior_dose="8 Gy",
+                    prior_fractions=1,
+                )
+            ],
+            [
+                mps.OpioidStep(
+                    drug="morphine", formulation="modified-release", dose="60 mg", every="12 h"
+                ),
+                mps.OpioidStep(drug="morphine", dose="60 mg", prn=True, max_doses_per_24h=4),
+            ],
+            [mps.OpioidStep(drug="fentanyl", route="transdermal", rate="50 mcg/h")],
+            [mps.OpioidStep(drug="buprenorphine", route="transdermal", rate="10 mcg/h")],
+        ]
+        patient = mps.Patient(
+            weight="50 kg",
+            age=80,
+            qtc="480 ms",
+            creatinine_clearance="20 mL/min",
+            hepatic_impairment="severe",
+            opioid_tolerant=False,
+        )
+        seen = set()
+        for steps in regimens:
+            for f in validate(mps.Regimen(steps), patient).findings:
+                _check_canonical(f.detail, f.code)
+                if any(isinstance(v, float) for v in f.detail.values()):
+                    seen.add(f.code)
+        assert {
+            "dose.max-daily",
+            "methadone.qtc-prolonged",
+            "radiotherapy.bed-eqd2",
+            "radiotherapy.reirradiation",
+            "radiotherapy.dose-per-fraction",
+            "opioid.ome-total",
+            "opioid.breakthrough-dose",
+            "renal.dose-adjust",
+        } <= seen, seen
+
+    def test_helper_refuses_a_unit_without_a_ucum_code(self) -> None:
+        """A unit missing from ucum.toml is a data-file error, never a silent text."""
+        from mps_analgesia.errors import DataFileError
+        from mps_analgesia.rules._util import measure
+
+        with pytest.raises(DataFileError, match="no UCUM code"):
+            measure("x", 1.0, "furlong/fortnight")
+
+    def test_suggested_dose_is_rounded_down_from_the_limit(self) -> None:
+        """Acetaminophen 1250 mg × 4: the 4000 mg/day limit gives 1000 mg per dose."""
+        step = mps.AdjuvantStep(
+            drug="acetaminophen", role="nociceptive", dose="1250 mg", every="6 h"
+        )
+        (f,) = [f for f in validate(mps.Regimen([step])).findings if f.code == "dose.max-daily"]
+        assert (f.detail["suggested_dose"], f.detail["suggested_dose_unit"]) == (1000.0, "mg")
+        assert f.detail["suggested_dose_text"] == "1000 mg"

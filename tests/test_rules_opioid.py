@@ -304,7 +304,9 @@ class TestOmeTotal:
         (f,) = findings_of(check(RULES, [bup]), self.RULE)
         assert "not converted" in f.message
         assert "0 MME/day" not in f.message
-        assert f.detail["total"] is None
+        assert f.detail["total_low"] is None
+        assert f.detail["total_high"] is None
+        assert f.detail["total_text"] is None
         assert f.arithmetic == ""
 
     def test_partial_total_says_partial(self) -> None:
@@ -312,7 +314,7 @@ class TestOmeTotal:
         bup = OpioidStep(drug="buprenorphine", route="transdermal", rate="10 mcg/h")
         (f,) = findings_of(check(RULES, [bup, mr()]), self.RULE)
         assert "(partial)" in f.message
-        assert f.detail["total"].endswith("(partial)")
+        assert f.detail["total_text"].endswith("(partial)")
 
     def test_range_reported_as_range(self) -> None:
         """A patch under the NOUGG bands is reported as 60–134 MME/day."""

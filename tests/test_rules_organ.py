@@ -147,7 +147,9 @@ class TestRenalDoseAdjust:
         """At 30 and 60 mL/min (shared by two bands) pregabalin gets the lower maximum."""
         report = check(RULES, [gabapentinoid("pregabalin", "400 mg", "12 h")], crcl(value))
         (f,) = findings_of(report, "renal.dose-adjust")
-        assert f.detail["limit"] == limit
+        assert f.detail["limit_text"] == limit
+        assert f.detail["limit_unit"] == "mg/d"
+        assert f.detail["limit"] == float(limit.split()[0])
 
     def test_tramadol_below_30_max_200(self) -> None:
         """Tramadol 400 mg/day at CrCl 20: above 200 mg/day, level V."""
@@ -277,7 +279,8 @@ class TestHepaticTramadol:
         assert (f.severity, f.level, f.source) == ("warning", "V", ("ultram-label",))
         assert "severe hepatic impairment" in f.message
         assert "at most 50 mg per dose and 100 mg/day" in f.message
-        assert f.detail["reference_daily"] == "100 mg/day"
+        assert f.detail["reference_daily"] == 100.0
+        assert f.detail["reference_daily_text"] == "100 mg/day"
 
     @pytest.mark.parametrize(
         "step",

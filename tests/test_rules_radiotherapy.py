@@ -69,13 +69,17 @@ class TestBedEqd2:
         """20 Gy/5 reports BED10 28, EQD2(10) 23.33, BED3 46.67, EQD2(3) 28 Gy as info."""
         f = only(check(rt("20 Gy", 5)), "radiotherapy.bed-eqd2")
         assert f.severity == "info"
-        assert f.detail == {
-            "bed_10": "28 Gy",
-            "eqd2_10": "23.33 Gy",
-            "bed_3": "46.67 Gy",
-            "eqd2_3": "28 Gy",
-            "dose_per_fraction": "4 Gy",
+        texts = {k: v for k, v in f.detail.items() if k.endswith("_text")}
+        assert texts == {
+            "bed_10_text": "28 Gy",
+            "eqd2_10_text": "23.33 Gy",
+            "bed_3_text": "46.67 Gy",
+            "eqd2_3_text": "28 Gy",
+            "dose_per_fraction_text": "4 Gy",
         }
+        assert f.detail["bed_10"] == pytest.approx(28.0)
+        assert f.detail["eqd2_10"] == pytest.approx(70 / 3)
+        assert f.detail["eqd2_3_unit"] == "Gy"
         assert "BED10 = 20 Gy × (1 + 4/10) = 28 Gy" in f.arithmetic
         assert set(f.source) == {"hall-giaccia-2012", "joiner-2009"}
         assert f.level == "V"
@@ -83,9 +87,10 @@ class TestBedEqd2:
     def test_single_fraction_values(self) -> None:
         """8 Gy × 1 reports BED3 29.33 and EQD2(3) 17.6 Gy (§7 #24)."""
         f = only(check(rt("8 Gy", 1)), "radiotherapy.bed-eqd2")
-        assert f.detail["bed_3"] == "29.33 Gy"
-        assert f.detail["eqd2_3"] == "17.6 Gy"
-        assert f.detail["bed_10"] == "14.4 Gy"
+        assert f.detail["bed_3_text"] == "29.33 Gy"
+        assert f.detail["eqd2_3_text"] == "17.6 Gy"
+        assert f.detail["bed_10_text"] == "14.4 Gy"
+        assert f.detail["eqd2_3"] == pytest.approx(17.6)
 
     def test_every_radiotherapy_step_reports(self) -> None:
         """Each radiotherapy step gets its own info finding (never 'passed')."""
@@ -154,8 +159,9 @@ class TestReirradiation:
         step = rt("20 Gy", 5, prior_dose="8 Gy", prior_fractions=1)
         f = only(check(step), "radiotherapy.reirradiation")
         assert f.severity == "warning"
-        assert f.detail["eqd2_3_cumulative"] == "45.6 Gy"
-        assert f.detail["eqd2_3_this_course"] == "28 Gy"
+        assert f.detail["eqd2_3_cumulative_text"] == "45.6 Gy"
+        assert f.detail["eqd2_3_cumulative"] == pytest.approx(45.6)
+        assert f.detail["eqd2_3_this_course_text"] == "28 Gy"
         assert "Cumulative EQD2 (α/β 3 Gy): 45.6 Gy" in f.message
         assert f.arithmetic.endswith("= 45.6 Gy")
 
@@ -173,7 +179,7 @@ class TestReirradiation:
         report = check(rt("8 Gy", 1, site="Left Psoas"), rt("20 Gy", 5, site="left  psoas"))
         assert outcome(report, "radiotherapy.reirradiation", 0) == "passed"
         f = only(report, "radiotherapy.reirradiation", 1)
-        assert f.detail["eqd2_3_cumulative"] == "45.6 Gy"
+        assert f.detail["eqd2_3_cumulative_text"] == "45.6 Gy"
         assert "step 1" in f.message
 
     def test_other_site_not_counted(self) -> None:

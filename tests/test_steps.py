@@ -769,7 +769,7 @@ class TestProperties:
     @settings(max_examples=80, deadline=None)
     @given(
         st.sampled_from(["morphine", "oxycodone", "tramadol"]),
-        st.floats(min_value=-1e6, max_value=0.0),
+        st.floats(min_value=-1e6, max_value=0.0).filter(lambda v: v == 0 or v <= -1e-12),
     )
     def test_non_positive_doses_always_refused(self, drug: str, value: float) -> None:
         """Any zero or negative dose is refused on 'dose', never stored."""
@@ -794,3 +794,146 @@ def test_block_side_is_required_never_assumed() -> None:
     """A block without a side is refused: the library never guesses left or right."""
     with pytest.raises(StepError, match="side: is required"):
         PsoasCompartmentBlockStep(drug="ropivacaine", concentration="0.2 %", bolus_volume="20 mL")
+
+
+class TestOverTime:
+    """Every step kind has a start day, an end and a dose on each day."""
+
+    def test_stop_day_ends_the_step(self) -> None:
+        """After its stop day a drug step gives nothing and has no dose."""
+        step = _opioid(start_day=2, stop_day=5)
+        assert [step.daily_dose_mg_on(d) for d in (1, 2, 5, 6)] == [0.0, 60.0, 60.0, 0.0]
+        assert step.dose_on(6) is None
+        assert step.last_day == 5
+
+    def test_duration_in_whole_days_sets_the_last_day(self) -> None:
+        """duration = 7 days from day 3 is days 3 to 9."""
+        assert _opioid(start_day=3, duration="7 day").last_day == 9
+        assert _opioid(duration="48 h").last_day == 1
+
+    @pytest.mark.parametrize(
+        ("kw", "field", "message"),
+        [
+            ({"stop_day": 3, "duration": "2 day"}, "duration", "not both"),
+            ({"start_day": 4, "stop_day": 3}, "stop_day", "comes before start_day"),
+            ({"duration": "36 h"}, "duration", "whole days"),
+            ({"at": ["08:00"]}, "at", "1 time of day given for 6 doses a day"),
+            ({"at": ["8 am"]}, "at", "is not a time of day"),
+            ({"at": ["20:00", "08:00"]}, "at", "in order"),
+            ({"prn": True, "at": ["08:00"], "every": "4 h", "max_doses_per_24h": 6}, "at", "PRN"),
+            (
+                {"stop_day": 5, "titration": [{"day": 7, "dose": "20 mg"}]},
+                "titration[0].day",
+                "after the step stops",
+            ),
+        ],
+    )
+    def test_bad_time_structure_is_refused(self, kw: Any, field: str, message: str) -> None:
+        """Stop days, durations and times of day that cannot be right name their field."""
+        _raises(StepError, field, message, lambda: _opioid(**kw))
+
+    def test_times_of_day_match_the_doses(self) -> None:
+        """Four times a day every 6 h; normalised to HH:MM."""
+        step = _opioid(every="6 h", at=["6:00", "12:00", "18:00", "23:30"])
+        assert step.at == ("06:00", "12:00", "18:00", "23:30")
+
+    def test_titration_changes_dose_and_frequency(self) -> None:
+        """5 mg every 8 h, then 10 mg every 12 h from day 7: 15 then 20 mg/day."""
+        step = MethadoneAdjuvantStep(
+            dose="5 mg",
+            every="8 h",
+            titration=[{"day": 7, "dose": "10 mg", "every": "12 h"}],
+        )
+        assert [step.daily_dose_mg_on(d) for d in (0, 6, 7)] == [15.0, 15.0, 20.0]
+        assert step.daily_dose_mg == 20.0
+        assert step.phases[1].every_h == 12.0
+
+    def test_titration_may_change_the_frequency_alone(self) -> None:
+        """10 mg every 12 h, then the same dose every 8 h from day 5."""
+        step = _opioid(every="12 h", titration=[{"day": 5, "every": "8 h"}])
+        assert [step.daily_dose_mg_on(d) for d in (4, 5)] == [20.0, 30.0]
+        assert step.dose_on(5) == step.dose
+
+    def test_frequency_change_on_a_prn_step_is_refused(self) -> None:
+        """A PRN step's titration changes its dose only."""
+        _raises(
+            StepError,
+            "titration[0].every",
+            "cannot change its frequency",
+            lambda: _opioid(prn=True, titration=[{"day": 3, "every": "2 h"}]),
+        )
+
+    def test_once_is_given_on_its_start_day_only(self) -> None:
+        """A single dose on day 4 has no dose on day 5."""
+        step = _opioid(once=True, every=None, start_day=4)
+        assert step.last_day == 4
+        assert step.daily_dose_mg_on(5) == 0.0
+
+    def test_block_infusion_reaches_into_a_third_day_without_a_time(self) -> None:
+        """A 48 h catheter from day 1 with no time of day may run on days 1-3."""
+        block = _block(
+            technique="catheter", infusion_rate="6 mL/h", infusion_duration="48 h", start_day=1
+        )
+        assert block.last_day == 3
+        assert [block.local_anaesthetic_mg_on(d) for d in range(5)] == [0, 328, 288, 288, 0]
+        assert block.dose_on(0) is None
+        assert magnitude_in(block.dose_on(1), "mg") == 328
+
+    def test_block_with_a_time_of_day_splits_by_calendar_day(self) -> None:
+        """Bolus at 10:00 on day 1, 48 h at 12 mg/h: 40 + 14 h, 24 h, 10 h."""
+        block = _block(
+            technique="catheter",
+            infusion_rate="6 mL/h",
+            infusion_duration="48 h",
+            start_day=1,
+            at=["10:00"],
+        )
+        assert [block.local_anaesthetic_mg_on(d) for d in range(1, 5)] == [208, 288, 120, 0]
+        assert sum(block.local_anaesthetic_mg_on(d) for d in range(5)) == pytest.approx(
+            block.bolus_mg + (block.infusion_total_mg or 0)
+        )
+
+    def test_open_infusion_runs_to_its_stop_day(self) -> None:
+        """A catheter without a duration runs to stop_day (the day it comes out)."""
+        block = _block(technique="catheter", infusion_rate="6 mL/h", stop_day=4)
+        assert block.last_day == 4
+        assert block.local_anaesthetic_mg_on(4) == 288
+        assert block.local_anaesthetic_mg_on(5) == 0
+
+    def test_block_stop_day_with_a_duration_is_refused(self) -> None:
+        """stop_day and infusion_duration would both end the block."""
+        _raises(
+            StepError,
+            "stop_day",
+            "give one of the two",
+            lambda: _block(
+                technique="catheter", infusion_rate="6 mL/h", infusion_duration="48 h", stop_day=3
+            ),
+        )
+
+    def test_radiotherapy_fractions_consecutive_without_a_date(self) -> None:
+        """20 Gy in 5 from day 2: days 2-6, 4 Gy each."""
+        rt = RadiotherapyStep(total_dose="20 Gy", fractions=5, site="left psoas", start_day=2)
+        assert rt.fraction_days() == (2, 3, 4, 5, 6)
+        assert magnitude_in(rt.dose_on(4), "Gy") == 4
+        assert rt.dose_on(7) is None
+
+    def test_radiotherapy_fractions_skip_the_weekend_with_a_date(self) -> None:
+        """From Friday 2026-12-04: Fri, Mon, Tue, Wed, Thu."""
+        import datetime
+
+        rt = RadiotherapyStep(total_dose="20 Gy", fractions=5, site="left psoas")
+        assert rt.fraction_days(datetime.date(2026, 12, 4)) == (0, 3, 4, 5, 6)
+
+    @given(st.integers(0, 6), st.integers(1, 10), st.integers(0, 20))
+    def test_weekday_fractions_never_on_a_weekend(self, offset: int, n: int, start: int) -> None:
+        """Whatever the start, every fraction falls on Monday to Friday, n of them, in order."""
+        import datetime
+
+        day0 = datetime.date(2026, 11, 30) + datetime.timedelta(days=offset)
+        rt = RadiotherapyStep(total_dose="8 Gy", fractions=n, site="x", start_day=start)
+        days = rt.fraction_days(day0)
+        assert len(days) == n
+        assert list(days) == sorted(set(days))
+        assert days[0] >= start
+        assert all((day0 + datetime.timedelta(days=d)).weekday() < 5 for d in days)

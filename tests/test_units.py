@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import mps_analgesia as mps
 from mps_analgesia import _units
+from mps_analgesia._limits import MAX_MAGNITUDE, MIN_MAGNITUDE
 from mps_analgesia._units import (
     DIMENSIONS,
     Q,
@@ -120,7 +121,7 @@ class TestClinicalSpellings:
         """lookup_unit gives the dimension name and the clinical spelling."""
         info = lookup_unit("mg/24h")
         assert (info.dimension, info.text) == ("mass_rate", "mg/day")
-        assert lookup_unit("mg*kg").dimension == ""
+        assert lookup_unit("mg/kg").dimension == "mass_per_mass"
 
 
 class TestRefused:
@@ -184,7 +185,7 @@ class TestRefused:
 
     def test_overflowing_number_is_refused(self) -> None:
         """'1e400 mg' overflows to infinity and is refused."""
-        with pytest.raises(UnitError, match="not a finite number"):
+        with pytest.raises(UnitError, match="larger than"):
             Q("1e400 mg")
 
     @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
@@ -428,7 +429,7 @@ class TestImport:
 # ---- properties --------------------------------------------------------------------------------
 
 _ALL_UNITS = sorted({u for units in UNITS_BY_DIMENSION.values() for u in units})
-_positive_floats = st.floats(min_value=0.0, exclude_min=True, allow_nan=False, allow_infinity=False)
+_positive_floats = st.floats(min_value=MIN_MAGNITUDE, max_value=MAX_MAGNITUDE)
 
 
 class TestProperties:
@@ -514,3 +515,143 @@ class TestProperties:
         assume(b > a and math.isfinite(b))
         unit, target = pair
         assert magnitude_in(Q(a, unit), target) < magnitude_in(Q(b, unit), target)
+
+
+class TestStrictGrammar:
+    """Issue 14: the quantity grammar reads only documented spellings, in linear time."""
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "0L··1",
+            "30 mg·kg",
+            "30 mg×kg",
+            "30 mg*kg",
+            "30 mg kg",
+            "5 mg**2",
+            "5 mg^2",
+            "5 L**1",
+            "4 percent_wv",
+            "58 mL/min/standard_bsa",
+            "5 morphine_milligram_equivalent",
+            "5 mg/",
+            "5 /h",
+            "5 mgs#",
+        ],
+    )
+    def test_undocumented_spelling_is_refused(self, text: str) -> None:
+        """Multiplication, powers, internal registry names and stray characters are refused."""
+        with pytest.raises(UnitError):
+            Q(text)
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "300\x1dmg",
+            "300\nmg",
+            "300\tmg",
+            "300\u2028mg",
+            "300 mg\x00",
+            "3\u200b00 mg",
+            "300\x7fmg",
+        ],
+    )
+    def test_control_characters_are_refused(self, text: str) -> None:
+        """Control characters and line separators are never read as spaces."""
+        with pytest.raises(UnitError, match="control or invisible character"):
+            Q(text)
+
+    @pytest.mark.parametrize("space", ["\u00a0", "\u202f", "\u2007"])
+    def test_no_break_spaces_read_as_spaces(self, space: str) -> None:
+        """'300<NBSP>mg' (as copied from a web page) is 300 mg."""
+        assert Q(f"300{space}mg") == Q("300 mg")
+        assert Q(f"5{space}mcg{space}/{space}h").units == Q("5 mcg/h").units
+
+    @pytest.mark.parametrize("text", ["1e-400 mg", "0.{}1 mg".format("0" * 80), "1e-13 mg"])
+    def test_underflow_is_refused(self, text: str) -> None:
+        """A number too small to represent is refused, never silently 0."""
+        with pytest.raises(UnitError, match=r"too small|smaller than"):
+            Q(text)
+
+    def test_zero_is_still_zero(self) -> None:
+        """A written zero is a zero (fields that must be positive refuse it by name)."""
+        assert Q("0 mg").magnitude == 0.0
+        assert Q("0.000e5 mg").magnitude == 0.0
+
+    @pytest.mark.parametrize("value", [1e308, 10**400, 1e13, -1e13])
+    def test_overflow_is_refused(self, value: float) -> None:
+        """A magnitude no dose can have is refused as text and as a number."""
+        with pytest.raises(UnitError, match=r"larger than|longer than"):
+            Q(f"{value} mg")
+        with pytest.raises(UnitError, match="larger than"):
+            Q(value, "mg")
+
+    @pytest.mark.parametrize("text", ["5 kg/kg", "5 mg/mg", "5 h/hr", "5 mL/ml"])
+    def test_units_that_cancel_are_refused(self, text: str) -> None:
+        """'5 kg/kg' is not a bare 5."""
+        with pytest.raises(UnitError, match="cancel"):
+            Q(text)
+
+    def test_mg_per_kg_is_not_cancelling(self) -> None:
+        """A mass per mass of different units (mg/kg) is a real dose per weight."""
+        assert Q("3 mg/kg").to("mg/kg").magnitude == 3.0
+
+    @pytest.mark.parametrize("n", [1_000, 40_000])
+    def test_long_inputs_are_refused_at_once(self, n: int) -> None:
+        """A long text (white space, digits) is refused by its length, not parsed (no ReDoS)."""
+        for text in ("1" + " " * n + "mg", "1" * n + " mg", "1 " + "m/" * n + "g"):
+            with pytest.raises(UnitError, match="longer than"):
+                Q(text)
+
+    @pytest.mark.parametrize("unit", [None, 5, ["mg"], b"mg"])
+    def test_non_text_unit_is_refused(self, unit: object) -> None:
+        """Q(5, <not a str>) is a UnitError, not a TypeError."""
+        if unit is None:
+            with pytest.raises(UnitError):
+                Q(5)
+        else:
+            with pytest.raises(UnitError):
+                Q(5, unit)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("value", [[], {}, object(), "5", None])
+    def test_non_number_value_is_refused(self, value: object) -> None:
+        """Q(<not a number>, 'mg') is a UnitError naming it."""
+        with pytest.raises(UnitError):
+            Q(value, "mg")
+
+
+class TestForeignRegistry:
+    """Issue 17 item 2: Quantities from any pint registry convert through their units."""
+
+    def test_pound_converts_through_its_dimension(self) -> None:
+        """A foreign unit ours lacks (lb) converts through pint's base units."""
+        other = pint.UnitRegistry()
+        q = Q(other.Quantity(1, "pound"))
+        assert magnitude_in(q, "g") == pytest.approx(453.59237)
+
+    def test_foreign_rate_and_volume(self) -> None:
+        """mcg/h and gallons come in by dimension."""
+        other = pint.UnitRegistry()
+        assert magnitude_in(Q(other.Quantity(25, "microgram/hour")), "mcg/h") == pytest.approx(25)
+        gal = Q(other.Quantity(1, "gallon"))
+        assert magnitude_in(gal, "mL") == pytest.approx(3785.411784)
+
+    def test_foreign_percent_is_refused(self) -> None:
+        """pint's dimensionless percent is not our % w/v."""
+        other = pint.UnitRegistry()
+        with pytest.raises(UnitError, match="w/v"):
+            Q(other.Quantity(0.2, "percent"))
+
+    def test_foreign_quantity_is_a_dose(self) -> None:
+        """A Quantity from pint.UnitRegistry() works as a dose."""
+        other = pint.UnitRegistry()
+        step = mps.OpioidStep(
+            drug="morphine", route="oral", dose=other.Quantity(10, "mg"), every=other("4 h")
+        )
+        assert step.daily_dose_mg == pytest.approx(60.0)
+
+    def test_foreign_quantity_overflow_is_refused(self) -> None:
+        """A foreign Quantity of 10**400 mg is refused, not an OverflowError."""
+        other = pint.UnitRegistry()
+        with pytest.raises(UnitError):
+            Q(other.Quantity(10**400, "mg"))

@@ -69,6 +69,7 @@ __all__ = [
     "sources",
     "switching_schemes",
     "tolerance_threshold",
+    "ucum_code",
 ]
 
 Level = Literal["V", "S", "U"]
@@ -109,6 +110,33 @@ def data_file(name: str) -> Mapping[str, Any]:
 def edition(name: str) -> str:
     """The edition of a data file, logged with every result that used it."""
     return str(data_file(name)["meta"]["edition"])
+
+
+@cache
+def _ucum_codes() -> Mapping[str, str]:
+    data = data_file("ucum.toml")
+    out: dict[str, str] = {}
+    for row in data.get("units", ()):
+        if row.get("emit", True):
+            out.setdefault(str(row["library"]), str(row["ucum"]))
+    for unit, code in data.get("finding_units", {}).items():
+        out.setdefault(str(unit), str(code))
+    return out
+
+
+def ucum_code(unit: str) -> str:
+    """The UCUM code of a library unit (``'mg/day'`` → ``'mg/d'``), from ``ucum.toml``.
+
+    Example
+    -------
+    >>> from mps_analgesia import _catalog
+    >>> _catalog.ucum_code("mg/day"), _catalog.ucum_code("mcg/h"), _catalog.ucum_code("MME/day")
+    ('mg/d', 'ug/h', '{MME}/d')
+    """
+    try:
+        return _ucum_codes()[unit]
+    except KeyError:
+        raise DataFileError(f"ucum.toml: no UCUM code for the library unit {unit!r}") from None
 
 
 # ---- sources ------------------------------------------------------------------------------------

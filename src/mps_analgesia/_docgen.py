@@ -15,6 +15,7 @@ changing a rule, a source, a drug or a protocol, regenerate them::
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import unicodedata
@@ -25,7 +26,8 @@ from typing import Any, Final
 
 from . import _catalog
 from .cds_hooks import CDS_INDICATOR
-from .report import FHIR_SEVERITY, SEVERITIES, Finding, NotChecked, Report
+from .fhir import FHIR_SEVERITY
+from .report import SEVERITIES, Finding, NotChecked, Report
 from .rules import Rule, RuleRegistry, default_rules
 
 __all__ = [
@@ -92,7 +94,8 @@ _FINDING_KEYS: Final[dict[str, str]] = {
     "level": "the verification level of the value behind the finding: `V`, `S` or `U`",
     "arithmetic": "the calculation shown with its units, e.g. "
     "`1250 mg × 4 doses/day = 5000 mg/day > 4000 mg/day`",
-    "detail": "the numbers involved, as text with units",
+    "detail": "the numbers involved: each a float with its UCUM unit and its display text "
+    "(see [Numbers in detail](#numbers-in-detail))",
     "cds_indicator": "the CDS Hooks card indicator for the severity",
     "fhir_severity": "the FHIR `DetectedIssue.severity` for the severity",
 }
@@ -296,6 +299,8 @@ def finding_codes_markdown(rules: RuleRegistry | None = None) -> str:
         "|---|---|",
         *_described(finding_keys, _FINDING_KEYS, "Finding.to_dict()"),
         "",
+        *_detail_section(),
+        "",
         "Each entry of `not_checked` (`NotChecked.to_dict()`):",
         "",
         "| Key | Meaning |",
@@ -303,6 +308,63 @@ def finding_codes_markdown(rules: RuleRegistry | None = None) -> str:
         *_described(not_checked_keys, _NOT_CHECKED_KEYS, "NotChecked.to_dict()"),
     ]
     return _page("the rule registry (`mps_analgesia.rules.default_rules()`)", lines)
+
+
+def _detail_section() -> list[str]:
+    """The ``Numbers in detail`` section: the pattern integrators code against, generated from
+    a finding the rules really raise and from the UCUM table."""
+    from . import _catalog
+    from .regimen import Regimen
+    from .rules import validate
+    from .steps import AdjuvantStep
+
+    step = AdjuvantStep(drug="acetaminophen", role="nociceptive", dose="1250 mg", every="6 h")
+    example = next(
+        f for f in validate(Regimen([step])).findings if f.code == "dose.max-daily"
+    ).detail
+    shown = {k: v for k, v in example.items() if not k.startswith("suggested")}
+    suggested = {k: v for k, v in example.items() if k.startswith("suggested")}
+    units = ("mg", "mg/day", "mg/kg", "h", "ms", "kg", "Gy", "MME", "MME/day", "%", "year")
+    return [
+        "",
+        "### Numbers in detail",
+        "",
+        "Every number in `detail` is a **float** under its name, with its **UCUM** unit code "
+        "under `<name>_unit` and the text the library displays under `<name>_text`. A range "
+        "(a published range, or a value that is uncertain) is `<name>_low` and `<name>_high` "
+        "with one `<name>_unit` and `<name>_text`. A value that could not be computed is "
+        "`null` under `<name>` (its unit still given). Counts and identifiers (`steps`, "
+        "`day`, `fractions`) are whole numbers; names (`renal_measure`, `table`) are text. "
+        "Nothing downstream needs to parse a text: read the float and its unit.",
+        "",
+        "For example, `dose.max-daily` on acetaminophen 1250 mg every 6 h:",
+        "",
+        "```json",
+        json.dumps(shown, indent=2, ensure_ascii=False),
+        "```",
+        "",
+        "Where a finding on one step can be resolved by a lower dose per administration "
+        "(`dose.max-single`, `dose.max-daily` on a single step, `age.dose-adjust`), the rule "
+        "computes the reduced dose itself: the limit (a daily limit divided by the doses per "
+        "day) rounded **down** to the product strengths of `strengths.toml`, or the limit "
+        "itself when it is a whole number of mg and no product is on file. It is given as "
+        "`suggested_dose` (mg) with `suggested_dose_unit`, `suggested_dose_text` and "
+        "`suggested_dose_basis` (how it is made up); the keys are absent when no dose can be "
+        "suggested (a continuous or titrated step, a total over several steps, nothing "
+        "dispensable below the limit, or a renal or hepatic limit whose source also sets the "
+        "interval). For the finding above:",
+        "",
+        "```json",
+        json.dumps(suggested, indent=2, ensure_ascii=False),
+        "```",
+        "",
+        "The units used (library unit → UCUM code, from `ucum.toml`; MME is not a UCUM unit and "
+        "is written as the annotation `{MME}`, as in the CDC opioid MME implementation guide):",
+        "",
+        "| Library unit | UCUM code |",
+        "|---|---|",
+        *(f"| {u} | `{_catalog.ucum_code(u)}` |" for u in units),
+    ]
 
 
 # ---- sources ------------------------------------------------------------------------------------

@@ -15,18 +15,30 @@ _REL: Final = 1e-9
 
 
 def number(x: float) -> str:
-    """A number for display: whole numbers plain, others to 6 significant digits.
+    """A number for people: a whole number as is, else 4 significant digits (one decimal from
+    1000 up), never in exponent form.
 
     Example
     -------
-    >>> number(30.0), number(2 / 3), number(float("inf"))
-    ('30', '0.666667', '∞')
+    >>> number(30.0), number(2 / 3), number(69.993), number(1374.31), number(0.00001234)
+    ('30', '0.6667', '69.99', '1374.3', '0.00001234')
+    >>> number(float("inf"))
+    '∞'
     """
     if math.isinf(x):
-        return "∞"
+        return "∞" if x > 0 else "-∞"
+    if math.isnan(x):
+        return "NaN"
     if abs(x - round(x)) < _REL * max(1.0, abs(x)):
         return str(round(x))
-    return f"{x:.6g}"
+    if abs(x) >= 1000:
+        text = f"{x:.1f}"
+        return text[:-2] if text.endswith(".0") else text
+    text = f"{x:.4g}"
+    if "e" in text:  # below 0.0001: 4 significant digits as a plain decimal
+        places = 3 - math.floor(math.log10(abs(x)))
+        text = f"{x:.{places}f}".rstrip("0")
+    return text
 
 
 def close(a: float, b: float) -> bool:

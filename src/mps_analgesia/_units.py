@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 import re
 import sys
 import threading
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from . import _limits
 from .errors import DimensionError, UnitError
 
 if TYPE_CHECKING:
@@ -103,7 +105,29 @@ def _load() -> Any:
                 )
                 _QUANTITY = reg.Quantity
                 _REGISTRY = reg
+                _register_pickling(reg)
     return _REGISTRY
+
+
+def _register_pickling(reg: Any) -> None:
+    """Pickle the registry's quantities against this registry, not pint's application one.
+
+    Batches send cases and reports to worker processes; pint's own pickling would look the units
+    up in its default registry, which does not know ours (``percent_wv``, ``MME`` ...).
+    """
+    import copyreg
+
+    copyreg.pickle(reg.Quantity, _reduce_quantity)
+
+
+def _reduce_quantity(q: Any) -> tuple[Any, ...]:
+    return (_unpickle_quantity, (q.magnitude, tuple(q._units.items())))
+
+
+def _unpickle_quantity(magnitude: Any, units: tuple[tuple[str, float], ...]) -> Any:
+    import pint
+
+    return _load().Quantity(magnitude, pint.util.UnitsContainer(dict(units)))
 
 
 def __getattr__(name: str) -> Any:
@@ -150,22 +174,63 @@ _REFUSED: Final[dict[str, str]] = {
 # The same, whatever the case ("Units", "CC", "Amp"): a capital letter does not make them safe.
 _REFUSED_FOLDED: Final[dict[str, str]] = {k.casefold(): v for k, v in _REFUSED.items()}
 
-# ---- clinical spellings ------------------------------------------------------------------------
-# Whole-denominator rewrites, applied to the text after white space is folded.
-_PER_DAY = re.compile(r"/\s*(?:24\s*(?:h|hr|hrs|hour|hours)|d|days?)\b")
-_BSA = re.compile(r"/\s*1\.73\s*m(?:2|²|\*\*2|\^2)")
-_SQUARE = re.compile(r"\b(m|cm)(?:2|²|\^2)\b")
-_HOURS = re.compile(r"\b(?:hrs|hours)\b")
-_TOKEN = re.compile(r"[A-Za-zµμ%]+")
+# ---- the grammar of a quantity text -------------------------------------------------------------
+# A quantity text is a number, optional spaces, then a unit: one unit name, optionally divided by
+# one or more unit names ("mg", "mcg/h", "mg/kg/h", "mL/min/1.73m2").  Every unit name is one of
+# the documented spellings in ``_SPELLINGS``; there is no multiplication and no power other than
+# the square metre of "mg/m2", so nothing pint would silently multiply, raise or drop reaches it.
+# The text is read in one pass over at most ``MAX_QUANTITY_TEXT`` characters (linear time).
+
 # ASCII digits only: float() also reads other scripts' digits ("١", "５"), which we refuse.
-_NUMBER = re.compile(
-    r"^\s*([+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)(?:[eE][+-]?[0-9]+)?)\s*(.*?)\s*$", re.DOTALL
-)
-# What may reach pint after the rewrites: unit names joined by '*' or '/', each with an optional
-# one-digit power.  pint's own tokenizer would silently drop or misread other characters
-# ("mg#", "h!", "6%@", "g^22").
-_UNIT_EXPR = re.compile(r"(?:1/)?[A-Za-z_]+(?:\*\*-?[0-9])?(?:[*/][A-Za-z_]+(?:\*\*-?[0-9])?)*")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)(?:[eE][+-]?[0-9]+)?")
+_TOKEN = re.compile(r"[A-Za-zµμ%]+")
 _NO_UNIT: Final = "has no unit"
+#: White space other than the ASCII space that is read as a space: the no-break spaces.
+_SPACE_LIKE: Final = frozenset("\u00a0\u2007\u202f")
+
+
+def _plural(*names: str) -> tuple[str, ...]:
+    return names + tuple(n + "s" for n in names)
+
+
+#: Every accepted unit spelling (case-sensitive) and the registry name it is read as.
+_SPELLINGS: Final[dict[str, str]] = {
+    **dict.fromkeys(("g", *_plural("gram")), "gram"),
+    **dict.fromkeys(("kg", *_plural("kilogram")), "kilogram"),
+    **dict.fromkeys(("mg", *_plural("milligram")), "milligram"),
+    **dict.fromkeys(("mcg", "ug", "µg", "μg", *_plural("microgram")), "microgram"),
+    **dict.fromkeys(("ng", *_plural("nanogram")), "nanogram"),
+    **dict.fromkeys(("L", "l", *_plural("liter", "litre")), "liter"),
+    **dict.fromkeys(("dL", "dl", *_plural("deciliter", "decilitre")), "deciliter"),
+    **dict.fromkeys(("mL", "ml", *_plural("milliliter", "millilitre")), "milliliter"),
+    **dict.fromkeys(("uL", "µL", "μL", *_plural("microliter", "microlitre")), "microliter"),
+    **dict.fromkeys(("m", *_plural("meter", "metre")), "meter"),
+    **dict.fromkeys(("cm", *_plural("centimeter", "centimetre")), "centimeter"),
+    **dict.fromkeys(("mm", *_plural("millimeter", "millimetre")), "millimeter"),
+    **dict.fromkeys(("dm", *_plural("decimeter", "decimetre")), "decimeter"),
+    **dict.fromkeys(("s", "sec", *_plural("second")), "second"),
+    **dict.fromkeys(("ms", *_plural("millisecond")), "millisecond"),
+    **dict.fromkeys(("min", *_plural("minute")), "minute"),
+    **dict.fromkeys(("h", "hr", "hrs", *_plural("hour")), "hour"),
+    **dict.fromkeys(("d", *_plural("day")), "day"),
+    **dict.fromkeys(("wk", *_plural("week")), "week"),
+    **dict.fromkeys(("yr", *_plural("year")), "year"),
+    **dict.fromkeys(("Gy", "gray"), "gray"),
+    **dict.fromkeys(("fx", *_plural("fraction")), "fraction"),
+    **dict.fromkeys(("MME", "OME"), "morphine_milligram_equivalent"),
+    "%": "percent_wv",
+    **dict.fromkeys(("m2", "m²", "m^2"), "meter**2"),
+    **dict.fromkeys(("cm2", "cm²", "cm^2"), "centimeter**2"),
+}
+#: Denominators written with a number: "/24h" is per day, "/1.73m2" per standard body surface.
+_NUMBERED_DENOMINATORS: Final[dict[str, str]] = {
+    **{f"24{h}": "day" for h in ("h", "hr", "hrs", "hour", "hours")},
+    **{f"1.73{m}": "standard_bsa" for m in ("m2", "m²", "m^2")},
+}
+_SIDE_BY_SIDE: Final = (
+    "has units side by side, which would silently multiply them",
+    "join units with '/' (e.g. 'mg/kg') or write one unit",
+)
 
 #: Preferred clinical symbol for each unit name, used when a quantity is written back as text.
 _SYMBOL: Final[dict[str, str]] = {
@@ -225,7 +290,10 @@ def _dimension_name(dimensionality: Any) -> str:
 def lookup_unit(text: str) -> UnitInfo:
     """Look up a unit written in clinical spelling; cached, so a seen unit costs a dict lookup.
 
-    Raises :class:`UnitError` for an unknown or unsafe unit, quoting the text.
+    Only the documented spellings are read (see ``docs/units.md``); internal registry names
+    (``percent_wv``, ``standard_bsa``), multiplication, powers and units that cancel
+    (``kg/kg``) are refused.  Raises :class:`UnitError` for an unknown or unsafe unit, quoting
+    the text.
 
     Example
     -------
@@ -233,49 +301,79 @@ def lookup_unit(text: str) -> UnitInfo:
     >>> lookup_unit("mg/24h").text
     'mg/day'
     """
-    raw = " ".join(text.split())
+    if not isinstance(text, str):
+        raise UnitError(repr(text), "is not a unit text", "write e.g. 'mg'")
+    raw = _clean(text, text, "")
+    if len(raw) > _limits.MAX_QUANTITY_TEXT:
+        raise UnitError(raw[:40] + "...", "is too long to be a unit", "write e.g. 'mg'")
+    raw = " ".join(raw.split())
     if not raw:
         raise UnitError(text, _NO_UNIT, "write e.g. '30 mg'")
     for token in _TOKEN.findall(raw):
         refused = _REFUSED.get(token) or _REFUSED_FOLDED.get(token.casefold())
         if refused:
             raise UnitError(text, f"uses the refused unit {token!r}", refused)
-    work = raw.replace("μ", "u").replace("µ", "u")
-    work = _BSA.sub("/standard_bsa", work)
-    work = _PER_DAY.sub("/day", work)
-    work = _SQUARE.sub(r"\1**2", work)
-    work = _HOURS.sub("h", work)
-    work = work.replace("%", "percent_wv").replace("·", "*").replace("×", "*").replace("^", "**")
-    work = work.replace(" /", "/").replace("/ ", "/").replace(" *", "*").replace("* ", "*")
-    if " " in work:
-        raise UnitError(
-            text,
-            "has units side by side, which would silently multiply them",
-            "join units with '/' (e.g. 'mg/kg') or write one unit",
-        )
-    if not _UNIT_EXPR.fullmatch(work):
-        raise UnitError(text, "is not a unit that can be read", _suggest(raw))
+    parts = [p.strip() for p in raw.split("/")]
+    names: list[str] = []
+    for index, part in enumerate(parts):
+        name = _SPELLINGS.get(part)
+        if name is None and index:
+            name = _NUMBERED_DENOMINATORS.get(part.replace(" ", ""))
+        if name is None:
+            raise UnitError(text, *_why_unreadable(part, raw))
+        names.append(name)
     reg = _load()
-    import pint
-
+    work = "/".join(names)
     try:
         unit = reg.parse_units(work)
-    except (pint.errors.PintError, AttributeError, TypeError, ValueError, SyntaxError) as exc:
-        bad = [t for t in _TOKEN.findall(work) if not _known(reg, t)]
-        token = bad[0] if bad else raw
-        raise UnitError(text, f"has an unknown unit {token!r}", _suggest(token)) from exc
-    except Exception as exc:  # pint's tokenizer can raise almost anything on garbage
+    except Exception as exc:  # every name above is in the registry: a library bug
         raise UnitError(text, "is not a unit that can be read", _suggest(raw)) from exc
+    if not unit._units:
+        raise UnitError(
+            text,
+            "has units that cancel, leaving a bare number",
+            "write the quantity in the unit the field expects, e.g. '30 mg'",
+        )
     info = UnitInfo(unit, _dimension_name(unit.dimensionality), "")
     return attrs.evolve(info, text=format_unit(unit))
 
 
-def _known(reg: Any, token: str) -> bool:
-    """``token in reg``, which pint answers by parsing: 'NAN' or 'inf' raise there."""
-    try:
-        return bool(token in reg)
-    except Exception:
-        return False
+def _why_unreadable(part: str, raw: str) -> tuple[str, str]:
+    """The reason and suggestion for a unit part that is no documented spelling."""
+    if not part:
+        return "is not a unit that can be read", _suggest(raw)
+    if " " in part:
+        return _SIDE_BY_SIDE
+    if any(c in part for c in "*·×⋅"):
+        return (
+            "multiplies units, which no dose field takes",
+            "divide with '/' (e.g. 'mg/kg') or write one unit",
+        )
+    if "^" in part or any(c.isdigit() for c in part) or any(c in part for c in "²³¹⁰⁴⁵⁶⁷⁸⁹⁻"):
+        return "has a power or a number in its unit", "write e.g. 'mg/m2' or 'mg/kg'"
+    if _TOKEN.fullmatch(part) is None:
+        return "is not a unit that can be read", _suggest(raw)
+    return f"has an unknown unit {part!r}", _suggest(part)
+
+
+def _clean(text: str, shown: str, field: str) -> str:
+    """``text`` with no-break spaces read as spaces; control and format characters refused."""
+    if text.isascii() and text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch in _SPACE_LIKE:
+            out.append(" ")
+        elif ch == " " or ch.isprintable():
+            out.append(ch)
+        else:
+            raise UnitError(
+                shown,
+                f"contains the control or invisible character {ch!a}",
+                "write the quantity with plain spaces, e.g. '30 mg'",
+                field,
+            )
+    return "".join(out)
 
 
 def format_unit(unit: Any) -> str:
@@ -301,19 +399,31 @@ def format_unit(unit: Any) -> str:
 def parse(text: str, *, field: str = "") -> tuple[float, UnitInfo]:
     """Parse ``"15 mg/day"`` into ``(15.0, UnitInfo)``; refuse garbage, NaN, infinities.
 
-    A text with no unit raises :class:`UnitError` saying a unit is needed.
+    A text with no unit raises :class:`UnitError` saying a unit is needed; a number too large
+    or too small to mean a dose (outside :data:`~mps_analgesia._limits.MAX_MAGNITUDE` and
+    :data:`~mps_analgesia._limits.MIN_MAGNITUDE`) is refused, never rounded to 0 or infinity.
     """
     if not isinstance(text, str):
-        raise UnitError(repr(text), "is not a quantity text", "write e.g. '30 mg'", field)
-    m = _NUMBER.match(text)
+        raise UnitError(_shown(text), "is not a quantity text", "write e.g. '30 mg'", field)
+    if len(text) > _limits.MAX_QUANTITY_TEXT:
+        raise UnitError(
+            text[:40] + "...",
+            f"is longer than {_limits.MAX_QUANTITY_TEXT} characters",
+            "write e.g. '30 mg'",
+            field,
+        )
+    clean = _clean(text, text, field).strip(" ")
+    m = _NUMBER.match(clean)
     if m is None:
         raise UnitError(text, "does not start with a number", "write e.g. '30 mg'", field)
-    number, unit_text = m.groups()
+    number = m.group()
+    unit_text = clean[m.end() :].strip(" ")
     if "," in number:
         raise UnitError(text, "uses a decimal comma", f"write {number.replace(',', '.')!r}", field)
     value = float(number)
-    if not math.isfinite(value):
-        raise UnitError(text, "is not a finite number", "write e.g. '30 mg'", field)
+    reason = _out_of_range(value, number)
+    if reason:
+        raise UnitError(text, reason, "write e.g. '30 mg'", field)
     if not unit_text:
         raise UnitError(text, _NO_UNIT, "write e.g. '30 mg'", field)
     try:
@@ -321,6 +431,31 @@ def parse(text: str, *, field: str = "") -> tuple[float, UnitInfo]:
     except UnitError as exc:
         raise UnitError(text, exc.reason, exc.suggestion, field) from None
     return value, info
+
+
+def _out_of_range(value: float, number: str = "") -> str:
+    """Why ``value`` cannot be a quantity's magnitude, or ``""``."""
+    if math.isnan(value):
+        return "is not a finite number"
+    if abs(value) > _limits.MAX_MAGNITUDE:
+        return f"is larger than {_limits.MAX_MAGNITUDE:g} (no dose, volume or time is)"
+    if value == 0.0:
+        mantissa = number.split("e")[0].split("E")[0]
+        if any(c in "123456789" for c in mantissa):
+            return "is too small to be represented (it would silently read as 0)"
+        return ""
+    if abs(value) < _limits.MIN_MAGNITUDE:
+        return f"is smaller than {_limits.MIN_MAGNITUDE:g} (no dose, volume or time is)"
+    return ""
+
+
+def _shown(value: object) -> str:
+    """A short, safe display of a value of any type for a message."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _new_quantity(value: float, units: Any) -> Any:
@@ -334,11 +469,28 @@ def _new_quantity(value: float, units: Any) -> Any:
     return q
 
 
+def _number(value: object, shown: str, hint: str) -> float:
+    """``value`` as a float magnitude, refusing non-numbers, non-finite and out-of-range values."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise UnitError(shown, "is not a number", hint)
+    try:
+        number = float(value)
+    except (OverflowError, ValueError, TypeError):
+        raise UnitError(shown, f"is larger than {_limits.MAX_MAGNITUDE:g}", hint) from None
+    if math.isinf(number):
+        raise UnitError(shown, "is not a finite number", hint)
+    reason = _out_of_range(number, "1" if number == 0 and value != 0 else "")
+    if reason:
+        raise UnitError(shown, reason, hint)
+    return number
+
+
 def Q(value: object, unit: str | None = None) -> Any:
     """Make a Quantity of the library registry from text, a number and a unit, or a Quantity.
 
     ``Q("15 mg/day")`` parses text; ``Q(25, "mcg/h")`` takes a number and a unit;
-    ``Q(other_quantity)`` converts a Quantity made with another pint registry.
+    ``Q(other_quantity)`` converts a Quantity made with another pint registry (through its
+    unit and dimension; pint's dimensionless ``percent`` is refused, since ``%`` here is w/v).
 
     Example
     -------
@@ -354,12 +506,10 @@ def Q(value: object, unit: str | None = None) -> Any:
             return _new_quantity(number, info.unit._units)
         if is_quantity(value):
             return _rehome(value)
-        raise UnitError(repr(value), "a bare number has no unit", "use Q('30 mg') or Q(30, 'mg')")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UnitError(repr(value), "is not a number", "use Q(30, 'mg')")
-    number = float(value)
-    if not math.isfinite(number):
-        raise UnitError(repr(value), "is not a finite number", "use Q(30, 'mg')")
+        raise UnitError(_shown(value), "a bare number has no unit", "use Q('30 mg') or Q(30, 'mg')")
+    if not isinstance(unit, str):
+        raise UnitError(_shown(unit), "is not a unit text", "use Q(30, 'mg')")
+    number = _number(value, _shown(value), "use Q(30, 'mg')")
     return _new_quantity(number, lookup_unit(unit).unit._units)
 
 
@@ -371,31 +521,83 @@ def is_quantity(value: object) -> bool:
     )
 
 
+#: pint's base units of the dimensions a foreign Quantity may be converted through.
+_FOREIGN_BASE: Final[dict[str, str]] = {"[mass]": "gram", "[length]": "meter", "[time]": "second"}
+#: Unit names that mean the same in any pint registry built from pint's default definitions.
+_SAME_EVERYWHERE: Final = frozenset(
+    {
+        "gram", "kilogram", "milligram", "microgram", "nanogram",
+        "liter", "deciliter", "milliliter", "microliter",
+        "meter", "centimeter", "millimeter", "decimeter",
+        "second", "millisecond", "minute", "hour", "day", "week", "year", "gray",
+    }
+)  # fmt: skip
+
+
 def _rehome(value: Any) -> Any:
-    """Bring a Quantity of any registry into ours (by its unit text), checking its magnitude."""
+    """Bring a Quantity of any registry into ours, through its unit names and dimensions.
+
+    A unit name our registry shares with pint's defaults (``milligram``, ``hour``, ``gray``) is
+    taken as is; any other unit whose dimension is made of mass, length and time (``pound``,
+    ``gallon``) is converted through pint's base units.  Dimensionless units (pint's
+    ``percent``, ``ppm``) and other dimensions are refused: ``%`` here means % w/v.
+    """
     reg = _load()
-    mag = value.magnitude
-    if isinstance(mag, bool) or not isinstance(mag, int | float):
-        raise UnitError(repr(value), "has a magnitude that is not a single number")
-    if not math.isfinite(mag):
-        raise UnitError(repr(value), "is not a finite number")
+    shown = _shown(value)
+    mag = _number(getattr(value, "magnitude", None), shown, "use Q('30 mg') or Q(30, 'mg')")
     if getattr(value, "_REGISTRY", None) is reg:
-        return value
-    unit_text = str(value.units)
+        return value if value.magnitude.__class__ is float else _new_quantity(mag, value._units)
     try:
-        unit = reg.parse_units(unit_text)
+        items = list(value._units.items())
+        foreign = value._REGISTRY
     except Exception:
-        info = lookup_unit(f"{value.units:~}")
-        unit = info.unit
-    if getattr(value, "dimensionless", unit.dimensionless) != unit.dimensionless:
-        # pint's percent is dimensionless (0.01); ours is % w/v (10 mg/mL): never swap them.
-        raise UnitError(
-            str(value),
-            "is dimensionless where it was made, but here it would be a concentration "
-            "('%' means % w/v)",
-            "write the concentration as text, e.g. '0.2 %' or '2 mg/mL'",
-        )
-    return _new_quantity(float(mag), unit._units)
+        return Q(f"{mag!r} {value.units:~}")
+    factor = 1.0
+    ours: dict[str, float] = {}
+    for name, exp in items:
+        try:
+            symbol = str(foreign.get_symbol(name))
+        except Exception:
+            symbol = name
+        for spelled in (name, symbol):
+            refused = _REFUSED.get(spelled) or _REFUSED_FOLDED.get(spelled.casefold())
+            if refused:
+                raise UnitError(shown, f"uses the refused unit {spelled!r}", refused)
+        if name in _SAME_EVERYWHERE:
+            ours[name] = ours.get(name, 0) + exp
+            continue
+        try:
+            one = foreign.Quantity(1.0, name)
+            dims = dict(one.dimensionality)
+        except Exception:
+            dims = {}
+        if not dims or any(d not in _FOREIGN_BASE for d in dims):
+            raise UnitError(
+                shown,
+                f"has the unit {name!r}, which is refused: it has no meaning here"
+                + (
+                    " (it is dimensionless where it was made; '%' here means % w/v)"
+                    if not dims
+                    else ""
+                ),
+                "write the quantity as text, e.g. '0.2 %', '2 mg/mL' or '30 mg'",
+            )
+        base = "*".join(f"{_FOREIGN_BASE[d]}**{p}" for d, p in dims.items())
+        factor *= float(one.to(base).magnitude) ** exp
+        for d, p in dims.items():
+            key = _FOREIGN_BASE[d]
+            ours[key] = ours.get(key, 0) + p * exp
+    ours = {k: v for k, v in ours.items() if v}
+    if not ours:
+        raise UnitError(shown, "has units that cancel, leaving a bare number", "write e.g. '30 mg'")
+    expr = "*".join(f"{k}**{v:g}" for k, v in ours.items())
+    unit = reg.parse_units(expr)
+    number = _number(mag * factor, shown, "use Q('30 mg') or Q(30, 'mg')")
+    q = _new_quantity(number, unit._units)
+    name = _dimension_name(unit.dimensionality)
+    if name and factor != 1.0:  # converted through base units: write it in the usual unit
+        q = q.to(_DIMENSION_UNITS[name][0])
+    return q
 
 
 def _an(word: str) -> str:

@@ -1,18 +1,24 @@
 """Many cases at once: :func:`validate_many` yields one :class:`CaseResult` per case.
 
 Cases may be :class:`~mps_analgesia.regimen.Case` objects or paths to case files; a directory
-stands for every ``*.toml`` and ``*.json`` file under it (recursively, in sorted order).  A file
-that cannot be read or is invalid gives a result with its ``error`` and the run goes on: one
-broken file never stops a batch.  Results are produced lazily, one case at a time, so a run over
-ten thousand files holds one case in memory at a time.
+stands for every ``*.toml`` and ``*.json`` file under it (recursively, in sorted order).  Every
+input gives a result: a file that cannot be read, is not a regular file, is too big or is invalid
+gives a result with its ``error``, and so does any unexpected exception (named with its type);
+the run goes on.  One broken file never stops a batch.
+
+Inputs are streamed: directories are walked as the results are produced (one directory listing
+in memory at a time, none with ``ordered=False``), and with ``jobs > 1`` at most a few chunks of
+cases are in flight, so memory stays flat in the number of inputs.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+import stat
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 
@@ -23,10 +29,21 @@ from .report import Report
 if TYPE_CHECKING:
     from .rules import RuleRegistry
 
-__all__ = ["CASE_SUFFIXES", "CaseResult", "iter_case_files", "validate_many"]
+__all__ = [
+    "CASE_SUFFIXES",
+    "MAX_CASE_BYTES",
+    "CaseResult",
+    "iter_case_files",
+    "read_case_file",
+    "validate_many",
+]
 
 #: The file suffixes read as case files when a directory is given.
 CASE_SUFFIXES: Final = (".toml", ".json")
+#: The default size limit of one case file, in bytes (a case file is a few kilobytes).
+MAX_CASE_BYTES: Final = 1 << 20
+
+_T = TypeVar("_T")
 
 
 @attrs.define(frozen=True)
@@ -45,7 +62,8 @@ class CaseResult:
         or checked.
     error:
         The :class:`~mps_analgesia.errors.MpsAnalgesiaError` that stopped this case (an unreadable
-        or invalid file, an unknown rule id ...), or ``None``.
+        or invalid file, an unknown rule id, an unexpected exception wrapped with its type ...),
+        or ``None``.
 
     Example
     -------
@@ -101,11 +119,39 @@ def _is_case_file(name: str) -> bool:
     return name.lower().endswith(CASE_SUFFIXES)
 
 
-def iter_case_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+def _walk(directory: Path, ordered: bool) -> Iterator[Path]:
+    """The case files under ``directory``, depth first; by name when ``ordered``."""
+    try:
+        with os.scandir(directory) as listing:
+            entries: Iterable[os.DirEntry[str]] = (
+                sorted(listing, key=lambda e: e.name) if ordered else list(listing)
+            )
+    except OSError:
+        yield directory  # reading it reports why
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            is_dir = False
+        if is_dir:
+            yield from _walk(Path(entry.path), ordered)
+        elif _is_case_file(entry.name):
+            yield Path(entry.path)
+
+
+def iter_case_files(
+    paths: Iterable[str | os.PathLike[str]], *, ordered: bool = True
+) -> Iterator[Path]:
     """Expand paths: a directory gives its ``*.toml``/``*.json`` files (recursively, sorted).
 
     A path that is not a directory is yielded as given (even if it does not exist: reading it
-    then reports the problem).  Hidden directories (``.git`` ...) are skipped.
+    then reports the problem).  Hidden files and directories (``.git`` ...) are skipped, and
+    symbolic links to directories are not followed (no loops).  Paths are produced as the walk
+    goes: one directory's listing is in memory at a time; with ``ordered=False`` the files come
+    in the order the file system lists them.
 
     Example
     -------
@@ -118,11 +164,278 @@ def iter_case_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
         if not path.is_dir():
             yield path
             continue
-        found: list[Path] = []
-        for root, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            found.extend(Path(root, f) for f in files if _is_case_file(f))
-        yield from sorted(found)
+        yield from _walk(path, ordered)
+
+
+_KINDS: Final = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(mode: int) -> str:
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _unreadable(path: Path, message: str) -> CaseFileError:
+    return CaseFileError(str(path), [Problem("", message)])
+
+
+def read_case_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_CASE_BYTES) -> Case:
+    """Read one case file, refusing what is not a regular file or is bigger than ``max_bytes``.
+
+    A FIFO, a device (a link to ``/dev/zero``), a socket or a directory is refused without
+    being read; a file is read up to ``max_bytes`` and refused beyond.
+
+    Raises
+    ------
+    CaseFileError
+        With the reason, and the problems of an invalid case.
+
+    Example
+    -------
+    >>> from mps_analgesia.batch import read_case_file
+    >>> read_case_file("examples/radiotherapy.toml").name
+    'radiotherapy'
+    >>> read_case_file("examples/radiotherapy.toml", max_bytes=10)
+    Traceback (most recent call last):
+    ...
+    mps_analgesia.errors.CaseFileError: examples/radiotherapy.toml: ...is bigger than 10 bytes...
+    """
+    from .io import loads_case
+
+    p = Path(path)
+    try:
+        info = os.stat(p)
+        if not stat.S_ISREG(info.st_mode):
+            raise _unreadable(p, f"cannot be read: it is {_not_regular(info.st_mode)}")
+        if info.st_size > max_bytes:
+            raise _unreadable(p, _too_big(info.st_size, max_bytes))
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with open(fd, "rb") as stream:
+            info = os.fstat(stream.fileno())  # the file opened may not be the one stat()ed
+            if not stat.S_ISREG(info.st_mode):
+                raise _unreadable(p, f"cannot be read: it is {_not_regular(info.st_mode)}")
+            data = stream.read(max_bytes + 1)
+    except OSError as exc:
+        raise _unreadable(p, f"cannot be read: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise _unreadable(p, _too_big(len(data), max_bytes))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _unreadable(p, "is not UTF-8 text") from None
+    fmt = "json" if p.suffix.lower() == ".json" else "toml"
+    case = loads_case(text, format=fmt, file=str(p))
+    if not case.name:
+        case = attrs.evolve(case, name=p.stem)
+    return case
+
+
+def _too_big(size: int, limit: int) -> str:
+    return (
+        f"is bigger than {limit} bytes ({size} bytes or more): a case file is a few kilobytes; "
+        "raise the limit (max_bytes=, --max-bytes) if this one is meant"
+    )
+
+
+def _unexpected(source: str, exc: Exception) -> CaseFileError:
+    """Any exception at the file boundary, named with its type (a defect: please report it)."""
+    reason = str(exc) or "(no message)"
+    if len(reason) > 300:
+        reason = reason[:300] + "…"
+    return CaseFileError(
+        source,
+        [Problem("", f"unexpected {type(exc).__name__}: {reason} (a defect of the library)")],
+    )
+
+
+# ---- the work of one case, inline or in a worker process ----------------------------------------
+
+
+@attrs.define(frozen=True)
+class _Settings:
+    registry: Any
+    options: Mapping[str, Any] | None
+    max_bytes: int
+
+
+_SETTINGS: _Settings | None = None  # in a worker process: set by _init_worker
+_Work = tuple[str, Any]  # (source, Case | Path | CaseResult)
+
+
+def _check(source: str, item: Any, settings: _Settings) -> CaseResult:
+    """One case: read it (a path) and validate it; never raises (a result or an error)."""
+    from .rules import validate
+
+    if isinstance(item, CaseResult):
+        return item
+    case: Case | None = item if isinstance(item, Case) else None
+    try:
+        if case is None:
+            case = read_case_file(item, max_bytes=settings.max_bytes)
+        report = validate(
+            case.regimen, case.patient, rules=settings.registry, options=settings.options
+        )
+    except MpsAnalgesiaError as exc:
+        return CaseResult(source, case, error=exc)
+    except Exception as exc:  # the file boundary: one bad file never stops a batch
+        return CaseResult(source, case, error=_unexpected(source, exc))
+    return CaseResult(source, case, report)
+
+
+def _init_worker(settings: _Settings, post: Callable[[CaseResult], Any] | None) -> None:
+    global _SETTINGS, _POST
+    _SETTINGS = settings
+    _POST = post
+
+
+_POST: Callable[[CaseResult], Any] | None = None
+
+
+def _run_chunk(chunk: list[_Work]) -> list[Any]:
+    """In a worker: check a chunk of cases (and post-process each result, e.g. render it)."""
+    assert _SETTINGS is not None
+    results: list[Any] = []
+    for source, item in chunk:
+        result = _check(source, item, _SETTINGS)
+        if _POST is not None:
+            try:
+                results.append(_POST(result))
+            except Exception as exc:
+                results.append(_POST(CaseResult(source, error=_unexpected(source, exc))))
+        else:
+            results.append(result)
+    return results
+
+
+def _work(cases: Iterable[Any], ordered: bool) -> Iterator[_Work]:
+    """``(source, item)`` for each case, lazily: directories expanded as the walk goes."""
+    position = 0
+    for item in cases:
+        if isinstance(item, Case):
+            yield f"<case {position}>", item
+            position += 1
+            continue
+        position += 1
+        if not isinstance(item, str | os.PathLike):
+            error = CaseFileError(
+                repr(item), [Problem("", f"is neither a Case nor a path ({type(item).__name__})")]
+            )
+            yield f"<case {position - 1}>", CaseResult(f"<case {position - 1}>", error=error)
+            continue
+        for path in iter_case_files([item], ordered=ordered):
+            yield str(path), path
+
+
+def _chunks(work: Iterator[_Work], size: int) -> Iterator[list[_Work]]:
+    chunk: list[_Work] = []
+    for item in work:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def resolve_jobs(jobs: int | None) -> int:
+    """``None`` or ``0``: every core the process may use; otherwise ``jobs`` (at least 1)."""
+    if not jobs:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not on Linux
+            return max(1, os.cpu_count() or 1)
+    if jobs < 0:
+        raise ValueError(f"jobs must be a positive number, or 0 for every core, not {jobs}")
+    return jobs
+
+
+def _map(
+    work: Iterator[_Work],
+    settings: _Settings,
+    *,
+    jobs: int,
+    ordered: bool,
+    post: Callable[[CaseResult], _T] | None = None,
+    chunk_size: int = 16,
+) -> Generator[Any, None, None]:
+    """Check the work inline (``jobs == 1``) or on ``jobs`` worker processes.
+
+    In parallel, at most ``4 × jobs`` chunks are in flight (memory flat in the number of
+    inputs); results come in input order, or as they are done with ``ordered=False``.
+    """
+    if jobs <= 1:
+        for source, item in work:
+            result = _check(source, item, settings)
+            yield post(result) if post is not None else result
+        return
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    window = 4 * jobs
+    chunks = _chunks(work, chunk_size)
+    pool = ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(settings, post))
+    pending: deque[tuple[Future[list[Any]], list[_Work]]] = deque()
+    try:
+        for chunk in chunks:
+            pending.append((pool.submit(_run_chunk, chunk), chunk))
+            if len(pending) < window:
+                continue
+            yield from _drain(pending, ordered, settings, post, wait, FIRST_COMPLETED)
+        while pending:
+            yield from _drain(pending, ordered, settings, post, wait, FIRST_COMPLETED)
+    finally:
+        for future, _ in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _drain(
+    pending: deque[tuple[Any, list[_Work]]],
+    ordered: bool,
+    settings: _Settings,
+    post: Callable[[CaseResult], Any] | None,
+    wait: Any,
+    first_completed: Any,
+) -> Iterator[Any]:
+    """Yield the results of the oldest chunk (ordered), or of every finished chunk."""
+    if ordered:
+        done = [pending.popleft()]
+    else:
+        finished, _ = wait([f for f, _ in pending], return_when=first_completed)
+        done = [p for p in pending if p[0] in finished]
+        for p in done:
+            pending.remove(p)
+    for future, chunk in done:
+        try:
+            results = future.result()
+        except Exception as exc:  # a worker that died (killed, out of memory) or unpicklable data
+            results = []
+            for source, _ in chunk:
+                error = CaseResult(source, error=_unexpected(source, exc))
+                results.append(post(error) if post is not None else error)
+        yield from results
+
+
+def _settings(
+    rules: RuleRegistry | None,
+    disable: Iterable[str],
+    options: Mapping[str, Any] | None,
+    max_bytes: int,
+) -> _Settings:
+    from .rules import default_rules
+
+    registry = rules if rules is not None else default_rules()
+    disabled = tuple(disable)
+    if disabled:
+        registry = registry.disable(*disabled)  # an unknown id fails here, not once per case
+    return _Settings(registry, options, max_bytes)
 
 
 def validate_many(
@@ -131,6 +444,9 @@ def validate_many(
     rules: RuleRegistry | None = None,
     disable: Iterable[str] = (),
     options: Mapping[str, Any] | None = None,
+    jobs: int | None = 1,
+    ordered: bool = True,
+    max_bytes: int = MAX_CASE_BYTES,
 ) -> Iterator[CaseResult]:
     """Check many cases, yielding one :class:`CaseResult` per case, in order.
 
@@ -138,15 +454,29 @@ def validate_many(
     ----------
     cases:
         :class:`~mps_analgesia.regimen.Case` objects, paths to case files (``.toml``/``.json``),
-        or directories (every case file under them, recursively).
+        or directories (every case file under them, recursively).  Any iterable, consumed
+        lazily: a generator of a million paths is never held as a list.
     rules, disable, options:
         As for :func:`mps_analgesia.validate`.  An unknown rule id in ``disable`` raises at once
         (:class:`~mps_analgesia.errors.UnknownNameError`), before any case is read.
+    jobs:
+        Worker processes: 1 (the default) checks inline, in this process; ``N`` uses ``N``
+        processes; ``None`` or 0 every core.  The rule registry, options and cases must cross to
+        the workers: with the default (``fork``) start method on Linux they are inherited, but
+        where processes are spawned (macOS, Windows, Python's ``forkserver``) they are pickled,
+        and a custom registry holding lambdas or functions defined in a notebook cannot be —
+        such cases then come back with that error.  Keep ``jobs=1`` for custom rules.
+    ordered:
+        Results in input order (default); ``False`` gives them as they are done and walks
+        directories in the file system's order (no listing sorted).
+    max_bytes:
+        The size limit of one case file; bigger files are refused unread.
 
     Yields
     ------
     CaseResult
-        With the report, or with the error of a case that could not be read; the run goes on.
+        With the report, or with the error of a case that could not be read or checked; the run
+        goes on.
 
     Example
     -------
@@ -157,47 +487,30 @@ def validate_many(
     >>> [(r.source, r.ok) for r in validate_many([case, "no/such/case.toml"])]
     [('<case 0>', True), ('no/such/case.toml', False)]
     """
-    from .io import load_case
-    from .rules import default_rules
-
-    registry = rules if rules is not None else default_rules()
-    disabled = tuple(disable)
-    if disabled:
-        registry = registry.disable(*disabled)  # an unknown id fails here, not once per case
-    position = 0
-    for item in cases:
-        if isinstance(item, Case):
-            source = f"<case {position}>"
-            position += 1
-            yield _check(source, item, registry, options)
-            continue
-        position += 1
-        if not isinstance(item, str | os.PathLike):
-            yield CaseResult(
-                f"<case {position - 1}>",
-                error=CaseFileError(
-                    repr(item),
-                    [Problem("", f"is neither a Case nor a path ({type(item).__name__})")],
-                ),
-            )
-            continue
-        for path in iter_case_files([item]):
-            name = str(path)
-            try:
-                case = load_case(path)
-            except MpsAnalgesiaError as exc:
-                yield CaseResult(name, error=exc)
-                continue
-            yield _check(name, case, registry, options)
+    settings = _settings(rules, disable, options, max_bytes)
+    n_jobs = resolve_jobs(jobs)
+    return _results(cases, settings, n_jobs, ordered)
 
 
-def _check(
-    source: str, case: Case, registry: RuleRegistry, options: Mapping[str, Any] | None
-) -> CaseResult:
-    from .rules import validate
+def _results(
+    cases: Iterable[Any], settings: _Settings, jobs: int, ordered: bool
+) -> Iterator[CaseResult]:
+    yield from _map(_work(cases, ordered), settings, jobs=jobs, ordered=ordered)
 
-    try:
-        report = validate(case.regimen, case.patient, rules=registry, options=options)
-    except MpsAnalgesiaError as exc:
-        return CaseResult(source, case, error=exc)
-    return CaseResult(source, case, report)
+
+def check_many(
+    paths: Iterable[str | os.PathLike[str]],
+    post: Callable[[CaseResult], _T],
+    *,
+    disable: Iterable[str] = (),
+    jobs: int = 1,
+    ordered: bool = True,
+    max_bytes: int = MAX_CASE_BYTES,
+) -> Generator[_T, None, None]:
+    """For the command line: each case's result turned by ``post`` (in the worker, with jobs).
+
+    ``post`` must be a module-level function (it crosses to the workers); what it returns comes
+    back instead of the report (a line of text is cheaper to send than a report).
+    """
+    settings = _settings(None, disable, None, max_bytes)  # an unknown rule id fails here
+    return _map(_work(paths, ordered), settings, jobs=jobs, ordered=ordered, post=post)

@@ -33,7 +33,7 @@ from . import _catalog, _units
 from .errors import CaseFileError, MpsAnalgesiaError, Problem, StepError, UnitError
 from .errors import UnknownNameError as _UnknownName
 from .patient import NO_ANTICOAGULANT, Anticoagulant, Patient
-from .regimen import Case, Regimen
+from .regimen import Case, Regimen, _start_date, _time_zone
 from .steps import STEP_KINDS, Step, TitrationPoint
 
 __all__ = [
@@ -45,7 +45,7 @@ __all__ = [
     "loads_case",
 ]
 
-_TOP_KEYS: Final = ("name", "description", "patient", "step")
+_TOP_KEYS: Final = ("name", "description", "start_date", "time_zone", "patient", "step")
 
 
 # ---- line numbers for TOML ---------------------------------------------------------------------
@@ -321,13 +321,22 @@ def case_from_dict(
             step = _read_step(raw, f"step[{i}]", out)
             if step is not None:
                 steps.append(step)
+    calendar: dict[str, Any] = {}
+    for key, check in (("start_date", _start_date), ("time_zone", _time_zone)):
+        if data.get(key) is not None:
+            try:
+                calendar[key] = check(data[key])
+            except StepError as exc:
+                out.add(key, exc.reason)
+    if "time_zone" in calendar and "start_date" not in calendar:
+        out.add("time_zone", "is given without a start_date (the date of plan day 0)")
     if out.problems:
         # file order: by line where lines are known (a stable sort keeps the rest in key order)
         problems = sorted(out.problems, key=lambda p: (p.line is None, p.line or 0))
         raise CaseFileError(file, problems)
     assert patient is not None
     name = data.get("name", "")
-    return Case(patient, Regimen(steps, name=str(name)), name=str(name))
+    return Case(patient, Regimen(steps, name=str(name), **calendar), name=str(name))
 
 
 def loads_case(text: str, *, format: str = "toml", file: str = "<string>") -> Case:
@@ -418,6 +427,10 @@ def case_to_dict(case: Case) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if case.regimen.name:
         data["name"] = case.regimen.name
+    if case.regimen.start_date is not None:
+        data["start_date"] = case.regimen.start_date.isoformat()
+    if case.regimen.time_zone is not None:
+        data["time_zone"] = case.regimen.time_zone
     data["patient"] = _unstructure(case.patient)
     data["step"] = [_unstructure(s) for s in case.regimen]
     return data
@@ -446,6 +459,10 @@ def dumps_case(case: Case, *, format: str = "toml") -> str:
     lines: list[str] = []
     if "name" in data:
         lines.append(f"name = {_toml_value(data['name'])}")
+    for key in ("start_date", "time_zone"):
+        if key in data:
+            lines.append(f"{key} = {_toml_value(data[key])}")
+    if len(lines):
         lines.append("")
     lines.append("[patient]")
     lines.extend(f"{k} = {_toml_value(v)}" for k, v in data["patient"].items())

@@ -1534,7 +1534,9 @@ def _step_fields(kind: str) -> dict[str, attrs.Attribute[Any]]:
     cls = STEP_KINDS.get(kind)
     if cls is None:
         return {}
-    return {a.name: a for a in attrs.fields(cls) if a.init and a.name != "titration"}
+    # "duration" is the template's sourced course length (it sets the step's stop day)
+    skip = ("titration", "duration")
+    return {a.name: a for a in attrs.fields(cls) if a.init and a.name not in skip}
 
 
 def _read_range(r: _Reader, data: Any, path: str) -> DoseRange | None:

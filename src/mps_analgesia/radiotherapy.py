@@ -26,11 +26,13 @@ from .errors import DataFileError, StepError
 __all__ = [
     "DATA_FILE",
     "AlphaBeta",
+    "CourseEquivalent",
     "Schedule",
     "alpha_beta",
     "alpha_beta_values",
     "astro_schedules",
     "bed",
+    "course_equivalents",
     "eqd2",
     "max_dose_per_fraction",
 ]
@@ -126,6 +128,66 @@ def eqd2(total_dose: Any, fractions: int, alpha_beta: Any) -> Any:
     return _units.quantity_from_magnitude(_eqd2_gy(total_gy, n, ab_gy), "Gy")
 
 
+@attrs.define(frozen=True)
+class CourseEquivalent:
+    """BED and EQD2 of one course at one α/β of the data file (canonical floats in Gy).
+
+    The renderers show these finished numbers; they never compute them again.
+    """
+
+    total_dose_gy: float
+    fractions: int
+    alpha_beta_gy: float
+    bed_gy: float
+    eqd2_gy: float
+    source: str
+
+    @property
+    def dose_per_fraction_gy(self) -> float:
+        """The dose per fraction *d = D/n* in Gy."""
+        return self.total_dose_gy / self.fractions
+
+    @property
+    def reference_fraction_gy(self) -> float:
+        """The 2 Gy of EQD2 (part of the definition)."""
+        return _REFERENCE_FRACTION_GY
+
+    @property
+    def bed(self) -> Any:
+        """BED as a Quantity in Gy."""
+        return _units.quantity_from_magnitude(self.bed_gy, "Gy")
+
+    @property
+    def eqd2(self) -> Any:
+        """EQD2 as a Quantity in Gy."""
+        return _units.quantity_from_magnitude(self.eqd2_gy, "Gy")
+
+
+def course_equivalents(total_dose: Any, fractions: int) -> tuple[CourseEquivalent, ...]:
+    """BED and EQD2 of a course at every α/β of the data file (early first, then late).
+
+    Example
+    -------
+    >>> from mps_analgesia.radiotherapy import course_equivalents
+    >>> [(c.alpha_beta_gy, round(c.bed_gy, 2), round(c.eqd2_gy, 2))
+    ...  for c in course_equivalents("8 Gy", 1)]
+    [(10.0, 14.4, 12.0), (3.0, 29.33, 17.6)]
+    """
+    total_gy = _gray(total_dose, "total_dose")
+    n = _fractions(fractions)
+    return tuple(
+        CourseEquivalent(
+            total_gy,
+            n,
+            ab.gy,
+            _bed_gy(total_gy, n, ab.gy),
+            _eqd2_gy(total_gy, n, ab.gy),
+            ab.value.source,
+        )
+        for ab in alpha_beta_values()
+    )
+
+
 # ---- data ----------------------------------------------------------------------------------------
 
 
@@ -151,6 +213,11 @@ class Schedule:
     fractions: int
     source: str
     level: str
+
+    @property
+    def total_dose(self) -> Any:
+        """The total dose as a Quantity in Gy."""
+        return _units.quantity_from_magnitude(self.total_gy, "Gy")
 
     @property
     def text(self) -> str:

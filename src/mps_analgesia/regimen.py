@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -10,7 +11,7 @@ import attrs
 from ._repr import Renderable
 from .errors import StepError
 from .patient import Patient
-from .steps import STEP_KINDS, Step
+from .steps import STEP_KINDS, RadiotherapyStep, Step
 
 __all__ = ["Case", "Regimen"]
 
@@ -31,6 +32,48 @@ def _steps(value: Iterable[Any]) -> tuple[Step, ...]:
     return steps
 
 
+def _start_date(value: object) -> datetime.date | None:
+    """An ISO date (``"2026-12-07"``), a :class:`datetime.date`, or ``None``."""
+    if value is None or (
+        isinstance(value, datetime.date) and not isinstance(value, datetime.datetime)
+    ):
+        return value
+    if isinstance(value, datetime.datetime):
+        raise StepError(
+            "start_date", f"is a date (day 0 of the plan), not a date and time: {value.isoformat()}"
+        )
+    if isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise StepError(
+        "start_date",
+        f"{value!r} is not an ISO date: write the date of plan day 0, e.g. '2026-12-07'",
+    )
+
+
+def _time_zone(value: object) -> str | None:
+    """An IANA time zone name (``"Asia/Tokyo"``), checked against the system's zone data."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise StepError(
+            "time_zone", f"must be a time zone name such as 'Europe/London', not {value!r}"
+        )
+    import zoneinfo
+
+    name = value.strip()
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise StepError(
+            "time_zone",
+            f"{value!r} is not a known time zone: write an IANA name such as 'Asia/Tokyo'",
+        ) from None
+    return name
+
+
 @attrs.define(frozen=True)
 class Regimen(Renderable):
     """The ordered steps of a plan, a step's ``start_day`` and ``titration`` placing it in time.
@@ -45,6 +88,17 @@ class Regimen(Renderable):
 
     steps: tuple[Step, ...] = attrs.field(converter=_steps)
     name: str = ""
+    #: The calendar date of plan day 0; without one, days are plan days 0, 1, 2 … and nothing
+    #: depends on the weekday.
+    start_date: datetime.date | None = attrs.field(
+        default=None, kw_only=True, converter=_start_date
+    )
+    #: The IANA time zone of the times of day (``at``), e.g. ``"Asia/Tokyo"``; optional.
+    time_zone: str | None = attrs.field(default=None, kw_only=True, converter=_time_zone)
+
+    def __attrs_post_init__(self) -> None:
+        if self.time_zone is not None and self.start_date is None:
+            raise StepError("time_zone", "is given without a start_date (the date of plan day 0)")
 
     def __iter__(self) -> Iterator[Step]:
         return iter(self.steps)
@@ -61,13 +115,33 @@ class Regimen(Renderable):
 
     @property
     def last_day(self) -> int:
-        """The last plan day on which any step starts or changes (0 for a static regimen)."""
+        """The last plan day on which any step starts, changes or ends (0 for a static
+        regimen)."""
         last = 0
         for step in self.steps:
             last = max(last, step.start_day)
             for point in getattr(step, "titration", ()):
                 last = max(last, point.day)
+            if isinstance(step, RadiotherapyStep):
+                last = max(last, step.last_day_of(self.start_date))
+            else:
+                end = getattr(step, "last_day", None)
+                if end is not None:
+                    last = max(last, end)
         return last
+
+    def date_of(self, day: int) -> datetime.date | None:
+        """The calendar date of plan ``day`` (``None`` without a ``start_date``).
+
+        Example
+        -------
+        >>> import mps_analgesia as mps
+        >>> mps.Regimen([], start_date="2026-12-07").date_of(7)
+        datetime.date(2026, 12, 14)
+        """
+        if self.start_date is None:
+            return None
+        return self.start_date + datetime.timedelta(days=day)
 
 
 @attrs.define(frozen=True)

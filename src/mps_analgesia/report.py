@@ -28,7 +28,6 @@ import attrs
 from ._repr import Renderable
 
 __all__ = [
-    "FHIR_SEVERITY",
     "SEVERITIES",
     "Finding",
     "NotChecked",
@@ -39,8 +38,19 @@ __all__ = [
 Severity = Literal["error", "warning", "info"]
 #: Severities, most severe first.
 SEVERITIES: Final[tuple[Severity, ...]] = ("error", "warning", "info")
-#: FHIR R4 ``DetectedIssue.severity`` for each severity.
-FHIR_SEVERITY: Final[Mapping[str, str]] = {"error": "high", "warning": "moderate", "info": "low"}
+
+
+def __getattr__(name: str) -> Any:
+    """The wire-format maps moved to their boundaries; the old import paths still work."""
+    if name == "FHIR_SEVERITY":
+        from .fhir._issues import FHIR_SEVERITY
+
+        return FHIR_SEVERITY
+    if name == "CDS_INDICATOR":
+        from .cds_hooks._indicator import CDS_INDICATOR
+
+        return CDS_INDICATOR
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _strings(value: Iterable[str]) -> tuple[str, ...]:
@@ -78,6 +88,10 @@ class LazyDetail(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return repr(self._get())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as the computed dict, so reports cross to and from worker processes.
+        return (dict, (self._get(),))
 
 
 def _detail(
@@ -156,6 +170,8 @@ class Finding:
     @property
     def fhir_severity(self) -> str:
         """The FHIR ``DetectedIssue.severity``: ``high``, ``moderate`` or ``low``."""
+        from .fhir import FHIR_SEVERITY  # the FHIR boundary owns its severity map
+
         return FHIR_SEVERITY[self.severity]
 
     def to_dict(self) -> dict[str, Any]:

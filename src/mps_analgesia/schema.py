@@ -215,6 +215,17 @@ def _case_schema() -> dict[str, Any]:
             "$schema": {"type": "string"},
             "name": {"type": "string", "description": "a name for the case"},
             "description": {"type": "string"},
+            "start_date": {
+                "type": "string",
+                "format": "date",
+                "description": "the calendar date of plan day 0 (ISO 8601, e.g. '2026-12-07'); "
+                "without it, days are plan days 0, 1, 2 …",
+            },
+            "time_zone": {
+                "type": "string",
+                "description": "the IANA time zone of the times of day, e.g. 'Asia/Tokyo' "
+                "(needs start_date)",
+            },
             "patient": patient,
             "step": {
                 "type": "array",

@@ -19,7 +19,9 @@ Equality and hashing use the canonical floats only (pint Quantities do not hash 
 
 from __future__ import annotations
 
+import datetime
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Final, TypeAlias
 
@@ -36,6 +38,7 @@ __all__ = [
     "AdjuvantStep",
     "MethadoneAdjuvantStep",
     "OpioidStep",
+    "Phase",
     "PsoasCompartmentBlockStep",
     "RadiotherapyStep",
     "Step",
@@ -50,6 +53,8 @@ BLOCK_SIDES: Final = ("left", "right", "bilateral")
 BLOCK_TECHNIQUES: Final = ("single-shot", "catheter")
 
 _HOURS_PER_DAY: Final = 24.0  # a unit identity, not a clinical number
+#: Monday to Friday are ``date.weekday()`` 0-4: radiotherapy fractions fall on working days.
+_WORKING_DAYS: Final = 5
 
 
 def _qfield(dimension: str, unit: str, example: str, doc: str) -> Any:
@@ -113,31 +118,143 @@ def _text(value: Any) -> str | None:
 # ---- titration ---------------------------------------------------------------------------------
 
 
+def _times(field: str, value: object) -> tuple[str, ...]:
+    """Times of day as ``"HH:MM"`` texts (24-hour clock), in order, each once."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, Iterable):
+        raise StepError(
+            field, f"must be a list of times of day such as ['08:00', '20:00'], not {value!r}"
+        )
+    out: list[str] = []
+    for item in value:
+        text = str(item).strip()
+        m = _TIME.match(text)
+        if not isinstance(item, str) or m is None:
+            raise StepError(field, f"{item!r} is not a time of day: write 'HH:MM', e.g. '08:00'")
+        hour, minute = int(m.group(1)), int(m.group(2))
+        if hour > 23 or minute > 59:
+            raise StepError(field, f"{item!r} is not a time of day (00:00 to 23:59)")
+        norm = f"{hour:02d}:{minute:02d}"
+        if norm in out:
+            raise StepError(field, f"{norm} is given twice")
+        out.append(norm)
+    if out != sorted(out):
+        raise StepError(field, f"times must be in order through the day: {', '.join(sorted(out))}")
+    return tuple(out)
+
+
+def _at(value: Any) -> tuple[str, ...]:
+    return _times("at", value)
+
+
+_TIME: Final = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def minutes_of(time: str) -> int:
+    """Minutes after midnight of an ``"HH:MM"`` text (as :func:`_times` writes it)."""
+    return int(time[:2]) * 60 + int(time[3:5])
+
+
+def _check_at(at: tuple[str, ...], per_day: float | None, field: str = "at") -> None:
+    """Times of day must match the number of doses a day (when that is a whole number)."""
+    if not at or per_day is None:
+        return
+    if not math.isfinite(per_day) or per_day != int(per_day) or len(at) != int(per_day):
+        raise StepError(
+            field,
+            f"{len(at)} time{'s' if len(at) != 1 else ''} of day given for "
+            f"{_units_num(per_day)} doses a day: give one time per dose",
+        )
+
+
+def _units_num(x: float) -> str:
+    return str(int(x)) if math.isfinite(x) and x == int(x) else f"{x:.3g}"
+
+
 @attrs.define(frozen=True, kw_only=True, cache_hash=True)
 class TitrationPoint:
-    """From plan day ``day`` on, the step's dose (or, for continuous steps, rate) changes.
+    """From plan day ``day`` on, the step's dose (or rate) and/or its frequency change.
+
+    A point may give a new ``dose``, a new frequency (``every`` or ``times_per_day``), or both;
+    a continuous step changes its ``rate``.  What a point leaves out stays as it was.  ``at``
+    gives the new times of day when the frequency changes.
 
     Example
     -------
     >>> import mps_analgesia as mps
     >>> mps.TitrationPoint(day=7, dose="7.5 mg").dose_mg
     7.5
+    >>> mps.TitrationPoint(day=14, dose="10 mg", every="12 h").doses_per_day
+    2.0
     """
 
     day: int
     dose: Any = _qfield("mass", "mg", "7.5 mg", "the new dose per administration")
     rate: Any = _qfield("mass_rate", "mg/h", "37 mcg/h", "the new rate of a continuous step")
+    every: Any = _qfield("time", "h", "8 h", "the new interval between doses")
+    times_per_day: int | None = None
+    at: tuple[str, ...] = attrs.field(default=(), converter=_at)
     dose_mg: float | None = attrs.field(init=False, default=None)
     rate_mg_per_h: float | None = attrs.field(init=False, default=None)
+    every_h: float | None = attrs.field(init=False, default=None)
+    doses_per_day: float | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         _set(self, "day", _int("day", self.day, minimum=0))
-        if (self.dose is None) == (self.rate is None):
-            raise StepError("dose", "a titration point needs a dose or a rate (exactly one)")
+        frequency = self.every is not None or self.times_per_day is not None
+        if self.rate is not None:
+            if self.dose is not None or frequency:
+                raise StepError("rate", "a continuous step's point gives a rate only")
+            _set(self, "rate_mg_per_h", _read(self, "rate", "mass_rate", "mg/h"))
+            return
+        if self.dose is None and not frequency:
+            raise StepError(
+                "dose",
+                "a titration point needs a dose or a rate (or a new frequency: every, "
+                "times_per_day)",
+            )
         if self.dose is not None:
             _set(self, "dose_mg", _read(self, "dose", "mass", "mg"))
-        else:
-            _set(self, "rate_mg_per_h", _read(self, "rate", "mass_rate", "mg/h"))
+        if self.every is not None and self.times_per_day is not None:
+            raise StepError("times_per_day", "give every or times_per_day, not both")
+        if self.every is not None:
+            every_h = _read(self, "every", "time", "h")
+            _set(self, "every_h", every_h)
+            _set(self, "doses_per_day", _HOURS_PER_DAY / every_h)
+        elif self.times_per_day is not None:
+            n = _int("times_per_day", self.times_per_day, minimum=1)
+            _set(self, "times_per_day", n)
+            _set(self, "doses_per_day", float(n))
+        if self.at and not frequency:
+            raise StepError(
+                "at", "new times of day go with a new frequency (every or times_per_day)"
+            )
+        _check_at(self.at, self.doses_per_day)
+
+
+@attrs.define(frozen=True, slots=True)
+class Phase:
+    """A stretch of days on which a drug step's dose and schedule stay the same.
+
+    ``first_day`` and ``last_day`` are plan days (``last_day`` is ``None`` when the step has no
+    end); ``daily_mg`` is the daily dose in mg/day (for a PRN step, the most in 24 hours).
+    """
+
+    first_day: int
+    last_day: int | None
+    dose_mg: float | None
+    rate_mg_per_h: float | None
+    every_h: float | None
+    doses_per_day: float | None
+    at: tuple[str, ...]
+    daily_mg: float
+
+    def covers(self, day: int) -> bool:
+        """True when ``day`` falls in this phase."""
+        return self.first_day <= day and (self.last_day is None or day <= self.last_day)
 
 
 def _titration(value: object) -> tuple[TitrationPoint, ...]:
@@ -167,6 +284,24 @@ def _titration(value: object) -> tuple[TitrationPoint, ...]:
     return tuple(out)
 
 
+def _stop_day(step: Any) -> int | None:
+    """The last day from ``stop_day`` or ``duration`` (whole days; not both)."""
+    stop, duration = step.stop_day, step.duration
+    if stop is not None and duration is not None:
+        raise StepError("duration", "give stop_day or duration, not both")
+    if duration is not None:
+        days = _read(step, "duration", "time", "day")
+        if abs(days - round(days)) > 1e-9:
+            raise StepError("duration", f"must be whole days, not {_text(step.duration)}")
+        return int(step.start_day + round(days) - 1)
+    if stop is None:
+        return None
+    stop = _int("stop_day", stop, minimum=0)
+    if stop < step.start_day:
+        raise StepError("stop_day", f"day {stop} comes before start_day {step.start_day}")
+    return stop
+
+
 # ---- drug steps --------------------------------------------------------------------------------
 
 
@@ -193,6 +328,9 @@ class _DrugStep:
     prn: bool = False
     max_doses_per_24h: int | None = None
     start_day: int = 0
+    stop_day: int | None = None
+    duration: Any = _qfield("time", "day", "14 day", "how long the step is given (or stop_day)")
+    at: tuple[str, ...] = attrs.field(default=(), converter=_at)
     titration: tuple[TitrationPoint, ...] = attrs.field(default=(), converter=_titration)
     note: str = ""
 
@@ -202,6 +340,8 @@ class _DrugStep:
     doses_per_day: float | None = attrs.field(init=False, default=None)
     daily_dose_mg: float = attrs.field(init=False, default=0.0)
     drug_class: str = attrs.field(init=False, default="", eq=False)
+    #: The step's dose phases in day order (the start, then each titration point).
+    phases: tuple[Phase, ...] = attrs.field(init=False, default=(), eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         record = _catalog.drug(self.drug, field="drug")
@@ -237,6 +377,7 @@ class _DrugStep:
             raise StepError("formulation", reason)
         _set(self, "formulation", formulation)
         _set(self, "start_day", _int("start_day", self.start_day, minimum=0))
+        _set(self, "stop_day", _stop_day(self))
         for flag in ("once", "prn"):
             if not isinstance(getattr(self, flag), bool):
                 raise StepError(flag, f"must be true or false, not {getattr(self, flag)!r}")
@@ -267,6 +408,8 @@ class _DrugStep:
                     )
             if self.once or self.prn:
                 raise StepError("rate", "a continuous step cannot be 'once' or 'prn'")
+            if self.at:
+                raise StepError("at", "a continuous step has no times of day (it runs throughout)")
             rate_h = _read(self, "rate", "mass_rate", "mg/h")
             if self.formulation == "patch" and not _units.format_unit(self.rate.units).endswith(
                 "/h"
@@ -313,29 +456,79 @@ class _DrugStep:
                 )
             max_doses = _int("max_doses_per_24h", self.max_doses_per_24h, minimum=1)
             per_day = min(per_day, float(max_doses))
+        if self.at and self.prn:
+            raise StepError("at", "a PRN step is given when needed, not at set times of day")
+        _check_at(self.at, per_day)
         _set(self, "doses_per_day", float(per_day))
         _set(self, "daily_dose_mg", dose_mg * per_day)
 
     def _check_titration(self) -> None:
         last = self.start_day
-        peak = self.daily_dose_mg
+        dose, rate = self.dose_mg, self.rate_mg_per_h
+        every_h, per_day, at = self.every_h, self.doses_per_day, self.at
+        starts: list[tuple[int, float | None, float | None, float | None, float | None, Any]] = [
+            (self.start_day, dose, rate, every_h, per_day, at)
+        ]
         for i, point in enumerate(self.titration):
             if point.day <= last:
                 raise StepError(
                     f"titration[{i}].day",
                     f"day {point.day} must come after day {last} (start_day or previous change)",
                 )
+            if self.stop_day is not None and point.day > self.stop_day:
+                raise StepError(
+                    f"titration[{i}].day",
+                    f"day {point.day} comes after the step stops (day {self.stop_day})",
+                )
             last = point.day
             if self.rate is not None:
                 if point.rate_mg_per_h is None:
                     raise StepError(f"titration[{i}].rate", "a continuous step titrates its rate")
-                peak = max(peak, point.rate_mg_per_h * _HOURS_PER_DAY)
+                rate = point.rate_mg_per_h
             else:
-                if point.dose_mg is None:
+                if point.rate_mg_per_h is not None:
                     raise StepError(f"titration[{i}].dose", "this step titrates its dose")
-                assert self.doses_per_day is not None
-                peak = max(peak, point.dose_mg * self.doses_per_day)
-        _set(self, "daily_dose_mg", peak)
+                if point.doses_per_day is not None:
+                    if self.prn or self.once:
+                        raise StepError(
+                            f"titration[{i}].every",
+                            "a PRN or once-only step cannot change its frequency",
+                        )
+                    every_h, per_day, at = point.every_h, point.doses_per_day, point.at
+                elif self.at and point.at:
+                    raise StepError(f"titration[{i}].at", "new times of day need a new frequency")
+                dose = point.dose_mg if point.dose_mg is not None else dose
+            starts.append((point.day, dose, rate, every_h, per_day, at))
+        phases = []
+        for j, (day, dose_j, rate_j, every_j, per_j, at_j) in enumerate(starts):
+            end = starts[j + 1][0] - 1 if j + 1 < len(starts) else self.last_day
+            if rate_j is not None:
+                daily = rate_j * _HOURS_PER_DAY
+            else:
+                assert dose_j is not None
+                assert per_j is not None
+                daily = dose_j * per_j
+            phases.append(Phase(day, end, dose_j, rate_j, every_j, per_j, at_j, daily))
+        _set(self, "phases", tuple(phases))
+        _set(self, "daily_dose_mg", max(p.daily_mg for p in phases))
+
+    @property
+    def last_day(self) -> int | None:
+        """The last plan day the step is given (``None``: no end stated).  A once-only step is
+        given on its start day only."""
+        if self.once:
+            return self.start_day
+        return self.stop_day
+
+    def phase_on(self, day: int) -> Phase | None:
+        """The dose phase in force on plan ``day`` (``None`` before the start or after the stop)."""
+        found = None
+        for phase in self.phases:
+            if phase.first_day <= day:
+                found = phase
+        if found is None or (found.last_day is not None and day > found.last_day):
+            return None
+        return found
 
     # ---- derived values -------------------------------------------------------------------------
 
@@ -358,32 +551,27 @@ class _DrugStep:
         return _units.quantity_from_magnitude(self.daily_dose_mg, "mg/day")
 
     def daily_dose_mg_on(self, day: int) -> float:
-        """The daily dose in mg/day in force on plan day ``day`` (0.0 before the step starts)."""
-        if day < self.start_day:
-            return 0.0
-        dose, rate = self.dose_mg, self.rate_mg_per_h
-        for point in self.titration:
-            if point.day <= day:
-                dose = point.dose_mg if point.dose_mg is not None else dose
-                rate = point.rate_mg_per_h if point.rate_mg_per_h is not None else rate
-        if rate is not None:
-            return rate * _HOURS_PER_DAY
-        assert dose is not None
-        assert self.doses_per_day is not None
-        return dose * self.doses_per_day
+        """The daily dose in mg/day in force on plan day ``day`` (0.0 before the step starts
+        and after it stops)."""
+        phase = self.phase_on(day)
+        return 0.0 if phase is None else phase.daily_mg
 
     def daily_dose_on(self, day: int) -> Any:
         """The daily dose in force on plan day ``day`` as a Quantity in mg/day."""
         return _units.quantity_from_magnitude(self.daily_dose_mg_on(day), "mg/day")
 
     def dose_on(self, day: int) -> Any:
-        """The dose per administration (or the rate) in force on ``day``; ``None`` before start."""
-        if day < self.start_day:
+        """The dose per administration (or the rate) in force on ``day`` as a Quantity;
+        ``None`` before the start and after the stop."""
+        if self.phase_on(day) is None:
             return None
         current = self.rate if self.rate is not None else self.dose
         for point in self.titration:
             if point.day <= day:
-                current = point.rate if point.rate is not None else point.dose
+                if point.rate is not None:
+                    current = point.rate
+                elif point.dose is not None:
+                    current = point.dose
         return current
 
     def describe(self) -> str:
@@ -530,6 +718,8 @@ class PsoasCompartmentBlockStep:
     side: str | None = None
     technique: str = "single-shot"
     start_day: int = 0
+    stop_day: int | None = None
+    at: tuple[str, ...] = attrs.field(default=(), converter=_at)
     note: str = ""
 
     concentration_mg_per_ml: float | None = attrs.field(init=False, default=None)
@@ -579,6 +769,80 @@ class PsoasCompartmentBlockStep:
             if self.infusion_rate is None:
                 raise StepError("infusion_duration", "is given without an infusion_rate")
             _set(self, "infusion_h", _read(self, "infusion_duration", "time", "h"))
+        if len(self.at) > 1:
+            raise StepError("at", "give one time of day: when the block (its bolus) is given")
+        if self.stop_day is not None:
+            stop = _int("stop_day", self.stop_day, minimum=0)
+            if stop < self.start_day:
+                raise StepError("stop_day", f"day {stop} comes before start_day {self.start_day}")
+            if self.infusion_h is not None:
+                raise StepError(
+                    "stop_day",
+                    "the infusion_duration already ends the block; give one of the two",
+                )
+            if self.infusion_rate is None and stop != self.start_day:
+                raise StepError("stop_day", "a block without an infusion is given on one day")
+            _set(self, "stop_day", stop)
+
+    # ---- over time ------------------------------------------------------------------------------
+
+    @property
+    def start_hour(self) -> float | None:
+        """The hour of the day the block is given (from ``at``), ``None`` when not stated."""
+        return minutes_of(self.at[0]) / 60.0 if self.at else None
+
+    @property
+    def last_day(self) -> int | None:
+        """The last plan day local anaesthetic may run (``None``: an open infusion with no
+        ``stop_day``).  Without a time of day, an infusion of H hours may reach into the day
+        after its H/24 days, so that day is counted too."""
+        if self.infusion_ml_per_h is None:
+            return self.start_day
+        if self.infusion_h is None:
+            return self.stop_day
+        t0 = self.start_hour
+        if t0 is None:
+            return self.start_day + math.ceil(self.infusion_h / _HOURS_PER_DAY - 1e-9)
+        return self.start_day + max(
+            0, math.ceil((t0 + self.infusion_h) / _HOURS_PER_DAY - 1e-9) - 1
+        )
+
+    def local_anaesthetic_mg_on(self, day: int) -> float:
+        """The local anaesthetic (mg) given on plan ``day``: the bolus on its day plus the
+        infusion hours that fall on that day.
+
+        Without a time of day (``at``), each day's value is the most the day can hold (the
+        infusion might start late in the first day and run into the last): an upper bound
+        per day, not a share of the total.
+        """
+        k = day - self.start_day
+        last = self.last_day
+        if k < 0 or (last is not None and day > last):
+            return 0.0
+        mg = self.bolus_mg if k == 0 else 0.0
+        rate = self.infusion_mg_per_h
+        if rate == 0.0:
+            return mg
+        hours = self.infusion_h
+        t0 = self.start_hour
+        if hours is None:  # open infusion: through its stop day (or on)
+            lo = t0 if (k == 0 and t0 is not None) else 0.0
+            return mg + rate * (_HOURS_PER_DAY - lo)
+        if t0 is None:
+            on = min(_HOURS_PER_DAY, hours) if k == 0 else hours - _HOURS_PER_DAY * (k - 1)
+        else:
+            lo, hi = _HOURS_PER_DAY * k, _HOURS_PER_DAY * (k + 1)
+            on = min(hi, t0 + hours) - max(lo, t0)
+        return mg + rate * max(0.0, min(_HOURS_PER_DAY, on))
+
+    def dose_on(self, day: int) -> Any:
+        """The local anaesthetic given on plan ``day`` as a Quantity in mg (``None`` on a day
+        without the block); see :meth:`local_anaesthetic_mg_on`."""
+        mg = self.local_anaesthetic_mg_on(day)
+        last = self.last_day
+        if day < self.start_day or (last is not None and day > last):
+            return None
+        return _units.quantity_from_magnitude(mg, "mg")
 
     @property
     def bolus_mg(self) -> float:
@@ -674,6 +938,48 @@ class RadiotherapyStep:
             if self.prior_dose is None:
                 raise StepError("prior_fractions", "is given without a prior_dose")
             _set(self, "prior_fractions", _int("prior_fractions", self.prior_fractions, minimum=1))
+
+    def fraction_days(self, start_date: datetime.date | None = None) -> tuple[int, ...]:
+        """The plan days of the fractions: consecutive days from ``start_day`` when the plan
+        has no calendar date; Monday to Friday when ``start_date`` (the date of plan day 0)
+        is given.
+
+        Example
+        -------
+        >>> import datetime, mps_analgesia as mps
+        >>> rt = mps.RadiotherapyStep(total_dose="20 Gy", fractions=5, site="psoas", start_day=2)
+        >>> rt.fraction_days()
+        (2, 3, 4, 5, 6)
+        >>> rt.fraction_days(datetime.date(2026, 12, 3))  # a Thursday: day 2 is Saturday
+        (4, 5, 6, 7, 8)
+        """
+        if start_date is None:
+            return tuple(range(self.start_day, self.start_day + self.fractions))
+        days: list[int] = []
+        day = self.start_day
+        weekday = (start_date.weekday() + day) % 7
+        while len(days) < self.fractions:
+            if weekday < _WORKING_DAYS:
+                days.append(day)
+            day += 1
+            weekday = (weekday + 1) % 7
+        return tuple(days)
+
+    def last_day_of(self, start_date: datetime.date | None = None) -> int:
+        """The plan day of the last fraction."""
+        return self.fraction_days(start_date)[-1]
+
+    @property
+    def last_day(self) -> int:
+        """The plan day of the last fraction on consecutive days (no calendar date)."""
+        return self.start_day + self.fractions - 1
+
+    def dose_on(self, day: int, start_date: datetime.date | None = None) -> Any:
+        """The dose given on plan ``day`` as a Quantity in Gy (``None`` on a day without a
+        fraction)."""
+        if day not in self.fraction_days(start_date):
+            return None
+        return _units.quantity_from_magnitude(self.dose_per_fraction_gy, "Gy")
 
     @property
     def dose_per_fraction_gy(self) -> float:

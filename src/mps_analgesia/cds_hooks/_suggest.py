@@ -35,15 +35,22 @@ SCHEDULE_BOUND: Final = frozenset({"renal.dose-adjust", "hepatic.dose-adjust"})
 
 
 def _limit(f: Finding, dimension: str, unit: str) -> float | None:
-    """The finding's ``limit`` detail in ``unit`` if it is a quantity of ``dimension``."""
-    text = f.detail.get("limit")
-    if not isinstance(text, str):
+    """The finding's ``limit`` in ``unit``: the canonical float (its UCUM code in
+    ``limit_unit``), or, for a caller's own rule, a quantity text of ``dimension``."""
+    from .. import _catalog
+
+    value = f.detail.get("limit")
+    if isinstance(value, float):
+        if f.detail.get("limit_unit") != _catalog.ucum_code(unit):
+            return None
+        return value if math.isfinite(value) else None
+    if not isinstance(value, str):
         return None
     try:
-        value: float = _units.magnitude_in(_units.as_quantity(text, dimension), unit)
+        got: float = _units.magnitude_in(_units.as_quantity(value, dimension), unit)
     except MpsAnalgesiaError:
         return None
-    return value if math.isfinite(value) else None
+    return got if math.isfinite(got) else None
 
 
 def dose_family(code: str) -> bool:

@@ -95,7 +95,7 @@ def methadone_from_ome(
     >>> methadone_from_ome("200 MME/day").schedule.text
     'methadone oral immediate-release 10 mg every 8 h (1 × 10 mg) = 30 mg/day'
     >>> methadone_from_ome("250 MME/day", scheme="msd-2023").daily.text
-    '3.125–7.8125 mg/day'
+    '3.125–7.812 mg/day'
     """
     schemes, edition = _catalog.switching_schemes()
     if not isinstance(scheme, str) or scheme not in schemes:

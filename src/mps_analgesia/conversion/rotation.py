@@ -372,7 +372,7 @@ def convert_opioid(
     ...                           dose="50 mg", every="12 h")
     >>> c = convert_opioid(morphine, to_drug="fentanyl", to_route="transdermal")
     >>> c.calculated.text, c.reduced.text, c.schedule.text
-    ('41.6667 mcg/h', '20.8333–31.25 mcg/h', 'fentanyl transdermal patch 25 mcg/h (1 × 25 mcg/h)')
+    ('41.67 mcg/h', '20.83–31.25 mcg/h', 'fentanyl transdermal patch 25 mcg/h (1 × 25 mcg/h)')
     """
     tab = table_by_id(table)
     policy = _prn_policy(prn)

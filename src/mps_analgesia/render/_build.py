@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from .. import _units
+from .. import _format
 from ..report import INTENDED_USE, SEVERITIES, Report
 from ._doc import (
     Block,
@@ -60,17 +60,8 @@ _ROLE_LABEL: Final = "role"
 _HOURS_PER_DAY: Final = 24.0  # a unit identity, not a clinical number
 
 
-def num(x: float) -> str:
-    """A number for display: whole numbers plain, others to 4 significant digits.
-
-    Example
-    -------
-    >>> num(4.0), num(22.5), num(2 / 3)
-    ('4', '22.5', '0.6667')
-    """
-    if abs(x - round(x)) < 1e-9 * max(1.0, abs(x)):
-        return str(round(x))
-    return f"{x:.4g}"
+#: The one number formatter (``_format.number``): whole numbers plain, else 4 significant digits.
+num = _format.number
 
 
 def cite(ids: Iterable[str]) -> Cite | None:
@@ -151,27 +142,26 @@ def _rt_receipt(step: Any) -> tuple[list[str], tuple[str, ...]]:
         f"{num(step.total_dose_gy)} Gy ÷ {step.fractions} fraction"
         f"{'s' if step.fractions != 1 else ''} = {num(step.dose_per_fraction_gy)} Gy per fraction"
     ]
-    sources: list[str] = []
     from .. import radiotherapy
 
-    courses = [("", step.total_dose_gy, step.fractions)]
-    if step.prior_dose_gy is not None and step.prior_fractions is not None:
-        courses.append(("prior course ", step.prior_dose_gy, step.prior_fractions))
-    for ab in radiotherapy.alpha_beta_values():
-        for label, total, n in courses:
-            d = total / n
-            total_q = _units.quantity_from_magnitude(total, "Gy")
-            bed = _units.magnitude_in(radiotherapy.bed(total_q, n, ab.value.quantity), "Gy")
-            eqd2 = _units.magnitude_in(radiotherapy.eqd2(total_q, n, ab.value.quantity), "Gy")
+    courses = [("", radiotherapy.course_equivalents(step.total_dose, step.fractions))]
+    if step.prior_dose is not None and step.prior_fractions is not None:
+        prior = radiotherapy.course_equivalents(step.prior_dose, step.prior_fractions)
+        courses.append(("prior course ", prior))
+    sources: list[str] = []
+    for k in range(len(courses[0][1])):
+        for label, results in courses:
+            c = results[k]
+            ab = num(c.alpha_beta_gy)
             lines.append(
-                f"{label}BED (α/β {num(ab.gy)} Gy) = {num(total)} Gy × (1 + {num(d)} Gy ÷ "
-                f"{num(ab.gy)} Gy) = {num(bed)} Gy"
+                f"{label}BED (α/β {ab} Gy) = {num(c.total_dose_gy)} Gy × (1 + "
+                f"{num(c.dose_per_fraction_gy)} Gy ÷ {ab} Gy) = {num(c.bed_gy)} Gy"
             )
             lines.append(
-                f"{label}EQD2 (α/β {num(ab.gy)} Gy) = {num(bed)} Gy ÷ (1 + 2 Gy ÷ {num(ab.gy)} Gy)"
-                f" = {num(eqd2)} Gy"
+                f"{label}EQD2 (α/β {ab} Gy) = {num(c.bed_gy)} Gy ÷ (1 + "
+                f"{num(c.reference_fraction_gy)} Gy ÷ {ab} Gy) = {num(c.eqd2_gy)} Gy"
             )
-        sources.append(ab.value.source)
+        sources.append(courses[0][1][k].source)
     return lines, tuple(dict.fromkeys(sources))
 
 

@@ -7,17 +7,16 @@ One column pair (BED, EQD2) per α/β value in the data file.
 
 from __future__ import annotations
 
-from .. import _units
 from ..report import INTENDED_USE
 from ._doc import Block, Document, Para, Table, inline
 
 __all__ = ["alpha_beta_line", "rt_table", "rt_table_blocks", "rt_table_document"]
 
 
-def _gy(q: object) -> str:
+def _gy(value_gy: float) -> str:
     from ._build import num
 
-    return f"{num(_units.magnitude_in(q, 'Gy'))} Gy"
+    return f"{num(value_gy)} Gy"
 
 
 def rt_table() -> Table:
@@ -45,11 +44,11 @@ def rt_table() -> Table:
     headers.append("Source")
     rows = []
     for s in radiotherapy.astro_schedules():
-        total = _units.quantity_from_magnitude(s.total_gy, "Gy")
-        row = [inline(s.text), inline(f"{num(s.total_gy / s.fractions)} Gy")]
-        for ab in abs_:
-            row.append(inline(_gy(radiotherapy.bed(total, s.fractions, ab.value.quantity))))
-            row.append(inline(_gy(radiotherapy.eqd2(total, s.fractions, ab.value.quantity))))
+        results = radiotherapy.course_equivalents(s.total_dose, s.fractions)
+        row = [inline(s.text), inline(_gy(results[0].dose_per_fraction_gy))]
+        for c in results:
+            row.append(inline(_gy(c.bed_gy)))
+            row.append(inline(_gy(c.eqd2_gy)))
         row.append(inline(f"[{s.level}]", cite([s.source])))
         rows.append(tuple(row))
     return Table(

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from .. import _format
 from ..errors import MpsAnalgesiaError, UnknownNameError
 from ._doc import Figure
 
@@ -77,10 +78,7 @@ class _Series:
     unit: str = "mg/day"
 
 
-def _num(x: float) -> str:
-    if abs(x - round(x)) < 1e-9 * max(1.0, abs(x)):
-        return str(round(x))
-    return f"{x:.4g}"
+_num = _format.number
 
 
 def _f(x: float) -> str:

@@ -4,9 +4,11 @@ per-call daily totals of each drug, and the memo helpers for outcomes that depen
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
+from .. import _catalog, _format
 from ._engine import PASSED, Missing, Shape, shape_of
 
 __all__ = [
@@ -15,9 +17,13 @@ __all__ = [
     "above",
     "below",
     "drug_total",
+    "measure",
+    "measure_range",
     "num",
     "rekey",
     "step_outcomes",
+    "suggested_dose",
+    "suggested_dose_within_daily",
 ]
 
 #: The step kinds that give a drug by mouth, patch or infusion (they have a ``drug`` and doses).
@@ -37,16 +43,93 @@ def below(value: float, limit: float) -> bool:
     return value < limit * (1 - REL_TOL) - 1e-12
 
 
-def num(x: float) -> str:
-    """A number for display: whole numbers plain, others to 4 significant digits (at most one
-    decimal from 1000 up, never e-notation)."""
-    r = round(x)
-    if r == x:
-        return str(r)
-    a = abs(x)
-    if abs(x - r) < 1e-9 * (a if a > 1.0 else 1.0):
-        return str(r)
-    return f"{x:.1f}" if a >= 1000 else f"{x:.4g}"
+#: The one number formatter (``_format.number``): whole numbers plain, else 4 significant digits.
+num = _format.number
+
+
+def measure(name: str, value: float, unit: str, text: str | None = None) -> dict[str, Any]:
+    """The detail items of one number: ``name`` (a float), ``name_unit`` (its UCUM code) and
+    ``name_text`` (the display text, by default the number and the library unit).
+
+    Example
+    -------
+    >>> measure("limit", 4000, "mg/day")
+    {'limit': 4000.0, 'limit_unit': 'mg/d', 'limit_text': '4000 mg/day'}
+    """
+    return {
+        name: float(value),
+        f"{name}_unit": _catalog.ucum_code(unit),
+        f"{name}_text": f"{num(value)} {unit}" if text is None else text,
+    }
+
+
+def measure_range(
+    name: str, low: float, high: float, unit: str, text: str | None = None
+) -> dict[str, Any]:
+    """The detail items of a range: ``name_low``, ``name_high`` (floats), ``name_unit`` (UCUM)
+    and ``name_text``.
+
+    Example
+    -------
+    >>> measure_range("range", 15, 30, "mg/day")["range_text"]
+    '15–30 mg/day'
+    """
+    return {
+        f"{name}_low": float(low),
+        f"{name}_high": float(high),
+        f"{name}_unit": _catalog.ucum_code(unit),
+        f"{name}_text": _format.span(low, high, unit) if text is None else text,
+    }
+
+
+def suggested_dose(step: Any, target_mg: float) -> dict[str, Any]:
+    """The reduced dose per administration to suggest for a dose finding on ``step``.
+
+    ``target_mg`` is the largest dose the finding allows (a per-dose limit, or a daily limit
+    divided by the doses per day).  The dose is rounded *down* to a sum of the product strengths
+    of ``data/strengths.toml`` (or a multiple of its measuring increment); without a product on
+    file it is offered only when ``target_mg`` is itself a whole number of mg.  Returns the items
+    ``suggested_dose`` (mg, a float), ``suggested_dose_unit`` (``'mg'``), ``suggested_dose_text``
+    and ``suggested_dose_basis`` (how it is made up), or ``{}`` when no dose can be suggested
+    (a continuous or titrated step, no dose to lower, or nothing dispensable below the target).
+    """
+    if (
+        step.is_continuous
+        or getattr(step, "titration", ())
+        or step.dose_mg is None
+        or not (target_mg > 0 and math.isfinite(target_mg))
+    ):
+        return {}
+    product = _catalog.product(step.drug, step.route, step.formulation)
+    if product is not None:
+        if product.unit != "mg":
+            return {}
+        got = product.round_down(target_mg)
+        if got is None:
+            return {}
+        amount, parts = got
+        if product.increment:
+            basis = f"in steps of {num(product.increment)} mg ({product.formulation})"
+        else:
+            basis = " + ".join(f"{n} × {num(s)} mg" for s, n in parts)
+            basis = f"{basis} {product.formulation}"
+    else:
+        amount = float(round(target_mg))
+        if amount < 1 or abs(target_mg - amount) > REL_TOL * max(1.0, target_mg):
+            return {}
+        basis = "the limit itself; no product strengths are on file for this drug"
+    if not amount < step.dose_mg * (1 - REL_TOL):
+        return {}
+    return {**measure("suggested_dose", amount, "mg"), "suggested_dose_basis": basis}
+
+
+def suggested_dose_within_daily(step: Any, daily_limit_mg: float) -> dict[str, Any]:
+    """:func:`suggested_dose` for a daily limit: the limit divided by the step's doses per day
+    (``{}`` for a step without a countable number of doses per day)."""
+    per_day = None if step.is_continuous else step.doses_per_day
+    if not per_day or not math.isfinite(per_day):
+        return {}
+    return suggested_dose(step, daily_limit_mg / per_day)
 
 
 _TOTALS_KEY: Final = "drug.totals"

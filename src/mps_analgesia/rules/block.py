@@ -28,7 +28,7 @@ from .. import _catalog, _units
 from ..errors import DataFileError, UnitError
 from ..patient import Anticoagulant, Patient
 from ._engine import PASSED, Context, Missing, Rule, finding, rule
-from ._util import above, below, num, rekey
+from ._util import above, below, measure, num, rekey
 
 __all__ = ["RULES"]
 
@@ -271,10 +271,12 @@ def _per_kg_findings(
                 arithmetic=f"{_bolus_text(step)} > {num(lim.value)} mg/kg × "
                 f"{num(w.actual_kg)} kg = {num(at_actual)} mg",
                 detail={
-                    "bolus": f"{num(bolus)} mg",
-                    "limit": f"{num(lim.value)} mg/kg",
-                    "weight_used": f"actual weight {num(w.actual_kg)} kg",
-                    "limit_mg": f"{num(at_actual)} mg",
+                    **measure("bolus", bolus, "mg"),
+                    **measure("limit", lim.value, "mg/kg"),
+                    **measure(
+                        "weight_used", w.actual_kg, "kg", f"actual weight {num(w.actual_kg)} kg"
+                    ),
+                    **measure("limit_mg", at_actual, "mg"),
                 },
             )
         ]
@@ -293,10 +295,10 @@ def _per_kg_findings(
                 arithmetic=f"{_bolus_text(step)} > {num(lim.value)} mg/kg × {num(w.kg)} kg "
                 f"= {num(at_ideal)} mg",
                 detail={
-                    "bolus": f"{num(bolus)} mg",
-                    "limit": f"{num(lim.value)} mg/kg",
-                    "weight_used": w.label,
-                    "limit_mg": f"{num(at_ideal)} mg",
+                    **measure("bolus", bolus, "mg"),
+                    **measure("limit", lim.value, "mg/kg"),
+                    **measure("weight_used", w.kg, "kg", w.label),
+                    **measure("limit_mg", at_ideal, "mg"),
                 },
             )
         ]
@@ -376,7 +378,7 @@ def _local_anaesthetic_max(ctx: Context, index: int | None, step: Any) -> Any:
                     source=(cap.source,),
                     level=cap.level,
                     arithmetic=f"{_bolus_text(step)} > {num(cap.value)} mg",
-                    detail={"bolus": f"{num(bolus)} mg", "limit": f"{num(cap.value)} mg"},
+                    detail={**measure("bolus", bolus, "mg"), **measure("limit", cap.value, "mg")},
                 )
             )
         if limits.max_per_kg is not None:
@@ -403,7 +405,10 @@ def _local_anaesthetic_max(ctx: Context, index: int | None, step: Any) -> Any:
                 level=cap24.level,
                 arithmetic=f"{' + '.join(parts)} = {num(step.max_24h_mg)} mg/24 h "
                 f"> {num(cap24.value)} mg/24 h",
-                detail={"max_24h": f"{num(step.max_24h_mg)} mg", "limit": f"{num(cap24.value)} mg"},
+                detail={
+                    **measure("max_24h", step.max_24h_mg, "mg"),
+                    **measure("limit", cap24.value, "mg"),
+                },
             )
         )
     if out:
@@ -681,7 +686,10 @@ def _untimed(agent: _Agent, statement: _Statement, index: int | None, how: str) 
         source=(statement.source, reg.interval.source),
         level=_worst(statement.level, reg.interval.level),
         arithmetic=f"time since last dose unknown; needed ≥ {_hours(reg.interval.value)}",
-        detail={"anticoagulant": agent.id, "needed": _hours(reg.interval.value)},
+        detail={
+            "anticoagulant": agent.id,
+            **measure("needed", reg.interval.value, "h", _hours(reg.interval.value)),
+        },
     )
 
 
@@ -790,7 +798,11 @@ def _check_timing(
             source=(statement.source, shown.interval.source),
             level=_worst(statement.level, shown.interval.level),
             arithmetic=f"time since last dose unknown; needed ≥ {_hours(most)}",
-            detail={"anticoagulant": agent.id, "needed": _hours(most), "regimen": shown.name},
+            detail={
+                "anticoagulant": agent.id,
+                **measure("needed", most, "h", _hours(most)),
+                "regimen": shown.name,
+            },
         )
     now = ac.last_dose_h
     later = _HOURS_PER_DAY * start_day
@@ -814,8 +826,8 @@ def _check_timing(
     detail = {
         "anticoagulant": agent.id,
         "regimen": reg.name,
-        "since_last_dose": _hours(at_block),
-        "needed": _hours(needed),
+        **measure("since_last_dose", at_block, "h", _hours(at_block)),
+        **measure("needed", needed, "h", _hours(needed)),
     }
     if verdict == "too soon":
         return finding(
@@ -842,7 +854,15 @@ def _check_timing(
             source=(statement.source, reg.interval.source, longest.interval.source),
             level="U",
             arithmetic=f"{_hours(needed)} ≤ {elapsed} < {_hours(longest.interval.value)}",
-            detail={**detail, "needed_if_higher_dose": _hours(longest.interval.value)},
+            detail={
+                **detail,
+                **measure(
+                    "needed_if_higher_dose",
+                    longest.interval.value,
+                    "h",
+                    _hours(longest.interval.value),
+                ),
+            },
         )
     return finding(
         "block.anticoagulation",

@@ -13,7 +13,16 @@ from typing import Any
 
 from .. import _catalog
 from ._engine import PASSED, Context, Missing, Rule, finding, rule
-from ._util import DRUG_KINDS, above, drug_total, num, rekey
+from ._util import (
+    DRUG_KINDS,
+    above,
+    drug_total,
+    measure,
+    num,
+    rekey,
+    suggested_dose,
+    suggested_dose_within_daily,
+)
 
 __all__ = ["RULES"]
 
@@ -117,7 +126,11 @@ def max_single(ctx: Context, index: int | None, step: Any) -> Any:
                     source=(lim.value.source,),
                     level=lim.value.level,
                     arithmetic=f"{num(dose)} mg > {num(lim.value.value)} mg",
-                    detail={"dose": f"{num(dose)} mg", "limit": f"{num(lim.value.value)} mg"},
+                    detail={
+                        **measure("dose", dose, "mg"),
+                        **measure("limit", lim.value.value, "mg"),
+                        **suggested_dose(step, lim.value.value),
+                    },
                 )
             )
     if out:
@@ -177,9 +190,10 @@ def max_daily(ctx: Context, index: int | None, step: Any) -> Any:
                 level=lim.value.level,
                 arithmetic=arithmetic,
                 detail={
-                    "daily_dose": f"{num(total)} mg/day",
-                    "limit": f"{num(limit)} mg/day",
+                    **measure("daily_dose", total, "mg/day"),
+                    **measure("limit", limit, "mg/day"),
                     "steps": [i for i, _ in parts],
+                    **(suggested_dose_within_daily(step, limit) if len(parts) == 1 else {}),
                 },
             )
         )

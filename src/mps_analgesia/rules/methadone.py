@@ -28,7 +28,7 @@ import attrs
 from .. import _catalog
 from ..errors import DataFileError
 from ._engine import PASSED, Context, Missing, Rule, finding, for_drugs, rule
-from ._util import above, below, num, step_outcomes
+from ._util import above, below, measure, measure_range, num, step_outcomes
 from .interactions import (
     MethadoneInteraction,
     Parties,
@@ -128,28 +128,20 @@ def _is_methadone(step: Any) -> bool:
 
 
 def _changes(step: Any) -> list[tuple[int, float, float]]:
-    """``(day, dose or rate, daily dose in mg/day)`` at the start and at each titration point."""
-    if step.rate_mg_per_h is not None:
-        out = [(step.start_day, step.rate_mg_per_h, step.rate_mg_per_h * _HOURS_PER_DAY)]
-        rate = step.rate_mg_per_h
-        for p in step.titration:
-            rate = p.rate_mg_per_h if p.rate_mg_per_h is not None else rate
-            out.append((p.day, rate, rate * _HOURS_PER_DAY))
-        return out
-    per_day = step.doses_per_day
-    dose = step.dose_mg
-    out = [(step.start_day, dose, dose * per_day)]
-    for p in step.titration:
-        dose = p.dose_mg if p.dose_mg is not None else dose
-        out.append((p.day, dose, dose * per_day))
+    """``(day, dose or rate, daily dose in mg/day)`` at the start and at each titration point
+    (a point may change the frequency too: the daily dose is read from the step's phases)."""
+    out = []
+    for phase in step.phases:
+        per = phase.rate_mg_per_h if phase.rate_mg_per_h is not None else phase.dose_mg
+        out.append((phase.first_day, per, phase.daily_mg))
     return out
 
 
-def _daily_text(step: Any, per: float) -> str:
+def _daily_text(step: Any, per: float, daily: float) -> str:
     """How a daily dose is made: ``'10 mg × 3 doses/day'`` or ``'1.25 mg/h × 24 h'``."""
     if step.rate_mg_per_h is not None:
         return f"{num(per)} mg/h × 24 h"
-    return f"{num(per)} mg × {num(step.doses_per_day)} doses/day"
+    return f"{num(per)} mg × {num(daily / per)} doses/day"
 
 
 # ---- adjuvant range --------------------------------------------------------------------------
@@ -186,12 +178,12 @@ def adjuvant_range(ctx: Context, index: int | None, step: Any) -> Any:
                 step=index,
                 source=(v.upper.source, "takase-2015"),
                 level=v.upper.level,
-                arithmetic=f"{_daily_text(step, peak_per)} = {num(peak)} mg/day > "
+                arithmetic=f"{_daily_text(step, peak_per, peak)} = {num(peak)} mg/day > "
                 f"{num(v.upper.value)} mg/day",
                 detail={
-                    "daily_dose": f"{num(peak)} mg/day",
+                    **measure("daily_dose", peak, "mg/day"),
                     "day": peak_day,
-                    "range": f"{num(v.lower.value)}–{num(v.upper.value)} mg/day",
+                    **measure_range("range", v.lower.value, v.upper.value, "mg/day"),
                 },
             )
         )
@@ -213,12 +205,12 @@ def adjuvant_range(ctx: Context, index: int | None, step: Any) -> Any:
                 step=index,
                 source=(v.lower.source, "takase-2015"),
                 level=v.lower.level,
-                arithmetic=f"{_daily_text(step, final_per)} = {num(final)} mg/day < "
+                arithmetic=f"{_daily_text(step, final_per, final)} = {num(final)} mg/day < "
                 f"{num(v.lower.value)} mg/day",
                 detail={
-                    "final_daily_dose": f"{num(final)} mg/day",
+                    **measure("final_daily_dose", final, "mg/day"),
                     "day": final_day,
-                    "range": f"{num(v.lower.value)}–{num(v.upper.value)} mg/day",
+                    **measure_range("range", v.lower.value, v.upper.value, "mg/day"),
                 },
             )
         )
@@ -261,7 +253,7 @@ def qtc_contraindicated(ctx: Context, index: int | None, step: Any) -> Any:
         source=(gate.source,),
         level=gate.level,
         arithmetic=f"QTc {num(qtc)} ms > {num(gate.value)} ms",
-        detail={"qtc": f"{num(qtc)} ms", "limit": f"{num(gate.value)} ms"},
+        detail={**measure("qtc", qtc, "ms"), **measure("limit", gate.value, "ms")},
     )
 
 
@@ -298,7 +290,7 @@ def qtc_prolonged(ctx: Context, index: int | None, step: Any) -> Any:
         source=(low.source,),
         level=low.level,
         arithmetic=f"{num(low.value)} ms ≤ QTc {num(qtc)} ms ≤ {num(high.value)} ms",
-        detail={"qtc": f"{num(qtc)} ms", "range": f"{num(low.value)}–{num(high.value)} ms"},
+        detail={**measure("qtc", qtc, "ms"), **measure_range("range", low.value, high.value, "ms")},
     )
 
 
@@ -395,8 +387,8 @@ def titration_interval(ctx: Context, index: int | None, step: Any) -> Any:
                         detail={
                             "day": day,
                             "previous_day": last_day,
-                            "from": f"{num(last_daily)} mg/day",
-                            "to": f"{num(daily)} mg/day",
+                            **measure("from", last_daily, "mg/day"),
+                            **measure("to", daily, "mg/day"),
                         },
                     )
                 )

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from .. import _catalog, conversion
 from ._engine import PASSED, Context, Missing, Rule, Shape, finding, for_drugs, rule, shape_of
-from ._util import above, below, num, rekey
+from ._util import above, below, measure, measure_range, num, rekey
 
 __all__ = ["RULES"]
 
@@ -306,10 +306,10 @@ def _breakthrough_dose(state: _Opioids, table: str, index: int | None, step: Any
 
     def detail() -> dict[str, Any]:
         return {
-            "prn_dose_ome": prn_text,
-            "regular_ome": regular_text,
-            "fraction": fraction,
-            "window": window,
+            **measure_range("prn_dose_ome", prn_low, prn_high, "MME", prn_text),
+            **measure_range("regular_ome", regular_low, regular_high, "MME/day", regular_text),
+            **measure_range("fraction", frac_low * 100, frac_high * 100, "%", fraction),
+            **measure_range("window", low_win.value * 100, high_win.value * 100, "%", window),
             "table": table,
             "edition": ome.edition,
         }
@@ -380,7 +380,10 @@ def fentanyl_patch_not_tolerant(ctx: Context, index: int | None, step: Any) -> A
             step=index,
             source=(threshold.source,),
             level=threshold.level,
-            detail={"opioid_tolerant": False, "threshold": f"{num(threshold.value)} MME/day"},
+            detail={
+                "opioid_tolerant": False,
+                **measure("threshold", threshold.value, "MME/day"),
+            },
         )
     others = _other_ome(ctx)
     if not others.lines and not others.not_converted:
@@ -423,8 +426,8 @@ def fentanyl_patch_not_tolerant(ctx: Context, index: int | None, step: Any) -> A
         arithmetic=f"{terms} = {_span(low, high, 'MME/day')} < {num(limit)} MME/day",
         detail={
             "opioid_tolerant": None,
-            "other_ome": _span(low, high, "MME/day"),
-            "threshold": f"{num(limit)} MME/day",
+            **measure_range("other_ome", low, high, "MME/day"),
+            **measure("threshold", limit, "MME/day"),
             "table": others.table,
         },
     )
@@ -518,7 +521,10 @@ def _ome_total(state: _Opioids) -> Any:
                 "table": ome.table,
                 "edition": ome.edition,
                 "prn": ome.prn,
-                "total": None,
+                "total_low": None,
+                "total_high": None,
+                "total_unit": _catalog.ucum_code("MME/day"),
+                "total_text": None,
                 "receipt": list(ome.receipt),
                 "not_converted": [s.text for s in ome.not_converted],
             },
@@ -553,10 +559,12 @@ def _ome_total(state: _Opioids) -> Any:
             "table": ome.table,
             "edition": ome.edition,
             "prn": ome.prn,
-            "total": total,
+            **measure_range("total", ome.low_mme_per_day, ome.high_mme_per_day, "MME/day", total),
             "receipt": list(ome.receipt),
             "not_converted": [s.text for s in ome.not_converted],
-            "cdc_thresholds": [f"{num(t.value)} MME/day" for t in conversion.mme_thresholds()],
+            "cdc_thresholds": [t.value for t in conversion.mme_thresholds()],
+            "cdc_thresholds_unit": _catalog.ucum_code("MME/day"),
+            "cdc_thresholds_text": [f"{num(t.value)} MME/day" for t in conversion.mme_thresholds()],
         },
     )
 

@@ -29,7 +29,8 @@ from .. import _catalog
 from ..errors import DataFileError
 from ..report import Severity
 from ._engine import PASSED, Context, Missing, Rule, finding, for_drugs, rule
-from ._util import above, below, drug_total, num
+from ._util import above, below, drug_total, num, suggested_dose_within_daily
+from ._util import measure as measure_of
 
 __all__ = ["RULES"]
 
@@ -298,8 +299,8 @@ def renal_avoid(ctx: Context, index: int | None, step: Any) -> Any:
                 arithmetic=f"{measure} {num(value)} {unit} < {num(threshold)} {unit}",
                 detail={
                     "renal_measure": measure,
-                    "renal_value": f"{num(value)} {unit}",
-                    "threshold": f"{num(threshold)} {unit}",
+                    **measure_of("renal_value", value, unit),
+                    **measure_of("threshold", threshold, unit),
                 },
             )
         )
@@ -355,11 +356,11 @@ def renal_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
         level=limit.level,
         arithmetic=f"{_sum_text(total, parts)} > {num(limit.value)} mg/day ({band.band})",
         detail={
-            "daily_dose": f"{num(total)} mg/day",
-            "limit": f"{num(limit.value)} mg/day",
+            **measure_of("daily_dose", total, "mg/day"),
+            **measure_of("limit", limit.value, "mg/day"),
             "band": band.band,
             "renal_measure": measure,
-            "renal_value": f"{num(value)} {_RENAL_UNITS[measure]}",
+            **measure_of("renal_value", value, _RENAL_UNITS[measure]),
             "steps": [i for i, _ in parts],
         },
     )
@@ -390,8 +391,8 @@ def _acetaminophen(ctx: Context, index: int | None, step: Any) -> Any:
                 level=lim.level,
                 arithmetic=f"{_sum_text(total, parts)} > {num(lim.value)} mg/day",
                 detail={
-                    "daily_dose": f"{num(total)} mg/day",
-                    "limit": f"{num(lim.value)} mg/day",
+                    **measure_of("daily_dose", total, "mg/day"),
+                    **measure_of("limit", lim.value, "mg/day"),
                     "hepatic_impairment": hepatic,
                     "steps": [i for i, _ in parts],
                 },
@@ -417,9 +418,9 @@ def _acetaminophen(ctx: Context, index: int | None, step: Any) -> Any:
                 f"{_sum_text(total, parts)} > "
                 f"{num(lim.value)} mg/day",
                 detail={
-                    "daily_dose": f"{num(total)} mg/day",
-                    "limit": f"{num(lim.value)} mg/day",
-                    "weight": f"{num(weight)} kg",
+                    **measure_of("daily_dose", total, "mg/day"),
+                    **measure_of("limit", lim.value, "mg/day"),
+                    **measure_of("weight", weight, "kg"),
                     "steps": [i for i, _ in parts],
                 },
             )
@@ -488,7 +489,10 @@ def _tramadol(ctx: Context, index: int | None, step: Any) -> Any:
                 source=(single.source,),
                 level=single.level,
                 arithmetic=f"{num(dose)} mg > {num(single.value)} mg",
-                detail={"dose": f"{num(dose)} mg", "limit": f"{num(single.value)} mg"},
+                detail={
+                    **measure_of("dose", dose, "mg"),
+                    **measure_of("limit", single.value, "mg"),
+                },
             )
         )
     total, parts = _total(ctx, step.drug)
@@ -504,8 +508,8 @@ def _tramadol(ctx: Context, index: int | None, step: Any) -> Any:
                 level=daily.level,
                 arithmetic=f"{_sum_text(total, parts)} > {num(daily.value)} mg/day",
                 detail={
-                    "daily_dose": f"{num(total)} mg/day",
-                    "limit": f"{num(daily.value)} mg/day",
+                    **measure_of("daily_dose", total, "mg/day"),
+                    **measure_of("limit", daily.value, "mg/day"),
                     "steps": [i for i, _ in parts],
                 },
             )
@@ -537,8 +541,8 @@ def _tramadol_in_impairment(
         level=single.level,
         detail={
             "hepatic_impairment": hepatic,
-            "reference_single": f"{num(single.value)} mg",
-            "reference_daily": f"{num(daily.value)} mg/day",
+            **measure_of("reference_single", single.value, "mg"),
+            **measure_of("reference_daily", daily.value, "mg/day"),
             "formulation": step.formulation,
         },
     )
@@ -616,10 +620,11 @@ def age_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
         arithmetic=f"age {num(age)} > {num(over.value)} years; {_sum_text(total, parts)} > "
         f"{num(limit.value)} mg/day",
         detail={
-            "daily_dose": f"{num(total)} mg/day",
-            "limit": f"{num(limit.value)} mg/day",
-            "age": num(age),
+            **measure_of("daily_dose", total, "mg/day"),
+            **measure_of("limit", limit.value, "mg/day"),
+            **measure_of("age", age, "year", f"{num(age)} years"),
             "steps": [i for i, _ in parts],
+            **(suggested_dose_within_daily(step, limit.value) if len(parts) == 1 else {}),
         },
     )
 

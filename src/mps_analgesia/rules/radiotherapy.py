@@ -18,9 +18,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from .. import _catalog
 from .. import radiotherapy as rt
 from ._engine import PASSED, Context, Rule, finding, rule
-from ._util import above, num
+from ._util import above, measure, num
 
 __all__ = ["RULES"]
 
@@ -65,10 +66,11 @@ def bed_eqd2(ctx: Context, index: int | None, step: Any) -> Any:
 
 
 @lru_cache(maxsize=1024)
-def _bed_eqd2_texts(total: float, n: int) -> tuple[str, str, tuple[tuple[str, str], ...], str]:
+def _bed_eqd2_texts(total: float, n: int) -> tuple[str, str, tuple[tuple[str, Any], ...], str]:
     """Message, arithmetic, detail items and level for a course (cached: courses repeat)."""
     d = total / n
-    parts, sums, detail = [], [], []
+    parts, sums = [], []
+    detail: dict[str, Any] = {}
     levels = []
     for ab in rt.alpha_beta_values():
         b = rt._bed_gy(total, n, ab.gy)
@@ -79,12 +81,12 @@ def _bed_eqd2_texts(total: float, n: int) -> tuple[str, str, tuple[tuple[str, st
             f"BED{a} = {num(total)} Gy × (1 + {num(d)}/{a}) = {num(b)} Gy; "
             f"EQD2({a}) = {num(b)}/(1 + 2/{a}) = {num(e)} Gy"
         )
-        detail.append((f"bed_{a}", f"{num(b)} Gy"))
-        detail.append((f"eqd2_{a}", f"{num(e)} Gy"))
+        detail.update(measure(f"bed_{a}", b, "Gy"))
+        detail.update(measure(f"eqd2_{a}", e, "Gy"))
         levels.append(ab.value.level)
-    detail.append(("dose_per_fraction", f"{num(d)} Gy"))
+    detail.update(measure("dose_per_fraction", d, "Gy"))
     message = f"{_course(total, n)} ({num(d)} Gy per fraction): " + "; ".join(parts) + "."
-    return message, "; ".join(sums), tuple(detail), _worst(*levels)
+    return message, "; ".join(sums), tuple(detail.items()), _worst(*levels)
 
 
 @rule(
@@ -115,7 +117,12 @@ def schedule_nonstandard(ctx: Context, index: int | None, step: Any) -> Any:
         source=("astro-2017",),
         level=_worst(*(s.level for s in schedules)),
         arithmetic=f"{num(total)} Gy/{n} ∉ {{{listed}}}",
-        detail={"course": f"{num(total)} Gy/{n}", "schedules": [s.text for s in schedules]},
+        detail={
+            **measure("total_dose", total, "Gy"),
+            "fractions": n,
+            "course_text": f"{num(total)} Gy/{n}",
+            "schedules": [s.text for s in schedules],
+        },
     )
 
 
@@ -147,7 +154,7 @@ def dose_per_fraction(ctx: Context, index: int | None, step: Any) -> Any:
         level=limit.level,
         arithmetic=f"{num(step.total_dose_gy)} Gy / {step.fractions} = {num(d)} Gy/fraction "
         f"> {num(limit.value)} Gy/fraction",
-        detail={"dose_per_fraction": f"{num(d)} Gy", "limit": f"{num(limit.value)} Gy"},
+        detail={**measure("dose_per_fraction", d, "Gy"), **measure("limit", limit.value, "Gy")},
     )
 
 
@@ -214,7 +221,7 @@ def _reirradiation_texts(
     described = []
     unknown = []
     cumulative = current
-    detail: list[tuple[str, Any]] = [("eqd2_3_this_course", f"{num(current)} Gy")]
+    detail: dict[str, Any] = measure("eqd2_3_this_course", current, "Gy")
     for label, gy, n in priors:
         if n is None:
             unknown.append(f"{num(gy)} Gy ({label})")
@@ -226,9 +233,11 @@ def _reirradiation_texts(
         described.append(f"{_course(gy, n)} ({label})")
     a = num(ab)
     if unknown:
-        detail.append(("eqd2_3_cumulative", None))
-        detail.append(
-            ("not_computed", "cumulative EQD2: prior_fractions missing for " + ", ".join(unknown))
+        detail.update(
+            eqd2_3_cumulative=None,
+            eqd2_3_cumulative_unit=_catalog.ucum_code("Gy"),
+            eqd2_3_cumulative_text=None,
+            not_computed="cumulative EQD2: prior_fractions missing for " + ", ".join(unknown),
         )
         tail = (
             f" The cumulative EQD2 (α/β {a} Gy) could not be computed: the number of fractions "
@@ -237,7 +246,7 @@ def _reirradiation_texts(
         )
         arithmetic = f"EQD2({a}) " + "; ".join(terms) + "; prior fractions unknown"
     else:
-        detail.append(("eqd2_3_cumulative", f"{num(cumulative)} Gy"))
+        detail.update(measure("eqd2_3_cumulative", cumulative, "Gy"))
         tail = f" Cumulative EQD2 (α/β {a} Gy): {num(cumulative)} Gy."
         arithmetic = f"EQD2({a}) " + " + ".join(terms) + f" = {num(cumulative)} Gy"
     message = (
@@ -245,7 +254,7 @@ def _reirradiation_texts(
         f"re-irradiation.{tail}"
     )
     sources = ("astro-2017", "joiner-2009", late.value.source)
-    return message, arithmetic, tuple(detail), sources, late.value.level
+    return message, arithmetic, tuple(detail.items()), sources, late.value.level
 
 
 RULES: tuple[Rule, ...] = (bed_eqd2, schedule_nonstandard, dose_per_fraction, reirradiation)

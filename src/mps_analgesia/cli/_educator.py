@@ -1,12 +1,7 @@
 """The educator subcommands of ``mps-analgesia``: protocols, summarize, plan, convert, assess.
 
-``cli.py`` wires them with one call::
-
-    from .render.commands import add_subcommands
-    add_subcommands(sub)            # sub = parser.add_subparsers(...)
-    ...
-    if hasattr(args, "handler"):
-        return args.handler(args, sys.stdout, sys.stderr)
+:func:`add_subcommands` adds them to the command line's subparsers (the package's
+``__init__`` calls it); each subparser sets ``handler``.
 
 Each handler is ``cmd_xxx(args, out, err) -> int`` and returns the exit code: 0 done, 1 the
 output holds an error-severity finding (or an eligibility check that failed), 2 unreadable or
@@ -24,6 +19,8 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from ..errors import MpsAnalgesiaError
+from ._common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, fail, read_table
+from ._parsing import add_format
 
 __all__ = [
     "EXIT_FINDINGS",
@@ -38,20 +35,17 @@ __all__ = [
     "cmd_summarize",
 ]
 
-EXIT_OK: Final = 0
-EXIT_FINDINGS: Final = 1
-EXIT_INPUT: Final = 2
 #: The id ``summarize`` accepts for the table of shipped radiotherapy schedules.
 RT_TABLE_ID: Final = "radiotherapy-schedules"
 _FORMATS: Final = ("text", "markdown", "html")
 
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--format",
-        choices=_FORMATS,
-        default="text",
-        help="text for the terminal (default), markdown, or html (one self-contained page)",
+    add_format(
+        parser,
+        _FORMATS,
+        "text",
+        "text for the terminal (default), markdown, or html (one self-contained page)",
     )
     parser.add_argument(
         "-o",
@@ -63,7 +57,7 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_timeline(parser: argparse.ArgumentParser) -> None:
-    from .timeline import ENGINES
+    from ..render.timeline import ENGINES
 
     parser.add_argument(
         "--timeline",
@@ -90,7 +84,7 @@ def _write_timeline(args: argparse.Namespace, obj: Any, err: TextIO) -> None:
     """
     if not args.timeline:
         return
-    from .timeline import save_timeline
+    from ..render.timeline import save_timeline
 
     try:
         save_timeline(obj, args.timeline, engine=args.timeline_engine)
@@ -111,7 +105,7 @@ def _no_timeline(args: argparse.Namespace, target: str) -> None:
 
 
 def _emit(args: argparse.Namespace, obj: Any, out: TextIO, err: TextIO) -> None:
-    from . import _write, document
+    from ..render import _write, document
 
     text = _write(document(obj), args.format)
     if args.output:
@@ -119,32 +113,6 @@ def _emit(args: argparse.Namespace, obj: Any, out: TextIO, err: TextIO) -> None:
         print(f"wrote {args.output}", file=err)
     else:
         out.write(text if text.endswith("\n") else text + "\n")
-
-
-def _fail(err: TextIO, exc: BaseException) -> int:
-    print(str(exc), file=err)
-    return EXIT_INPUT
-
-
-def _read_table(path: Path) -> dict[str, Any]:
-    """Read a TOML or JSON file into a dict (a CaseFileError with the reason if it cannot)."""
-    import json
-    import tomllib
-
-    from ..errors import CaseFileError, Problem
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        problem = Problem("", f"cannot read the file: {exc.strerror}")
-        raise CaseFileError(str(path), [problem]) from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise CaseFileError(str(path), [Problem("", f"not valid TOML/JSON: {exc}")]) from None
-    if not isinstance(data, dict):
-        raise CaseFileError(str(path), [Problem("", "the file must hold a table (an object)")])
-    return data
 
 
 def _protocols(what: str = "protocols") -> Any:
@@ -165,11 +133,11 @@ def _protocols(what: str = "protocols") -> Any:
 def cmd_protocols(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """List the shipped protocols: id, status, evidence level and title."""
     try:
-        from ._objects import protocol_listing
+        from ..render._objects import protocol_listing
 
         doc = protocol_listing(_protocols().list_protocols())
     except MpsAnalgesiaError as exc:
-        return _fail(err, exc)
+        return fail(err, exc)
     _emit(args, doc, out, err)
     return EXIT_OK
 
@@ -190,18 +158,18 @@ def cmd_summarize(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         obj: Any
         if target == RT_TABLE_ID:
-            from .rt_table import rt_table_document
+            from ..render.rt_table import rt_table_document
 
             _no_timeline(args, target)
             obj = rt_table_document()
         else:
             path = Path(target)
             if path.suffix.lower() in (".toml", ".json") and path.is_file():
-                data = _read_table(path)
+                data = read_table(path)
                 if _is_case(data):
                     from ..io import load_case
+                    from ..render import _build
                     from ..rules import validate
-                    from . import _build
 
                     case = load_case(path)
                     report = validate(case.regimen, case.patient)
@@ -217,7 +185,7 @@ def cmd_summarize(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 obj = _protocols(target).load_protocol(target)
                 _no_timeline(args, target)
     except MpsAnalgesiaError as exc:
-        return _fail(err, exc)
+        return fail(err, exc)
     _emit(args, obj, out, err)
     return code
 
@@ -258,9 +226,9 @@ def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
         _write_timeline(args, plan, err)
     except MpsAnalgesiaError as exc:
-        return _fail(err, exc)
+        return fail(err, exc)
     _emit(args, plan, out, err)
-    from ._objects import plan_has_errors
+    from ..render._objects import plan_has_errors
 
     return EXIT_FINDINGS if plan_has_errors(plan) else EXIT_OK
 
@@ -271,7 +239,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_convert(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Convert a daily opioid dose (``"60 mg/day oral morphine"``) to another opioid."""
     try:
-        from ._objects import convert_from_text
+        from ._text import convert_from_text
 
         conversion = convert_from_text(
             args.source,
@@ -281,7 +249,7 @@ def cmd_convert(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             table=args.table,
         )
     except MpsAnalgesiaError as exc:
-        return _fail(err, exc)
+        return fail(err, exc)
     _emit(args, conversion, out, err)
     return EXIT_OK
 
@@ -292,12 +260,12 @@ def cmd_convert(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_assess(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Assess the clinical features in a TOML/JSON file against the published MPS definitions."""
     try:
-        from ._objects import assess_from_mapping
+        from ._text import assess_from_mapping
 
-        data = _read_table(Path(args.features))
+        data = read_table(Path(args.features))
         assessment = assess_from_mapping(data, file=args.features)
     except MpsAnalgesiaError as exc:
-        return _fail(err, exc)
+        return fail(err, exc)
     _emit(args, assessment, out, err)
     return EXIT_OK
 
@@ -313,6 +281,7 @@ def add_subcommands(subparsers: Any) -> None:
     Example
     -------
     >>> import argparse
+    >>> from mps_analgesia.cli._educator import add_subcommands
     >>> parser = argparse.ArgumentParser(prog="mps-analgesia")
     >>> add_subcommands(parser.add_subparsers(dest="command"))
     >>> args = parser.parse_args(["summarize", "radiotherapy-schedules", "--format", "html"])

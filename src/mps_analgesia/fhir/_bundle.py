@@ -1,0 +1,117 @@
+"""Reading a whole Bundle into ``(patient, regimen)``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import CaseFileError, MpsAnalgesiaError, Problem
+from ..patient import Patient
+from ..regimen import Regimen
+from ._base import _BUNDLE_FILE, _list, _message, _numeric_problem
+from ._dosage import step_from_resource
+from ._patient import patient_from_resources
+
+# ---- reading: the bundle ------------------------------------------------------------------------
+
+
+def _bundle_entries(bundle: object) -> list[tuple[int, Mapping[str, Any]]]:
+    """``(index, resource)`` for each entry; :class:`CaseFileError` for a malformed Bundle."""
+    if not isinstance(bundle, Mapping):
+        raise CaseFileError(_BUNDLE_FILE, [Problem("", "a FHIR Bundle must be a JSON object")])
+    if bundle.get("resourceType") != "Bundle":
+        raise CaseFileError(
+            _BUNDLE_FILE,
+            [Problem("resourceType", f"must be 'Bundle', not {bundle.get('resourceType')!r}")],
+        )
+    entries = bundle.get("entry", [])
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise CaseFileError(_BUNDLE_FILE, [Problem("entry", "must be an array")])
+    out = []
+    problems = []
+    for i, entry in enumerate(entries):
+        res = entry.get("resource") if isinstance(entry, Mapping) else None
+        if not isinstance(res, Mapping):
+            problems.append(Problem(f"entry[{i}]", "has no resource object"))
+        elif not isinstance(res.get("resourceType"), str):
+            problems.append(Problem(f"entry[{i}].resource", "has no resourceType"))
+        else:
+            out.append((i, res))
+    if problems:
+        raise CaseFileError(_BUNDLE_FILE, problems)
+    return out
+
+
+def _careplan_order(
+    plan: Mapping[str, Any] | None, requests: list[tuple[int, Mapping[str, Any]]]
+) -> list[tuple[int, Mapping[str, Any]]]:
+    if plan is None:
+        return requests
+    by_ref = {f"{r['resourceType']}/{r.get('id')}": (i, r) for i, r in requests}
+    ordered = []
+    for act in _list(plan.get("activity")):
+        ref = act.get("reference") if isinstance(act, Mapping) else None
+        key = ref.get("reference") if isinstance(ref, Mapping) else None
+        if isinstance(key, str) and key in by_ref:
+            ordered.append(by_ref.pop(key))
+    ordered.extend(v for v in requests if f"{v[1]['resourceType']}/{v[1].get('id')}" in by_ref)
+    return ordered
+
+
+def from_bundle(bundle: Mapping[str, Any]) -> tuple[Patient, Regimen]:
+    """Read a FHIR Bundle back into ``(patient, regimen)``.
+
+    The inverse of :func:`to_bundle`: ``from_bundle(to_bundle(r, p)) == (p, r)``.  It also reads
+    Bundles from other systems, using the standard elements where the project's extensions are
+    absent.  Every problem is reported at once in a :class:`~mps_analgesia.errors.CaseFileError`
+    whose paths name the entry (``entry[3] (MedicationRequest/abc)``).
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> from mps_analgesia.fhir import from_bundle, to_bundle
+    >>> case = mps.load_case("examples/mps-multimodal.toml")
+    >>> from_bundle(to_bundle(case.regimen, case.patient)) == (case.patient, case.regimen)
+    True
+    """
+    entries = _bundle_entries(bundle)
+    problems: list[Problem] = []
+    patient_res = None
+    observations = []
+    statements = []
+    requests = []
+    plan = None
+    for i, res in entries:
+        rtype = res["resourceType"]
+        if rtype == "Patient" and patient_res is None:
+            patient_res = res
+        elif rtype == "Observation":
+            observations.append(res)
+        elif rtype == "MedicationStatement":
+            statements.append(res)
+        elif rtype in ("MedicationRequest", "ServiceRequest"):
+            requests.append((i, res))
+        elif rtype == "CarePlan" and plan is None:
+            plan = res
+    try:
+        patient = patient_from_resources(patient_res, observations, statements)
+    except MpsAnalgesiaError as exc:
+        problems.append(Problem("Patient", _message(exc)))
+        patient = Patient()
+    except ArithmeticError as exc:  # every read is guarded; kept as a net
+        problems.append(Problem("Patient", _message(_numeric_problem(exc))))
+        patient = Patient()
+    steps = []
+    for i, res in _careplan_order(plan, requests):
+        try:
+            steps.append(step_from_resource(res))
+        except MpsAnalgesiaError as exc:
+            problems.append(
+                Problem(f"entry[{i}] ({res['resourceType']}/{res.get('id')})", str(exc))
+            )
+    if problems:
+        raise CaseFileError(_BUNDLE_FILE, problems)
+    name = plan.get("title", "") if plan is not None else ""
+    return patient, Regimen(steps, name=str(name) if isinstance(name, str) else "")

@@ -1,0 +1,475 @@
+"""Reading one MedicationRequest or ServiceRequest into a step."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+from .. import _catalog, _units
+from ..errors import MpsAnalgesiaError, StepError
+from ..steps import (
+    STEP_KINDS,
+    PsoasCompartmentBlockStep,
+    RadiotherapyStep,
+    Step,
+    TitrationPoint,
+)
+from ._base import (
+    _PERIOD_UNITS_IN,
+    CS_STEP_KIND,
+    X_ADRENALINE,
+    X_BOLUS_VOLUME,
+    X_CONCENTRATION,
+    X_FORMULATION,
+    X_FRACTIONS,
+    X_INFUSION_DURATION,
+    X_INFUSION_RATE,
+    X_LOCAL_ANAESTHETIC,
+    X_PLAN_DAY,
+    X_PRIOR_DOSE,
+    X_PRIOR_FRACTIONS,
+    X_ROLE,
+    X_SCHEDULE,
+    X_SIDE,
+    X_SITE,
+    X_START_DAY,
+    X_STEP_KIND,
+    X_TECHNIQUE,
+    X_TOTAL_DOSE,
+    _codes,
+    _codes_in,
+    _drug_from_concept,
+    _ext_value,
+    _extensions,
+    _finite_number,
+    _list,
+    _numeric_problem,
+    _route_from_concept,
+    _shown,
+)
+from ._quantity import _ANNOTATION, from_fhir_quantity
+
+
+def _first_dose_and_rate(dosage: Mapping[str, Any]) -> Mapping[str, Any]:
+    dr = dosage.get("doseAndRate")
+    if isinstance(dr, list) and dr and isinstance(dr[0], Mapping):
+        return dr[0]
+    return {}
+
+
+def _every_from_timing(timing: object) -> Any:
+    if not isinstance(timing, Mapping):
+        return None
+    repeat = timing.get("repeat")
+    if not isinstance(repeat, Mapping):
+        return None
+    period, unit = repeat.get("period"), repeat.get("periodUnit")
+    freq = repeat.get("frequency", 1)
+    if period is None or unit is None:
+        return None
+    if not isinstance(unit, str) or unit not in _PERIOD_UNITS_IN:
+        raise StepError("timing.repeat.periodUnit", f"{unit!r} is not s, min, h, d or wk")
+    if isinstance(freq, bool) or not isinstance(freq, int) or freq < 1:
+        raise StepError(
+            "timing.repeat.frequency", f"must be a whole number >= 1, not {_shown(freq)}"
+        )
+    if freq > 2**53:  # beyond exact float integers: no division by it means anything
+        raise StepError("timing.repeat.frequency", f"{_shown(freq)} is too large to compute with")
+    if isinstance(period, bool) or not isinstance(period, int | float):
+        raise StepError("timing.repeat.period", f"must be a number, not {_shown(period)}")
+    value = _finite_number(period, "timing.repeat.period")
+    if freq != 1:
+        value = value / freq
+    return _units.Q(value, _PERIOD_UNITS_IN[unit])
+
+
+def _whole(x: float, field: str) -> int:
+    if not math.isfinite(x):
+        raise StepError(field, "gives no finite number of doses per 24 h")
+    n = round(x)
+    if n < 1 or abs(x - n) > 1e-6 * max(1.0, abs(x)):
+        raise StepError(field, f"gives {x:g} doses per 24 h, which is not a whole number")
+    return int(n)
+
+
+def _max_doses(ratio: object, dose: Any) -> int:
+    field = "maxDosePerPeriod"
+    if not isinstance(ratio, Mapping):
+        raise StepError(field, "must be a Ratio {numerator, denominator}")
+    num, den = ratio.get("numerator"), ratio.get("denominator")
+    if not isinstance(num, Mapping) or not isinstance(den, Mapping):
+        raise StepError(field, "needs a numerator and a denominator")
+    hours = _units.magnitude_in(from_fhir_quantity(den, "time", field=f"{field}.denominator"), "h")
+    value = num.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise StepError(f"{field}.numerator", f"must be a positive number, not {_shown(value)}")
+    value = _finite_number(value, f"{field}.numerator.value")
+    code = num.get("code")
+    is_count = (
+        code is None
+        or code == "1"
+        or (isinstance(code, str) and _ANNOTATION.sub("", code).strip() in ("", "1"))
+    )
+    if is_count:
+        per_period = float(value)
+    else:
+        amount = from_fhir_quantity(num, "mass", field=f"{field}.numerator")
+        if dose is None:
+            raise StepError(field, "a maximum in mg needs a dose per administration")
+        per_period = _units.magnitude_in(amount, "mg") / _units.magnitude_in(dose, "mg")
+    return _whole(per_period * 24.0 / hours, field)
+
+
+def _sorted_dosages(res: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    raw = res.get("dosageInstruction")
+    if not isinstance(raw, list) or not raw:
+        raise StepError("dosageInstruction", "is required: the dose and schedule of the order")
+    dosages = [d for d in raw if isinstance(d, Mapping)]
+    if len(dosages) != len(raw):
+        raise StepError("dosageInstruction", "every entry must be a Dosage object")
+    return sorted(dosages, key=lambda d: _int_or(d.get("sequence"), 0))
+
+
+def _phase_days(dosages: Sequence[Mapping[str, Any]], start_day: int) -> list[int]:
+    days = []
+    day = start_day
+    for i, d in enumerate(dosages):
+        plan_day = _ext_value(_extensions(d), X_PLAN_DAY, "valueInteger")
+        if isinstance(plan_day, int) and not isinstance(plan_day, bool):
+            day = plan_day
+        days.append(day)
+        timing = d.get("timing")
+        repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
+        bounds = repeat.get("boundsDuration") if isinstance(repeat, Mapping) else None
+        if bounds is not None:
+            length = from_fhir_quantity(bounds, "time", field=f"dosageInstruction[{i}].bounds")
+            day = day + round(_units.magnitude_in(length, "day"))
+        elif i + 1 < len(dosages):
+            nxt = _ext_value(_extensions(dosages[i + 1]), X_PLAN_DAY, "valueInteger")
+            if not isinstance(nxt, int):
+                raise StepError(
+                    f"dosageInstruction[{i}].timing.repeat.boundsDuration",
+                    "successive dosage instructions need a boundsDuration (how long each lasts)",
+                )
+    return days
+
+
+def _int_or(value: object, default: int) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return default
+
+
+def medication_index(resources: Iterable[object]) -> dict[str, Mapping[str, Any]]:
+    """The Medication resources among ``resources`` (or Bundle entries), by reference.
+
+    Each is found under ``Medication/<id>`` and, for a Bundle entry, under its ``fullUrl`` (a
+    transaction Bundle refers to ``urn:uuid:…``).
+    """
+    out: dict[str, Mapping[str, Any]] = {}
+    for item in resources:
+        if not isinstance(item, Mapping):
+            continue
+        res: object = item
+        full_url = None
+        if "resource" in item and "resourceType" not in item:
+            res, full_url = item.get("resource"), item.get("fullUrl")
+        if not isinstance(res, Mapping) or res.get("resourceType") != "Medication":
+            continue
+        rid = res.get("id")
+        if isinstance(rid, str) and rid:
+            out[f"Medication/{rid}"] = res
+        if isinstance(full_url, str) and full_url:
+            out[full_url] = res
+    return out
+
+
+def medication_of(
+    res: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]] | None = None
+) -> Mapping[str, Any] | None:
+    """The medication CodeableConcept of a request or statement, references resolved.
+
+    ``medicationCodeableConcept`` as sent; else ``medicationReference``: ``#id`` names a
+    Medication contained in the resource, any other reference one in ``medications`` (see
+    :func:`medication_index`), and the Medication's ``code`` is the concept (its ``form`` is
+    added as ``_form`` for the dose form).  ``None`` when neither element is sent;
+    :class:`StepError` for a reference that cannot be resolved.
+    """
+    concept = res.get("medicationCodeableConcept")
+    if concept is not None:
+        return concept if isinstance(concept, Mapping) else None
+    ref = res.get("medicationReference")
+    if ref is None:
+        return None
+    target = ref.get("reference") if isinstance(ref, Mapping) else None
+    if not isinstance(target, str) or not target.strip():
+        display = ref.get("display") if isinstance(ref, Mapping) else None
+        if isinstance(display, str) and display.strip():
+            return {"text": display}
+        raise StepError("medicationReference", "has no reference to a Medication")
+    medication: Mapping[str, Any] | None = None
+    if target.startswith("#"):
+        for contained in _list(res.get("contained")):
+            if (
+                isinstance(contained, Mapping)
+                and contained.get("resourceType") == "Medication"
+                and contained.get("id") == target[1:]
+            ):
+                medication = contained
+                break
+    else:
+        medication = (medications or {}).get(target)
+        if medication is None and "/Medication/" in target:
+            medication = (medications or {}).get("Medication/" + target.rsplit("/", 1)[-1])
+    if medication is None:
+        where = "contained in the order" if target.startswith("#") else "in the Bundle"
+        raise StepError(
+            "medicationReference",
+            f"{target!r} is not a Medication {where}: send the Medication with the order "
+            "(contained or as a Bundle entry) or a medicationCodeableConcept",
+        )
+    code = medication.get("code")
+    if not isinstance(code, Mapping):
+        raise StepError(f"medicationReference({target})", "the Medication has no code")
+    out = dict(code)
+    form = medication.get("form")
+    if isinstance(form, Mapping):
+        out["_form"] = form
+    return out
+
+
+def _step_from_medication_request(
+    res: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]] | None = None
+) -> Step:
+    exts = _extensions(res)
+    drug = _drug_from_concept(medication_of(res, medications), field="medication")
+    record = _catalog.drug(drug)
+    kind = _ext_value(exts, X_STEP_KIND, "valueCode")
+    if kind is None:
+        if record.drug_class == "local_anaesthetic":
+            raise StepError(
+                "medication",
+                f"{drug} is a local anaesthetic: send the block as a ServiceRequest with the "
+                "psoas_compartment_block step kind",
+            )
+        kind = "opioid" if record.drug_class == "opioid" else "adjuvant"
+    if kind not in ("opioid", "methadone_adjuvant", "adjuvant"):
+        raise StepError("extension.step-kind", f"{kind!r} is not a drug step kind")
+    dosages = _sorted_dosages(res)
+    first = dosages[0]
+    start_day = _int_or(_ext_value(exts, X_START_DAY, "valueInteger"), 0)
+    kwargs: dict[str, Any] = {"drug": drug, "start_day": start_day}
+    route = _route_from_concept(first.get("route"))
+    if route is not None:
+        kwargs["route"] = route
+    formulation = _ext_value(exts, X_FORMULATION, "valueCode")
+    if formulation is not None:
+        kwargs["formulation"] = formulation
+    if kind == "adjuvant":
+        role = _ext_value(exts, X_ROLE, "valueCode")
+        if role is None:
+            role = _codes().get("default_roles", {}).get(record.drug_class)
+        if role is None:
+            raise StepError(
+                "extension.adjuvant-role", f"the role of {drug} is not given and has no default"
+            )
+        kwargs["role"] = role
+    notes = res.get("note")
+    if isinstance(notes, list) and notes and isinstance(notes[0], Mapping):
+        text = notes[0].get("text")
+        if isinstance(text, str):
+            kwargs["note"] = text
+    dr = _first_dose_and_rate(first)
+    if "doseRange" in dr or "rateRange" in dr or "rateRatio" in dr:
+        raise StepError(
+            "dosageInstruction[0].doseAndRate",
+            "a dose range cannot be checked: send one doseQuantity (or rateQuantity)",
+        )
+    continuous = dr.get("rateQuantity") is not None
+    if continuous:
+        kwargs["rate"] = from_fhir_quantity(dr["rateQuantity"], "mass_rate", field="rate")
+    else:
+        dose = dr.get("doseQuantity")
+        if dose is None:
+            raise StepError(
+                "dosageInstruction[0].doseAndRate", "needs a doseQuantity (or a rateQuantity)"
+            )
+        kwargs["dose"] = from_fhir_quantity(dose, "mass", field="dose")
+        schedule = _ext_value(_extensions(first), X_SCHEDULE, "valueCode")
+        timing = first.get("timing")
+        repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
+        repeat = repeat if isinstance(repeat, Mapping) else {}
+        freq, period, unit = repeat.get("frequency"), repeat.get("period"), repeat.get("periodUnit")
+        if schedule == "once" or (repeat.get("count") == 1 and period is None and schedule is None):
+            kwargs["once"] = True
+        elif schedule == "times-per-day" or (
+            schedule is None
+            and isinstance(freq, int)
+            and freq > 1
+            and period in (1, 1.0)
+            and unit == "d"
+        ):
+            kwargs["times_per_day"] = freq
+        else:
+            every = _every_from_timing(timing)
+            if every is not None:
+                kwargs["every"] = every
+        if first.get("asNeededBoolean") is True or first.get("asNeededCodeableConcept"):
+            kwargs["prn"] = True
+        if first.get("maxDosePerPeriod") is not None:
+            kwargs["max_doses_per_24h"] = _max_doses(first["maxDosePerPeriod"], kwargs["dose"])
+    if len(dosages) > 1:
+        days = _phase_days(dosages, start_day)
+        points = []
+        for i, d in enumerate(dosages[1:], start=1):
+            dri = _first_dose_and_rate(d)
+            if continuous:
+                q = from_fhir_quantity(
+                    dri.get("rateQuantity"), "mass_rate", field=f"titration[{i - 1}].rate"
+                )
+                points.append(TitrationPoint(day=days[i], rate=q))
+            else:
+                q = from_fhir_quantity(
+                    dri.get("doseQuantity"), "mass", field=f"titration[{i - 1}].dose"
+                )
+                points.append(TitrationPoint(day=days[i], dose=q))
+        kwargs["titration"] = points
+    cls = STEP_KINDS[kind]
+    step: Step = cls(**kwargs)
+    return step
+
+
+def _step_from_service_request(res: Mapping[str, Any]) -> Step:
+    exts = _extensions(res)
+    kind = _ext_value(exts, X_STEP_KIND, "valueCode")
+    if kind is None:
+        for system, code, _d in _codes_in(res.get("code")):
+            if system == CS_STEP_KIND:
+                kind = code
+    if kind not in ("psoas_compartment_block", "radiotherapy"):
+        raise StepError(
+            "code", "this ServiceRequest is not a psoas compartment block or a radiotherapy course"
+        )
+    start_day = _int_or(_ext_value(exts, X_START_DAY, "valueInteger"), 0)
+    kwargs: dict[str, Any] = {"start_day": start_day}
+    notes = res.get("note")
+    if isinstance(notes, list) and notes and isinstance(notes[0], Mapping):
+        text = notes[0].get("text")
+        if isinstance(text, str):
+            kwargs["note"] = text
+
+    def q(url: str, key: str, dimension: str, field: str) -> None:
+        value = _ext_value(exts, url, key)
+        if value is not None:
+            kwargs[field] = from_fhir_quantity(value, dimension, field=field)
+
+    if kind == "psoas_compartment_block":
+        kwargs["drug"] = _drug_from_concept(
+            _ext_value(exts, X_LOCAL_ANAESTHETIC, "valueCodeableConcept"), field="drug"
+        )
+        q(X_CONCENTRATION, "valueQuantity", "concentration", "concentration")
+        q(X_BOLUS_VOLUME, "valueQuantity", "volume", "bolus_volume")
+        q(X_INFUSION_RATE, "valueQuantity", "volume_rate", "infusion_rate")
+        q(X_INFUSION_DURATION, "valueDuration", "time", "infusion_duration")
+        for url, key, field in (
+            (X_ADRENALINE, "valueBoolean", "adrenaline"),
+            (X_SIDE, "valueCode", "side"),
+            (X_TECHNIQUE, "valueCode", "technique"),
+        ):
+            value = _ext_value(exts, url, key)
+            if value is not None:
+                kwargs[field] = value
+        block: Step = PsoasCompartmentBlockStep(**kwargs)
+        return block
+    q(X_TOTAL_DOSE, "valueQuantity", "absorbed_dose", "total_dose")
+    q(X_PRIOR_DOSE, "valueQuantity", "absorbed_dose", "prior_dose")
+    for url, key, field in (
+        (X_FRACTIONS, "valueInteger", "fractions"),
+        (X_PRIOR_FRACTIONS, "valueInteger", "prior_fractions"),
+        (X_SITE, "valueString", "site"),
+    ):
+        value = _ext_value(exts, url, key)
+        if value is not None:
+            kwargs[field] = value
+    if "site" not in kwargs:
+        sites = res.get("bodySite")
+        if isinstance(sites, list) and sites and isinstance(sites[0], Mapping):
+            kwargs["site"] = sites[0].get("text", "")
+    course: Step = RadiotherapyStep(**kwargs)
+    return course
+
+
+def step_from_resource(
+    resource: Mapping[str, Any], *, medications: Mapping[str, Mapping[str, Any]] | None = None
+) -> Step:
+    """Build one step from a MedicationRequest or ServiceRequest resource.
+
+    A MedicationRequest gives an opioid, methadone-adjuvant or adjuvant step (the kind from the
+    project's ``step-kind`` extension, else from the drug's class); a ServiceRequest gives a psoas
+    compartment block or a radiotherapy course.  Raises a :class:`MpsAnalgesiaError` saying what
+    is missing or wrong.  ``medications`` resolves a ``medicationReference`` to a Medication
+    outside the resource (see :func:`medication_index`); a contained one is found without it.
+
+    Example
+    -------
+    >>> from mps_analgesia.fhir import step_from_resource
+    >>> order = {"resourceType": "MedicationRequest", "status": "draft", "intent": "order",
+    ...     "medicationCodeableConcept": {"coding": [
+    ...         {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "10689"}]},
+    ...     "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 6,
+    ...                                                  "periodUnit": "h"}},
+    ...         "doseAndRate": [{"doseQuantity": {"value": 100, "system":
+    ...                          "http://unitsofmeasure.org", "code": "mg"}}]}]}
+    >>> step_from_resource(order).daily_dose_mg
+    400.0
+    """
+    rtype = resource.get("resourceType")
+    if rtype not in ("MedicationRequest", "ServiceRequest"):
+        raise StepError(
+            "resourceType", f"{_shown(rtype)} is not a MedicationRequest or ServiceRequest"
+        )
+    try:
+        if rtype == "MedicationRequest":
+            step = _step_from_medication_request(resource, medications)
+        else:
+            step = _step_from_service_request(resource)
+        return _finite_step(step)
+    except MpsAnalgesiaError:
+        raise
+    except ArithmeticError as exc:
+        raise _numeric_problem(exc) from None
+
+
+# Numbers a step derives (besides its float fields) that the checks compute with.
+_STEP_DERIVED: Final = ("bolus_mg", "infusion_mg_per_h", "infusion_total_mg", "max_24h_mg")
+_MAX_EXACT_INT: Final = 2**53  # integers beyond this are not exact floats
+
+
+def _finite_step(step: Step) -> Step:
+    """``step`` if every number it holds or derives is finite; :class:`StepError` if not.
+
+    ``1e308 mg`` every 6 h is a finite dose but an infinite daily dose: refused here, so that no
+    check ever computes with infinity.
+    """
+    values: list[tuple[str, object]] = [
+        (f.name, getattr(step, f.name)) for f in attrs.fields(type(step))
+    ]
+    values += [(name, getattr(step, name)) for name in _STEP_DERIVED if hasattr(step, name)]
+    if isinstance(step, RadiotherapyStep):
+        values.append(("dose_per_fraction", step.dose_per_fraction_gy))
+    for i, point in enumerate(getattr(step, "titration", None) or ()):
+        values += [
+            (f"titration[{i}].dose", point.dose_mg),
+            (f"titration[{i}].rate", point.rate_mg_per_h),
+        ]
+    for name, value in values:
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise StepError(name, "is too large to compute with (it overflows to infinity)")
+        if isinstance(value, int) and abs(value) > _MAX_EXACT_INT:
+            raise StepError(name, f"{_shown(value)} is too large to compute with")
+    return step
