@@ -9,7 +9,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +25,6 @@ from mps_analgesia.cds_hooks import (
     SERVICE_ID,
     discovery_document,
     handle,
-    make_server,
 )
 from mps_analgesia.fhir import to_bundle
 

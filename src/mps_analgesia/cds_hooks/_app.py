@@ -10,6 +10,7 @@ line names only the exception type and code locations.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -103,10 +104,8 @@ class Service:
             caller = self.verifier.verify(authorization, f"/cds-services/{service_id}")
             data: Any = body
             not_fetched: dict[str, str] = {}
-            try:
+            with contextlib.suppress(ValueError, RecursionError):  # handle() answers 400
                 data = json.loads(body)
-            except (ValueError, RecursionError):
-                pass  # handle() answers 400 with the reason
             if isinstance(data, Mapping) and isinstance(data.get("context"), Mapping):
                 data, not_fetched = complete_prefetch(
                     data, caller, self.config.limits, transport=self.transport

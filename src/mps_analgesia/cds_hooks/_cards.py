@@ -72,8 +72,9 @@ def _source(f: Finding, records: Sequence[_catalog.SourceRecord]) -> dict[str, A
     """The card's source: a label and the link of the same thing.
 
     The finding's first source with its DOI or URL; when it has none, the rule's page in the
-    documentation (which lists the sources; the card's detail cites them too).  A label never names one source while the link
-    opens another; the further sources are the card's ``links``.
+    documentation (which lists the sources; the card's detail cites them too).  A label never
+    names one source while the link opens another; the further sources are the card's
+    ``links``.
     """
     first = records[0] if records else None
     if first is not None and first.url:
