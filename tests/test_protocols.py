@@ -23,17 +23,17 @@ from mps_analgesia.protocols import (
     InstantiatedPlan,
     Protocol,
     ProtocolFileError,
-    _Facts,
     list_protocols,
     load_protocol,
     loads_protocol,
     protocol_dirs,
     protocol_from_dict,
 )
+from mps_analgesia.protocols.checks import _Facts
 from strategies import patients
 
 REPO = Path(__file__).resolve().parents[1]
-PROTOCOL_DIR = REPO / "protocols"
+PROTOCOL_DIR = REPO / "src" / "mps_analgesia" / "data" / "protocols"
 REFERENCE = Path("/work/shared/reference/clinical-facts.md")
 
 SHIPPED = (
@@ -246,24 +246,21 @@ class TestShippedProtocols:
         )
         assert missing == []
 
-    def test_protocol_dirs_finds_the_repository_directory(self) -> None:
-        """In a development checkout the repository's protocols/ directory is searched."""
-        assert PROTOCOL_DIR in [Path(str(d)) for d in protocol_dirs()]
+    def test_protocol_dirs_finds_the_package_data(self) -> None:
+        """The shipped protocols are package data under data/protocols/."""
+        assert [Path(str(d)) for d in protocol_dirs()] == [PROTOCOL_DIR]
 
     def test_installed_wheel_layout(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Installed from a wheel (no pyproject.toml above the package), protocols load from
-        mps_analgesia/protocols inside the package."""
+        """Installed from a wheel, protocols load from mps_analgesia/data/protocols."""
         from importlib import resources
 
-        from mps_analgesia import protocols as module
-
         package = tmp_path / "site-packages" / "mps_analgesia"
-        (package / "protocols").mkdir(parents=True)
+        (package / "data" / "protocols").mkdir(parents=True)
         source = PROTOCOL_DIR / "psoas-compartment-block.toml"
-        (package / "protocols" / source.name).write_text(source.read_text(), encoding="utf-8")
-        monkeypatch.setattr(module, "__file__", str(package / "protocols.py"))
+        target = package / "data" / "protocols" / source.name
+        target.write_text(source.read_text(), encoding="utf-8")
         monkeypatch.setattr(resources, "files", lambda _name: package)
-        assert [Path(str(d)) for d in protocol_dirs()] == [package / "protocols"]
+        assert [Path(str(d)) for d in protocol_dirs()] == [package / "data" / "protocols"]
         assert [p.id for p in list_protocols()] == ["psoas-compartment-block"]
 
     def test_unknown_id_suggests(self) -> None:
@@ -288,7 +285,8 @@ class TestDocumentation:
     def test_the_format_page_names_every_key_field_and_operator(self) -> None:
         """docs/protocols.md documents every check field, operator, start method, monitoring
         kind, template key and shipped protocol."""
-        from mps_analgesia.protocols import _TEMPLATE_KEYS, MONITORING_KINDS, START_METHODS
+        from mps_analgesia.protocols import MONITORING_KINDS, START_METHODS
+        from mps_analgesia.protocols.reader import _TEMPLATE_KEYS
 
         text = (REPO / "docs" / "protocols.md").read_text(encoding="utf-8")
         ops = {op for ops in CHECK_OPS.values() for op in ops}

@@ -829,7 +829,13 @@ class TestCommands:
     def test_summarize_protocol_file(self) -> None:
         """A protocol file (not an id) is summarised as a protocol, not read as a case."""
         code, out, err = _run(
-            ["summarize", str(ROOT / "protocols/astro-2017-palliative-radiotherapy.toml")]
+            [
+                "summarize",
+                str(
+                    ROOT
+                    / "src/mps_analgesia/data/protocols/astro-2017-palliative-radiotherapy.toml"
+                ),
+            ]
         )
         assert code == 0, err
         assert "PHASE 1" in out

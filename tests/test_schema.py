@@ -15,7 +15,7 @@ from mps_analgesia.schema import DIALECT, json_schema, schema_text
 jsonschema = pytest.importorskip("jsonschema")
 
 REPO = Path(__file__).resolve().parents[1]
-PROTOCOLS = sorted((REPO / "protocols").glob("*.toml"))
+PROTOCOLS = sorted((REPO / "src" / "mps_analgesia" / "data" / "protocols").glob("*.toml"))
 EXAMPLES = sorted((REPO / "examples").glob("*.toml"))
 
 
@@ -116,7 +116,16 @@ class TestProtocolSchema:
     )
     def test_bad_protocols_fail(self, where: str, change: dict[str, Any]) -> None:
         """An unknown key, status, kind, source id or level is invalid."""
-        data = tomllib.loads((REPO / "protocols" / "psoas-compartment-block.toml").read_text())
+        data = tomllib.loads(
+            (
+                REPO
+                / "src"
+                / "mps_analgesia"
+                / "data"
+                / "protocols"
+                / "psoas-compartment-block.toml"
+            ).read_text()
+        )
         if where == "top":
             data.update(change)
         else:

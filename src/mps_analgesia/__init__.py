@@ -31,6 +31,7 @@ from .errors import (
     UnitError,
     UnknownDrugError,
     UnknownNameError,
+    UnknownProductError,
     UnknownRouteError,
 )
 from .patient import NO_ANTICOAGULANT, Anticoagulant, AnticoagulantStatus, Patient
@@ -67,7 +68,15 @@ def __getattr__(name: str) -> object:
 
 
 #: Submodules reachable as attributes (``mps.fhir.to_bundle``); ``render`` is a callable module.
-_SUBMODULES = ("fhir", "cds_hooks", "render", "conversion", "protocols", "radiotherapy")
+_SUBMODULES = (
+    "fhir",
+    "cds_hooks",
+    "render",
+    "conversion",
+    "protocols",
+    "radiotherapy",
+    "products",
+)
 
 _LAZY = {
     "load_case": ".io",
@@ -170,6 +179,7 @@ __all__ = [
     "UnitError",
     "UnknownDrugError",
     "UnknownNameError",
+    "UnknownProductError",
     "UnknownRouteError",
     "__version__",
     "assess_mps",

@@ -3,9 +3,9 @@
 The rule reference (``docs/rules.md``), the finding codes (``docs/finding-codes.md``), the
 bibliography (``docs/sources.md``), the drug catalog (``docs/drugs.md``) and a page per shipped
 protocol (``docs/protocols/<id>.md``, the Markdown summary of :func:`mps_analgesia.render` with
-its flow diagram and references) are written from the rule registry, the packaged data files and
-the ``protocols/`` directory, never by hand, so they cannot drift from the code.  After adding or
-changing a rule, a source, a drug or a protocol, regenerate them::
+its flow diagram and references) are written from the rule registry and the packaged data files
+(protocols in ``data/protocols/``), never by hand, so they cannot drift from the code.  After
+adding or changing a rule, a source, a drug or a protocol, regenerate them::
 
     python -m mps_analgesia._docgen docs/
 
@@ -618,7 +618,7 @@ def protocol_markdown(protocol: Any) -> str:
     """
     from .render import render
 
-    origin = f"`protocols/{protocol.id}.toml`"
+    origin = f"`data/protocols/{protocol.id}.toml`"
     return _page(origin, [render(protocol, "markdown")])
 
 

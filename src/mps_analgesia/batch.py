@@ -201,8 +201,8 @@ def read_case_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_CASE_BY
     Example
     -------
     >>> from mps_analgesia.batch import read_case_file
-    >>> read_case_file("examples/radiotherapy.toml").name
-    'radiotherapy'
+    >>> read_case_file("examples/radiotherapy.toml").patient.age is not None
+    True
     >>> read_case_file("examples/radiotherapy.toml", max_bytes=10)
     Traceback (most recent call last):
     ...

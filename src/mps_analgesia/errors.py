@@ -9,7 +9,8 @@ from the builtin that matches it, so a caller may catch either::
     ├── StepError (ValueError)               a step or patient that cannot be right (field named)
     ├── UnknownNameError (LookupError)       a name not in a catalog ("did you mean ...")
     │   ├── UnknownDrugError
-    │   └── UnknownRouteError
+    │   ├── UnknownRouteError
+    │   └── UnknownProductError              a product code or name that cannot be resolved
     ├── CaseFileError (ValueError)           a case or protocol file with problems (all listed)
     ├── DataFileError (RuntimeError)         a packaged data file that is broken (a library bug)
     ├── ConversionError (ValueError)         a conversion the tables cannot do (never a number)
@@ -38,6 +39,7 @@ __all__ = [
     "UnitError",
     "UnknownDrugError",
     "UnknownNameError",
+    "UnknownProductError",
     "UnknownRouteError",
 ]
 
@@ -142,6 +144,10 @@ class UnknownDrugError(UnknownNameError):
 
 class UnknownRouteError(UnknownNameError):
     """A route that is unknown, or that the drug does not have."""
+
+
+class UnknownProductError(UnknownNameError):
+    """A medicinal product (RxNorm code, brand, NDC, name) that cannot be resolved."""
 
 
 @attrs.define(frozen=True)

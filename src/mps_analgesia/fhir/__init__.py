@@ -170,7 +170,7 @@ from ._base import (
 )
 from ._bundle import _bundle_entries as _bundle_entries
 from ._bundle import from_bundle
-from ._dosage import medication_index, medication_of, step_from_resource
+from ._dosage import medication_index, medication_of, step_from_resource, steps_from_resource
 from ._issues import FHIR_SEVERITY, report_to_fhir
 from ._orders import OrderSignRead, ReadOrder, UnreadOrder, read_order_sign
 from ._patient import patient_from_resources
@@ -195,6 +195,7 @@ __all__ = [
     "read_order_sign",
     "report_to_fhir",
     "step_from_resource",
+    "steps_from_resource",
     "to_bundle",
     "to_fhir_quantity",
 ]

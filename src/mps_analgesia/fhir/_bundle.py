@@ -8,8 +8,9 @@ from typing import Any
 from ..errors import CaseFileError, MpsAnalgesiaError, Problem
 from ..patient import Patient
 from ..regimen import Regimen
+from ..steps import Step
 from ._base import _BUNDLE_FILE, _list, _message, _numeric_problem
-from ._dosage import step_from_resource
+from ._dosage import medication_index, steps_from_resource
 from ._patient import patient_from_resources
 
 # ---- reading: the bundle ------------------------------------------------------------------------
@@ -103,10 +104,11 @@ def from_bundle(bundle: Mapping[str, Any]) -> tuple[Patient, Regimen]:
     except ArithmeticError as exc:  # every read is guarded; kept as a net
         problems.append(Problem("Patient", _message(_numeric_problem(exc))))
         patient = Patient()
-    steps = []
+    medications = medication_index(_list(bundle.get("entry")))
+    steps: list[Step] = []
     for i, res in _careplan_order(plan, requests):
         try:
-            steps.append(step_from_resource(res))
+            steps.extend(steps_from_resource(res, medications=medications))
         except MpsAnalgesiaError as exc:
             problems.append(
                 Problem(f"entry[{i}] ({res['resourceType']}/{res.get('id')})", str(exc))

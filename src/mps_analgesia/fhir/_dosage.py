@@ -10,6 +10,7 @@ import attrs
 
 from .. import _catalog, _units
 from ..errors import MpsAnalgesiaError, StepError
+from ..products import Ingredient
 from ..steps import (
     STEP_KINDS,
     PsoasCompartmentBlockStep,
@@ -50,6 +51,7 @@ from ._base import (
     _route_from_concept,
     _shown,
 )
+from ._medication import Medication, product_amount, resolve_medication
 from ._quantity import _ANNOTATION, from_fhir_quantity
 
 
@@ -241,11 +243,21 @@ def medication_of(
     return out
 
 
-def _step_from_medication_request(
+def _dose_or_rate(
+    q: object, med: Medication, ingredient: Ingredient | None, field: str
+) -> tuple[str, Any]:
+    """``("dose", mass)`` or ``("rate", rate)`` of a doseQuantity, through the product if any."""
+    if med.product is not None and ingredient is not None:
+        return product_amount(q, med, ingredient, field=field)
+    return "dose", from_fhir_quantity(q, "mass", field=field)
+
+
+def _steps_from_medication_request(
     res: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]] | None = None
-) -> Step:
+) -> tuple[Step, ...]:
     exts = _extensions(res)
-    drug = _drug_from_concept(medication_of(res, medications), field="medication")
+    med = resolve_medication(medication_of(res, medications), field="medication")
+    drug = med.drug
     record = _catalog.drug(drug)
     kind = _ext_value(exts, X_STEP_KIND, "valueCode")
     if kind is None:
@@ -263,9 +275,19 @@ def _step_from_medication_request(
     start_day = _int_or(_ext_value(exts, X_START_DAY, "valueInteger"), 0)
     kwargs: dict[str, Any] = {"drug": drug, "start_day": start_day}
     route = _route_from_concept(first.get("route"))
+    if route is None and med.product is not None:
+        route = med.product.route
+        if route is None:
+            raise StepError(
+                "dosageInstruction[0].route",
+                f"{med.product.name!r} ({med.product.rxnorm_dose_form}) does not say its route: "
+                "send dosageInstruction.route (e.g. intravenous or subcutaneous)",
+            )
     if route is not None:
         kwargs["route"] = route
     formulation = _ext_value(exts, X_FORMULATION, "valueCode")
+    if formulation is None and med.product is not None:
+        formulation = med.product.formulation
     if formulation is not None:
         kwargs["formulation"] = formulation
     if kind == "adjuvant":
@@ -288,16 +310,31 @@ def _step_from_medication_request(
             "dosageInstruction[0].doseAndRate",
             "a dose range cannot be checked: send one doseQuantity (or rateQuantity)",
         )
+    # The amount of each ingredient per phase: the primary first, then the partners.
+    ingredients: list[Ingredient | None] = [med.ingredient, *med.partners]
+    amounts: list[dict[str, Any]] = [{} for _ in ingredients]
     continuous = dr.get("rateQuantity") is not None
     if continuous:
-        kwargs["rate"] = from_fhir_quantity(dr["rateQuantity"], "mass_rate", field="rate")
+        if med.partners:
+            raise StepError(
+                "dosageInstruction[0].doseAndRate.rateQuantity",
+                f"a rate of the combination product {med.product.name!r} does not say of which "
+                "ingredient"
+                if med.product is not None
+                else "a rate of a combination product cannot be read",
+            )
+        amounts[0]["rate"] = from_fhir_quantity(dr["rateQuantity"], "mass_rate", field="rate")
     else:
         dose = dr.get("doseQuantity")
         if dose is None:
             raise StepError(
                 "dosageInstruction[0].doseAndRate", "needs a doseQuantity (or a rateQuantity)"
             )
-        kwargs["dose"] = from_fhir_quantity(dose, "mass", field="dose")
+        for n, ingredient in enumerate(ingredients):
+            what, q = _dose_or_rate(dose, med, ingredient, "dose")
+            amounts[n][what] = q
+        continuous = "rate" in amounts[0]
+    if not continuous:
         schedule = _ext_value(_extensions(first), X_SCHEDULE, "valueCode")
         timing = first.get("timing")
         repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
@@ -320,26 +357,54 @@ def _step_from_medication_request(
         if first.get("asNeededBoolean") is True or first.get("asNeededCodeableConcept"):
             kwargs["prn"] = True
         if first.get("maxDosePerPeriod") is not None:
-            kwargs["max_doses_per_24h"] = _max_doses(first["maxDosePerPeriod"], kwargs["dose"])
+            kwargs["max_doses_per_24h"] = _max_doses(first["maxDosePerPeriod"], amounts[0]["dose"])
+    titrations: list[list[TitrationPoint]] = [[] for _ in ingredients]
     if len(dosages) > 1:
         days = _phase_days(dosages, start_day)
-        points = []
         for i, d in enumerate(dosages[1:], start=1):
             dri = _first_dose_and_rate(d)
-            if continuous:
+            if continuous and dri.get("rateQuantity") is not None:
                 q = from_fhir_quantity(
                     dri.get("rateQuantity"), "mass_rate", field=f"titration[{i - 1}].rate"
                 )
-                points.append(TitrationPoint(day=days[i], rate=q))
-            else:
-                q = from_fhir_quantity(
-                    dri.get("doseQuantity"), "mass", field=f"titration[{i - 1}].dose"
+                titrations[0].append(TitrationPoint(day=days[i], rate=q))
+                continue
+            for n, ingredient in enumerate(ingredients):
+                what, q = _dose_or_rate(
+                    dri.get("doseQuantity"), med, ingredient, f"titration[{i - 1}].dose"
                 )
-                points.append(TitrationPoint(day=days[i], dose=q))
-        kwargs["titration"] = points
-    cls = STEP_KINDS[kind]
-    step: Step = cls(**kwargs)
-    return step
+                if (what == "rate") != continuous:
+                    raise StepError(
+                        f"dosageInstruction[{i}].doseAndRate",
+                        "a titration phase must give a dose where the first gives a dose, and "
+                        "a rate where it gives a rate",
+                    )
+                titrations[n].append(TitrationPoint(day=days[i], **{what: q}))
+    steps: list[Step] = []
+    for n, ingredient in enumerate(ingredients):
+        step_kwargs = dict(kwargs, **amounts[n])
+        if titrations[n]:
+            step_kwargs["titration"] = titrations[n]
+        cls = STEP_KINDS[kind]
+        if n > 0:
+            assert ingredient is not None
+            assert ingredient.drug is not None
+            assert med.product is not None
+            partner = _catalog.drug(ingredient.drug)
+            role = _codes().get("default_roles", {}).get(partner.drug_class)
+            if role is None:
+                raise StepError(
+                    "medication",
+                    f"{ingredient.name} in {med.product.name!r} has no adjuvant role to check "
+                    "it under",
+                )
+            step_kwargs.update(drug=partner.id, role=role)
+            step_kwargs["note"] = f"in {med.product.name}" + (
+                f"; {kwargs['note']}" if kwargs.get("note") else ""
+            )
+            cls = STEP_KINDS["adjuvant"]
+        steps.append(cls(**step_kwargs))
+    return tuple(steps)
 
 
 def _step_from_service_request(res: Mapping[str, Any]) -> Step:
@@ -402,6 +467,46 @@ def _step_from_service_request(res: Mapping[str, Any]) -> Step:
     return course
 
 
+def steps_from_resource(
+    resource: Mapping[str, Any], *, medications: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[Step, ...]:
+    """The steps of one MedicationRequest or ServiceRequest: one, or one per ingredient.
+
+    A combination product (``acetaminophen 325 MG / oxycodone hydrochloride 5 MG Oral Tablet``)
+    gives its opioid step and then an adjuvant step for each other ingredient (note
+    ``in <product>``), so that its acetaminophen counts toward the acetaminophen daily maximum.
+    Every other order gives one step, as :func:`step_from_resource`.
+
+    Example
+    -------
+    >>> from mps_analgesia.fhir import steps_from_resource
+    >>> order = {"resourceType": "MedicationRequest", "status": "draft", "intent": "order",
+    ...     "medicationCodeableConcept": {"text":
+    ...         "acetaminophen 325 MG / oxycodone hydrochloride 5 MG Oral Tablet"},
+    ...     "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 6,
+    ...                                                  "periodUnit": "h"}},
+    ...         "doseAndRate": [{"doseQuantity": {"value": 2, "system":
+    ...                          "http://unitsofmeasure.org", "code": "{tablet}"}}]}]}
+    >>> [(s.drug, s.daily_dose_mg) for s in steps_from_resource(order)]
+    [('oxycodone', 40.0), ('acetaminophen', 2600.0)]
+    """
+    rtype = resource.get("resourceType")
+    if rtype not in ("MedicationRequest", "ServiceRequest"):
+        raise StepError(
+            "resourceType", f"{_shown(rtype)} is not a MedicationRequest or ServiceRequest"
+        )
+    try:
+        if rtype == "MedicationRequest":
+            steps = _steps_from_medication_request(resource, medications)
+        else:
+            steps = (_step_from_service_request(resource),)
+        return tuple(_finite_step(s) for s in steps)
+    except MpsAnalgesiaError:
+        raise
+    except ArithmeticError as exc:
+        raise _numeric_problem(exc) from None
+
+
 def step_from_resource(
     resource: Mapping[str, Any], *, medications: Mapping[str, Mapping[str, Any]] | None = None
 ) -> Step:
@@ -409,9 +514,13 @@ def step_from_resource(
 
     A MedicationRequest gives an opioid, methadone-adjuvant or adjuvant step (the kind from the
     project's ``step-kind`` extension, else from the drug's class); a ServiceRequest gives a psoas
-    compartment block or a radiotherapy course.  Raises a :class:`MpsAnalgesiaError` saying what
-    is missing or wrong.  ``medications`` resolves a ``medicationReference`` to a Medication
-    outside the resource (see :func:`medication_index`); a contained one is found without it.
+    compartment block or a radiotherapy course.  The medication may be a catalog drug, an RxNorm
+    ingredient or product code, an RxNorm normalized name or a bracketed brand; a product's dose
+    may be a count of its units.  Raises a :class:`MpsAnalgesiaError` saying what is missing or
+    wrong; a combination product, which gives several steps, is refused here: read it with
+    :func:`steps_from_resource`.  ``medications`` resolves a ``medicationReference`` to a
+    Medication outside the resource (see :func:`medication_index`); a contained one is found
+    without it.
 
     Example
     -------
@@ -421,26 +530,21 @@ def step_from_resource(
     ...         {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "10689"}]},
     ...     "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 6,
     ...                                                  "periodUnit": "h"}},
+    ...         "route": {"text": "oral"},
     ...         "doseAndRate": [{"doseQuantity": {"value": 100, "system":
     ...                          "http://unitsofmeasure.org", "code": "mg"}}]}]}
     >>> step_from_resource(order).daily_dose_mg
     400.0
     """
-    rtype = resource.get("resourceType")
-    if rtype not in ("MedicationRequest", "ServiceRequest"):
+    steps = steps_from_resource(resource, medications=medications)
+    if len(steps) != 1:
         raise StepError(
-            "resourceType", f"{_shown(rtype)} is not a MedicationRequest or ServiceRequest"
+            "medication",
+            f"this combination product gives {len(steps)} steps "
+            f"({', '.join(getattr(s, 'drug', s.kind) for s in steps)}): read it with "
+            "steps_from_resource",
         )
-    try:
-        if rtype == "MedicationRequest":
-            step = _step_from_medication_request(resource, medications)
-        else:
-            step = _step_from_service_request(resource)
-        return _finite_step(step)
-    except MpsAnalgesiaError:
-        raise
-    except ArithmeticError as exc:
-        raise _numeric_problem(exc) from None
+    return steps[0]
 
 
 # Numbers a step derives (besides its float fields) that the checks compute with.

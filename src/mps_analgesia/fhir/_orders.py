@@ -20,7 +20,7 @@ from ..patient import Patient
 from ..steps import Step
 from ._base import _list, _medication_name
 from ._bundle import _bundle_entries
-from ._dosage import medication_index, medication_of, step_from_resource
+from ._dosage import medication_index, medication_of, steps_from_resource
 from ._patient import patient_from_resources
 
 _REQUEST_FILE: Final = "<CDS Hooks request>"
@@ -30,13 +30,23 @@ _ACTIVE: Final = (None, "active")
 
 @attrs.define(frozen=True)
 class ReadOrder:
-    """One order read into a step: ``reference`` (``MedicationRequest/abc``), the resource as
-    sent, and ``draft`` (in ``context.draftOrders``) or an active order from prefetch."""
+    """One order read into its steps: ``reference`` (``MedicationRequest/abc``), the resource
+    as sent, and ``draft`` (in ``context.draftOrders``) or an active order from prefetch.
 
-    step: Step
+    ``steps`` holds one step, or for a combination product its opioid step and then one step per
+    other ingredient (all of them belong in the checked regimen: the acetaminophen of a
+    combination counts toward its daily maximum); ``step`` is the first.
+    """
+
+    steps: tuple[Step, ...]
     reference: str
     resource: Mapping[str, Any] = attrs.field(eq=False, repr=False)
     draft: bool
+
+    @property
+    def step(self) -> Step:
+        """The order's (first) step: its opioid for a combination product."""
+        return self.steps[0]
 
 
 @attrs.define(frozen=True)
@@ -205,7 +215,7 @@ def read_order_sign(
         draft_refs.add(ref)
         try:
             orders.append(
-                ReadOrder(step_from_resource(res, medications=draft_meds), ref, res, True)
+                ReadOrder(steps_from_resource(res, medications=draft_meds), ref, res, True)
             )
         except MpsAnalgesiaError as exc:
             unread.append(UnreadOrder(ref, _label(res, ref, draft_meds), str(exc), True))
@@ -220,7 +230,7 @@ def read_order_sign(
             continue
         try:
             orders.append(
-                ReadOrder(step_from_resource(res, medications=active_meds), ref, res, False)
+                ReadOrder(steps_from_resource(res, medications=active_meds), ref, res, False)
             )
         except MpsAnalgesiaError as exc:
             unread.append(UnreadOrder(ref, _label(res, ref, active_meds), str(exc), False))

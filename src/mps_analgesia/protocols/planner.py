@@ -1,0 +1,967 @@
+"""Instantiation: a protocol made into a plan for one patient and current regimen."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .. import _catalog, _units
+from ..errors import (
+    MpsAnalgesiaError,
+    ProtocolError,
+    StepError,
+    UnitError,
+    UnknownNameError,
+)
+from ..patient import Patient
+from ..regimen import Regimen
+from ..steps import STEP_KINDS, Step
+from ._equianalgesia import _methadone_daily
+from ._format import _num, _qtext
+from ._vocabulary import _RESERVED_CHOICES, _SIDES, _TOL
+from .checks import CheckResult, _evaluate, _Facts
+from .model import DoseRange, Protocol, StepTemplate
+from .plans import Decision, InstantiatedPlan, MonitoringItem
+from .reader import _DRUG_KINDS
+
+# ---- instantiation ------------------------------------------------------------------------------
+
+
+def _regimen(value: Regimen | Iterable[Step] | None) -> Regimen | None:
+    if value is None or isinstance(value, Regimen):
+        return value
+    try:
+        return Regimen(tuple(value))
+    except (StepError, TypeError) as exc:
+        raise ProtocolError(
+            f"current_regimen must be a Regimen or a list of steps: {exc}"
+        ) from None
+
+
+class _Planner:
+    """One instantiation: state shared by the steps of a protocol as they are built."""
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        patient: Patient,
+        current: Regimen | None,
+        choices: Mapping[str, Any] | None,
+    ) -> None:
+        if not isinstance(patient, Patient):
+            raise ProtocolError(
+                f"patient must be a Patient, not {type(patient).__name__}; "
+                "use mps.Patient(...) or load_case(...).patient"
+            )
+        self.protocol = protocol
+        self.patient = patient
+        self.current = current
+        self.decisions: list[Decision] = []
+        self.checks: list[CheckResult] = []
+        self.monitoring: list[MonitoringItem] = []
+        self.steps: list[Step] = []
+        self.ids: list[str] = []
+        self.start_days: dict[str, int] = {}
+        self.kept: list[str] = []  # drugs a template would add that the current regimen gives
+        self.choices, self.side, confirmed, self.selected = self._read_choices(choices)
+        self.facts = _Facts(patient, current, confirmed, protocol.ome_table)
+
+    # ---- choices ----
+
+    def _read_choices(
+        self, choices: Mapping[str, Any] | None
+    ) -> tuple[dict[str, Any], str | None, frozenset[str], dict[str, str]]:
+        p = self.protocol
+        raw = dict(choices or {})
+        groups = p.choice_groups
+        known = (*_RESERVED_CHOICES, *groups)
+        for key in raw:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.5)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ProtocolError(
+                    f"choices[{key!r}]: {p.id} has no such choice (choices: "
+                    f"{', '.join(known)}){hint}"
+                )
+        side = raw.get("side")
+        if side is not None:
+            norm = str(side).strip().lower()
+            if norm not in _SIDES:
+                raise ProtocolError(f"choices['side']: {side!r} is not one of {', '.join(_SIDES)}")
+            side = norm
+        needs_side = [s.id for s in p.step if s.needs_side]
+        if needs_side and side is None:
+            raise ProtocolError(
+                f"choices['side'] is required by {p.id} (steps {', '.join(needs_side)}): the side "
+                "of the psoas involvement, one of left, right, bilateral"
+            )
+        confirm = raw.get("confirm", ())
+        if isinstance(confirm, str):
+            confirm = (confirm,)
+        clinical = {
+            c.id for c in (*p.eligibility, *p.contraindication, *p.caution) if c.field == "clinical"
+        } | {c.id for s in p.step for c in (*s.when, *s.requires) if c.field == "clinical"}
+        for cid in confirm:
+            if cid not in clinical:
+                close = difflib.get_close_matches(str(cid), sorted(clinical), n=1, cutoff=0.5)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ProtocolError(
+                    f"choices['confirm']: {cid!r} is not a clinical check of {p.id}{hint}"
+                )
+        selected: dict[str, str] = {}
+        for group, options in groups.items():
+            if group in raw:
+                chosen = str(raw[group])
+                if chosen not in options:
+                    raise ProtocolError(
+                        f"choices[{group!r}]: {chosen!r} is not an option ({', '.join(options)})"
+                    )
+                selected[group] = chosen
+        used = {**raw, "confirm": tuple(confirm)} if confirm else dict(raw)
+        if side is not None:
+            used["side"] = side
+        return used, side, frozenset(str(c) for c in confirm), selected
+
+    # ---- checks ----
+
+    def evaluate_protocol_checks(self) -> str:
+        p = self.protocol
+        results: list[CheckResult] = []
+        for group, checks in (
+            ("eligibility", p.eligibility),
+            ("contraindication", p.contraindication),
+            ("caution", p.caution),
+        ):
+            results.extend(_evaluate(c, self.facts, group) for c in checks)
+        self.checks.extend(results)
+        bad = [
+            c
+            for c in results
+            if (c.group == "eligibility" and c.outcome == "not met")
+            or (c.group == "contraindication" and c.outcome == "met")
+        ]
+        unknown = [c for c in results if c.outcome == "unknown" and c.group != "caution"]
+        status = "not eligible" if bad else ("undetermined" if unknown else "eligible")
+        for c in bad:
+            what = "contraindication present" if c.group == "contraindication" else "not met"
+            self.decide(
+                "eligibility",
+                f"{what}: {c.check.text} (observed: {c.observed})",
+                sources=(c.check.source,) if c.check.source else p.evidence.sources,
+                level=c.check.level,
+            )
+        for c in unknown:
+            self.decide(
+                "eligibility",
+                f"could not be checked: {c.check.text} (observed: {c.observed}); check it "
+                "before starting",
+                sources=(c.check.source,) if c.check.source else (),
+                level=c.check.level,
+            )
+        for c in results:
+            if c.group == "caution" and c.outcome in ("met", "unknown"):
+                verb = "applies" if c.outcome == "met" else "could not be checked"
+                self.decide(
+                    "caution",
+                    f"{verb}: {c.check.text} (observed: {c.observed})",
+                    sources=(c.check.source,) if c.check.source else (),
+                    level=c.check.level,
+                )
+        head = {
+            "eligible": "eligible: every eligibility check is met and no contraindication is "
+            "present",
+            "not eligible": "NOT ELIGIBLE: the plan below is shown for review only; see the "
+            "checks not met",
+            "undetermined": "eligibility undetermined: some checks could not be read (listed); "
+            "the plan holds only once they are",
+        }[status]
+        self.decisions.insert(0, Decision("eligibility", head, None, p.evidence.sources, ""))
+        return status
+
+    # ---- helpers ----
+
+    def decide(
+        self,
+        action: str,
+        message: str,
+        step: str | None = None,
+        *,
+        sources: Iterable[str] = (),
+        level: str = "",
+        arithmetic: str = "",
+    ) -> None:
+        self.decisions.append(Decision(action, message, step, _dedupe(sources), level, arithmetic))
+
+    def _step_checks(self, tmpl: StepTemplate, group: str) -> list[CheckResult]:
+        checks = tmpl.when if group == "when" else tmpl.requires
+        results = [_evaluate(c, self.facts, group, tmpl.id) for c in checks]
+        self.checks.extend(results)
+        return results
+
+    def _select(self, tmpl: StepTemplate) -> bool:
+        if not tmpl.choice:
+            return True
+        chosen = self.selected.get(tmpl.choice)
+        if chosen is not None:
+            if chosen == tmpl.id:
+                self.decide("choice", f"chosen for {tmpl.choice!r}: {tmpl.title}", tmpl.id)
+                return True
+            return False
+        options = self.protocol.choice_groups[tmpl.choice]
+        has_default = any(self.protocol.get_step(o).default for o in options)
+        if tmpl.default:
+            self.decide(
+                "choice",
+                f"{tmpl.choice!r} not chosen: the default is used ({tmpl.title}); other options: "
+                + ", ".join(o for o in options if o != tmpl.id),
+                tmpl.id,
+            )
+            return True
+        return not has_default  # a group selected by 'when' alone
+
+    # ---- the main loop ----
+
+    def run(self) -> InstantiatedPlan:
+        p = self.protocol
+        status = self.evaluate_protocol_checks()
+        if self.current is not None:
+            for i, step in enumerate(self.current):
+                self.steps.append(step)
+                self.ids.append(f"current[{i}]")
+                self.decide("continued", f"current step kept: {step.describe()}", f"current[{i}]")
+        built_groups: set[str] = set()
+        for tmpl in p.steps:
+            if not self._select(tmpl):
+                continue
+            if tmpl.choice and tmpl.choice in built_groups and not tmpl.default:
+                continue
+            if not self._applies(tmpl):
+                continue
+            if tmpl.choice:
+                built_groups.add(tmpl.choice)
+            self._plan_step(tmpl)
+        for e in p.escalation:
+            to = f" → {', '.join(e.to)}" if e.to else ""
+            self.decide(
+                "escalation",
+                f"when {e.when}: {e.action}{to}",
+                sources=(e.source,),
+                level=e.level,
+            )
+        if not any(not sid.startswith("current[") for sid in self.ids):
+            if self.kept:
+                self.decide(
+                    "omitted",
+                    "no new step is added: the current regimen already gives what this protocol "
+                    f"would add ({', '.join(self.kept)}); see above",
+                )
+            else:
+                self.decide("omitted", "no new step could be planned for this patient (see above)")
+        return InstantiatedPlan(
+            protocol=p,
+            patient=self.patient,
+            regimen=Regimen(tuple(self.steps), name=p.title),
+            step_ids=tuple(self.ids),
+            checks=tuple(self.checks),
+            decisions=tuple(self.decisions),
+            monitoring=tuple(self.monitoring),
+            status=status,
+            choices=self.choices,
+        )
+
+    def _applies(self, tmpl: StepTemplate) -> bool:
+        srcs = tmpl.sources
+        for c in self._step_checks(tmpl, "when"):
+            if c.outcome in ("not met",):
+                self.decide(
+                    "not-applicable",
+                    f"{tmpl.title}: not for this patient ({c.check.text}; observed: {c.observed})",
+                    tmpl.id,
+                    sources=(c.check.source,) if c.check.source else srcs,
+                    level=c.check.level,
+                )
+                return False
+            if c.outcome == "unknown":
+                if tmpl.if_unknown == "exclude":
+                    self.decide(
+                        "omitted",
+                        f"{tmpl.title}: left out because it cannot be checked whether it "
+                        f"applies ({c.check.text}; observed: {c.observed})",
+                        tmpl.id,
+                        sources=(c.check.source,) if c.check.source else srcs,
+                        level=c.check.level,
+                    )
+                    return False
+                self.decide(
+                    "included",
+                    f"{tmpl.title}: included although it cannot be checked whether it applies "
+                    f"({c.check.text}; observed: {c.observed}); this is the conservative option",
+                    tmpl.id,
+                    sources=(c.check.source,) if c.check.source else srcs,
+                    level=c.check.level,
+                )
+        for c in self._step_checks(tmpl, "requires"):
+            if c.outcome == "not met":
+                self.decide(
+                    "omitted",
+                    f"{tmpl.title}: omitted, a requirement is not met: {c.check.text} "
+                    f"(observed: {c.observed})",
+                    tmpl.id,
+                    sources=(c.check.source,) if c.check.source else srcs,
+                    level=c.check.level,
+                )
+                return False
+            if c.outcome == "unknown":
+                self.decide(
+                    "caution",
+                    f"{tmpl.title}: check before it is given: {c.check.text} "
+                    f"(observed: {c.observed})",
+                    tmpl.id,
+                    sources=(c.check.source,) if c.check.source else srcs,
+                    level=c.check.level,
+                )
+        return True
+
+    def _start_day(self, tmpl: StepTemplate) -> int:
+        day = int(tmpl.fields.get("start_day", 0))
+        for key, verb in (("together_with", "starts with"), ("after", "comes after")):
+            refs = getattr(tmpl, key)
+            present = [ref for ref in refs if ref in self.start_days]
+            if present:
+                day = max([day, *(self.start_days[ref] for ref in present)])
+                self.decide("sequencing", f"{verb} {', '.join(present)} (day {day})", tmpl.id)
+            elif refs:
+                self.decide(
+                    "sequencing",
+                    f"{verb} {' or '.join(refs)} in the protocol, which is not part of this plan",
+                    tmpl.id,
+                )
+        return day
+
+    def _plan_step(self, tmpl: StepTemplate) -> None:
+        if tmpl.is_action:
+            day = self._start_day(tmpl)
+            self.start_days[tmpl.id] = day
+            self.decide(
+                "instruction",
+                f"{tmpl.title}: {tmpl.purpose}",
+                tmpl.id,
+                sources=tmpl.sources,
+                level=tmpl.level,
+            )
+            if tmpl.compute:
+                self._compute(tmpl)
+            self._monitor(tmpl, None, day)
+            self._deescalate(tmpl)
+            return
+        if tmpl.start.method == "current":
+            self._continue_current(tmpl)
+            return
+        given = self._already_given(tmpl)
+        if given:
+            self._keep_given(tmpl, given)
+            return
+        mark = len(self.decisions)
+        step = _build_step(self, tmpl)
+        if step is None:
+            return
+        self.steps.append(step)
+        self.ids.append(tmpl.id)
+        self.start_days[tmpl.id] = step.start_day
+        msg = f"{tmpl.title}: {step.describe()}"
+        if step.start_day:
+            msg += f", from day {step.start_day}"
+        self.decisions.insert(
+            mark,
+            Decision("included", msg, tmpl.id, _dedupe(tmpl.sources), tmpl.level),
+        )
+        if tmpl.dose_range is not None:
+            dr = tmpl.dose_range
+            self.decide(
+                "range",
+                f"protocol range: {dr.text}{' (' + dr.note + ')' if dr.note else ''}",
+                tmpl.id,
+                sources=(dr.source,),
+                level=dr.level,
+            )
+        if tmpl.duration is not None:
+            d = tmpl.duration
+            note = f": {d.note}" if d.note else ""
+            self.decide(
+                "duration",
+                f"course of {_qtext(d.value)}{note}; stop it then (steps carry "
+                "no stop day, so the plan states it)",
+                tmpl.id,
+                sources=(d.source,),
+                level=d.level,
+            )
+        if step.kind == "radiotherapy":
+            self._radiobiology(tmpl, step)
+        self._monitor(tmpl, step, step.start_day)
+        self._deescalate(tmpl)
+
+    def _radiobiology(self, tmpl: StepTemplate, step: Any) -> None:
+        from .. import radiotherapy
+
+        for ab in radiotherapy.alpha_beta_values():
+            total = step.total_dose
+            bed = radiotherapy.bed(total, step.fractions, ab.value.quantity)
+            eqd2 = radiotherapy.eqd2(total, step.fractions, ab.value.quantity)
+            d = step.dose_per_fraction_gy
+            self.decide(
+                "radiobiology",
+                f"α/β {_num(ab.gy)} Gy ({ab.label}): BED {_num(bed.magnitude)} Gy, EQD2 "
+                f"{_num(eqd2.magnitude)} Gy",
+                tmpl.id,
+                sources=(ab.value.source, "joiner-2009"),
+                level=ab.value.level,
+                arithmetic=f"BED = {_num(step.total_dose_gy)} Gy × (1 + {_num(d)} Gy / "
+                f"{_num(ab.gy)} Gy) = {_num(bed.magnitude)} Gy; EQD2 = BED / (1 + 2 Gy / "
+                f"{_num(ab.gy)} Gy) = {_num(eqd2.magnitude)} Gy",
+            )
+
+    def _compute(self, tmpl: StepTemplate) -> None:
+        from .. import conversion
+
+        regimen = Regimen(tuple(self.steps))
+        sources: tuple[str, ...] = ()
+        try:
+            if tmpl.compute == "current-ome":
+                if self.current is None:
+                    raise ProtocolError("no current regimen was given")
+                result: Any = conversion.daily_ome(self.current, table=self.protocol.ome_table)
+                message = f"current daily OME: {result.text}"
+                sources = result.sources
+            else:
+                if any(s.kind == "opioid" and getattr(s, "prn", False) for s in self.steps):
+                    self.decide(
+                        "computed",
+                        "the plan already has a breakthrough (PRN) opioid step; it is kept",
+                        tmpl.id,
+                    )
+                    return
+                result = conversion.breakthrough_dose(regimen, table=self.protocol.ome_table)
+                message = f"breakthrough dose: {result.text}"
+                sources = (result.fraction.source, result.factor_source)
+        except MpsAnalgesiaError as exc:
+            self.decide("computed", f"{tmpl.compute}: not computed: {exc}", tmpl.id)
+            return
+        self.decide(
+            "computed",
+            message,
+            tmpl.id,
+            sources=sources,
+            level=str(getattr(result, "level", "") or getattr(result.fraction, "level", "")),
+            arithmetic="; ".join(result.receipt),
+        )
+
+    def _already_given(self, tmpl: StepTemplate) -> list[tuple[str, Any]]:
+        """The current steps that already give the template's drug (a protocol never adds a
+        drug the current regimen gives: no second methadone, no second tramadol)."""
+        if self.current is None:
+            return []
+        name = tmpl.fields.get("drug", "methadone" if tmpl.kind == "methadone_adjuvant" else "")
+        if not isinstance(name, str) or not name:
+            return []
+        try:
+            drug = _catalog.drug(name).id
+        except MpsAnalgesiaError:
+            return []
+        return [
+            (f"current[{i}]", step)
+            for i, step in enumerate(self.current)
+            if getattr(step, "drug", None) == drug
+        ]
+
+    def _keep_given(self, tmpl: StepTemplate, given: Sequence[tuple[str, Any]]) -> None:
+        """Record that the template's drug is already given: it is kept for review, not added."""
+        drug = given[0][1].drug
+        day = min(step.start_day for _sid, step in given)
+        self.start_days[tmpl.id] = day
+        if drug not in self.kept:
+            self.kept.append(drug)
+        current = "; ".join(
+            f"{step.describe()} [{sid}]{_current_dose_text(step)}" for sid, step in given
+        )
+        sources: tuple[str, ...] = tmpl.sources
+        level = tmpl.level
+        review = "for review"
+        dr = tmpl.dose_range
+        if dr is not None:
+            review = f"for review against the protocol range of {dr.text}"
+            review += _range_verdict([step for _sid, step in given], dr)
+            sources = (*sources, dr.source)
+            level = dr.level or level
+        self.decide(
+            "continued",
+            f"{tmpl.title}: {drug} is already present in the current regimen ({current}); no "
+            f"second {drug} step is added, and the plan keeps the current {drug} {review}",
+            tmpl.id,
+            sources=sources,
+            level=level,
+        )
+        self._monitor(tmpl, given[0][1], day)
+        self._deescalate(tmpl)
+
+    def _continue_current(self, tmpl: StepTemplate) -> None:
+        kinds = (tmpl.kind,)
+        matches = [
+            (sid, s)
+            for sid, s in zip(self.ids, self.steps, strict=True)
+            if sid.startswith("current[") and s.kind in kinds and not getattr(s, "prn", False)
+        ]
+        if matches:
+            day = min(s.start_day for _sid, s in matches)
+            self.start_days[tmpl.id] = day
+            self.decide(
+                "continued",
+                f"{tmpl.title}: the current "
+                + "; ".join(f"{s.describe()} [{sid}]" for sid, s in matches)
+                + " continues",
+                tmpl.id,
+                sources=tmpl.sources,
+                level=tmpl.level,
+            )
+            self._monitor(tmpl, matches[0][1], day)
+            self._deescalate(tmpl)
+            return
+        why = (
+            "no current regimen was given"
+            if self.current is None
+            else f"the current regimen has no regular {tmpl.kind} step"
+        )
+        self.decide(
+            "omitted",
+            f"{tmpl.title}: {why}; this protocol continues the current one and gives no starting "
+            f"dose of its own{': ' + tmpl.purpose if tmpl.purpose else ''}",
+            tmpl.id,
+            sources=tmpl.sources,
+        )
+
+    def _monitor(self, tmpl: StepTemplate, step: Step | None, start_day: int) -> None:
+        for m in tmpl.monitoring:
+            day: int | None = None
+            until: int | None = None
+            when = m.when
+            if m.from_day is not None or m.from_start is not None:
+                day = start_day + (m.from_day or 0)
+            if m.until_day is not None:
+                until = start_day + m.until_day
+            if m.at_daily_mg is not None:
+                reached = _day_reaching(step, m.at_daily_mg) if step is not None else None
+                if reached is None:
+                    when = f"{when} (not reached in this plan)"
+                else:
+                    day = reached
+            self.monitoring.append(
+                MonitoringItem(
+                    tmpl.id,
+                    m.what,
+                    when,
+                    day,
+                    until,
+                    (m.source,) if m.source else tmpl.sources,
+                    m.level,
+                )
+            )
+
+    def _deescalate(self, tmpl: StepTemplate) -> None:
+        for d in tmpl.deescalation:
+            note = f" {d.note}" if d.note else ""
+            self.decide(
+                "de-escalation",
+                d.text + note,
+                tmpl.id,
+                sources=(d.source,) if d.source else tmpl.sources,
+                level=d.level,
+            )
+
+
+def _regular_totals(steps: Sequence[Any]) -> dict[int, float]:
+    """The summed daily dose (mg/day) of regular dosed steps on each day one of them changes."""
+    dosed = [s for s in steps if hasattr(s, "daily_dose_mg_on") and not s.prn]
+    days = sorted({d for s in dosed for d in (s.start_day, *(p.day for p in s.titration))})
+    return {d: math.fsum(s.daily_dose_mg_on(d) for s in dosed) for d in days}
+
+
+def _current_dose_text(step: Any) -> str:
+    """``': 15 mg/day, 30 mg/day from day 7'``: a current drug step's daily dose over time."""
+    if not hasattr(step, "daily_dose_mg_on"):
+        return ""
+    if step.prn:
+        return f": at most {_num(step.daily_dose_mg)} mg in 24 h when needed"
+    days = (step.start_day, *(p.day for p in step.titration))
+    parts = [
+        f"{_num(step.daily_dose_mg_on(d))} mg/day" + (f" from day {d}" if d else "") for d in days
+    ]
+    return ": " + ", ".join(parts)
+
+
+def _range_verdict(steps: Sequence[Any], dr: DoseRange) -> str:
+    """Where current steps stand against a protocol range, in words (``''``: not comparable)."""
+    if dr.dimension == "mass_rate":
+        totals = _regular_totals(steps)
+        if not totals:
+            return ""
+        first, peak, unit = totals[min(totals)], max(totals.values()), "mg/day"
+    elif dr.dimension == "mass":
+        doses = [
+            dose
+            for step in steps
+            if hasattr(step, "titration")
+            for dose in (step.dose_mg, *(t.dose_mg for t in step.titration))
+            if dose is not None
+        ]
+        if not doses:
+            return ""
+        first, peak, unit = doses[0], max(doses), "mg per dose"
+    else:
+        return ""
+    if dr.max_value is not None and peak > dr.max_value * (1 + _TOL):
+        return (
+            f"; at up to {_num(peak)} {unit} it is ABOVE the protocol maximum of "
+            f"{_num(dr.max_value)} {unit}: review it"
+        )
+    if dr.min_value is not None and first < dr.min_value * (1 - _TOL):
+        return f"; it starts below the protocol range, at {_num(first)} {unit}"
+    span = _num(peak) if math.isclose(first, peak) else f"{_num(first)} to {_num(peak)}"
+    return f"; it is within the range ({span} {unit})"
+
+
+def _dedupe(sources: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s for s in sources if s))
+
+
+def _day_reaching(step: Any, mg_per_day: float) -> int | None:
+    if not hasattr(step, "daily_dose_mg_on"):
+        return None
+    days = [step.start_day, *(p.day for p in getattr(step, "titration", ()))]
+    for day in days:
+        if step.daily_dose_mg_on(day) >= mg_per_day * (1 - _TOL):
+            return int(day)
+    return None
+
+
+def _limits(
+    step: Any,
+) -> tuple[list[tuple[float, str, str, str]], list[tuple[float, str, str, str]]]:
+    """Catalog maxima of a drug step: (per-dose, per-day) lists of (mg, text, source, level)."""
+    record = _catalog.drug(step.drug)
+    single = [
+        (
+            lim.value.value,
+            lim.value.note or "catalog maximum single dose",
+            lim.value.source,
+            lim.value.level,
+        )
+        for lim in record.limits_for("max_single", step.route, step.formulation)
+    ]
+    daily = [
+        (
+            lim.value.value,
+            lim.value.note or "catalog maximum daily dose",
+            lim.value.source,
+            lim.value.level,
+        )
+        for lim in record.limits_for("max_daily", step.route, step.formulation)
+    ]
+    return single, daily
+
+
+def _max_dose(step: Any, tmpl: StepTemplate) -> tuple[float, str, tuple[str, ...], str] | None:
+    """The largest allowed dose per administration (mg) with its reason, or None (no maximum)."""
+    if step.dose_mg is None or step.doses_per_day is None:
+        return None
+    per_day = step.doses_per_day
+    candidates: list[tuple[float, str, tuple[str, ...], str]] = []
+    single, daily = _limits(step)
+    for mg, note, src, lvl in single:
+        candidates.append((mg, f"catalog maximum single dose {_num(mg)} mg ({note})", (src,), lvl))
+    for mg, note, src, lvl in daily:
+        candidates.append(
+            (
+                mg / per_day,
+                f"catalog maximum {_num(mg)} mg/day ÷ {_num(per_day)} doses/day ({note})",
+                (src,),
+                lvl,
+            )
+        )
+    dr = tmpl.dose_range
+    if dr is not None and dr.max_value is not None:
+        if dr.dimension == "mass":
+            candidates.append(
+                (
+                    dr.max_value,
+                    f"protocol range maximum {_num(dr.max_value)} mg per dose",
+                    (dr.source,),
+                    dr.level,
+                )
+            )
+        elif dr.dimension == "mass_rate":
+            candidates.append(
+                (
+                    dr.max_value / per_day,
+                    f"protocol range maximum {_num(dr.max_value)} mg/day ÷ "
+                    f"{_num(per_day)} doses/day",
+                    (dr.source,),
+                    dr.level,
+                )
+            )
+    t = tmpl.titration
+    if t is not None and t.ceiling_value is not None:
+        if t.ceiling_dimension == "mass":
+            candidates.append(
+                (
+                    t.ceiling_value,
+                    f"titration ceiling {_num(t.ceiling_value)} mg per dose",
+                    (t.source,),
+                    t.level,
+                )
+            )
+        else:
+            candidates.append(
+                (
+                    t.ceiling_value / per_day,
+                    f"titration ceiling {_num(t.ceiling_value)} mg/day ÷ {_num(per_day)} doses/day",
+                    (t.source,),
+                    t.level,
+                )
+            )
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: c[0])
+
+
+def _build_step(planner: _Planner, tmpl: StepTemplate) -> Step | None:
+    """Build the regimen step of a template for the planner's patient (None: omitted, said why)."""
+    cls = STEP_KINDS[tmpl.kind]
+    kwargs = dict(tmpl.fields)
+    side = planner.side or "left"
+    for key, value in list(kwargs.items()):
+        if isinstance(value, str) and "{side}" in value:
+            kwargs[key] = value.replace("{side}", side)
+    if tmpl.kind == "psoas_compartment_block":
+        kwargs["side"] = kwargs.get("side", side)
+    kwargs["start_day"] = planner._start_day(tmpl)
+    start = tmpl.start
+    if start.method == "per_kg":
+        weight = planner.patient.weight_kg
+        if weight is None:
+            planner.decide(
+                "omitted",
+                f"{tmpl.title}: needs the patient's weight for "
+                f"{_units.format_quantity(start.per_kg)}; record the weight",
+                tmpl.id,
+                sources=(start.source,),
+                level=start.level,
+            )
+            return None
+        assert start.per_kg_value is not None
+        unit = "mL" if start.field == "bolus_volume" else "mg"
+        amount = start.per_kg_value * weight
+        kwargs[start.field] = _units.quantity_from_magnitude(amount, unit)
+        planner.decide(
+            "start-dose",
+            f"{start.field.replace('_', ' ')} by weight{': ' + start.note if start.note else ''}",
+            tmpl.id,
+            sources=(start.source,),
+            level=start.level,
+            arithmetic=f"{_units.format_quantity(start.per_kg)} × {_num(weight)} kg = "
+            f"{_num(amount)} {unit}",
+        )
+    elif start.method == "from_ome":
+        got = _from_ome(planner, tmpl, kwargs)
+        if got is None:
+            return None
+    elif start.note:  # a fixed start that says how it is reached (a label build-up, say)
+        planner.decide(
+            "start-dose",
+            f"{tmpl.title}: {start.note}",
+            tmpl.id,
+            sources=(start.source,) if start.source else tmpl.sources,
+            level=start.level,
+        )
+    try:
+        step = cls(**kwargs)
+    except (StepError, UnitError, UnknownNameError) as exc:
+        planner.decide("omitted", f"{tmpl.title}: cannot be built for this patient: {exc}", tmpl.id)
+        return None
+    if tmpl.kind in _DRUG_KINDS:
+        step = _cap(planner, tmpl, step, kwargs)
+        step = _titrate(planner, tmpl, step, kwargs)
+    elif tmpl.kind == "psoas_compartment_block":
+        step = _cap_block(planner, tmpl, step, kwargs)
+    result: Step = step
+    return result
+
+
+def _from_ome(planner: _Planner, tmpl: StepTemplate, kwargs: dict[str, Any]) -> bool | None:
+    start = tmpl.start
+    ome, how, receipt = planner.facts.tier_ome()
+    if ome is None:
+        planner.decide(
+            "omitted",
+            f"{tmpl.title}: the starting dose comes from the current daily OME, which is not "
+            f"known ({how})",
+            tmpl.id,
+            sources=(start.source,),
+            level=start.level,
+        )
+        return None
+    try:
+        mg_day, arithmetic, sources, _level = _methadone_daily(ome, start.scheme)
+    except MpsAnalgesiaError as exc:
+        planner.decide(
+            "omitted",
+            f"{tmpl.title}: no starting dose by the {start.scheme!r} scheme for "
+            f"{_num(ome)} MME/day: {exc}",
+            tmpl.id,
+            sources=(start.source,),
+            level=start.level,
+        )
+        return None
+    probe = STEP_KINDS[tmpl.kind](**{**kwargs, "dose": _units.Q(1, "mg")})
+    per_day = probe.doses_per_day
+    assert per_day is not None
+    dose = mg_day / per_day
+    kwargs["dose"] = _units.quantity_from_magnitude(dose, "mg")
+    planner.decide(
+        "start-dose",
+        f"from the current {_num(ome)} MME/day ({how}) by the {start.scheme!r} scheme"
+        f"{': ' + start.note if start.note else ''}",
+        tmpl.id,
+        sources=(start.source, *sources),
+        level=start.level,
+        arithmetic="; ".join(
+            (
+                *receipt,
+                *((arithmetic,) if arithmetic else ()),
+                f"{_num(mg_day)} mg/day ÷ {_num(per_day)} doses/day = {_num(dose)} mg per dose",
+            )
+        ),
+    )
+    return True
+
+
+def _cap(planner: _Planner, tmpl: StepTemplate, step: Any, kwargs: dict[str, Any]) -> Any:
+    """Lower the starting dose to the smallest maximum (catalog, protocol range, ceiling)."""
+    if step.is_continuous:
+        return step
+    limit = _max_dose(step, tmpl)
+    if limit is None or step.dose_mg <= limit[0] * (1 + _TOL):
+        return step
+    mg, why, sources, level = limit
+    kwargs["dose"] = _units.quantity_from_magnitude(mg, "mg")
+    planner.decide(
+        "capped",
+        f"{tmpl.title}: the starting dose is lowered to the maximum allowed ({why})",
+        tmpl.id,
+        sources=sources,
+        level=level,
+        arithmetic=f"{_num(step.dose_mg)} mg > {_num(mg)} mg → {_num(mg)} mg per dose",
+    )
+    return STEP_KINDS[tmpl.kind](**kwargs)
+
+
+def _cap_block(planner: _Planner, tmpl: StepTemplate, step: Any, kwargs: dict[str, Any]) -> Any:
+    dr = tmpl.dose_range
+    if dr is None or dr.max_value is None:
+        return step
+    field, current = (
+        ("bolus_volume", step.bolus_ml)
+        if dr.dimension == "volume"
+        else ("infusion_rate", step.infusion_ml_per_h)
+    )
+    if current is None or current <= dr.max_value * (1 + _TOL):
+        return step
+    unit = "mL" if field == "bolus_volume" else "mL/h"
+    kwargs[field] = _units.quantity_from_magnitude(dr.max_value, unit)
+    planner.decide(
+        "capped",
+        f"{tmpl.title}: {field.replace('_', ' ')} lowered to the protocol maximum",
+        tmpl.id,
+        sources=(dr.source,),
+        level=dr.level,
+        arithmetic=f"{_num(current)} {unit} > {_num(dr.max_value)} {unit} → "
+        f"{_num(dr.max_value)} {unit}",
+    )
+    return STEP_KINDS[tmpl.kind](**kwargs)
+
+
+def _titrate(planner: _Planner, tmpl: StepTemplate, step: Any, kwargs: dict[str, Any]) -> Any:
+    t = tmpl.titration
+    if t is None:
+        return step
+    srcs = (t.source,)
+    rules = []
+    if t.interval is not None:
+        rules.append(
+            f"no change sooner than {_qtext(t.interval)} after the start or the previous change"
+        )
+    if t.ceiling is not None:
+        rules.append(f"at most {_units.format_quantity(t.ceiling)}")
+    if t.step is not None:
+        rules.append(f"steps of {_units.format_quantity(t.step)}")
+    note = f" ({t.note})" if t.note else ""
+    if t.step_value is None or t.interval_days is None or step.is_continuous:
+        planner.decide(
+            "titration",
+            f"titration rule: {'; '.join(rules)}{note}; the reference gives no step size, so "
+            "no increase is scheduled: increase only on review, within these limits",
+            tmpl.id,
+            sources=srcs,
+            level=t.level,
+        )
+        return step
+    per_day = step.doses_per_day
+    assert per_day is not None
+    assert step.dose_mg is not None
+    limit = _max_dose(step, tmpl)
+    max_dose = limit[0] if limit is not None else math.inf
+    dose = step.dose_mg
+    points = []
+    day = step.start_day
+    for _ in range(100):
+        new = dose + (t.step_value if t.step_dimension == "mass" else t.step_value / per_day)
+        if new > max_dose * (1 + _TOL):
+            break
+        day += t.interval_days
+        points.append({"day": day, "dose": _units.quantity_from_magnitude(new, "mg")})
+        dose = new
+    if not points:
+        planner.decide(
+            "titration",
+            f"titration rule: {'; '.join(rules)}{note}; the starting dose is already at the "
+            "ceiling, so no increase is scheduled",
+            tmpl.id,
+            sources=srcs,
+            level=t.level,
+        )
+        return step
+    kwargs["titration"] = points
+    titrated = STEP_KINDS[tmpl.kind](**kwargs)
+    schedule = ", ".join(f"day {p['day']}: {_units.format_quantity(p['dose'])}" for p in points)
+    planner.decide(
+        "titration",
+        f"titration rule: {'; '.join(rules)}{note}.  Scheduled at the earliest allowed days, to "
+        "be given only if the pain needs it: " + schedule,
+        tmpl.id,
+        sources=srcs,
+        level=t.level,
+        arithmetic=f"{_num(step.dose_mg)} mg + {_units.format_quantity(t.step)} every "
+        f"{t.interval_days} days, stopping at {_num(max_dose)} mg per dose"
+        + (f" ({limit[1]})" if limit is not None else ""),
+    )
+    return titrated
+
+
+def _instantiate(
+    protocol: Protocol,
+    patient: Patient,
+    current_regimen: Regimen | Iterable[Step] | None,
+    choices: Mapping[str, Any] | None,
+) -> InstantiatedPlan:
+    planner = _Planner(protocol, patient, _regimen(current_regimen), choices)
+    return planner.run()
