@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import os
 import re
 import socket
 import subprocess
@@ -776,3 +777,17 @@ class TestServe:
             proc.terminate()
             _out, err = proc.communicate(timeout=10)
         assert "AUTHENTICATION IS OFF (--insecure-no-auth)" in err  # the log says so at start
+
+    def test_serve_command_refuses_to_start_without_authentication(self) -> None:
+        """`mps-analgesia serve` without a configuration exits 2 and says what is missing."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_CDS_")}
+        out = subprocess.run(
+            [sys.executable, "-m", "mps_analgesia", "serve", "--port", "0"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert out.returncode == 2
+        assert "service.url" in out.stderr
+        assert "--insecure-no-auth" in out.stderr

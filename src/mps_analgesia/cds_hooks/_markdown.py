@@ -18,18 +18,17 @@ SUMMARY_MAX: Final = 139
 
 #: Control characters (C0 but tab and newline, DEL, C1), lone surrogates and bidi overrides.
 _UNSAFE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
-#: ASCII punctuation with an inline meaning in CommonMark or GFM; each is backslash-escaped
-#: (``:`` breaks ``scheme:`` autolinks; ``-``, ``.`` and ``=`` only matter at a line start).
-_MARKDOWN: Final = re.compile(r"([\\`*_{}\[\]()#+!|~:])")
-_LINE_START: Final = re.compile(r"^([-.=>])")
+#: ASCII punctuation with an inline meaning in CommonMark or GFM is backslash-escaped (``:``
+#: breaks ``scheme:`` autolinks; ``-``, ``.`` and ``=`` only matter at a line start).
 _WWW: Final = re.compile(r"(?i)\b(www)\.")
 _HTML: Final = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+_ESCAPES: Final = str.maketrans({**_HTML, **{c: "\\" + c for c in "\\`*_{}[]()#+!|~:"}})
 #: Characters dropped from untrusted text in a summary (markup of any kind).
 _SUMMARY_MARKUP: Final = re.compile(r"[<>\[\]()`*_|!\\{}]")
 
 
 def _clean(text: str) -> str:
-    return _UNSAFE.sub("\ufffd", text)
+    return _UNSAFE.sub("\ufffd", text) if _UNSAFE.search(text) else text
 
 
 def escape(text: object) -> str:
@@ -41,11 +40,10 @@ def escape(text: object) -> str:
     >>> print(escape("<img src=x onerror=alert(1)> [x](javascript:alert(1)) a|b"))
     &lt;img src=x onerror=alert\(1\)&gt; \[x\]\(javascript\:alert\(1\)\) a\|b
     """
-    out = " ".join(_clean(str(text)).split())
-    out = "".join(_HTML.get(ch, ch) for ch in out)
-    out = _MARKDOWN.sub(r"\\\1", out)
-    out = _WWW.sub(r"\1\\.", out)
-    return _LINE_START.sub(r"\\\1", out)
+    out = " ".join(_clean(str(text)).split()).translate(_ESCAPES)
+    if "www" in out or "WWW" in out:
+        out = _WWW.sub(r"\1\\.", out)
+    return "\\" + out if out[:1] in ("-", ".", "=") else out
 
 
 def cell(text: object) -> str:
