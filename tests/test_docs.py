@@ -27,7 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 #: Pages whose ``python`` code blocks are executed, in order, from the repository root.
 RUNNABLE_PAGES = sorted(
-    [ROOT / "README.md", DOCS / "getting-started.md", *DOCS.glob("tutorials/*.md")]
+    [
+        ROOT / "README.md",
+        DOCS / "getting-started.md",
+        DOCS / "day-plan.md",
+        *DOCS.glob("tutorials/*.md"),
+    ]
 )
 README_COMMANDS = (
     "python3 -m venv .venv && .venv/bin/pip install . && "

@@ -7,10 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mps_analgesia as mps
 from mps_analgesia.errors import CaseFileError, StepError
+from strategies import regimens
 
 ROOT = Path(__file__).resolve().parent.parent
 MULTIMODAL = ROOT / "examples" / "mps-multimodal.toml"
@@ -122,3 +126,200 @@ class TestShippedExampleOverTime:
         assert (block.start_day, block.last_day) == (1, 3)
         ((_, rt),) = reg.of_kind("radiotherapy")
         assert rt.fraction_days(reg.start_date) == (2, 3, 4, 5, 6)
+
+
+def _plan(days: int = 21) -> mps.DayPlan:
+    return mps.schedule(mps.load_case(MULTIMODAL).regimen, days=days)
+
+
+class TestDayPlan:
+    """schedule(regimen, days=N): one Day per plan day."""
+
+    def test_shipped_example_day_by_day(self) -> None:
+        """Methadone 15 → 22.5 → 30 mg/day on days 0, 7, 14; block days 1-3; RT days 2-6."""
+        plan = _plan()
+        methadone = [plan[d].totals_mg["methadone"] for d in range(21)]
+        assert methadone[0] == methadone[6] == 15.0
+        assert methadone[7] == methadone[13] == 22.5
+        assert methadone[14] == methadone[20] == 30.0
+        assert plan.days_of("ropivacaine") == (1, 2, 3)
+        assert [d.day for d in plan if d.rt_fraction is not None] == [2, 3, 4, 5, 6]
+        assert [plan[d].rt_fraction.number for d in range(2, 7)] == [1, 2, 3, 4, 5]  # type: ignore[union-attr]
+        assert plan[2].rt_fraction.dose == mps.Q("4 Gy")  # type: ignore[union-attr]
+
+    def test_plan_days_and_days_attribute_agree(self) -> None:
+        """plan[d] is plan.days[d]; len is the number of days; dates are None without anchor."""
+        plan = _plan(5)
+        assert len(plan) == 5
+        assert plan[3] is plan.days[3]
+        assert plan[3].date is None
+        assert plan[3].label() == "day 3"
+
+    def test_default_days_run_through_the_last_change(self) -> None:
+        """Without days=, the plan runs to the regimen's last change (day 14 here)."""
+        assert len(mps.schedule(mps.load_case(MULTIMODAL).regimen)) == 15
+
+    def test_totals_are_quantities(self) -> None:
+        """Day.totals gives Quantities in mg/day; PRN counts at its maximum."""
+        day = _plan()[0]
+        assert day.totals["oxycodone"] == mps.Q("120 mg/day")
+        assert day.regular_totals_mg["oxycodone"] == 60.0
+
+    def test_ome_matches_daily_ome_of_the_day(self) -> None:
+        """The day's OME is daily_ome(regimen, day=d), regular and with PRN."""
+        reg = mps.load_case(MULTIMODAL).regimen
+        plan = mps.schedule(reg, days=15)
+        for d in (0, 7, 14):
+            for prn, got in (
+                ("regular_only", plan[d].ome_regular),
+                ("with_prn_maximum", plan[d].ome_with_prn),
+            ):
+                want = mps.daily_ome(reg, prn=prn, day=d)
+                assert got.low_mme_per_day == pytest.approx(want.low_mme_per_day)
+                assert got.high_mme_per_day == pytest.approx(want.high_mme_per_day)
+        assert plan[14].ome_with_prn.high_mme_per_day > plan[14].ome_regular.high_mme_per_day
+        assert plan[14].ome_regular.high_mme_per_day > plan[0].ome_regular.high_mme_per_day
+
+    def test_local_anaesthetic_that_day(self) -> None:
+        """Block day 1: bolus + 24 h (328 mg, an upper bound without a time of day)."""
+        day = _plan()[1]
+        assert day.local_anaesthetic_mg == {"ropivacaine": 328.0}
+        assert day.local_anaesthetic["ropivacaine"] == mps.Q("328 mg")
+        assert day.local_anaesthetic_upper_bound
+        assert _plan()[4].local_anaesthetic_mg == {}
+
+    def test_two_blocks_on_one_day_add_up(self) -> None:
+        """Left and right single shots on the same day: both counted that day."""
+        left = mps.PsoasCompartmentBlockStep(
+            drug="ropivacaine", concentration="0.5 %", bolus_volume="30 mL", side="left"
+        )
+        right = attrs.evolve(left, side="right")
+        day = mps.schedule(mps.Regimen([left, right]), days=2)[0]
+        assert day.local_anaesthetic_mg == {"ropivacaine": 300.0}
+        assert day.block_steps == (0, 1)
+
+    def test_doses_carry_their_times_of_day(self) -> None:
+        """A step with at = [08:00, 20:00] gives two doses with their times, in time order."""
+        step = mps.OpioidStep(
+            drug="morphine",
+            formulation="modified-release",
+            dose="30 mg",
+            every="12 h",
+            at=["08:00", "20:00"],
+            titration=[
+                {"day": 2, "dose": "20 mg", "every": "8 h", "at": ["06:00", "14:00", "22:00"]}
+            ],
+        )
+        prn = mps.OpioidStep(
+            drug="morphine", dose="10 mg", every="2 h", prn=True, max_doses_per_24h=6
+        )
+        plan = mps.schedule(mps.Regimen([step, prn]), days=3)
+        assert [(d.time, d.dose_mg) for d in plan[0].doses if not d.prn] == [
+            ("08:00", 30.0),
+            ("20:00", 30.0),
+        ]
+        assert [d.time for d in plan[2].doses] == ["06:00", "14:00", "22:00", None]
+        assert plan[2].doses[-1].count == 6
+
+    def test_dates_and_weekday_fractions_with_a_start_date(self) -> None:
+        """From Friday 2026-12-04, RT 20 Gy/5 from day 0: Fri, then Mon-Thu."""
+        rt = mps.RadiotherapyStep(total_dose="20 Gy", fractions=5, site="left psoas")
+        plan = mps.schedule(mps.Regimen([rt], start_date="2026-12-04"), days=8)
+        assert [d.day for d in plan if d.fractions] == [0, 3, 4, 5, 6]
+        assert plan[3].date == datetime.date(2026, 12, 7)
+        assert plan[3].label() == "day 3 (2026-12-07, Mon)"
+
+    def test_stopped_step_is_absent_after_its_stop_day(self) -> None:
+        """A 3-day course (days 0-2) is not on day 3."""
+        step = mps.AdjuvantStep(
+            drug="dexamethasone",
+            role="anti-inflammatory",
+            dose="8 mg",
+            times_per_day=1,
+            duration="3 day",
+        )
+        plan = mps.schedule(mps.Regimen([step]), days=5)
+        assert [bool(d.items) for d in plan] == [True, True, True, False, False]
+
+    @pytest.mark.parametrize("days", [0, -1, 2.5, True, "7"])
+    def test_bad_days_is_refused(self, days: Any) -> None:
+        """days must be a whole number ≥ 1."""
+        with pytest.raises(StepError, match="days"):
+            mps.schedule(mps.Regimen([]), days=days)
+
+    def test_not_a_regimen_is_refused(self) -> None:
+        """A list of steps is not a regimen."""
+        with pytest.raises(StepError, match="must be a Regimen"):
+            mps.schedule([], days=3)  # type: ignore[arg-type]
+
+    def test_module_and_function_are_both_callable(self) -> None:
+        """mps.schedule works whether it resolves to the module or the function."""
+        import sys
+
+        import mps_analgesia.schedule  # noqa: F401  (loads the module)
+
+        module: Any = sys.modules["mps_analgesia.schedule"]
+        reg = mps.Regimen([])
+        assert len(module(reg, days=2)) == len(module.schedule(reg, days=2)) == 2
+        assert len(mps.schedule(reg, days=2)) == 2
+
+    @given(regimens(max_size=5), st.integers(1, 30))
+    @settings(deadline=None, max_examples=60)
+    def test_day_totals_are_the_steps_doses_that_day(self, reg: mps.Regimen, days: int) -> None:
+        """Every day's drug totals equal the sum of each step's daily_dose_mg_on(day)."""
+        plan = mps.schedule(reg, days=days)
+        assert len(plan) == days
+        for d in plan:
+            want: dict[str, float] = {}
+            for step in reg:
+                if step.kind in ("opioid", "methadone_adjuvant", "adjuvant"):
+                    mg = step.daily_dose_mg_on(d.day)
+                    if mg > 0:
+                        want[step.drug] = want.get(step.drug, 0.0) + mg
+            got = d.totals_mg
+            assert got.keys() == want.keys()
+            for drug, mg in want.items():
+                assert got[drug] == pytest.approx(mg)
+
+
+class TestRenderings:
+    """Text, Markdown, HTML and JSON of the day table read the plan."""
+
+    def test_text_has_a_row_per_day(self) -> None:
+        """One line per day after the header and rule."""
+        text = _plan(15).to_text()
+        lines = text.splitlines()
+        assert len(lines) == 1 + 2 + 15
+        assert "methadone 30" in lines[-1]
+        assert "4 Gy (1/5)" in text
+        assert "ropivacaine ≤ 328 mg" in text
+
+    def test_markdown_is_a_table(self) -> None:
+        """A Markdown table with the header row and one row per day."""
+        md = _plan(8).to_markdown()
+        rows = [line for line in md.splitlines() if line.startswith("|")]
+        assert len(rows) == 2 + 8
+        assert rows[0].startswith("| day |")
+
+    def test_html_is_escaped(self) -> None:
+        """The regimen's text is escaped in HTML."""
+        step = mps.OpioidStep(drug="morphine", dose="10 mg", every="4 h")
+        html = mps.schedule(mps.Regimen([step], name="<b>x</b>"), days=2).to_html()
+        assert html.startswith('<table class="mps-dayplan">')
+        assert html.count("<tr>") == 3
+        assert "<b>" not in html
+
+    def test_json_round_trips_through_json(self) -> None:
+        """to_json is valid JSON with one entry per day and numbers in named units."""
+        data = json.loads(_plan(15).to_json())
+        assert len(data["days"]) == 15
+        assert data["days"][14]["totals_mg_per_day"]["methadone"] == 30.0
+        assert data["days"][1]["local_anaesthetic_mg"] == {"ropivacaine": 328.0}
+        assert data["days"][2]["rt_fractions"][0]["dose_gy"] == 4.0
+        assert data["start_date"] is None
+
+    def test_date_column_only_with_a_start_date(self) -> None:
+        """Without a start date the table has no date column."""
+        assert "date" not in _plan(3).to_markdown().splitlines()[2]
+        reg = attrs.evolve(mps.load_case(MULTIMODAL).regimen, start_date="2026-12-07")
+        assert "2026-12-07 Mon" in mps.schedule(reg, days=3).to_text()

@@ -36,7 +36,7 @@ from .errors import (
 )
 from .patient import NO_ANTICOAGULANT, Anticoagulant, AnticoagulantStatus, Patient
 from .regimen import Case, Regimen
-from .report import Finding, NotChecked, Report
+from .report import Finding, NotApplicable, NotChecked, Report
 from .steps import (
     AdjuvantStep,
     MethadoneAdjuvantStep,
@@ -92,6 +92,7 @@ _LAZY = {
     "Rule": ".rules",
     "RuleRegistry": ".rules",
     "Missing": ".rules",
+    "NoLimit": ".rules",
     "PASSED": ".rules",
     "daily_ome": ".conversion",
     "compare_tables": ".conversion",
@@ -126,6 +127,12 @@ _LAZY = {
     "MpsFeatures": ".assess",
     "MpsAssessment": ".assess",
     "json_schema": ".schema",
+    "schedule": ".schedule",
+    "Day": ".schedule",
+    "DayDose": ".schedule",
+    "DayEvent": ".schedule",
+    "DayPlan": ".schedule",
+    "RtFraction": ".schedule",
 }
 
 __all__ = [
@@ -143,6 +150,10 @@ __all__ = [
     "Conversion",
     "ConversionError",
     "DataFileError",
+    "Day",
+    "DayDose",
+    "DayEvent",
+    "DayPlan",
     "Decision",
     "DimensionError",
     "Finding",
@@ -153,6 +164,8 @@ __all__ = [
     "MpsAnalgesiaError",
     "MpsAssessment",
     "MpsFeatures",
+    "NoLimit",
+    "NotApplicable",
     "NotChecked",
     "OmeLine",
     "OmeResult",
@@ -169,6 +182,7 @@ __all__ = [
     "Reduction",
     "Regimen",
     "Report",
+    "RtFraction",
     "Rule",
     "RuleRegistry",
     "SkippedStep",
@@ -208,6 +222,7 @@ __all__ = [
     "protocol_from_dict",
     "render",
     "rule",
+    "schedule",
     "validate",
     "validate_many",
 ]
