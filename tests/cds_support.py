@@ -7,6 +7,7 @@ own JWK Set; the service is configured to trust that issuer, with the audience b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -121,3 +122,82 @@ def post_json(client: Any, path: str, payload: Any, **kwargs: Any) -> Any:
 def evolve_limits(cfg: ServiceConfig, **limits: Any) -> ServiceConfig:
     """``cfg`` with some limits changed."""
     return attrs.evolve(cfg, limits=attrs.evolve(cfg.limits, **limits))
+
+
+# ---- a lean HTTP/1.1 client (keep-alive, no parsing beyond what an answer needs) ------------
+
+
+def _request_bytes(method: str, path: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+    head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
+    head += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def _split_head(head: bytes) -> tuple[int, dict[str, str]]:
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    fields = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        fields[name.strip().lower()] = value.strip()
+    return status, fields
+
+
+class LeanClient:
+    """One keep-alive connection; ``post`` returns (status, body bytes)."""
+
+    def __init__(self, port: int, timeout: float = 60.0) -> None:
+        import socket
+
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        self.sock.sendall(_request_bytes("POST", path, body, headers))
+        while b"\r\n\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buffer += chunk
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        status, fields = _split_head(head)
+        size = int(fields.get("content-length", "0"))
+        while len(rest) < size:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            rest += chunk
+        self.buffer = rest[size:]
+        return status, rest[:size]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class AsyncLeanClient:
+    """The same over asyncio streams, for many connections from one thread."""
+
+    def __init__(self, reader: Any, writer: Any) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, port: int) -> AsyncLeanClient:
+        import asyncio
+        import socket
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(reader, writer)
+
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        self.writer.write(_request_bytes("POST", path, body, headers))
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status, fields = _split_head(head[:-4])
+        data = await self.reader.readexactly(int(fields.get("content-length", "0")))
+        return status, data
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
