@@ -28,6 +28,7 @@ from mps_analgesia.cds_hooks import (
     handle,
 )
 from mps_analgesia.fhir import to_bundle
+from mps_analgesia.rules._util import suggested_dose
 
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
@@ -429,7 +430,11 @@ def _local_max_single(limit: str) -> Any:
             "error",
             f"Morphine above the local {limit} per dose.",
             step=index,
-            detail={"dose": f"{step.dose_mg} mg", "limit": limit},
+            detail={
+                "dose": f"{step.dose_mg} mg",
+                "limit": limit,
+                **suggested_dose(step, mps.Q(limit).to("mg").magnitude),
+            },
         )
 
     return mps.default_rules().with_rules(check)
@@ -495,7 +500,11 @@ class TestSuggestions:
             if step.dose_mg <= 1.7:
                 return mps.PASSED
             return mps.finding(
-                "dose.local-sc", "error", "Above 1.7 mg.", step=index, detail={"limit": "1.7 mg"}
+                "dose.local-sc",
+                "error",
+                "Above 1.7 mg.",
+                step=index,
+                detail={"limit": "1.7 mg", **suggested_dose(step, 1.7)},
             )
 
         step = mps.OpioidStep(drug="hydromorphone", route="subcutaneous", dose="2 mg", every="4 h")
@@ -529,7 +538,9 @@ class TestBadRequests:
         request["context"]["draftOrders"] = {"resourceType": "Bundle", "entry": [{"x": 1}]}
         response = _post(client, request)
         assert "draftOrders" in self._error(response, 400)
-        assert response.json()["problems"] == ["entry[0]: has no resource object"]
+        assert response.json()["problems"] == [
+            "context.draftOrders.entry[0]: has no resource object"
+        ]
 
     @pytest.mark.parametrize(
         ("payload", "match"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any, Final
 
 from .. import _catalog
@@ -37,6 +38,10 @@ _ACTION: Final = {
     "info": "For information",
 }
 _SENTENCE_END: Final = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
+#: The finding of the regimen's total oral morphine equivalent.
+OME_TOTAL: Final = "opioid.ome-total"
+_WORD: Final = re.compile(r"[a-z]{3,}")
+_BRAND: Final = re.compile(r"\[([A-Za-z][A-Za-z \-]+)\]")
 #: UCUM codes written for people in the receipt table.
 _UNIT_TEXT: Final = {"/d": "/day", "/h": "/h", "/min": "/min", "{dose}": "doses"}
 
@@ -197,10 +202,69 @@ def _detail(f: Finding, order: _Order | None, orders: Sequence[_Order]) -> str:
     return "\n".join(lines)
 
 
+@cache
+def _drug_words() -> tuple[frozenset[str], frozenset[str]]:
+    """Words naming an opioid (catalog names, RxNorm opioid ingredients and brands), and words
+    naming a catalog drug that is not an opioid."""
+    opioid: set[str] = set()
+    other: set[str] = set()
+    for drug_id in _catalog.drug_ids():
+        record = _catalog.drug(drug_id)
+        words = {w for n in (drug_id, *record.names) for w in _WORD.findall(n.lower())}
+        (opioid if record.drug_class == "opioid" else other).update(words)
+    table = _catalog.data_file("rxnorm-products.toml").get("products", {})
+    for row in table.values():
+        name, _form, ingredients = row
+        opioid.update(str(i[0]).lower() for i in ingredients)
+        opioid.update(b.lower() for b in _BRAND.findall(str(name)))
+    generic = {"hydrochloride", "sulfate", "sulphate", "citrate", "phosphate", "tartrate"}
+    return frozenset(opioid - generic), frozenset(other - opioid - generic)
+
+
+def names_opioid(name: str) -> bool:
+    """Whether an order's medicine name names an opioid (an ingredient or a brand)."""
+    return bool(set(_WORD.findall(name.lower())) & _drug_words()[0])
+
+
+def may_be_opioid(name: str) -> bool:
+    """Whether an order's medicine name names an opioid, or names no known drug at all."""
+    opioid, other = _drug_words()
+    words = set(_WORD.findall(name.lower()))
+    return bool(words & opioid) or not words & other
+
+
+def _incomplete(card: dict[str, Any], unread: Sequence[Unreadable]) -> None:
+    """Mark an OME total card incomplete: the orders it leaves out, and a warning for opioids."""
+    opioids = [u for u in unread if may_be_opioid(u.name)]
+    names = ", ".join(plain(u.name, 40) for u in unread[:3]) + (" …" if len(unread) > 3 else "")
+    card["summary"] = summary_text(
+        f"Incomplete total: {len(unread)} order{'s' if len(unread) != 1 else ''} not read "
+        f"({names}). {card['summary']}",
+        "",
+    )
+    lines = [
+        "**Incomplete total.** It leaves out the orders that could not be read:",
+        "",
+        *(
+            f"- {escape(u.reference)} ({escape(u.name)}): {escape(u.message)}"
+            + (" May be an opioid." if may_be_opioid(u.name) else "")
+            for u in unread
+        ),
+        "",
+    ]
+    card["detail"] = "\n".join(lines) + card["detail"]
+    if opioids and card["indicator"] == "info":
+        card["indicator"] = "warning"
+
+
 def finding_card(
-    f: Finding, orders: Sequence[_Order], suggestions: Mapping[int, dict[str, Any] | None]
+    f: Finding,
+    orders: Sequence[_Order],
+    suggestions: Mapping[int, dict[str, Any] | None],
+    unread: Sequence[Unreadable] = (),
 ) -> dict[str, Any]:
-    """The card of one finding."""
+    """The card of one finding; an OME total over orders of which some were not read is
+    marked incomplete (``unread``: the orders the total may leave out)."""
     order = orders[f.step] if f.step is not None and 0 <= f.step < len(orders) else None
     records = _records(f)
     card: dict[str, Any] = {
@@ -210,6 +274,8 @@ def finding_card(
         "indicator": CDS_INDICATOR[f.severity],
         "source": _source(f, records),
     }
+    if f.code == OME_TOTAL and unread:
+        _incomplete(card, unread)
     links = _links(records)
     if links:
         card["links"] = links

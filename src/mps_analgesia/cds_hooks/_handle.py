@@ -14,7 +14,7 @@ import attrs
 from ..errors import MpsAnalgesiaError, Problem
 from ..regimen import Regimen
 from ..report import SEVERITIES, Report
-from ._cards import finding_card, not_checked_card, unreadable_card
+from ._cards import finding_card, names_opioid, not_checked_card, unreadable_card
 from ._errors import CdsRequestError, outcome
 from ._markdown import plain
 from ._request import Order as _Order
@@ -96,17 +96,19 @@ def _cards(
 ) -> list[dict[str, Any]]:
     request = read_request(data)
     unreadable, problems = request.unreadable, request.problems
-    report, orders, patient = _validate(
+    report, orders, _patient = _validate(
         request.orders, request.patient, rules, unreadable, problems
     )
     findings = sorted(report.findings, key=lambda f: SEVERITIES.index(f.severity))
     suggestions = {
-        i: suggestion(i, orders, report.findings, patient, rules)
+        i: suggestion(i, orders, report.findings)
         for i in sorted({f.step for f in findings if f.step is not None and dose_family(f.code)})
         if 0 <= i < len(orders)
     }
-    cards = [finding_card(f, orders, suggestions) for f in findings]
-    cards.extend(unreadable_card(u) for u in unreadable)
+    # the orders a total may leave out: draft orders not read, and active ones naming an opioid
+    left_out = [u for u in unreadable if u.draft or names_opioid(u.name)]
+    cards = [finding_card(f, orders, suggestions, left_out) for f in findings]
+    cards.extend(unreadable_card(u) for u in unreadable if u.draft)
     nc = not_checked_card(report, orders, request, not_fetched)
     if nc is not None:
         cards.append(nc)

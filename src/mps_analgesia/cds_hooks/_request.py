@@ -14,9 +14,10 @@ from typing import Any, Final
 
 import attrs
 
-from ..errors import CaseFileError, MpsAnalgesiaError, Problem
-from ..fhir import _bundle_entries, _medication_name, patient_from_resources, step_from_resource
-from ._discovery import HOOKS, PREFETCH_KEYS, PREFETCH_MEASURES
+from ..errors import CaseFileError, Problem
+from ..fhir import read_order_sign
+from ..fhir._bundle import _bundle_entries
+from ._discovery import HOOKS, PREFETCH_KEYS
 from ._errors import CdsRequestError
 
 __all__ = ["CheckedRequest", "Order", "Unreadable", "parse_body", "read_request"]
@@ -24,12 +25,17 @@ __all__ = ["CheckedRequest", "Order", "Unreadable", "parse_body", "read_request"
 
 @attrs.define
 class Order:
-    """One step of the checked regimen and where it came from."""
+    """One step of the checked regimen and where it came from.
+
+    A combination product is one order of several steps; ``parts`` is how many steps its order
+    has (a suggestion is written only for an order of one step).
+    """
 
     step: Any
     reference: str
     resource: Mapping[str, Any]
     draft: bool
+    parts: int = 1
 
 
 @attrs.define(frozen=True)
@@ -39,6 +45,7 @@ class Unreadable:
     reference: str
     name: str
     message: str
+    draft: bool = True
 
 
 #: What a prefetch key held: ``absent`` (not sent: the client chose not to, or could not),
@@ -154,67 +161,40 @@ def parse_body(body: object) -> Mapping[str, Any]:
 
 
 def read_request(data: Mapping[str, Any]) -> CheckedRequest:
-    """Read the patient and the orders (the draft orders first, then the active ones)."""
+    """Read the request once with the FHIR reader (:func:`~mps_analgesia.fhir.read_order_sign`).
+
+    The draft orders come first, then the active ones; each step of an order (a combination
+    product has several) is one :class:`Order`.  Each prefetch key gets its state
+    (:data:`PREFETCH_STATES`).
+    """
     context = data["context"]
     prefetch: Mapping[str, Any] = data.get("prefetch") or {}
-    draft = context.get("draftOrders")
     try:
-        draft_entries = _bundle_entries(draft)
+        read = read_order_sign(context, prefetch)
     except CaseFileError as exc:
-        raise CdsRequestError(
-            400,
-            "context.draftOrders must be a FHIR Bundle of the orders",
-            [str(p) for p in exc.problems],
-        ) from None
-    resources = {key: _resources(prefetch.get(key), key) for key in PREFETCH_KEYS}
+        paths = [p.path for p in exc.problems]
+        if any(p.startswith("context") for p in paths):
+            what = "context.draftOrders must be a FHIR Bundle of the orders"
+        else:
+            keys = sorted({p.split(".")[1] for p in paths if p.startswith("prefetch.")})
+            what = (
+                f"{', '.join(f'prefetch.{k}' for k in keys) or 'prefetch'} must be a FHIR "
+                "resource or Bundle"
+            )
+        raise CdsRequestError(400, what, [str(p) for p in exc.problems]) from None
     states: dict[str, str] = {}
     errors: dict[str, list[str]] = {}
     for key in PREFETCH_KEYS:
-        states[key], texts = _prefetch_state(prefetch, key, resources[key])
-        if texts:
-            errors[key] = texts
-    patient_res = next(
-        (r for r in resources["patient"] if r.get("resourceType") == "Patient"), None
-    )
-    observations = [
-        r
-        for key in PREFETCH_MEASURES
-        for r in resources[key]
-        if r.get("resourceType") == "Observation"
+        states[key] = _prefetch_state(prefetch, key, _resources(prefetch.get(key), key))[0]
+    for key, text in read.outcomes:
+        errors.setdefault(key, []).append(text)
+    patient = read.patient
+    if states["medications"] == "null" and patient.medications is None:
+        patient = attrs.evolve(patient, medications=[])  # null: the client has none on record
+    orders = [
+        Order(step, o.reference, o.resource, o.draft, len(o.steps))
+        for o in read.orders
+        for step in o.steps
     ]
-    problems: list[Problem] = []
-    patient = patient_from_resources(patient_res, observations, (), problems=problems)
-    orders: list[Order] = []
-    unreadable: list[Unreadable] = []
-    draft_refs = set()
-    for i, res in draft_entries:
-        if res["resourceType"] not in ("MedicationRequest", "ServiceRequest"):
-            continue
-        ref = _reference(res, f"{res['resourceType']}/draft-{i}")
-        draft_refs.add(ref)
-        try:
-            orders.append(Order(step_from_resource(res), ref, res, True))
-        except MpsAnalgesiaError as exc:
-            label = _medication_name(res.get("medicationCodeableConcept")) or ref
-            unreadable.append(Unreadable(ref, label, str(exc)))
-    others = []
-    for i, res in enumerate(resources["medications"]):
-        if res.get("resourceType") != "MedicationRequest" or res.get("status") not in (
-            None,
-            "active",
-        ):
-            continue
-        ref = _reference(res, f"MedicationRequest/active-{i}")
-        if ref in draft_refs:
-            continue
-        try:
-            orders.append(Order(step_from_resource(res), ref, res, False))
-        except MpsAnalgesiaError:
-            name = _medication_name(res.get("medicationCodeableConcept"))
-            if name is not None:
-                others.append(name)
-    if states["medications"] in ("sent", "empty", "null"):
-        # the active orders were sent (null: the client has none): the medicines not in the
-        # regimen are recorded (none: [])
-        patient = attrs.evolve(patient, medications=[*(patient.medications or ()), *others])
-    return CheckedRequest(data, patient, orders, unreadable, problems, states, errors)
+    unreadable = [Unreadable(u.reference, u.name, u.message, u.draft) for u in read.unread]
+    return CheckedRequest(data, patient, orders, unreadable, list(read.problems), states, errors)
