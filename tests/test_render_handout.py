@@ -236,11 +236,11 @@ def test_protocol_handout_pdf_fits_two_pages(protocol_id: str) -> None:
 
 
 def test_plan_handout_pdf() -> None:
-    """A plan's handout prints too, with no blank page."""
+    """A plan's handout prints on one or two pages too, none blank."""
     _engine()
     data = render(_plan("takase-2015-methadone-adjuvant"), "pdf", layout="handout")
     ink = _pages(data)
-    assert 1 <= len(ink) <= 3, ink
+    assert 1 <= len(ink) <= 2, ink
     assert all(share > 0.005 for share in ink), ink
 
 

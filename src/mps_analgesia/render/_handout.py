@@ -330,7 +330,7 @@ def _monitoring_table(protocol: Any) -> Table | None:
         return Table(
             f"Monitoring: {watched[0].title.lower()}", ("What", "When"), tuple(r[:2] for r in rows)
         )
-    return Table("Monitoring", ("What", "When", "Step"), tuple(rows))
+    return Table("", ("What", "When", "Step"), tuple(rows))  # the section is headed already
 
 
 def _editions(files: Iterable[str]) -> str:
