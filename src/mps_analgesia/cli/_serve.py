@@ -51,6 +51,14 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         from ..cds_hooks import serve as serve_forever
 
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        scheme = "https" if args.certfile else "http"
+        print(
+            f"mps-analgesia serve: CDS Hooks discovery at {scheme}://{host}:{args.port}"
+            "/cds-services (Ctrl-C stops)",
+            file=err,
+            flush=True,
+        )
         serve_forever(
             args.host,
             args.port,
