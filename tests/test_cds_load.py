@@ -1,6 +1,6 @@
 """Load and fault tests of the CDS Hooks service over real HTTP on 127.0.0.1 (marked slow).
 
-Run with ``python -m pytest tests/test_cds_load.py --run-slow``.  Each test is bounded in
+Run with ``python -m pytest tests/test_cds_load.py -m slow`` (``.ci/run`` does).  Each test is bounded in
 count and in time; none depends on speed: they check that every request is answered, and
 answered right, however long the shared machine takes.
 
