@@ -1,8 +1,8 @@
 """Load and fault tests of the CDS Hooks service over real HTTP on 127.0.0.1 (marked slow).
 
-Run with ``python -m pytest tests/test_cds_load.py -m slow`` (``.ci/run`` does).  Each test is bounded in
-count and in time; none depends on speed: they check that every request is answered, and
-answered right, however long the shared machine takes.
+Run with ``python -m pytest tests/test_cds_load.py -m slow`` (``.ci/run`` does).  Each test is
+bounded in count and in time; none depends on speed: they check that every request is answered,
+and answered right, however long the shared machine takes.
 
 - 200 concurrent requests, each with its own dose, all answered with their own numbers;
 - 300 stalled clients dropped after the header timeout while others are answered;
