@@ -66,6 +66,9 @@ def _authored(obj: Any) -> str:
         elif isinstance(value, tuple | list):
             for v in value:
                 walk(v)
+        elif isinstance(value, dict) or hasattr(value, "items"):
+            for v in value.values():
+                walk(v)
 
     walk(obj)
     return " ".join(out)
@@ -196,6 +199,8 @@ class TestPlanHandout:
         assert "Day by day" in text
         assert not RULE_SYNTAX.search(text)
         assert protocol_id not in text
+        for ident in _ids(plan.protocol):
+            assert ident not in text, f"{ident!r} in the plan handout"
 
 
 # ---- PDF ----------------------------------------------------------------------------------------
