@@ -784,8 +784,9 @@ def _untimed(agent: _Agent, statement: _Statement, index: int | None, how: str) 
     "(unless an anticoagulant of the table is among the medications). The restart of "
     "anticoagulation after catheter removal is block.anticoagulant-restart's. The recorded "
     "dose and its frequency choose the dose row of data/anticoagulants.toml (a twice-daily "
-    "therapeutic enoxaparin dose is not read as prophylactic). After warfarin the block also needs a normal INR "
-    "(patient.inr against the row's inr_at_most): without a recorded INR the check is not "
+    "therapeutic enoxaparin dose is not read as prophylactic). After warfarin the block also "
+    "needs a normal INR (patient.inr against the row's inr_at_most): without a recorded INR "
+    "the check is not "
     "checked, never passed.",
 )
 def anticoagulation(ctx: Context, index: int | None, step: Any) -> Any:
