@@ -600,6 +600,15 @@ def _rehome(value: Any) -> Any:
     ``percent``, ``ppm``) and other dimensions are refused: ``%`` here means % w/v.
     """
     reg = _load()
+    if getattr(value, "_REGISTRY", None) is reg:  # fast path: no repr unless it is refused
+        try:
+            ours_mag = _number(value.magnitude, "", "")
+        except UnitError:
+            pass
+        else:
+            if value.magnitude.__class__ is float:
+                return value
+            return _new_quantity(ours_mag, value._units)
     shown = _shown(value)
     mag = _number(getattr(value, "magnitude", None), shown, "use Q('30 mg') or Q(30, 'mg')")
     if getattr(value, "_REGISTRY", None) is reg:
