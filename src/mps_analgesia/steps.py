@@ -377,7 +377,10 @@ class _DrugStep(Renderable):
         try:
             allowed_formulations = _catalog.route_formulations(route)
         except UnknownRouteError as exc:
-            raise UnknownRouteError("route", str(self.route), exc.suggestions, "route") from None
+            reason = exc.reason.replace(repr(route), repr(str(self.route)), 1)
+            raise UnknownRouteError(
+                "route", str(self.route), exc.suggestions, "route", reason
+            ) from None
         if route not in record.routes:
             raise UnknownRouteError(
                 "route",
