@@ -23,7 +23,7 @@ from strategies_fuzz import (
 ROOT = Path(__file__).resolve().parents[1]
 _SP = "[ \u00a0\u2007\u202f]*"
 _SPELLING = "|".join(re.escape(s) for s in sorted(_units._SPELLINGS, key=len, reverse=True))
-_DENOM = rf"(?:{_SPELLING}|24 ?(?:h|hr|hrs|hour|hours)|1\.73 ?(?:m2|m²|m\^2))"
+_DENOM = rf"(?:{_SPELLING}|24{_SP}(?:h|hr|hrs|hour|hours)|1\.73{_SP}(?:m2|m²|m\^2))"
 #: What a quantity text may be: a number and documented unit spellings divided by '/'.
 ORACLE = re.compile(
     rf"{_SP}[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?{_SP}"
