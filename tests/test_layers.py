@@ -40,7 +40,6 @@ DELEGATES = frozenset(
 #: in docs/architecture.md) add it to DELEGATES.
 TEMPORARY = frozenset(
     {
-        ("mps_analgesia.protocols.plans", "InstantiatedPlan.to_dict", "io"),
         ("mps_analgesia.report", "__getattr__", "fhir"),
         ("mps_analgesia.report", "__getattr__", "cds_hooks"),
         ("mps_analgesia.report", "Finding.cds_indicator", "cds_hooks"),

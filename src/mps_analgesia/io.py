@@ -31,6 +31,7 @@ from typing import Any, Final
 import attrs
 
 from . import _catalog, _files, _units
+from ._plain import unstructure as _unstructure
 from .errors import CaseFileError, MpsAnalgesiaError, Problem, StepError, UnitError
 from .errors import UnknownNameError as _UnknownName
 from .patient import NO_ANTICOAGULANT, Anticoagulant, Patient
@@ -362,35 +363,6 @@ def load_case(path: str | Path) -> Case:
 
 
 # ---- writing -----------------------------------------------------------------------------------
-
-
-def _unstructure(obj: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    kind = getattr(type(obj), "kind", "")
-    if kind:
-        out["kind"] = kind
-    for a in attrs.fields(type(obj)):
-        if not a.init:
-            continue
-        value = getattr(obj, a.name)
-        default = a.default
-        factory = getattr(default, "factory", None)
-        if callable(factory) and hasattr(default, "takes_self"):
-            default = factory()
-        is_default = value is None or (not _units.is_quantity(value) and value == default)
-        if is_default and a.name != "drug":
-            continue
-        if _units.is_quantity(value):
-            out[a.name] = _units.format_quantity(value)
-        elif attrs.has(type(value)):
-            out[a.name] = _unstructure(value)
-        elif isinstance(value, tuple):
-            out[a.name] = [_unstructure(v) if attrs.has(type(v)) else v for v in value]
-        elif isinstance(value, float) and value == int(value):
-            out[a.name] = int(value)
-        else:
-            out[a.name] = value
-    return out
 
 
 def case_to_dict(case: Case) -> dict[str, Any]:

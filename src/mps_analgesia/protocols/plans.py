@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from .._plain import unstructure
 from .._repr import Renderable
 from ..patient import Patient
 from ..regimen import Regimen
@@ -147,8 +148,6 @@ class InstantiatedPlan(Renderable):
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the plan and its receipt."""
-        from ..io import _unstructure
-
         return {
             "protocol": {
                 "id": self.protocol.id,
@@ -161,7 +160,7 @@ class InstantiatedPlan(Renderable):
             },
             "checks": [c.to_dict() for c in self.checks],
             "steps": [
-                {"from": sid, "description": s.describe(), **_unstructure(s)}
+                {"from": sid, "description": s.describe(), **unstructure(s)}
                 for sid, s in zip(self.step_ids, self.regimen, strict=True)
             ],
             "decisions": [d.to_dict() for d in self.decisions],
