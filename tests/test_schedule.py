@@ -264,7 +264,7 @@ class TestDayPlan:
         assert len(mps.schedule(reg, days=2)) == 2
 
     @given(regimens(max_size=5), st.integers(1, 30))
-    @settings(deadline=None, max_examples=60)
+    @settings(deadline=None, max_examples=30)
     def test_day_totals_are_the_steps_doses_that_day(self, reg: mps.Regimen, days: int) -> None:
         """Every day's drug totals equal the sum of each step's daily_dose_mg_on(day)."""
         plan = mps.schedule(reg, days=days)
@@ -323,3 +323,102 @@ class TestRenderings:
         assert "date" not in _plan(3).to_markdown().splitlines()[2]
         reg = attrs.evolve(mps.load_case(MULTIMODAL).regimen, start_date="2026-12-07")
         assert "2026-12-07 Mon" in mps.schedule(reg, days=3).to_text()
+
+
+def _apap(**kw: Any) -> mps.AdjuvantStep:
+    base: dict[str, Any] = {"drug": "acetaminophen", "role": "nociceptive", "dose": "1 g"}
+    base.update(kw)
+    if "every" not in base and "once" not in base and "times_per_day" not in base:
+        base["every"] = "6 h"
+    return mps.AdjuvantStep(**base)
+
+
+def _daily_findings(reg: mps.Regimen) -> list[Any]:
+    return [f for f in mps.validate(reg, mps.Patient()).findings if f.code == "dose.max-daily"]
+
+
+class TestMaxDailyOnTheDay:
+    """dose.max-daily adds up what is given on the same day, not each step's peak."""
+
+    def test_steps_on_different_days_are_not_added(self) -> None:
+        """4 g/day on days 0-6, then 4 g/day from day 7: the old sum of peaks (8 g) flagged it;
+        no day is over the limit."""
+        reg = mps.Regimen([_apap(stop_day=6), _apap(start_day=7)])
+        report = mps.validate(reg, mps.Patient())
+        assert _daily_findings(reg) == []
+        assert ("dose.max-daily", 0) in report.passed
+
+    def test_over_the_limit_on_day_14_only_is_flagged_on_day_14(self) -> None:
+        """4 g/day plus an extra 1 g once on day 14: 5 g/day on day 14 only."""
+        reg = mps.Regimen([_apap(), _apap(once=True, every=None, start_day=14)])
+        (f,) = _daily_findings(reg)
+        assert f.severity == "error"
+        assert f.message.startswith("Day 14: acetaminophen totals 5000 mg/day over 2 steps")
+        assert f.detail["days"] == [[14, 14]]
+        assert f.arithmetic.startswith("day 14: ")
+
+    def test_a_titration_over_the_limit_names_the_days(self) -> None:
+        """500 mg q6h, then 1.5 g q6h from day 7 to 9: days 7-9 are over."""
+        reg = mps.Regimen(
+            [_apap(dose="500 mg", stop_day=9, titration=[{"day": 7, "dose": "1.5 g"}])]
+        )
+        (f,) = _daily_findings(reg)
+        assert f.message.startswith("Days 7–9: acetaminophen totals 6000 mg/day")
+
+    def test_a_static_regimen_reads_as_before(self) -> None:
+        """No time structure: the message has no day prefix and sums the steps."""
+        reg = mps.Regimen([_apap(), _apap(every="12 h")])
+        (f,) = _daily_findings(reg)
+        assert f.message.startswith("acetaminophen totals 6000 mg/day over 2 steps")
+        assert "days" in f.detail
+
+
+class TestMethadoneOnTheDay:
+    """Methadone titration step size and ECG re-check days, named by day."""
+
+    def _findings(self, step: Any, code: str) -> list[Any]:
+        report = mps.validate(mps.Regimen([step]), mps.Patient(qtc="430 ms"))
+        return [f for f in report.findings if f.code == code]
+
+    def test_a_large_step_is_a_warning_naming_the_day(self) -> None:
+        """5 mg q8h then 10 mg q8h on day 7: +15 mg/day at one step; the limit is [U]."""
+        step = mps.MethadoneAdjuvantStep(
+            dose="5 mg", every="8 h", titration=[{"day": 7, "dose": "10 mg"}]
+        )
+        (f,) = self._findings(step, "methadone.titration-step")
+        assert f.severity == "warning"
+        assert f.message.startswith("Day 7: methadone rises by 15 mg/day (15 → 30 mg/day)")
+        assert "[U" in f.message
+        assert f.level == "U"
+
+    def test_the_takase_steps_are_within_the_limit(self) -> None:
+        """15 → 22.5 → 30 mg/day: 7.5 mg/day a step, no warning."""
+        case = mps.load_case(MULTIMODAL)
+        report = mps.validate(case.regimen, case.patient)
+        assert not [f for f in report.findings if f.code == "methadone.titration-step"]
+        ((_, index),) = [
+            (s, i) for i, s in enumerate(case.regimen) if s.kind == "methadone_adjuvant"
+        ]
+        assert ("methadone.titration-step", index) in report.passed
+
+    def test_a_frequency_change_counts_in_the_step(self) -> None:
+        """5 mg q12h (10 mg/day) then 5 mg q8h... 10 mg q8h (30 mg/day): +20 mg/day."""
+        step = mps.OpioidStep(
+            drug="methadone",
+            dose="5 mg",
+            every="12 h",
+            titration=[{"day": 7, "dose": "10 mg", "every": "8 h"}],
+        )
+        (f,) = self._findings(step, "methadone.titration-step")
+        assert "(10 → 30 mg/day)" in f.message
+
+    def test_ecg_recheck_days(self) -> None:
+        """The shipped plan: follow-up days 14-28, the increases on days 7 and 14, 30 mg/day on
+        day 14."""
+        case = mps.load_case(MULTIMODAL)
+        report = mps.validate(case.regimen, case.patient)
+        (f,) = [f for f in report.findings if f.code == "methadone.ecg-recheck"]
+        assert f.severity == "info"
+        assert f.detail["follow_up_days"] == [14, 28]
+        assert "day 14 (reaches 30 mg/day)" in f.message
+        assert "day 7 (increase to 22.5 mg/day)" in f.message
