@@ -433,9 +433,9 @@ class TestSuggestions:
         assert all("suggestions" not in c for c in cards)  # never "233 mg every 8 h"
 
     def test_limit_that_needs_rounding_without_strengths_gives_no_suggestion(self) -> None:
-        """Acetaminophen 1500 mg every 8 h: 4000/3 = 1333.3 mg is not dispensable, so none."""
+        """Ibuprofen 1200 mg every 8 h: 3200/3 = 1066.7 mg is not dispensable, so none."""
         step = mps.AdjuvantStep(
-            drug="acetaminophen", role="nociceptive", dose="1500 mg", every="8 h"
+            drug="ibuprofen", role="anti-inflammatory", dose="1200 mg", every="8 h"
         )
         status, body = handle(_request([step]))
         assert status == 200

@@ -125,7 +125,8 @@ class TestJson:
         assert [f["code"] for f in data["findings"] if f["severity"] == "error"] == [
             "dose.max-daily"
         ]
-        assert data["findings"][0]["cds_indicator"] == "critical"
+        (daily,) = [f for f in data["findings"] if f["code"] == "dose.max-daily"]
+        assert daily["cds_indicator"] == "critical"
 
     def test_json_several_files(
         self, cases: dict[str, Path], capsys: pytest.CaptureFixture[str]

@@ -114,17 +114,28 @@ class TestMaxDaily:
         assert "6000 mg/day" in f.message
 
     def test_no_catalog_limit_is_not_checked(self) -> None:
-        """Morphine has no catalog maximum: both dose rules are not checked, never passed."""
+        """Pregabalin has no single-dose maximum in the catalog: not checked, never passed."""
+        report = _check(
+            mps.AdjuvantStep(drug="pregabalin", role="neuropathic", dose="75 mg", every="12 h")
+        )
+        assert ("dose.max-single", 0) not in report.passed
+        missing = {(n.rule, n.step, n.missing) for n in report.not_checked}
+        assert missing == {("dose.max-single", 0, "catalog limit")}
+        assert not report.complete
+        assert "no published maximum single dose for pregabalin" in report.to_text()
+
+    def test_full_agonist_is_not_applicable(self) -> None:
+        """Morphine has no ceiling dose: both dose rules are not applicable, never passed."""
         report = _check(mps.OpioidStep(drug="morphine", dose="10 mg", every="4 h"))
         assert report.findings == ()
         assert report.passed == ()
-        missing = {(n.rule, n.step, n.missing) for n in report.not_checked}
-        assert missing == {
-            ("dose.max-single", 0, "catalog limit"),
-            ("dose.max-daily", 0, "catalog limit"),
+        assert report.not_checked == ()
+        assert {(a.rule, a.step, a.source) for a in report.not_applicable} == {
+            ("dose.max-single", 0, "fentora-label"),
+            ("dose.max-daily", 0, "fentora-label"),
         }
-        assert not report.complete
-        assert "no published maximum daily dose for morphine" in report.to_text()
+        assert report.counts["not_applicable"] == 2
+        assert "no defined maximum dose" in report.to_text()
 
     def test_route_restricted_limit(self) -> None:
         """Baclofen's oral limits do not apply to intrathecal baclofen (not checked)."""
@@ -144,13 +155,13 @@ class TestMaxDaily:
     def test_patch_daily_dose_from_rate(self) -> None:
         """A patch has no single dose (not counted) and its daily dose comes from its rate."""
         report = _check(mps.OpioidStep(drug="fentanyl", route="transdermal", rate="25 mcg/h"))
-        assert [n.rule for n in report.not_checked] == ["dose.max-daily"]
+        assert [n.rule for n in report.not_applicable] == ["dose.max-daily"]
         assert ("dose.max-single", 0) not in report.passed
 
     def test_methadone_adjuvant_is_checked_by_dose_rules(self) -> None:
-        """Adjuvant methadone is in scope of the dose rules (not checked: no catalog limit)."""
+        """Adjuvant methadone is in scope of the dose rules (not applicable: no ceiling)."""
         report = _check(mps.MethadoneAdjuvantStep(dose="5 mg", every="8 h"))
-        assert {(n.rule, n.step) for n in report.not_checked} == {
+        assert {(n.rule, n.step) for n in report.not_applicable} == {
             ("dose.max-single", 0),
             ("dose.max-daily", 0),
         }
@@ -228,7 +239,7 @@ class TestDeclarations:
         """rules.dose exports its two rules."""
         assert [r.id for r in dose.RULES] == ["dose.max-single", "dose.max-daily"]
         for r in dose.RULES:
-            assert r.data_files == ("drugs.toml",)
+            assert r.data_files == ("drugs.toml", "limits-none.toml")
             assert set(r.applies_to) == {"opioid", "methadone_adjuvant", "adjuvant"}
 
     def test_catalog_limits_have_sources_and_levels(self) -> None:

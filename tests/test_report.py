@@ -151,6 +151,7 @@ class TestReport:
             "flagged": 3,
             "passed": 1,
             "not_checked": 1,
+            "not_applicable": 0,
             "error": 1,
             "warning": 1,
             "info": 1,

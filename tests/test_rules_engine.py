@@ -103,6 +103,7 @@ class TestOutcomes:
             "flagged": 0,
             "passed": 0,
             "not_checked": 0,
+            "not_applicable": 0,
             "error": 0,
             "warning": 0,
             "info": 0,

@@ -35,6 +35,8 @@ class TestRegistry:
             "methadone.titration-step",
             "methadone.ecg-recheck",
             "methadone.interaction",
+            "methadone.total-daily",
+            "methadone.adjuvant-without-opioid",
         ]
         assert set(ids) <= set(default_rules().ids)
 

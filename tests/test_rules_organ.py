@@ -49,11 +49,12 @@ class TestRegistry:
 
 
 class TestRenalAvoid:
-    def test_regular_codeine_below_30_is_a_warning(self) -> None:
-        """Regular codeine with CrCl 25 mL/min: warning, naming the measure used."""
+    def test_regular_codeine_below_30_is_an_error(self) -> None:
+        """Regular codeine with CrCl 25 mL/min: an error ('avoid', as for pethidine), naming the
+        measure used."""
         report = check(RULES, [opioid("codeine", "30 mg")], crcl(25))
         (f,) = findings_of(report, "renal.avoid")
-        assert f.severity == "warning"
+        assert f.severity == "error"
         assert f.level == "V"
         assert f.source == ("fast-fact-161",)
         assert "creatinine clearance 25 mL/min" in f.message

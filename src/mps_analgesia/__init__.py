@@ -36,7 +36,7 @@ from .errors import (
 )
 from .patient import NO_ANTICOAGULANT, Anticoagulant, AnticoagulantStatus, Patient
 from .regimen import Case, Regimen
-from .report import Finding, NotChecked, Report
+from .report import Finding, NotApplicable, NotChecked, Report
 from .steps import (
     AdjuvantStep,
     MethadoneAdjuvantStep,
@@ -92,6 +92,7 @@ _LAZY = {
     "Rule": ".rules",
     "RuleRegistry": ".rules",
     "Missing": ".rules",
+    "NoLimit": ".rules",
     "PASSED": ".rules",
     "daily_ome": ".conversion",
     "compare_tables": ".conversion",
@@ -163,6 +164,8 @@ __all__ = [
     "MpsAnalgesiaError",
     "MpsAssessment",
     "MpsFeatures",
+    "NoLimit",
+    "NotApplicable",
     "NotChecked",
     "OmeLine",
     "OmeResult",

@@ -42,6 +42,7 @@ __all__ = [
     "protocol_markdown",
     "protocol_pages",
     "rules_markdown",
+    "severity_markdown",
     "source_references",
     "sources_markdown",
     "write_all",
@@ -51,7 +52,13 @@ __all__ = [
 REGENERATE: Final = "python -m mps_analgesia._docgen docs/"
 #: The generated reference pages, relative to the ``docs/`` directory (the protocol pages,
 #: one per shipped protocol, come on top: :func:`protocol_pages`).
-GENERATED_PAGES: Final = ("rules.md", "finding-codes.md", "sources.md", "drugs.md")
+GENERATED_PAGES: Final = (
+    "rules.md",
+    "finding-codes.md",
+    "sources.md",
+    "drugs.md",
+    "severity.md",
+)
 #: The folder under ``docs/`` that holds one generated page per shipped protocol.
 PROTOCOL_PAGES_DIR: Final = "protocols"
 
@@ -76,10 +83,12 @@ _SOURCE_KINDS: Final[dict[str, str]] = {
 _REPORT_KEYS: Final[dict[str, str]] = {
     "status": "`errors`, `warnings`, `incomplete` (some checks could not run) or `no findings`; "
     'never "ok"',
-    "counts": "checks `flagged`, `passed` and `not_checked`, and findings by severity "
-    "(`error`, `warning`, `info`)",
+    "counts": "checks `flagged`, `passed`, `not_checked` and `not_applicable`, and findings by "
+    "severity (`error`, `warning`, `info`)",
     "findings": "the findings, each as below",
     "not_checked": "the checks that could not run, each as below",
+    "not_applicable": "the checks for which no published limit exists (a sourced statement, "
+    "never counted as passed): `{rule, step, reason, source}`",
     "passed": "the checks that ran and found nothing: `{rule, step}`",
     "editions": "the edition of every data file the rules read, by file name",
     "steps": "a plain-language line for each step of the regimen, in order",
@@ -636,6 +645,65 @@ def protocol_pages() -> dict[str, str]:
     return {f"{PROTOCOL_PAGES_DIR}/{p.id}.md": protocol_markdown(p) for p in list_protocols()}
 
 
+# ---- severity policy ----------------------------------------------------------------------------
+
+
+def severity_markdown() -> str:
+    """The severity policy page (``docs/severity.md``) from ``data/severity-policy.toml``.
+
+    Example
+    -------
+    >>> from mps_analgesia._docgen import severity_markdown
+    >>> "| label maximum | V, S | any amount | error |" in severity_markdown()
+    True
+    """
+    from .rules import _policy
+
+    kinds = _policy.kinds()
+    lines = [
+        "# Severity policy",
+        "",
+        "What a finding's severity is follows from what its limit is, how well that limit is "
+        "verified (V verified, S secondary, U unverified) and how far beyond it the dose is. "
+        "The rows are read in order; the first that matches decides. An unverified [U] value "
+        "never gives an error.",
+        "",
+        "## Kinds of limit",
+        "",
+        "| kind | what it is |",
+        "|---|---|",
+    ]
+    lines += [f"| {_cell(k.title)} (`{k.id}`) | {_cell(k.description)} |" for k in kinds.values()]
+    lines += [
+        "",
+        "## Policy",
+        "",
+        "| kind | levels | beyond the limit | severity | reasoning |",
+        "|---|---|---|---|---|",
+    ]
+    for row in _policy.rows():
+        beyond = (
+            "any amount" if row.beyond_more_than is None else f"more than {row.beyond_more_than:g}×"
+        )
+        lines.append(
+            f"| {kinds[row.kind].title} | {', '.join(row.levels)} | {beyond} | {row.severity} | "
+            f"{_cell(row.reasoning)} |"
+        )
+    guard = _policy.guard("dose-implausible")
+    lines += [
+        "",
+        "## The library's plausibility guards",
+        "",
+        "These are the library's own choices, not clinical claims.",
+        "",
+        "| guard | multiple | reasoning |",
+        "|---|---|---|",
+        f"| `{guard.id}` | {guard.multiple:g}× the largest marketed unit | "
+        f"{_cell(guard.reasoning)} |",
+    ]
+    return _page("data/severity-policy.toml", lines)
+
+
 # ---- writing ------------------------------------------------------------------------------------
 
 
@@ -657,6 +725,7 @@ def generated_pages() -> dict[str, str]:
         "finding-codes.md": finding_codes_markdown(),
         "sources.md": sources_markdown(),
         "drugs.md": drugs_markdown(),
+        "severity.md": severity_markdown(),
     }
     return {**{name: pages[name] for name in GENERATED_PAGES}, **protocol_pages()}
 

@@ -30,6 +30,7 @@ from ._repr import Renderable
 __all__ = [
     "SEVERITIES",
     "Finding",
+    "NotApplicable",
     "NotChecked",
     "Report",
     "Severity",
@@ -210,6 +211,25 @@ class NotChecked:
 
 
 @attrs.define(frozen=True)
+class NotApplicable:
+    """A check for which no limit exists: a sourced statement, not a missing input.
+
+    For example, a full opioid agonist has no ceiling dose, so ``dose.max-daily`` is *not
+    applicable* to oxycodone.  It is never counted as passed, and it is no problem: no CDS card,
+    no DetectedIssue.  A medicine the library does not know stays *not checked*.
+    """
+
+    rule: str
+    step: int | None
+    reason: str
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"rule": self.rule, "step": self.step, "reason": self.reason, "source": self.source}
+
+
+@attrs.define(frozen=True)
 class Report(Renderable):
     """The result of :func:`mps_analgesia.validate`: findings, passes, checks not run, editions.
 
@@ -230,6 +250,7 @@ class Report(Renderable):
     not_checked: tuple[NotChecked, ...] = ()
     editions: Mapping[str, str] = attrs.field(factory=dict, hash=False)
     regimen: Any = attrs.field(default=None, eq=False, repr=False)
+    not_applicable: tuple[NotApplicable, ...] = ()
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -268,12 +289,14 @@ class Report(Renderable):
 
     @property
     def counts(self) -> dict[str, int]:
-        """How many checks were flagged, passed and not checked, and findings by severity."""
+        """How many checks were flagged, passed, not checked and not applicable, and findings by
+        severity."""
         flagged = {(f.code, f.step) for f in self.findings}
         return {
             "flagged": len(flagged),
             "passed": len(self.passed),
             "not_checked": len(self.not_checked),
+            "not_applicable": len(self.not_applicable),
             "error": len(self.errors),
             "warning": len(self.warnings),
             "info": len(self.infos),
@@ -296,9 +319,10 @@ class Report(Renderable):
     def summary(self) -> str:
         """One line: findings by severity, checks passed and not checked."""
         c = self.counts
+        na = f", {c['not_applicable']} not applicable" if c["not_applicable"] else ""
         return (
             f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} info; "
-            f"{c['passed']} check(s) passed, {c['not_checked']} not checked"
+            f"{c['passed']} check(s) passed, {c['not_checked']} not checked{na}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -308,6 +332,7 @@ class Report(Renderable):
             "counts": self.counts,
             "findings": [f.to_dict() for f in self.findings],
             "not_checked": [n.to_dict() for n in self.not_checked],
+            "not_applicable": [n.to_dict() for n in self.not_applicable],
             "passed": [{"rule": r, "step": s} for r, s in self.passed],
             "editions": dict(self.editions),
             "steps": list(self.steps),
@@ -331,7 +356,7 @@ class Report(Renderable):
         -------
         >>> import mps_analgesia as mps
         >>> step = mps.AdjuvantStep(drug="acetaminophen", role="nociceptive",
-        ...                         dose="1250 mg", every="6 h")
+        ...                         dose="1000 mg", every="4 h")
         >>> issues = mps.validate(mps.Regimen([step])).to_fhir(include_not_checked=False)
         >>> issues[0]["resourceType"], issues[0]["severity"]
         ('DetectedIssue', 'high')
@@ -374,6 +399,12 @@ class Report(Renderable):
                 where = f"step {n.step + 1}" if n.step is not None else "regimen"
                 why = f": {n.reason}" if n.reason else ""
                 lines.append(f"  {n.rule} ({where}): missing {n.missing}{why}")
+        if self.not_applicable:
+            lines.append("")
+            lines.append("Not applicable (no published limit exists; not counted as passed):")
+            for a in self.not_applicable:
+                where = f"step {a.step + 1}" if a.step is not None else "regimen"
+                lines.append(f"  {a.rule} ({where}): {a.reason}")
         lines.append("")
         lines.append(self.summary())
         if self.editions:

@@ -349,6 +349,24 @@ def report_document(report: Report, *, title: str = "") -> Document:
     blocks.append(Section("Findings", finding_blocks(report, have_steps=have_steps), "findings"))
     if report.not_checked:
         blocks.append(Section("Not checked", not_checked_blocks(report, have_steps), "not-checked"))
+    if report.not_applicable:
+        groups: dict[str, dict[str, list[str]]] = {}
+        for a in report.not_applicable:
+            where = "regimen" if a.step is None else str(a.step + 1)
+            groups.setdefault(a.reason, {}).setdefault(a.rule, []).append(where)
+        na = "; ".join(
+            reason
+            + ": "
+            + ", ".join(f"{rule} (step {', '.join(steps)})" for rule, steps in rules.items())
+            for reason, rules in groups.items()
+        )
+        blocks.append(
+            Section(
+                "Not applicable",
+                (Para(inline(f"No published limit exists (not counted as passed): {na}.")),),
+                "not-applicable",
+            )
+        )
     if report.passed:
         passed = ", ".join(
             f"{rule} (step {step + 1})" if step is not None else f"{rule} (regimen)"

@@ -8,6 +8,8 @@ regimen (``scope="regimen"``, with ``index=None, step=None``) and returns one of
 - ``None``: the rule does not apply here (nothing is counted);
 - :data:`PASSED`: checked, nothing to flag;
 - :class:`Missing` (``Missing("weight")``): not checked, the missing input named;
+- :class:`NoLimit` (``NoLimit("no ceiling dose", "source-id")``): not applicable, a sourced
+  statement that no limit exists (never counted as passed);
 - a :class:`~mps_analgesia.report.Finding`, or a list of them: flagged (an empty list = passed).
 
 Rules compare canonical floats held by the steps and patient; nothing here touches pint.
@@ -34,11 +36,13 @@ from ..errors import UnknownNameError
 from ..patient import Patient
 from ..regimen import Regimen
 from ..report import Finding, NotChecked, Report, Severity
+from ..report import NotApplicable as NotApplicableRecord
 
 __all__ = [
     "PASSED",
     "Context",
     "Missing",
+    "NoLimit",
     "Rule",
     "RuleRegistry",
     "Shape",
@@ -70,7 +74,19 @@ class Missing:
     reason: str = ""
 
 
-CheckResult: TypeAlias = "Finding | Sequence[Finding] | Missing | _Passed | None"
+@attrs.define(frozen=True)
+class NoLimit:
+    """Returned by a check for which no limit exists: a sourced statement, not a missing input.
+
+    ``reason`` says why (``"a full opioid agonist has no ceiling dose"``); ``source`` is the id
+    in ``data/sources.toml`` of the statement.  It is never counted as passed.
+    """
+
+    reason: str
+    source: str = ""
+
+
+CheckResult: TypeAlias = "Finding | Sequence[Finding] | Missing | NoLimit | _Passed | None"
 
 
 @attrs.define
@@ -253,9 +269,23 @@ def finding(
     detail: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
     arithmetic: str = "",
     level: str = "V",
+    kind: str | None = None,
+    beyond: float | None = None,
 ) -> Finding:
-    """Make a :class:`Finding`; a finding resting on a ``U`` value is turned into a warning."""
+    """Make a :class:`Finding`; a finding resting on a ``U`` value is turned into a warning.
+
+    With ``kind`` (what the limit is: ``label-maximum``, ``contraindication``,
+    ``guideline-caution``, ``usual-range``, ``library-guard``) the severity comes from the
+    severity policy (``data/severity-policy.toml``) for that kind, ``level`` and ``beyond`` (the
+    dose divided by the limit), and ``severity`` is ignored.
+    """
     sources: tuple[str, ...] = tuple(source)
+    if kind is not None:
+        from . import _policy
+
+        # A [U] value is judged as if verified; Finding then turns an error into a warning and
+        # says why in the message.
+        severity = _policy.severity(kind, "V" if level == "U" else level, beyond)
     return Finding(code, severity, message, step, sources, detail or {}, arithmetic, level)
 
 
@@ -316,6 +346,7 @@ RULE_MODULES: Final[tuple[str, ...]] = (
     "interactions",
     "block",
     "radiotherapy",
+    "plausibility",
 )
 
 _DEFAULT: list[RuleRegistry] = []
@@ -533,6 +564,7 @@ def validate(
     findings: list[Finding] = []
     passed: list[tuple[str, int | None]] = []
     not_checked: list[NotChecked] = []
+    not_applicable: list[NotApplicableRecord] = []
     add_finding, add_passed, add_not_checked = findings.append, passed.append, not_checked.append
     for (rule_id, check, _), targets in zip(plan.entries, layout, strict=True):
         for index in targets:
@@ -551,6 +583,10 @@ def validate(
                 add_finding(result)
             elif isinstance(result, Missing):
                 add_not_checked(NotChecked(rule_id, index, result.missing, result.reason))
+            elif isinstance(result, NoLimit):
+                not_applicable.append(
+                    NotApplicableRecord(rule_id, index, result.reason, result.source)
+                )
             elif result:
                 findings.extend(result)
             else:
@@ -561,4 +597,5 @@ def validate(
         tuple(not_checked),
         plan.data_editions(),
         regimen,
+        tuple(not_applicable),
     )

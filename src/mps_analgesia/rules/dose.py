@@ -5,15 +5,19 @@ catalog maximum for the drug, route and formulation.
 ``dose.max-daily``: the total daily dose of a drug on any one day, summed over every step that
 gives it that day (regular doses plus the PRN maximum), above the catalog maximum; the finding
 names the day(s).  Steps that do not overlap in time are not added up.
-A drug with no published maximum in the catalog is *not checked*, never passed.
+A drug with no published maximum in the catalog is *not checked*, never passed, unless a
+sourced statement says no maximum exists (``data/limits-none.toml``: a full opioid agonist has
+no ceiling dose); it is then *not applicable*.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from .. import _catalog
-from ._engine import PASSED, Context, Missing, Rule, finding, rule
+from ..errors import DataFileError
+from ._engine import PASSED, Context, Missing, NoLimit, Rule, finding, rule
 from ._util import (
     DRUG_KINDS,
     above,
@@ -32,10 +36,63 @@ _DRUG_KINDS = DRUG_KINDS
 
 # (drug, kind, route, formulation) → (the drug record, its limits or a Missing), so a repeated
 # check costs a dict lookup; the record is kept to notice a different catalog.
-_LIMITS: dict[tuple[str, str, str, str], tuple[Any, tuple[_catalog.Limit, ...] | Missing]] = {}
+_LIMITS: dict[
+    tuple[str, str, str, str], tuple[Any, tuple[_catalog.Limit, ...] | Missing | NoLimit]
+] = {}
+
+_NONE_FILE = "limits-none.toml"
 
 
-def _limits(step: Any, kind: str) -> tuple[_catalog.Limit, ...] | Missing:
+@functools.cache
+def _statements() -> dict[tuple[str, str], NoLimit]:
+    """(drug, limit kind) → the sourced statement that no such limit exists."""
+    data = _catalog.data_file(_NONE_FILE)
+    out: dict[tuple[str, str], NoLimit] = {}
+    for sid, entry in data.get("statements", {}).items():
+        where = f"{_NONE_FILE}: statements.{sid}"
+        source = entry.get("source")
+        if source not in _catalog.sources():
+            raise DataFileError(f"{where}: 'source' {source!r} is not an id in sources.toml")
+        _catalog.level_of(entry, where)
+        reason = str(entry.get("reason", ""))
+        for drug in entry.get("drugs", ()):
+            if _catalog.drug(drug).id != drug:
+                raise DataFileError(f"{where}: {drug!r} is not a drug id of drugs.toml")
+            for kind in entry.get("limits", ()):
+                if kind not in ("max_single", "max_daily"):
+                    raise DataFileError(f"{where}: limit kind {kind!r} is not max_single/daily")
+                out[(drug, kind)] = NoLimit(reason, str(source))
+    return out
+
+
+_LIMIT_KINDS = ("label-maximum", "usual-range")
+
+
+@functools.cache
+def _policy_kinds() -> dict[str, str]:
+    """The severity-policy kind of each catalog limit, by its place in drugs.toml (``where``)."""
+    out: dict[str, str] = {}
+    for did, entry in _catalog.data_file("drugs.toml").get("drugs", {}).items():
+        for i, lim in enumerate(entry.get("limits", ())):
+            where = f"drugs.toml: drugs.{did}.limits[{i}]"
+            kind = lim.get("limit_kind", "label-maximum")
+            if kind not in _LIMIT_KINDS:
+                raise DataFileError(f"{where}: limit_kind must be one of {_LIMIT_KINDS}")
+            out[where] = kind
+    return out
+
+
+def policy_kind(limit: _catalog.Limit) -> str:
+    """What a catalog limit is, for the severity policy (``label-maximum`` by default)."""
+    return _policy_kinds().get(limit.value.where, "label-maximum")
+
+
+def no_limit(drug: str, kind: str) -> NoLimit | None:
+    """The sourced statement that ``drug`` has no limit of ``kind``, or ``None``."""
+    return _statements().get((drug, kind))
+
+
+def _limits(step: Any, kind: str) -> tuple[_catalog.Limit, ...] | Missing | NoLimit:
     """The catalog limits of ``kind`` for the step, or a Missing saying there are none."""
     record = _catalog.drug(step.drug)
     key = (step.drug, kind, step.route, step.formulation)
@@ -43,10 +100,14 @@ def _limits(step: Any, kind: str) -> tuple[_catalog.Limit, ...] | Missing:
     if hit is None or hit[0] is not record:
         limits = record.limits_for(kind, step.route, step.formulation)
         what = "single" if kind == "max_single" else "daily"
-        result: tuple[_catalog.Limit, ...] | Missing = limits or Missing(
-            "catalog limit",
-            f"the catalog has no published maximum {what} dose for {step.drug} "
-            f"({step.route}, {step.formulation})",
+        result: tuple[_catalog.Limit, ...] | Missing | NoLimit = (
+            limits
+            or no_limit(step.drug, kind)
+            or Missing(
+                "catalog limit",
+                f"the catalog has no published maximum {what} dose for {step.drug} "
+                f"({step.route}, {step.formulation})",
+            )
         )
         hit = _LIMITS[key] = (record, result)
     return hit[1]
@@ -99,7 +160,7 @@ def _single_doses(step: Any) -> list[float]:
     needs=("step.dose",),
     sources=(),
     severity="error above the catalog maximum; warning when that maximum is [U]",
-    data_files=("drugs.toml",),
+    data_files=("drugs.toml", _NONE_FILE),
     description="A dose per administration above the published maximum single dose of the "
     "drug for its route and formulation (catalog limit with its source).",
 )
@@ -111,7 +172,7 @@ def max_single(ctx: Context, index: int | None, step: Any) -> Any:
     if entry.single_passed:
         return PASSED
     limits = entry.single
-    if isinstance(limits, Missing):
+    if isinstance(limits, Missing | NoLimit):
         return limits
     dose = max(_single_doses(step))
     out = []
@@ -121,11 +182,14 @@ def max_single(ctx: Context, index: int | None, step: Any) -> Any:
                 finding(
                     "dose.max-single",
                     "error",
-                    f"{step.drug} {num(dose)} mg per dose is above the maximum single dose of "
+                    f"{step.drug} {num(dose)} mg per dose is above the "
+                    f"{_what(lim)} single dose of "
                     f"{num(lim.value.value)} mg ({lim.value.note or lim.value.source}).",
                     step=index,
                     source=(lim.value.source,),
                     level=lim.value.level,
+                    kind=policy_kind(lim),
+                    beyond=dose / lim.value.value if lim.value.value > 0 else None,
                     arithmetic=f"{num(dose)} mg > {num(lim.value.value)} mg",
                     detail={
                         **measure("dose", dose, "mg"),
@@ -138,6 +202,10 @@ def max_single(ctx: Context, index: int | None, step: Any) -> Any:
         return out
     entry.single_passed = True  # depends on the step alone
     return PASSED
+
+
+def _what(lim: _catalog.Limit) -> str:
+    return "top of the usual range" if policy_kind(lim) == "usual-range" else "maximum"
 
 
 def _explain(step: Any, day: int | None = None) -> str:
@@ -230,7 +298,7 @@ def _merge(spans: list[tuple[int, int | None]]) -> list[tuple[int, int | None]]:
     needs=("step.dose", "step.schedule"),
     sources=(),
     severity="error above the catalog maximum; warning when that maximum is [U]",
-    data_files=("drugs.toml",),
+    data_files=("drugs.toml", _NONE_FILE),
     description="The total daily dose of a drug on any one day, summed over every step that "
     "gives it that day (regular doses and the PRN maximum), above its published maximum daily "
     "dose; the finding names the day(s) over the limit.",
@@ -238,7 +306,7 @@ def _merge(spans: list[tuple[int, int | None]]) -> list[tuple[int, int | None]]:
 def max_daily(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare the drug's total on each day, over all its steps, with the catalog maximum."""
     limits = _step_limits(step).daily
-    if isinstance(limits, Missing):
+    if isinstance(limits, Missing | NoLimit):
         return limits
     stretches, parts = _day_totals(ctx, step.drug)
     timed = not (len(stretches) == 1 and stretches[0][0] == 0 and stretches[0][1] is None)
@@ -272,11 +340,13 @@ def max_daily(ctx: Context, index: int | None, step: Any) -> Any:
             finding(
                 "dose.max-daily",
                 "error",
-                f"{prefix}{step.drug} totals {num(total)} mg/day{steps_txt}, above the maximum "
-                f"of {num(limit)} mg/day ({lim.value.note or lim.value.source}).",
+                f"{prefix}{step.drug} totals {num(total)} mg/day{steps_txt}, above the "
+                f"{_what(lim)} of {num(limit)} mg/day ({lim.value.note or lim.value.source}).",
                 step=index,
                 source=(lim.value.source,),
                 level=lim.value.level,
+                kind=policy_kind(lim),
+                beyond=total / limit if limit > 0 else None,
                 arithmetic=arithmetic,
                 detail={
                     **measure("daily_dose", total, "mg/day"),

@@ -154,10 +154,12 @@ def _daily_text(step: Any, per: float, daily: float) -> str:
     applies_to=("methadone_adjuvant",),
     needs=("step.dose", "step.schedule", "step.titration"),
     sources=("takase-2015", "palliverse-2015"),
-    severity="warning above 30 mg/day; info when the final dose is below 15 mg/day",
-    data_files=(_FILE,),
+    severity="warning above 30 mg/day, error above twice it (a usual range, far beyond: the "
+    "severity policy); info when the final dose is below 15 mg/day",
+    data_files=(_FILE, "severity-policy.toml"),
     description="Adjuvant methadone outside the 15–30 mg/day range of the Takase 2015 MPS series "
-    "[S]: the largest daily dose over the titration above 30 mg/day is a warning; a final "
+    "[S]: the largest daily dose over the titration above 30 mg/day is a warning, and more than "
+    "twice it an error (a usual range far exceeded, data/severity-policy.toml); a final "
     "(target) daily dose below 15 mg/day is information.",
 )
 @step_outcomes
@@ -179,6 +181,8 @@ def adjuvant_range(ctx: Context, index: int | None, step: Any) -> Any:
                 step=index,
                 source=(v.upper.source, "takase-2015"),
                 level=v.upper.level,
+                kind="usual-range",
+                beyond=peak / v.upper.value,
                 arithmetic=f"{_daily_text(step, peak_per, peak)} = {num(peak)} mg/day > "
                 f"{num(v.upper.value)} mg/day",
                 detail={
@@ -535,7 +539,8 @@ def ecg_recheck(ctx: Context, index: int | None, step: Any) -> Any:
     applies_to=_KINDS,
     needs=("patient.medications",),
     sources=("methadone-us-label", "methapain-label", "globalrph-methadone"),
-    severity="warning; the finding says when the interaction entry is unverified [U]",
+    severity="error for a contraindicated combination (nalmefene, Japanese label); warning for "
+    "the others; the finding says when the interaction entry is unverified [U]",
     data_files=(_FILE, "interactions.toml"),
     description="A CYP3A4/2B6/2C19 inhibitor or inducer, a QT-prolonging drug, a drug that "
     "lowers potassium, or an opioid antagonist or partial agonist among the other steps or the "
@@ -584,6 +589,9 @@ def _interactions(index: int | None, found: Parties) -> Any:
                     step=index,
                     source=(entry.source,),
                     level=entry.level,
+                    kind="contraindication"
+                    if entry.id in _contraindications()
+                    else "guideline-caution",
                     detail={
                         "interacting": party.label,
                         "interacting_step": party.step,
@@ -596,11 +604,151 @@ def _interactions(index: int | None, found: Parties) -> Any:
     return outcome(found, out, "methadone")
 
 
+@cache
+def _contraindications() -> frozenset[str]:
+    """The interaction entry ids that are contraindications (data/methadone.toml)."""
+    ids = _catalog.data_file(_FILE).get("interactions", {}).get("contraindication", ())
+    return frozenset(str(i) for i in ids)
+
+
 @lru_cache(maxsize=1024)
 def _entries(drug: str, classes: frozenset[str]) -> tuple[MethadoneInteraction, ...]:
     """The methadone interaction entries a drug matches (by name or class)."""
     return tuple(
         e for e in tables().methadone if drug in e.drugs or not e.classes.isdisjoint(classes)
+    )
+
+
+# ---- totals and prerequisites (safety net) ------------------------------------------------------
+
+
+def _peak_daily(step: Any) -> tuple[int, float]:
+    """The day and the largest daily dose (mg/day) of a methadone step over its titration."""
+    day, _, daily = max(_changes(step), key=lambda c: c[2])
+    return day, daily
+
+
+@rule(
+    "methadone.total-daily",
+    title="Total methadone over every methadone step",
+    applies_to=(),
+    needs=("step.dose", "step.schedule", "step.titration"),
+    sources=("takase-2015", "palliverse-2015"),
+    severity="warning above 30 mg/day, error above twice it (usual range, severity policy)",
+    scope="regimen",
+    data_files=(_FILE, "severity-policy.toml"),
+    description="When a regimen gives methadone in more than one step with at least one "
+    "methadone_adjuvant step (two adjuvant steps, or main methadone plus adjuvant methadone), "
+    "the sum of each step's largest daily dose over its titration against the 15–30 mg/day "
+    "adjuvant range of the Takase 2015 series [S]: above 30 mg/day a warning, more than twice it "
+    "an error (a usual range far exceeded, data/severity-policy.toml). Each step's peak is "
+    "summed, whichever day it falls on (conservative); the finding names each step's peak day.",
+)
+def total_daily(ctx: Context, index: int | None, step: Any) -> Any:
+    """Sum the methadone of every methadone step and compare it with the adjuvant range."""
+    adjuvant = ctx.steps_of("methadone_adjuvant")
+    if not adjuvant:
+        return None
+    main = [(i, s) for i, s in ctx.steps_of("opioid") if s.drug == "methadone"]
+    parts = sorted([*adjuvant, *main], key=lambda pair: pair[0])
+    if len(parts) < 2:
+        return None
+    v = _values()
+    peaks = [(i, s, *_peak_daily(s)) for i, s in parts]
+    total = sum(p[3] for p in peaks)
+    if not above(total, v.upper.value):
+        return PASSED
+    terms = " + ".join(
+        f"step {i + 1} ({'adjuvant' if s.kind == 'methadone_adjuvant' else 'main'}) "
+        f"{num(daily)} mg/day" + (f" from day {day}" if s.titration else "")
+        for i, s, day, daily in peaks
+    )
+    return finding(
+        "methadone.total-daily",
+        "warning",
+        f"Methadone totals {num(total)} mg/day over {len(peaks)} steps ({terms}), above the "
+        f"{num(v.lower.value)}–{num(v.upper.value)} mg/day range of adjuvant methadone in the "
+        f"Takase 2015 MPS series ({v.upper.note}).",
+        step=parts[0][0],
+        source=(v.upper.source, "takase-2015"),
+        level=v.upper.level,
+        kind="usual-range",
+        beyond=total / v.upper.value,
+        arithmetic=f"{terms} = {num(total)} mg/day > {num(v.upper.value)} mg/day",
+        detail={
+            **measure("total_daily_dose", total, "mg/day"),
+            "steps": [i for i, *_ in peaks],
+            "peak_days": {str(i): day for i, _, day, _ in peaks},
+            **measure_range("range", v.lower.value, v.upper.value, "mg/day"),
+        },
+    )
+
+
+@cache
+def _min_ome() -> _catalog.SourcedValue:
+    entry = _catalog.data_file(_FILE).get("adjuvant_prerequisite", {}).get("min_ome")
+    if not isinstance(entry, dict):
+        raise DataFileError(f"{_FILE}: adjuvant_prerequisite.min_ome is missing")
+    return _catalog.sourced(
+        entry, dimension="mass_rate", unit="mg/day", where=f"{_FILE}: adjuvant_prerequisite"
+    )
+
+
+@rule(
+    "methadone.adjuvant-without-opioid",
+    title="Adjuvant methadone with no opioid to add it to",
+    applies_to=("methadone_adjuvant",),
+    needs=("regimen", "patient.opioid_tolerant"),
+    sources=("methapain-label", "mercadante-2022"),
+    severity="error when the patient is recorded as not opioid tolerant (the Japanese label: "
+    "only as a switch from a strong opioid at 60 mg/day OME or more); warning when tolerance is "
+    "not recorded",
+    data_files=(_FILE,),
+    description="A methadone_adjuvant step is methadone added to a current opioid (Takase 2015). "
+    "With no regular strong opioid among the other steps, it needs recorded opioid tolerance: "
+    "the Japanese Methapain label (Japan) allows methadone only as a switch from another strong "
+    "opioid at 60 mg/day oral morphine equivalent or more (patient.opioid_tolerant = true meets "
+    "it: the FDA definition uses the same 60 mg/day). Recorded as not tolerant: an error; "
+    "tolerance not recorded: a warning. Methadone first-line in an opioid-naive patient "
+    "(Mercadante 2022) is an `opioid` step, not an adjuvant, and is not flagged here.",
+)
+def adjuvant_without_opioid(ctx: Context, index: int | None, step: Any) -> Any:
+    """Check that adjuvant methadone has a strong opioid, or recorded tolerance, to add to."""
+    for _, other in ctx.steps_of("opioid"):
+        if not other.prn and _catalog.drug(other.drug).strong_opioid:
+            return PASSED
+    tolerant = ctx.patient.opioid_tolerant
+    if tolerant is True:
+        return PASSED
+    gate = _min_ome()
+    if tolerant is False:
+        return finding(
+            "methadone.adjuvant-without-opioid",
+            "error",
+            f"Adjuvant methadone with no regular strong opioid in the regimen, in a patient "
+            f"recorded as not opioid tolerant: the Japanese Methapain label (Japan) allows "
+            f"methadone only as a switch from another strong opioid at {num(gate.value)} mg/day "
+            f"oral morphine equivalent or more ({gate.note}). For methadone first-line in an "
+            f"opioid-naive patient, write an 'opioid' step with a naive starting dose.",
+            step=index,
+            source=(gate.source,),
+            level=gate.level,
+            kind="contraindication",
+            detail={"opioid_tolerant": False, **measure("threshold", gate.value, "mg/day")},
+        )
+    return finding(
+        "methadone.adjuvant-without-opioid",
+        "warning",
+        f"Adjuvant methadone with no regular strong opioid in the regimen to add it to, and "
+        f"opioid tolerance is not recorded: the Japanese Methapain label (Japan) allows "
+        f"methadone only as a switch from another strong opioid at {num(gate.value)} mg/day "
+        f"oral morphine equivalent or more. Record opioid_tolerant, add the current opioid, or "
+        f"write methadone as an 'opioid' step.",
+        step=index,
+        source=(gate.source,),
+        level=gate.level,
+        kind="guideline-caution",
+        detail={"opioid_tolerant": None, **measure("threshold", gate.value, "mg/day")},
     )
 
 
@@ -613,4 +761,6 @@ RULES: tuple[Rule, ...] = (
     titration_step,
     ecg_recheck,
     interaction,
+    total_daily,
+    adjuvant_without_opioid,
 )

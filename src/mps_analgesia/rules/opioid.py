@@ -233,11 +233,14 @@ def breakthrough_missing(ctx: Context, index: int | None, step: Any) -> Any:
     applies_to=("opioid",),
     needs=("step.dose", "regimen.regular opioids"),
     sources=("nccn-2011-breakthrough", "japan-morphine-label"),
-    severity="warning",
-    data_files=(*_OME_FILES, "breakthrough.toml"),
+    severity="warning; error above twice 1/6 (a usual rule far exceeded: severity policy)",
+    data_files=(*_OME_FILES, "breakthrough.toml", "severity-policy.toml"),
     description="A PRN opioid dose (the largest over its titration), converted to OME, below "
-    "1/10 (NCCN 2011) or above 1/6 (Japanese morphine label) of the regular daily OME.  "
-    "Not checked when the table cannot convert the PRN drug or a regular opioid.",
+    "1/10 (NCCN 2011) or above 1/6 (Japanese morphine label) of the regular daily OME of the "
+    "opioid it replaces: the regular steps of the PRN's `rescue_for` drug, else of its own "
+    "drug, else every regular opioid step; adjuvant methadone is left out (CDC 2022: its "
+    "factor is not for dosing).  More than twice 1/6 is an error (severity policy).  Not "
+    "checked when the table cannot convert the PRN drug or a regular opioid.",
 )
 def breakthrough_dose(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare one PRN dose, in OME, with the regular daily OME."""
@@ -253,8 +256,34 @@ def breakthrough_dose(ctx: Context, index: int | None, step: Any) -> Any:
         return hit[1]
     if len(memo) >= 256:
         memo.clear()
-    result = _breakthrough_dose(state, _table(ctx), index, step)
+    result = _breakthrough_dose(state, _table(ctx), index, step, _rescue_basis(ctx, step))
     memo[key] = (step, result)
+    return result
+
+
+def _rescue_basis(ctx: Context, step: Any) -> tuple[Any, str]:
+    """The regular daily OME a rescue dose is a fraction of, and how it was chosen.
+
+    The regular doses of the opioid the rescue replaces: the PRN step's ``rescue_for`` drug, else
+    its own drug, when a regular step gives it; otherwise every regular ``opioid`` step.
+    Adjuvant methadone is left out (CDC 2022: its factor is not for dosing; conversion from
+    methadone is one-way).
+    """
+    table = _table(ctx)
+    target = getattr(step, "rescue_for", None) or step.drug
+    regular = [(i, s) for i, s in ctx.steps_of("opioid") if not s.prn]
+    same = [(i, s) for i, s in regular if s.drug == target]
+    pairs = same or regular
+    key = f"opioid.rescue-basis:{table}:" + ",".join(str(i) for i, _ in pairs)
+    hit = ctx.cache.get(key)
+    if hit is None:
+        how = (
+            f"the regular {target} steps"
+            if same
+            else "every regular opioid step (no regular step of the rescue's drug)"
+        ) + "; adjuvant methadone left out"
+        hit = ctx.cache[key] = (conversion.ome_of_steps(pairs, table, "regular_only"), how)
+    result: tuple[Any, str] = hit
     return result
 
 
@@ -277,9 +306,17 @@ def _prn_dose(state: _Opioids, table: str, step: Any) -> tuple[tuple[float, floa
     return hit[1], hit[2]
 
 
-def _breakthrough_dose(state: _Opioids, table: str, index: int | None, step: Any) -> Any:
-    ome = state.ome
+def _breakthrough_dose(
+    state: _Opioids, table: str, index: int | None, step: Any, basis: tuple[Any, str]
+) -> Any:
+    ome, basis_how = basis
     if not ome.lines and not ome.not_converted:
+        if state.ome.lines:
+            return Missing(
+                "regular dose of the opioid the rescue replaces",
+                "the only regular opioid is adjuvant methadone, which is not a basis for a "
+                "rescue dose; name the regular opioid (rescue_for) or add its step",
+            )
         return None  # no regular opioid: nothing to be a fraction of
     if ome.not_converted:
         return Missing(
@@ -300,7 +337,7 @@ def _breakthrough_dose(state: _Opioids, table: str, index: int | None, step: Any
         return PASSED
     fraction = _span(frac_low * 100, frac_high * 100, "%")
     compared = f"{fraction} {compare} {_percent(sv.value)} %"
-    regular_text = state.total
+    regular_text = _span(regular_low, regular_high, "MME/day")
     arithmetic = f"{prn_text} ÷ {regular_text} = {compared}"
     window = f"{_percent(low_win.value)}–{_percent(high_win.value)} %"
 
@@ -312,6 +349,7 @@ def _breakthrough_dose(state: _Opioids, table: str, index: int | None, step: Any
             **measure_range("window", low_win.value * 100, high_win.value * 100, "%", window),
             "table": table,
             "edition": ome.edition,
+            "basis": basis_how,
         }
 
     levels = _catalog.LEVELS
@@ -326,6 +364,9 @@ def _breakthrough_dose(state: _Opioids, table: str, index: int | None, step: Any
         level=levels[max(levels.index(sv.level), levels.index(state.level))],
         arithmetic=arithmetic,
         detail=detail,
+        # above the window: a usual rule exceeded (far beyond it, an error: severity policy)
+        kind="usual-range" if which == "above" else "guideline-caution",
+        beyond=frac_low / high_win.value if which == "above" and high_win.value > 0 else None,
     )
 
 

@@ -1,10 +1,11 @@
 """Organ function and age: drugs to avoid and doses to lower in renal or hepatic impairment and
 in old age.
 
-``renal.avoid``: regular codeine or morphine below 30 mL/min → warning; pethidine → error;
-tramadol modified-release below 30 mL/min → warning.
+``renal.avoid``: regular morphine below 30 mL/min → warning; regular codeine below 30 mL/min,
+pethidine below 60 mL/min and tramadol modified-release below 30 mL/min → error (the sources say
+avoid / contraindicated: the severity is data, ``organ.toml``).
 ``renal.dose-adjust``: gabapentin, pregabalin or tramadol above the maximum daily dose of the
-patient's renal band → warning.
+patient's renal band → warning; error above a label maximum (tramadol below 30 mL/min).
 ``hepatic.dose-adjust``: acetaminophen above 3 g/day with hepatic impairment (mild or worse) or a
 weight below 50 kg; any tramadol step in severe hepatic impairment (above the label's cirrhosis
 dose, as modified-release tablets, or within the cirrhosis dose, which the finding names as the
@@ -254,11 +255,12 @@ def _eq(measure: str) -> str:
     applies_to=_KINDS,
     needs=("patient.creatinine_clearance or patient.egfr",),
     sources=("fast-fact-161", "sps-renal-opioids", "ultram-er-label"),
-    severity="warning (codeine, morphine, tramadol modified-release); error (pethidine)",
+    severity="warning (morphine); error (codeine, pethidine, tramadol modified-release)",
     data_files=(_FILE,),
-    description="Regular codeine or morphine with a creatinine clearance (or, without one, an "
-    "eGFR) below 30 mL/min is a warning; pethidine is an error; tramadol modified-release below "
-    "30 mL/min is a warning (Ultram ER label).",
+    description="Regular morphine with a creatinine clearance (or, without one, an eGFR) below "
+    "30 mL/min is a warning (caution or avoid); regular codeine below 30 mL/min (avoid, Fast "
+    "Fact #161) and pethidine below 60 mL/min (avoid in renal impairment) are errors; tramadol "
+    "modified-release below 30 mL/min is an error (Ultram ER label: not for such patients).",
 )
 @for_drugs(lambda drug: bool(_tables().avoid.get(drug)))
 def renal_avoid(ctx: Context, index: int | None, step: Any) -> Any:
@@ -316,13 +318,31 @@ def _band(bands: tuple[_Band, ...], value: float) -> _Band:
     return bands[-1]
 
 
+@cache
+def _band_kinds() -> dict[str, str]:
+    """What each renal band maximum is for the severity policy, by its place in organ.toml
+    (``limit_kind``; default ``guideline-caution``, a warning)."""
+    out: dict[str, str] = {}
+    for name, rows in _get(_catalog.data_file(_FILE), "renal", "dose").items():
+        for i, entry in enumerate(rows):
+            out[_w("renal", "dose", f"{name}[{i}]")] = str(
+                entry.get("limit_kind", "guideline-caution")
+            )
+    return out
+
+
+def _band_kind(where: str) -> str:
+    return _band_kinds().get(where, "guideline-caution")
+
+
 @rule(
     "renal.dose-adjust",
     title="Renal dose bands (gabapentin, pregabalin, tramadol)",
     applies_to=_KINDS,
     needs=("patient.creatinine_clearance or patient.egfr", "step.dose", "step.schedule"),
     sources=("gabapentin-label", "pregabalin-cdhb", "ultram-label"),
-    severity="warning",
+    severity="error above a label maximum of the band (tramadol below 30 mL/min, [V]); warning "
+    "for the other bands (severity policy: limit_kind in organ.toml)",
     data_files=(_FILE,),
     description="The total daily dose of gabapentin, pregabalin or tramadol above the maximum of "
     "the patient's renal band (gabapentin label table [S], pregabalin Canterbury DHB sheet [S], "
@@ -354,6 +374,8 @@ def renal_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
         step=index,
         source=(limit.source,),
         level=limit.level,
+        kind=_band_kind(limit.where),
+        beyond=total / limit.value if limit.value > 0 else None,
         arithmetic=f"{_sum_text(total, parts)} > {num(limit.value)} mg/day ({band.band})",
         detail={
             **measure_of("daily_dose", total, "mg/day"),
