@@ -206,3 +206,91 @@ def test_load_case(benchmark: Any) -> None:
     """load_case() of the multimodal example (TOML, 7 steps)."""
     case = benchmark(mps.load_case, MULTIMODAL)
     assert len(case.regimen) == 7
+
+
+# ---- validate() on never-seen values (issue 10 item 9) ------------------------------------------
+
+_NEVER_SEEN_ROUNDS = 3000
+
+
+def _never_seen_regimens(steps: list[Any], rounds: int) -> list[list[Any]]:
+    """``rounds`` regimens whose every step is a new object with a dose no cache has seen."""
+    return [[_edited(s, k) for s in steps] for k in range(rounds)]
+
+
+def _naive_pint(
+    cases: list[tuple[Any, ...]], factors: dict[str, Any], limits: dict[str, Any]
+) -> Any:
+    """Naive pint code doing only daily dose + max-daily + OME sum on prebuilt Quantities."""
+    ureg = _units.registry()
+    total = ureg.Quantity(0.0, "MME/day")
+    flagged = []
+    for drug, amount, every in cases:
+        daily = (amount / every).to("mg/day")
+        limit = limits.get(drug)
+        if limit is not None and daily > limit:
+            flagged.append(drug)
+        factor = factors.get(drug)
+        if factor is not None:
+            total = total + (daily * factor).to("MME/day")
+    return total, flagged
+
+
+def _naive_inputs(steps: list[Any], k: int) -> list[tuple[Any, ...]]:
+    out = []
+    for s in steps:
+        if getattr(s, "dose_mg", None) is None or getattr(s, "every_h", None) is None:
+            continue
+        dose = _units.quantity_from_magnitude(s.dose_mg * (1 - (k + 1) * 1e-6), "mg")
+        out.append((s.drug, dose, _units.quantity_from_magnitude(s.every_h, "h")))
+    return out
+
+
+def _median_call_s(fn: Any, inputs: list[Any]) -> float:
+    times = []
+    for item in inputs:
+        start = time.perf_counter_ns()
+        fn(item)
+        times.append(time.perf_counter_ns() - start)
+    return statistics.median(times) * 1e-9
+
+
+def test_validate_never_seen(benchmark: Any) -> None:
+    """validate() of a 6-step regimen whose every dose is new on every call (what a batch or a
+    new order sees), against naive pint code doing only daily dose + max-daily + OME sum on
+    prebuilt Quantities, measured in the same run.  Budget: ≤ 25 µs median and ≥ 10× faster
+    than the naive code."""
+    regimen, patient = _six_step_regimen()
+    steps = list(regimen)
+    baseline = mps.validate(regimen, patient)
+    ureg = _units.registry()
+    factors = {
+        "oxycodone": ureg.Quantity(1.5, "MME/mg"),
+        "morphine": ureg.Quantity(1.0, "MME/mg"),
+        "methadone": ureg.Quantity(4.7, "MME/mg"),
+    }
+    limits = {
+        "acetaminophen": ureg.Quantity(4000.0, "mg/day"),
+        "pregabalin": ureg.Quantity(600.0, "mg/day"),
+    }
+    naive_inputs = [_naive_inputs(steps, k) for k in range(_NEVER_SEEN_ROUNDS)]
+    naive = _median_call_s(lambda c: _naive_pint(c, factors, limits), naive_inputs)
+    queue = iter(_never_seen_regimens(steps, _NEVER_SEEN_ROUNDS))
+
+    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (next(queue),), {}
+
+    report = benchmark.pedantic(
+        lambda edited: mps.validate(mps.Regimen(edited), patient),
+        setup=setup,
+        rounds=_NEVER_SEEN_ROUNDS,
+        iterations=1,
+    )
+    assert [f.code for f in report.findings] == [f.code for f in baseline.findings]
+    median = _median(benchmark)
+    if median is None:
+        return
+    benchmark.extra_info["naive_pint_median_s"] = naive
+    benchmark.extra_info["ratio"] = naive / median
+    _check_budget(benchmark, 25e-6)
+    assert naive / median >= 10, f"only {naive / median:.1f}× faster than naive pint"

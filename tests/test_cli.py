@@ -55,7 +55,7 @@ class TestExitCodes:
         assert main(["check", str(cases["clean"])]) == 0
         out = capsys.readouterr().out
         assert f"{cases['clean']}: 1 step(s)" in out
-        assert "step 1: acetaminophen 1 g oral every 6 h" in out
+        assert "1. acetaminophen 1 g by mouth every 6 hours" in out
         assert "Decision support only" in out
 
     def test_error_finding_exits_1(
@@ -64,7 +64,7 @@ class TestExitCodes:
         """An error-severity finding: exit 1, the finding and its arithmetic printed."""
         assert main(["check", str(cases["error"])]) == 1
         out = capsys.readouterr().out
-        assert "ERROR   dose.max-daily (step 1)" in out
+        assert "ERROR dose.max-daily (step 1)" in out
         assert "1250 mg × 4 doses/day = 5000 mg/day > 4000 mg/day" in out
 
     def test_invalid_case_exits_2(

@@ -375,43 +375,14 @@ class Report(Renderable):
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     def to_text(self, *, title: str = "") -> str:
-        """A readable plain-text report, as ``mps-analgesia check`` prints it."""
-        lines: list[str] = []
-        if title:
-            lines.append(title)
-        for i, label in enumerate(self.steps):
-            lines.append(f"  step {i + 1}: {label}")
-        lines.append("")
-        if not self.findings:
-            lines.append("No findings from the checks that ran.")
-        for f in sorted(self.findings, key=lambda f: SEVERITIES.index(f.severity)):
-            where = f"step {f.step + 1}" if f.step is not None else "regimen"
-            lines.append(f"{f.severity.upper():8}{f.code} ({where})")
-            lines.append(f"        {f.message}")
-            if f.arithmetic:
-                lines.append(f"        = {f.arithmetic}")
-            if f.source:
-                lines.append(f"        source: {', '.join(f.source)} [{f.level}]")
-        if self.not_checked:
-            lines.append("")
-            lines.append("Not checked (an input was missing, so these are NOT passed):")
-            for n in self.not_checked:
-                where = f"step {n.step + 1}" if n.step is not None else "regimen"
-                why = f": {n.reason}" if n.reason else ""
-                lines.append(f"  {n.rule} ({where}): missing {n.missing}{why}")
-        if self.not_applicable:
-            lines.append("")
-            lines.append("Not applicable (no published limit exists; not counted as passed):")
-            for a in self.not_applicable:
-                where = f"step {a.step + 1}" if a.step is not None else "regimen"
-                lines.append(f"  {a.rule} ({where}): {a.reason}")
-        lines.append("")
-        lines.append(self.summary())
-        if self.editions:
-            tables = ", ".join(f"{k} {v}" for k, v in sorted(self.editions.items()))
-            lines.append(f"Data tables: {tables}")
-        lines.append(INTENDED_USE)
-        return "\n".join(lines)
+        """The report as plain text: ``render(report, "text")``, under ``title`` when given.
+
+        A thin delegate to the renderers (the layer above), as ``mps-analgesia check`` prints it.
+        """
+        from .render import render
+
+        text = render(self, "text")
+        return f"{title}\n\n{text}" if title else text
 
 
 #: The intended-use statement printed with every report.

@@ -20,7 +20,7 @@ from typing import Any, Final, TextIO
 
 from ..errors import MpsAnalgesiaError
 from ._common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, fail, read_table
-from ._parsing import add_format
+from ._parsing import add_format, lower
 
 __all__ = [
     "EXIT_FINDINGS",
@@ -54,6 +54,23 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="write to FILE (UTF-8) instead of standard output",
     )
+
+
+def _add_layout(parser: argparse.ArgumentParser) -> None:
+    """``--layout summary|handout`` and ``--format pdf`` (a file, with the ``pdf`` extra)."""
+    from ..render import LAYOUTS
+
+    parser.add_argument(
+        "--layout",
+        type=lower,
+        choices=LAYOUTS,
+        default="summary",
+        help="summary: everything the object holds (default); handout: one or two A4 pages in "
+        "plain words, for a protocol or a plan (with --format pdf -o FILE.pdf: needs the "
+        "'pdf' extra)",
+    )
+    fmt = next(a for a in parser._actions if a.dest == "format")
+    fmt.choices = (*(fmt.choices or ()), "pdf")
 
 
 def _add_timeline(parser: argparse.ArgumentParser) -> None:
@@ -104,15 +121,30 @@ def _no_timeline(args: argparse.Namespace, target: str) -> None:
         )
 
 
-def _emit(args: argparse.Namespace, obj: Any, out: TextIO, err: TextIO) -> None:
+def _emit(args: argparse.Namespace, obj: Any, out: TextIO, err: TextIO) -> int:
     from ..render import _write, document
 
-    text = _write(document(obj), args.format)
+    layout = getattr(args, "layout", "summary")
+    if args.format == "pdf":  # bytes: to a file only
+        try:
+            if not args.output:
+                raise MpsAnalgesiaError("--format pdf writes a file: add -o FILE.pdf")
+            data = _write(document(obj, layout), "pdf")
+        except MpsAnalgesiaError as exc:
+            return fail(err, exc)
+        Path(args.output).write_bytes(data)
+        print(f"wrote {args.output}", file=err)
+        return EXIT_OK
+    try:
+        text = _write(document(obj, layout), args.format)
+    except MpsAnalgesiaError as exc:  # e.g. a layout the object does not have
+        return fail(err, exc)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {args.output}", file=err)
     else:
         out.write(text if text.endswith("\n") else text + "\n")
+    return EXIT_OK
 
 
 def _protocols(what: str = "protocols") -> Any:
@@ -186,8 +218,7 @@ def cmd_summarize(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 _no_timeline(args, target)
     except MpsAnalgesiaError as exc:
         return fail(err, exc)
-    _emit(args, obj, out, err)
-    return code
+    return _emit(args, obj, out, err) or code
 
 
 # ---- plan ---------------------------------------------------------------------------------------
@@ -227,7 +258,8 @@ def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _write_timeline(args, plan, err)
     except MpsAnalgesiaError as exc:
         return fail(err, exc)
-    _emit(args, plan, out, err)
+    if _emit(args, plan, out, err):
+        return EXIT_INPUT
     from ..render._objects import plan_has_errors
 
     return EXIT_FINDINGS if plan_has_errors(plan) else EXIT_OK
@@ -305,6 +337,7 @@ def add_subcommands(subparsers: Any) -> None:
     )
     p.add_argument("target", metavar="ID_OR_FILE", help="a protocol id, a protocol or case file")
     _add_output(p)
+    _add_layout(p)
     _add_timeline(p)
     p.set_defaults(handler=cmd_summarize)
 
@@ -328,6 +361,7 @@ def add_subcommands(subparsers: Any) -> None:
         "--choice GROUP=OPTION_ID, --choice confirm=CHECK_ID,CHECK_ID",
     )
     _add_output(p)
+    _add_layout(p)
     _add_timeline(p)
     p.set_defaults(handler=cmd_plan)
 

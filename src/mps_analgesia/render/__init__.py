@@ -29,13 +29,14 @@ import difflib
 import sys
 import types
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Literal, overload
 
 from ..errors import UnknownNameError
 from ._doc import Document
 
 __all__ = [
     "FORMATS",
+    "LAYOUTS",
     "document",
     "render",
     "render_rt_table",
@@ -44,8 +45,11 @@ __all__ = [
     "supported_types",
 ]
 
-#: The output formats :func:`render` writes.
-FORMATS: Final = ("markdown", "html", "text")
+#: The output formats :func:`render` writes (``"pdf"`` needs the ``pdf`` extra).
+FORMATS: Final = ("markdown", "html", "text", "pdf")
+#: The layouts: ``summary`` (everything the object holds) and ``handout`` (one or two A4 pages
+#: for a protocol or a plan, in plain words).
+LAYOUTS: Final = ("summary", "handout")
 _ALIASES: Final = {"md": "markdown", "htm": "html", "txt": "text"}
 
 
@@ -75,13 +79,30 @@ def supported_types() -> tuple[str, ...]:
     return tuple(t.__name__ for t, _ in _builders())
 
 
-def document(obj: Any) -> Document:
-    """The format-neutral document of ``obj`` (what every format writes).
+def _layout(layout: str) -> str:
+    key = str(layout).strip().lower()
+    if key not in LAYOUTS:
+        raise UnknownNameError(
+            "layout",
+            str(layout),
+            difflib.get_close_matches(key, LAYOUTS, n=2, cutoff=0.3),
+            reason=f"unknown layout {layout!r} (use one of {', '.join(LAYOUTS)})",
+        )
+    return key
 
-    Raises :class:`~mps_analgesia.errors.UnknownNameError` for an object it cannot render.
+
+def document(obj: Any, layout: str = "summary") -> Document:
+    """The format-neutral document of ``obj`` in ``layout`` (what every format writes).
+
+    Raises :class:`~mps_analgesia.errors.UnknownNameError` for an object it cannot render, or
+    a layout the object does not have.
     """
     if isinstance(obj, Document):
         return obj
+    if _layout(layout) == "handout":
+        from ._handout import handout_document
+
+        return handout_document(obj)
     for cls, build in _builders():
         if isinstance(obj, cls):
             return build(obj)
@@ -106,8 +127,12 @@ def _format(fmt: str) -> str:
     return key
 
 
-def _write(doc: Document, fmt: str) -> str:
+def _write(doc: Document, fmt: str) -> Any:
     key = _format(fmt)
+    if key == "pdf":
+        from .pdf import to_pdf
+
+        return to_pdf(doc)
     if key == "markdown":
         from .markdown import to_markdown
 
@@ -121,8 +146,26 @@ def _write(doc: Document, fmt: str) -> str:
     return to_text(doc)
 
 
-def render(obj: Any, format: str = "markdown") -> str:
-    """Write ``obj`` as ``"markdown"``, ``"html"`` (one self-contained page) or ``"text"``.
+@overload
+def render(
+    obj: Any, format: Literal["pdf"], layout: str = "summary"
+) -> bytes: ...  # pragma: no cover
+
+
+@overload
+def render(
+    obj: Any, format: str = "markdown", layout: str = "summary"
+) -> str: ...  # pragma: no cover
+
+
+def render(obj: Any, format: str = "markdown", layout: str = "summary") -> Any:
+    """Write ``obj`` as ``"markdown"``, ``"html"`` (one self-contained page), ``"text"`` or
+    ``"pdf"`` (bytes; the ``pdf`` extra), in the ``"summary"`` or ``"handout"`` layout.
+
+    The summary (the default) shows everything the object holds.  The handout, for a protocol
+    or an instantiated plan, is one or two A4 pages in plain words: tables for dosing,
+    monitoring and anticoagulation intervals, the flowchart, numbered references, the
+    intended-use statement, the data editions and the date.
 
     Example
     -------
@@ -131,16 +174,22 @@ def render(obj: Any, format: str = "markdown") -> str:
     ...     role="nociceptive", dose="1250 mg", every="6 h")]), mps.Patient())
     >>> "dose.max-daily" in render(report, "markdown")
     True
-    >>> render(report, "pdf")
-    Traceback (most recent call last):
-    ...
-    mps_analgesia.errors.UnknownNameError: unknown format 'pdf' (use one of markdown, html, text)
+    >>> handout = render(mps.load_protocol("takase-2015-methadone-adjuvant"), "text",
+    ...                  layout="handout")
+    >>> "Dosing" in handout and "takase-2015-methadone-adjuvant" not in handout
+    True
+    >>> from mps_analgesia.errors import UnknownNameError
+    >>> try:
+    ...     render(report, "docx")
+    ... except UnknownNameError as exc:
+    ...     print(str(exc).split(";")[0])
+    unknown format 'docx' (use one of markdown, html, text, pdf)
     """
     fmt = _format(format)
-    return _write(document(obj), fmt)
+    return _write(document(obj, layout), fmt)
 
 
-def render_rt_table(format: str = "markdown") -> str:
+def render_rt_table(format: str = "markdown") -> Any:
     """The shipped radiotherapy schedules with BED and EQD2, in ``format``.
 
     Example
@@ -175,8 +224,8 @@ class _CallableModule(types.ModuleType):
     is made callable and does what :func:`render` does.
     """
 
-    def __call__(self, obj: Any, format: str = "markdown") -> str:
-        return render(obj, format)
+    def __call__(self, obj: Any, format: str = "markdown", layout: str = "summary") -> Any:
+        return render(obj, format, layout)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -86,6 +86,31 @@ STYLE: Final = """
 
 _PAGE: Final = "@page { size: A4; margin: 16mm 15mm 18mm; }\nbody { margin: 0; }\n"
 
+#: The handout's page: A4 with small margins, page numbers, compact type and tables.
+HANDOUT_STYLE: Final = """
+@page { size: A4; margin: 11mm 11mm 13mm;
+  @bottom-right { content: "page " counter(page) " of " counter(pages); font-size: 7.5pt;
+    color: #3d3d3d; font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; } }
+.mps-doc.handout { max-width: 54rem; font-size: 10pt; line-height: 1.3; }
+.mps-doc.handout h1 { font-size: 1.35rem; }
+.mps-doc.handout h2 { font-size: 1.05rem; margin: .7rem 0 .3rem; }
+.mps-doc.handout p { margin: .25rem 0; }
+.mps-doc.handout ul { margin: .1rem 0 .3rem; padding-left: 1.2rem; }
+.mps-doc.handout li { margin: .05rem 0; }
+.mps-doc.handout table { margin: .3rem 0 .5rem; font-size: .92em; }
+.mps-doc.handout th, .mps-doc.handout td { padding: .12rem .3rem; }
+.mps-doc.handout caption { font-size: 1em; }
+.mps-doc.handout figure.chart { text-align: center; }
+.mps-doc.handout figure.chart svg { max-height: 115mm; width: auto; max-width: 100%; }
+.mps-doc.handout #about { font-size: .88em; color: #2b2b2b; }
+.mps-doc.handout ol.refs { font-size: .85em; padding-left: 1.4rem; }
+@media print {
+  .mps-doc.handout { font-size: 8.6pt; }
+  .mps-doc.handout table { break-inside: auto; }
+}
+"""
+_HANDOUT_KINDS: Final = ("handout", "plan-handout")
+
 
 def _e(text: str) -> str:
     return escape(text, quote=True)
@@ -234,15 +259,18 @@ def to_html(doc: Document, *, standalone: bool = True) -> str:
     True
     """
     body = "\n".join(_body(doc))
+    handout = doc.kind in _HANDOUT_KINDS
+    cls = "mps-doc handout" if handout else "mps-doc"
+    style = STYLE + (HANDOUT_STYLE if handout else "")
     if not standalone:
-        return f'<div class="mps-doc" lang="en">\n<style>{STYLE}</style>\n{body}\n</div>\n'
+        return f'<div class="{cls}" lang="en">\n<style>{style}</style>\n{body}\n</div>\n'
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_e(doc.title)}</title>\n"
-        f"<style>\n{_PAGE}{STYLE}</style>\n"
-        '</head>\n<body>\n<main class="mps-doc">\n'
+        f"<style>\n{_PAGE}{style}</style>\n"
+        f'</head>\n<body>\n<main class="{cls}">\n'
         f"{body}\n"
         "</main>\n</body>\n</html>\n"
     )

@@ -127,6 +127,10 @@ def _blocks(blocks: tuple[Block, ...], level: int, refs: Mapping[str, Reference]
             out.append("```mermaid")
             out.append(block.mermaid.rstrip("\n"))
             out.append("```")
+        elif isinstance(block, Figure) and "\n" in block.alt:  # a text alternative in lines
+            if block.caption:
+                out += [f"*{escape(block.caption)}*", ""]
+            out.extend(f"    {line}" for line in block.alt.splitlines())
         elif isinstance(block, Figure):
             out.append(f"*{escape(block.caption or block.alt)}*")
             if block.caption and block.alt != block.caption:

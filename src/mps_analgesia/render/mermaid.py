@@ -308,6 +308,7 @@ def to_svg(flow: Flow, *, title: str = "Protocol flow") -> str:
     side = width - 14.0
     for e in flow.edges:
         dash = ""
+        anchor = ""  # a label beside an arrow that runs down to the left ends left of it
         if e.source in band and e.target in band:
             sy, ty = band[e.source][1], band[e.target][0]
             d = f"M{side:.1f},{sy:.1f}L{side:.1f},{ty:.1f}"
@@ -328,6 +329,8 @@ def to_svg(flow: Flow, *, title: str = "Protocol flow") -> str:
             if layer[e.target] == layer[e.source] + 1:
                 d = f"M{sx:.1f},{sy + sh:.1f}L{tx:.1f},{ty:.1f}"
                 lx, ly = (sx + tx) / 2, (sy + sh + ty) / 2
+                if tx < sx - 1:
+                    anchor = "end"
             elif layer[e.target] > layer[e.source]:  # skips rows: round the left-hand gutter
                 gx = 9.0
                 y1, y2 = sy + sh + _V_GAP / 3, ty - 8
@@ -350,8 +353,10 @@ def to_svg(flow: Flow, *, title: str = "Protocol flow") -> str:
             f'marker-end="url(#{uid}-a)"/>'
         )
         if e.label:
+            x = lx - 6 if anchor == "end" else lx + 4
+            end = ' text-anchor="end"' if anchor == "end" else ""
             out.append(
-                f'<text x="{lx + 4:.1f}" y="{ly:.1f}" fill="{_MUTED}" font-size="10" '
+                f'<text x="{x:.1f}" y="{ly:.1f}" fill="{_MUTED}" font-size="10"{end} '
                 f'font-style="italic">{escape(e.label)}</text>'
             )
     for n in flow.nodes:

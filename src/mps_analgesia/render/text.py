@@ -131,6 +131,10 @@ def _blocks(blocks: tuple[Block, ...], depth: int, refs: Mapping[str, Reference]
         elif isinstance(block, Diagram):
             out.append(f"{block.title}:")
             out.extend(f"    {line}" for line in block.text)
+        elif isinstance(block, Figure) and "\n" in block.alt:  # a text alternative in lines
+            if block.caption:
+                out.append(f"{block.caption}:")
+            out.extend(f"    {line}" for line in block.alt.splitlines())
         elif isinstance(block, Figure):
             out.extend(_wrap(f"[{block.caption or 'Figure'}] {block.alt}"))
         out.append("")
