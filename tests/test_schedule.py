@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -422,3 +423,134 @@ class TestMethadoneOnTheDay:
         assert f.detail["follow_up_days"] == [14, 28]
         assert "day 14 (reaches 30 mg/day)" in f.message
         assert "day 7 (increase to 22.5 mg/day)" in f.message
+
+
+TAPER_EXAMPLE = ROOT / "tests" / "data" / "taper-after-radiotherapy.toml"
+
+
+def _with_taper(**kw: Any) -> mps.Regimen:
+    base: dict[str, Any] = {
+        "drug": "oxycodone",
+        "reduce_by_percent": 25,
+        "every": "7 day",
+        "floor": "20 mg/day",
+        "after": "radiotherapy",
+    }
+    base.update(kw)
+    return mps.Regimen([*mps.load_case(MULTIMODAL).regimen, mps.TaperStep(**base)])
+
+
+class TestTaper:
+    """A taper step reduces an opioid over days; the rescue dose is recomputed each day."""
+
+    def test_taper_after_rt_in_the_shipped_example(self) -> None:
+        """RT ends on day 6: oxycodone 60 → 45 mg/day on day 7, 33.75 on day 14; the rescue
+        recomputed to 7.5 then 5.625 mg (1/6), flagged above the written 10 mg."""
+        plan = mps.schedule(_with_taper(), days=30)
+        oxy = [plan[d].regular_totals_mg["oxycodone"] for d in (6, 7, 13, 14, 21, 28, 29)]
+        assert oxy == pytest.approx([60, 45, 45, 33.75, 25.3125, 20, 20])
+        (rescue,) = plan[7].rescues
+        assert rescue.recomputed_mg == pytest.approx(7.5)
+        assert rescue.above
+        assert plan[14].rescues[0].recomputed_mg == pytest.approx(5.625)
+        assert not plan[6].rescues[0].above
+        assert any("reduced to 45 mg/day" in e.what for e in plan[7].events)
+        assert plan[7].doses[0].reduced == pytest.approx(0.75) or any(
+            d.reduced == pytest.approx(0.75) for d in plan[7].doses
+        )
+        # methadone is not tapered
+        assert plan[14].totals_mg["methadone"] == 30.0
+
+    def test_taper_findings_on_the_shipped_example(self) -> None:
+        """The rescue warning names day 7; reductions on days 7 and 14 meet methadone changes."""
+        case = mps.load_case(MULTIMODAL)
+        report = mps.validate(_with_taper(), case.patient)
+        by_code = {f.code: f for f in report.findings if f.code.startswith("taper.")}
+        assert by_code["taper.rescue-above-fraction"].message.startswith("Day 7: the taper")
+        assert by_code["taper.rescue-above-fraction"].severity == "warning"
+        steady = by_code["taper.methadone-steady-state"]
+        assert steady.detail["days"] == [7, 14]
+        assert by_code["taper.clinical-choice"].severity == "info"
+        assert "clinical choice" in by_code["taper.clinical-choice"].message
+
+    def test_taper_after_methadone_steady_state_is_clean(self) -> None:
+        """Starting on day 20 (after the day-14 increase has settled): no steady-state warning."""
+        case = mps.load_case(MULTIMODAL)
+        reg = _with_taper(after=None, start_day=20)
+        report = mps.validate(reg, case.patient)
+        assert not [f for f in report.findings if f.code == "taper.methadone-steady-state"]
+
+    def test_original_base_reduces_linearly_to_the_floor(self) -> None:
+        """10 % of the starting dose each week: 60, 54, 48 … down to 20 mg/day."""
+        taper = mps.TaperStep(
+            drug="oxycodone", reduce_by_percent=10, every="7 day", floor="20 mg/day", of="original"
+        )
+        got = [taper.reduced_daily_mg(60.0, d, 0) for d in (0, 7, 14, 70)]
+        assert got == pytest.approx([54, 48, 42, 20])
+
+    @pytest.mark.parametrize(
+        ("kw", "field"),
+        [
+            ({"drug": "pregabalin"}, "drug"),
+            ({"reduce_by_percent": 0}, "reduce_by_percent"),
+            ({"reduce_by_percent": 100}, "reduce_by_percent"),
+            ({"reduce_by_percent": "25"}, "reduce_by_percent"),
+            ({"every": None}, "every"),
+            ({"every": "36 h"}, "every"),
+            ({"floor": None}, "floor"),
+            ({"after": "opioid"}, "after"),
+            ({"of": "peak"}, "of"),
+            ({"source": "nobody-2020"}, "source"),
+        ],
+    )
+    def test_bad_taper_is_refused(self, kw: Any, field: str) -> None:
+        """A taper that cannot be right names its field."""
+        base: dict[str, Any] = {
+            "drug": "oxycodone",
+            "reduce_by_percent": 25,
+            "every": "7 day",
+            "floor": "20 mg/day",
+        }
+        base.update(kw)
+        with pytest.raises(mps.MpsAnalgesiaError) as info:
+            mps.TaperStep(**base)
+        assert getattr(info.value, "field", None) == field
+
+    def test_shipped_taper_example_round_trips(self) -> None:
+        """tests/data/taper-after-radiotherapy.toml reads, writes and reads back equal; FHIR
+        keeps the taper as a CarePlan note."""
+        case = mps.load_case(TAPER_EXAMPLE)
+        for fmt in ("toml", "json"):
+            assert mps.loads_case(mps.dumps_case(case, format=fmt), format=fmt) == case
+        plan = mps.schedule(case.regimen, days=20)
+        assert plan[5].regular_totals_mg["oxycodone"] == pytest.approx(45)
+        bundle = mps.fhir.to_bundle(case.regimen, case.patient)
+        (careplan,) = [
+            e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "CarePlan"
+        ]
+        assert "taper oxycodone" in careplan["note"][0]["text"]
+
+    @given(
+        st.floats(1, 90),
+        st.integers(1, 30),
+        st.integers(0, 200),
+        st.sampled_from(["current", "original"]),
+    )
+    def test_reduction_never_rises_and_stops_at_the_floor(
+        self, pct: float, every: int, floor: int, of: str
+    ) -> None:
+        """Day by day the reduced dose never rises and never goes below the floor (or the
+        starting dose, when that is lower)."""
+        taper = mps.TaperStep(
+            drug="morphine",
+            reduce_by_percent=pct,
+            every=f"{every} day",
+            floor=f"{floor} mg/day",
+            of=of,
+        )
+        last = math.inf
+        for d in range(0, 120, 3):
+            got = taper.reduced_daily_mg(120.0, d, 0)
+            assert got <= last + 1e-9
+            assert got >= min(floor, 120.0) - 1e-9
+            last = got

@@ -44,6 +44,7 @@ from .steps import (
     PsoasCompartmentBlockStep,
     RadiotherapyStep,
     Step,
+    TaperStep,
     TitrationPoint,
 )
 
@@ -189,6 +190,7 @@ __all__ = [
     "Step",
     "StepError",
     "TableComparison",
+    "TaperStep",
     "TitrationPoint",
     "UnitError",
     "UnknownDrugError",
