@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import mps_analgesia as mps
 from mps_analgesia import _catalog
 from mps_analgesia.errors import (
     DataFileError,
@@ -262,3 +263,58 @@ class TestDrugs:
         assert _catalog.drug("morphine").strong_opioid
         assert not _catalog.drug("tramadol").strong_opioid
         assert _catalog.drug("ropivacaine").drug_class == "local_anaesthetic"
+
+
+class TestEditions:
+    """Editions tied to content: data/editions.toml records each file's edition and hash."""
+
+    def test_data_editions_is_public(self) -> None:
+        """mps.data_editions() names every packaged data file with its [meta] edition."""
+        editions = mps.data_editions()
+        assert set(editions) == set(_catalog.data_file_names())
+        assert editions["drugs.toml"] == _catalog.edition("drugs.toml")
+        assert "editions.toml" not in editions
+
+    @pytest.mark.parametrize("name", _catalog.data_file_names())
+    def test_content_matches_its_recorded_edition(self, name: str) -> None:
+        """A table whose values, sources or levels changed needs a new edition."""
+        recorded = _catalog.recorded_editions()
+        assert name in recorded, (
+            f"{name} is not in data/editions.toml: run "
+            "`python -m mps_analgesia._docgen --record-editions`"
+        )
+        edition, digest = recorded[name]
+        assert _catalog.content_hash(name) == digest, (
+            f"{name}: its content changed since edition {edition!r} was recorded; give it a new "
+            "[meta] edition, then run `python -m mps_analgesia._docgen --record-editions`"
+        )
+        assert _catalog.edition(name) == edition, (
+            f"{name}: edition {_catalog.edition(name)!r} is not the recorded {edition!r}: run "
+            "`python -m mps_analgesia._docgen --record-editions`"
+        )
+
+    def test_hash_ignores_notes_but_not_values(self) -> None:
+        """A note's wording does not change the hash; a number, a source or a level does."""
+        base = {"meta": {"edition": "x"}, "a": {"value": "5 mg", "source": "s", "level": "V"}}
+        reworded = {**base, "a": {**base["a"], "note": "other words"}}
+        changed = {**base, "a": {**base["a"], "value": "6 mg"}}
+        relevelled = {**base, "a": {**base["a"], "level": "S"}}
+        assert _catalog._content(reworded) == _catalog._content(base)
+        assert _catalog._content(changed) != _catalog._content(base)
+        assert _catalog._content(relevelled) != _catalog._content(base)
+
+    def test_recording_refuses_a_content_change_under_the_same_edition(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """record_editions() will not record new content under an old edition."""
+        from mps_analgesia import _docgen
+        from mps_analgesia.errors import DataFileError
+
+        real = _catalog.content_hash
+        monkeypatch.setattr(
+            _catalog,
+            "content_hash",
+            lambda name: "sha256:changed" if name == "drugs.toml" else real(name),
+        )
+        with pytest.raises(DataFileError, match=r"drugs\.toml"):
+            _docgen.record_editions()

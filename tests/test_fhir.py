@@ -460,10 +460,10 @@ class TestForeignOrders:
         with pytest.raises(StepError, match="ServiceRequest"):
             step_from_resource(order)
 
-    def test_dose_range_is_refused(self) -> None:
-        """A dose range cannot be checked and is refused."""
+    def test_dose_range_without_units_is_refused(self) -> None:
+        """A dose range with no units is refused naming the bound."""
         order = _order(doseAndRate=[{"doseRange": {"low": {"value": 1}, "high": {"value": 2}}}])
-        with pytest.raises(StepError, match="dose range"):
+        with pytest.raises(UnitError, match=r"doseRange\.low"):
             step_from_resource(order)
 
     def test_unresolved_medication_reference_is_refused(self) -> None:

@@ -27,6 +27,7 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 DELEGATES = frozenset(
     {
         ("mps_analgesia.report", "Report.to_fhir", "fhir"),
+        ("mps_analgesia.report", "Report.to_text", "render"),
         ("mps_analgesia._repr", "Renderable._repr_html_", "render"),
         ("mps_analgesia._repr", "Renderable._repr_markdown_", "render"),
     }
@@ -40,7 +41,6 @@ DELEGATES = frozenset(
 TEMPORARY = frozenset(
     {
         ("mps_analgesia.protocols.plans", "InstantiatedPlan.to_dict", "io"),
-        ("mps_analgesia.protocols.reader", "", "io"),
         ("mps_analgesia.report", "__getattr__", "fhir"),
         ("mps_analgesia.report", "__getattr__", "cds_hooks"),
         ("mps_analgesia.report", "Finding.cds_indicator", "cds_hooks"),

@@ -53,14 +53,16 @@ def patient(**kw: Any) -> mps.Patient:
 
 
 def anticoagulated(drug: str, **kw: Any) -> mps.Patient:
-    extra = {k: kw.pop(k) for k in list(kw) if k in ("weight", "creatinine_clearance", "egfr")}
+    extra = {
+        k: kw.pop(k) for k in list(kw) if k in ("weight", "creatinine_clearance", "egfr", "inr")
+    }
     return mps.Patient(anticoagulant=mps.Anticoagulant(drug=drug, **kw), **extra)
 
 
 class TestRegistry:
     def test_rules_registered(self) -> None:
-        """Both block rules are in the default registry with their exact ids."""
-        assert tuple(r.id for r in block_rules.RULES) == (LA, AC)
+        """The block rules are in the default registry with their exact ids."""
+        assert tuple(r.id for r in block_rules.RULES) == (LA, AC, "block.cumulative-dose")
         assert {LA, AC} <= set(mps.default_rules().ids)
 
     def test_editions_recorded(self) -> None:
@@ -442,17 +444,34 @@ class TestAnticoagulation:
         unknown = anticoagulated("rivaroxaban", **kw)
         assert "not recorded" in only(check(block(), patient=unknown), AC).message
 
-    def test_enoxaparin_dose_reading_is_unverified(self) -> None:
-        """Enoxaparin 40 mg at 70 kg, 14 h: enough only if prophylactic ([U] reading) → warning."""
+    def test_enoxaparin_frequency_decides_the_dose_level(self) -> None:
+        """Enoxaparin 40 mg once daily is prophylactic (12 h); 70 mg twice daily at 72 kg is
+        therapeutic (24 h): 12 h after it is an error (issue 12)."""
         p = anticoagulated(
             "enoxaparin", dose="40 mg", every="24 h", last_dose_ago="14 h", weight="70 kg"
         )
-        f = only(check(block(), patient=p), AC)
-        assert (f.severity, f.level) == ("warning", "U")
+        assert outcome(check(block(), patient=p), AC) == "passed"
         p10 = anticoagulated(
             "enoxaparin", dose="40 mg", every="24 h", last_dose_ago="10 h", weight="70 kg"
         )
         assert only(check(block(), patient=p10), AC).severity == "error"
+        bid = anticoagulated(
+            "enoxaparin", dose="70 mg", every="12 h", last_dose_ago="12 h", weight="72 kg"
+        )
+        f = only(check(block(), patient=bid), AC)
+        assert f.severity == "error"
+        assert "therapeutic" in f.message
+
+    def test_warfarin_needs_a_normal_inr(self) -> None:
+        """Warfarin stopped 6 days ago: not checked without an INR, passed with 1.2, an error
+        with 2.0 (older ASRA: INR normal, at most 1.5)."""
+        none = check(block(), patient=anticoagulated("warfarin", last_dose_ago="6 day"))
+        assert outcome(none, AC) == "not checked"
+        assert [n.missing for n in none.not_checked if n.rule == AC] == ["inr"]
+        ok = anticoagulated("warfarin", last_dose_ago="6 day", inr=1.2)
+        assert outcome(check(block(), patient=ok), AC) == "passed"
+        high = anticoagulated("warfarin", last_dose_ago="6 day", inr=2.0)
+        assert only(check(block(), patient=high), AC).severity == "error"
 
     def test_heparin_without_route_uses_longer_time(self) -> None:
         """'heparin' without a route takes the subcutaneous 6 h; 'heparin iv' 4 h."""
@@ -492,7 +511,7 @@ class TestAnticoagulation:
         [
             ("apixaban", {"dose": "2.5 mg", "every": "12 h", "last_dose_ago": "40 h"}),
             ("apixaban", {"dose": "5 mg", "every": "12 h", "last_dose_ago": "80 h"}),
-            ("warfarin", {"last_dose_ago": "6 day"}),
+            ("warfarin", {"last_dose_ago": "6 day", "inr": 1.1}),
             ("enoxaparin", {"dose": "40 mg", "every": "24 h", "last_dose_ago": "26 h"}),
             ("aspirin", {}),
         ],

@@ -19,6 +19,7 @@ True
 from ._units import Q
 from ._version import __version__
 from .errors import (
+    ArgumentError,
     CaseFileError,
     ConversionError,
     DataFileError,
@@ -97,6 +98,7 @@ _LAZY = {
     "PASSED": ".rules",
     "daily_ome": ".conversion",
     "compare_tables": ".conversion",
+    "data_editions": "._catalog",
     "convert_opioid": ".conversion",
     "methadone_from_ome": ".conversion",
     "breakthrough_dose": ".conversion",
@@ -143,6 +145,7 @@ __all__ = [
     "AdjuvantStep",
     "Anticoagulant",
     "AnticoagulantStatus",
+    "ArgumentError",
     "BreakthroughDose",
     "BreakthroughFraction",
     "Case",
@@ -206,6 +209,7 @@ __all__ = [
     "compare_tables",
     "convert_opioid",
     "daily_ome",
+    "data_editions",
     "default_rules",
     "dump_case",
     "dumps_case",

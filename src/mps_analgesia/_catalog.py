@@ -32,6 +32,7 @@ from .errors import (
 )
 
 __all__ = [
+    "EDITIONS_FILE",
     "FORMULATIONS",
     "LEVELS",
     "OME_FILES",
@@ -50,9 +51,12 @@ __all__ = [
     "Tier",
     "breakthrough_fractions",
     "breakthrough_window",
+    "content_hash",
     "conversion_table",
     "conversion_tables",
+    "data_editions",
     "data_file",
+    "data_file_names",
     "drug",
     "drug_ids",
     "edition",
@@ -61,6 +65,7 @@ __all__ = [
     "mme_thresholds",
     "product",
     "products",
+    "recorded_editions",
     "reductions",
     "route_formulations",
     "routes",
@@ -110,6 +115,81 @@ def data_file(name: str) -> Mapping[str, Any]:
 def edition(name: str) -> str:
     """The edition of a data file, logged with every result that used it."""
     return str(data_file(name)["meta"]["edition"])
+
+
+#: The file beside the data files that records, for each, its edition and content hash.
+EDITIONS_FILE: Final = "editions.toml"
+#: Free-text keys left out of a content hash (wording, not values, sources or levels).
+_PROSE_KEYS: Final = frozenset({"note", "description", "comment"})
+
+
+def data_file_names() -> tuple[str, ...]:
+    """The packaged TOML data files (sorted), without the editions record itself."""
+    folder = resources.files("mps_analgesia") / "data"
+    return tuple(
+        sorted(
+            p.name for p in folder.iterdir() if p.name.endswith(".toml") and p.name != EDITIONS_FILE
+        )
+    )
+
+
+def _content(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _content(v) for k, v in value.items() if k not in _PROSE_KEYS}
+    if isinstance(value, list):
+        return [_content(v) for v in value]
+    return value
+
+
+def content_hash(name: str) -> str:
+    """The SHA-256 of a data file's values, sources and levels: the parsed TOML without its
+    ``[meta]`` table and without free-text ``note``/``description`` keys, so comments and
+    wording do not count, every number, unit, source id and level does.
+
+    Example
+    -------
+    >>> from mps_analgesia import _catalog
+    >>> _catalog.content_hash("drugs.toml").startswith("sha256:")
+    True
+    """
+    import hashlib
+    import json
+
+    data = {k: v for k, v in data_file(name).items() if k != "meta"}
+    text = json.dumps(_content(data), sort_keys=True, ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@cache
+def recorded_editions() -> Mapping[str, tuple[str, str]]:
+    """``file → (edition, content hash)`` as recorded in ``data/editions.toml``."""
+    import tomllib
+
+    path = resources.files("mps_analgesia") / "data" / EDITIONS_FILE
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise DataFileError(f"{EDITIONS_FILE}: cannot be read: {exc}") from exc
+    out: dict[str, tuple[str, str]] = {}
+    for name, entry in raw.get("files", {}).items():
+        out[str(name)] = (str(entry.get("edition", "")), str(entry.get("content", "")))
+    return out
+
+
+def data_editions() -> dict[str, str]:
+    """The edition of every packaged data file: ``{file: edition}``.
+
+    Each edition is tied to the file's content: ``data/editions.toml`` records the edition with
+    a hash of the values, sources and levels, and the test suite fails when a table's content
+    changes without a new edition.  A report's ``editions`` name the same strings.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> mps.data_editions()["drugs.toml"]
+    '2026-11'
+    """
+    return {name: edition(name) for name in data_file_names()}
 
 
 @cache

@@ -775,6 +775,59 @@ def write_all(docs_dir: str | Path) -> list[Path]:
     return changed
 
 
+def record_editions() -> list[str]:
+    """Record each data file's edition and content hash in ``data/editions.toml``.
+
+    Refuses (:class:`~mps_analgesia.errors.DataFileError`, naming every file) when a file's
+    content changed but its ``[meta]`` edition did not: give the file a new edition first.
+    Returns the names of the files whose record changed.
+    """
+    from . import _catalog
+    from .errors import DataFileError
+
+    try:
+        old = dict(_catalog.recorded_editions())
+    except DataFileError:
+        old = {}
+    rows: dict[str, tuple[str, str]] = {}
+    stale = []
+    for name in _catalog.data_file_names():
+        now = (_catalog.edition(name), _catalog.content_hash(name))
+        before = old.get(name)
+        if before is not None and before[0] == now[0] and before[1] != now[1]:
+            stale.append(name)
+        rows[name] = now
+    if stale:
+        raise DataFileError(
+            "content changed without a new edition: "
+            + ", ".join(stale)
+            + "; give each a new [meta] edition, then record again"
+        )
+    lines = [
+        "# The edition of every data file, with a hash of its content (values, units, source ids",
+        "# and levels; not comments, notes or descriptions).  tests/test_catalog.py fails when a",
+        "# file's content no longer matches its recorded hash: give the file a new [meta] edition",
+        "# and record it with `python -m mps_analgesia._docgen --record-editions`.",
+        "# Generated: do not edit by hand.",
+        "",
+        "[meta]",
+        'edition = "the editions of the other data files"',
+        'description = "Edition and content hash of every data file"',
+        "",
+    ]
+    for name, (edition, digest) in rows.items():
+        lines += [
+            f'[files."{name}"]',
+            f"edition = {json.dumps(edition, ensure_ascii=False)}",
+            f'content = "{digest}"',
+            "",
+        ]
+    path = Path(str(resources.files("mps_analgesia"))) / "data" / _catalog.EDITIONS_FILE
+    path.write_text("\n".join(lines), encoding="utf-8")
+    _catalog.recorded_editions.cache_clear()
+    return [name for name, row in rows.items() if old.get(name) != row]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Regenerate the reference pages (``--check``: only report pages that are out of date).
 
@@ -790,11 +843,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({', '.join(GENERATED_PAGES)}, and {PROTOCOL_PAGES_DIR}/<id>.md for each shipped "
         "protocol) into DOCS_DIR.",
     )
-    parser.add_argument("docs_dir", metavar="DOCS_DIR", help="the documentation folder (docs/)")
+    parser.add_argument(
+        "docs_dir", metavar="DOCS_DIR", nargs="?", help="the documentation folder (docs/)"
+    )
+    parser.add_argument(
+        "--record-editions",
+        action="store_true",
+        help="record each data file's edition and content hash in data/editions.toml",
+    )
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if a page is out of date"
     )
     args = parser.parse_args(argv)
+    if args.record_editions:
+        for name in record_editions():
+            print(f"recorded {name}")
+        if args.docs_dir is None:
+            return 0
+    if args.docs_dir is None:
+        parser.error("DOCS_DIR is required")
     folder = Path(args.docs_dir)
     if args.check:
         pages = generated_pages()

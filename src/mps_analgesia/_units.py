@@ -224,8 +224,8 @@ _SPELLINGS: Final[dict[str, str]] = {
 }
 #: Denominators written with a number: "/24h" is per day, "/1.73m2" per standard body surface.
 _NUMBERED_DENOMINATORS: Final[dict[str, str]] = {
-    **{f"24{h}": "day" for h in ("h", "hr", "hrs", "hour", "hours")},
-    **{f"1.73{m}": "standard_bsa" for m in ("m2", "m²", "m^2")},
+    **{f"24{s}{h}": "day" for h in ("h", "hr", "hrs", "hour", "hours") for s in ("", " ")},
+    **{f"1.73{s}{m}": "standard_bsa" for m in ("m2", "m²", "m^2") for s in ("", " ")},
 }
 _SIDE_BY_SIDE: Final = (
     "has units side by side, which would silently multiply them",
@@ -318,7 +318,7 @@ def lookup_unit(text: str) -> UnitInfo:
     for index, part in enumerate(parts):
         name = _SPELLINGS.get(part)
         if name is None and index:
-            name = _NUMBERED_DENOMINATORS.get(part.replace(" ", ""))
+            name = _NUMBERED_DENOMINATORS.get(part)
         if name is None:
             raise UnitError(text, *_why_unreadable(part, raw))
         names.append(name)

@@ -4,6 +4,7 @@ Every error the library raises derives from :class:`MpsAnalgesiaError`.  Each le
 from the builtin that matches it, so a caller may catch either::
 
     MpsAnalgesiaError
+    ├── ArgumentError (TypeError)            a public function given a value of the wrong type
     ├── UnitError (ValueError)               a unit that is unknown, unsafe or of the wrong kind
     │   └── DimensionError                   a quantity of the wrong dimension (mg for mL/h)
     ├── StepError (ValueError)               a step or patient that cannot be right (field named)
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 import attrs
 
 __all__ = [
+    "ArgumentError",
     "CaseFileError",
     "ConversionError",
     "DataFileError",
@@ -46,6 +48,40 @@ __all__ = [
 
 class MpsAnalgesiaError(Exception):
     """The root of every error that mps_analgesia raises."""
+
+
+class ArgumentError(MpsAnalgesiaError, TypeError):
+    """A public function called with an argument of the wrong type (a list where a Regimen is
+    needed, say).
+
+    Attributes
+    ----------
+    argument:
+        The name of the argument.
+    expected:
+        What it must be, with an example.
+    got:
+        The type name of what was given.
+    """
+
+    def __init__(self, argument: str, expected: str, got: object) -> None:
+        self.argument = argument
+        self.expected = expected
+        self.got = type(got).__name__
+        super().__init__(argument, expected, self.got)
+
+    def __str__(self) -> str:
+        return f"{self.argument}: must be {self.expected}, not {self.got}"
+
+
+def expect(value: object, types: type | tuple[type, ...], argument: str, expected: str) -> None:
+    """Raise :class:`ArgumentError` unless ``value`` is one of ``types`` (the entry-point check)."""
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
+        raise ArgumentError(argument, expected, value)
+
+
+def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
 
 
 class UnitError(MpsAnalgesiaError, ValueError):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any, Final
 
 import attrs
 
-from . import _catalog, _units
+from . import _catalog, _files, _units
 from .errors import CaseFileError, MpsAnalgesiaError, Problem, StepError, UnitError
 from .errors import UnknownNameError as _UnknownName
 from .patient import NO_ANTICOAGULANT, Anticoagulant, Patient
@@ -48,44 +49,10 @@ __all__ = [
 _TOP_KEYS: Final = ("name", "description", "start_date", "time_zone", "patient", "step")
 
 
-# ---- line numbers for TOML ---------------------------------------------------------------------
+# ---- line numbers for TOML (kept for callers of the old private names) --------------------
 
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(?:#.*)?$")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*=")
-
-
-def _toml_lines(text: str) -> dict[str, int]:
-    """Map key paths (``patient.weight``, ``step[2].dose``, ``step[2]``) to 1-based lines."""
-    lines: dict[str, int] = {}
-    section = ""
-    counts: dict[str, int] = {}
-    for n, line in enumerate(text.splitlines(), start=1):
-        m = _HEADER.match(line)
-        if m:
-            name = m.group(2).strip()
-            if m.group(1) == "[[":
-                idx = counts.get(name, -1) + 1
-                counts[name] = idx
-                section = f"{name}[{idx}]"
-            else:
-                section = name
-            lines.setdefault(section, n)
-            continue
-        k = _KEY.match(line)
-        if k:
-            key = ".".join(part.strip() for part in k.group(1).split("."))
-            path = f"{section}.{key}" if section else key
-            lines.setdefault(path, n)
-    return lines
-
-
-def _line(lines: Mapping[str, int], path: str) -> int | None:
-    while path:
-        if path in lines:
-            return lines[path]
-        cut = max(path.rfind("."), path.rfind("["))
-        path = path[:cut] if cut > 0 else ""
-    return None
+_toml_lines = _files.key_lines
+_line = _files.line_of
 
 
 # ---- reading -----------------------------------------------------------------------------------
@@ -235,7 +202,7 @@ def _read_step(data: Any, path: str, out: _Collector) -> Step | None:
         out.add(path, "must be a table with a 'kind'")
         return None
     kind = data.get("kind")
-    if kind not in STEP_KINDS:
+    if not isinstance(kind, str) or kind not in STEP_KINDS:
         close = difflib.get_close_matches(str(kind), list(STEP_KINDS), n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         known = ", ".join(STEP_KINDS)
@@ -330,44 +297,52 @@ def case_from_dict(
                 out.add(key, exc.reason)
     if "time_zone" in calendar and "start_date" not in calendar:
         out.add("time_zone", "is given without a start_date (the date of plan day 0)")
+    texts: dict[str, str] = {}
+    for key in ("name", "description"):
+        value = data.get(key, "")
+        if isinstance(value, str):
+            texts[key] = value
+        else:
+            out.add(key, f"must be text, not {_shown_type(value)}")
     if out.problems:
         # file order: by line where lines are known (a stable sort keeps the rest in key order)
         problems = sorted(out.problems, key=lambda p: (p.line is None, p.line or 0))
         raise CaseFileError(file, problems)
     assert patient is not None
-    name = data.get("name", "")
-    return Case(patient, Regimen(steps, name=str(name), **calendar), name=str(name))
+    name = texts["name"]
+    regimen = Regimen(steps, name=name, **calendar)
+    return Case(patient, regimen, name=name, description=texts["description"])
+
+
+def _shown_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "a table"
+    return type(value).__name__
 
 
 def loads_case(text: str, *, format: str = "toml", file: str = "<string>") -> Case:
-    """Read a case from TOML or JSON text (``format="toml" | "json"``)."""
-    if format == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CaseFileError(
-                file, [Problem("", f"is not valid JSON: {exc.msg}", exc.lineno)]
-            ) from None
-        return case_from_dict(data, file=file)
-    if format != "toml":
-        raise CaseFileError(file, [Problem("", f"unknown format {format!r}; use toml or json")])
-    import tomllib
+    """Read a case from TOML or JSON text (``format="toml" | "json"``).
 
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise CaseFileError(
-            file, [Problem("", f"is not valid TOML: {exc}", int(m.group(1)) if m else None)]
-        ) from None
-    return case_from_dict(data, file=file, lines=_toml_lines(text))
+    The text is read by the shared file toolkit (:mod:`mps_analgesia._files`): size, depth,
+    integer and string limits, duplicate keys refused; every problem is raised at once.
+    """
+    return _files.load_text(
+        text, format=format, file=file, error=CaseFileError, build=case_from_dict
+    )
 
 
 def load_case(path: str | Path) -> Case:
     """Read a case file (``.toml`` or ``.json``).
 
     Every problem is reported at once in a :class:`CaseFileError`, each with its key path
-    (``step[2].dose``) and, for TOML, its line.
+    (``step[2].dose``) and, for TOML, its line.  Only a regular file of at most
+    :data:`~mps_analgesia._limits.MAX_FILE_BYTES` is read.
 
     Example
     -------
@@ -376,15 +351,11 @@ def load_case(path: str | Path) -> Case:
     >>> case.patient.age, len(case.regimen) > 3
     (62.0, True)
     """
+    if not isinstance(path, str | os.PathLike):
+        raise CaseFileError(repr(path)[:60], [Problem("", "is not a file path (str or Path)")])
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CaseFileError(str(p), [Problem("", f"cannot be read: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise CaseFileError(str(p), [Problem("", "is not UTF-8 text")]) from None
-    fmt = "json" if p.suffix.lower() == ".json" else "toml"
-    case = loads_case(text, format=fmt, file=str(p))
+    text = _files.read_file(p, CaseFileError)
+    case = loads_case(text, format=_files.file_format(p), file=str(p))
     if not case.name:
         case = attrs.evolve(case, name=p.stem)
     return case
@@ -425,8 +396,11 @@ def _unstructure(obj: Any) -> dict[str, Any]:
 def case_to_dict(case: Case) -> dict[str, Any]:
     """The case as plain data (strings with units), the same shape the loaders read."""
     data: dict[str, Any] = {}
-    if case.regimen.name:
-        data["name"] = case.regimen.name
+    name = case.name or case.regimen.name
+    if name:
+        data["name"] = name
+    if case.description:
+        data["description"] = case.description
     if case.regimen.start_date is not None:
         data["start_date"] = case.regimen.start_date.isoformat()
     if case.regimen.time_zone is not None:
@@ -436,6 +410,13 @@ def case_to_dict(case: Case) -> dict[str, Any]:
     return data
 
 
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    return f"\\u{ord(m.group()):04x}"
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -443,7 +424,8 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         # JSON string escapes are TOML's, except that TOML also forbids a raw DEL character.
-        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+        text = json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+        return _SURROGATE.sub(_escape, text)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -455,10 +437,11 @@ def dumps_case(case: Case, *, format: str = "toml") -> str:
     """Write a case as TOML or JSON text that :func:`loads_case` reads back equal."""
     data = case_to_dict(case)
     if format == "json":
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        return _SURROGATE.sub(_escape, json.dumps(data, indent=2, ensure_ascii=False)) + "\n"
     lines: list[str] = []
-    if "name" in data:
-        lines.append(f"name = {_toml_value(data['name'])}")
+    for key in ("name", "description"):
+        if key in data:
+            lines.append(f"{key} = {_toml_value(data[key])}")
     for key in ("start_date", "time_zone"):
         if key in data:
             lines.append(f"{key} = {_toml_value(data[key])}")

@@ -15,7 +15,7 @@ checked* when it is not recorded.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal, TypeAlias
 
 import attrs
@@ -96,7 +96,8 @@ def _read(obj: object, name: str, dimension: str, unit: str) -> float | None:
 def _names(value: object) -> tuple[str, ...] | None:
     if value is None:
         return None  # not recorded (an empty list is recorded: takes none)
-    if isinstance(value, str) or not isinstance(value, Iterable):
+    unordered = isinstance(value, Mapping | set | frozenset)  # a table's keys are no list
+    if isinstance(value, str | bytes) or unordered or not isinstance(value, Iterable):
         raise StepError(
             "medications",
             "must be a list of medicine names, e.g. ['sertraline'] ([] when the patient takes "
@@ -221,6 +222,10 @@ class Patient:
             "out when not recorded"
         },
     )
+    inr: float | None = attrs.field(
+        default=None,
+        metadata={"doc": "the latest INR (international normalized ratio, a plain number)"},
+    )
 
     weight_kg: float | None = attrs.field(init=False, default=None)
     height_cm: float | None = attrs.field(init=False, default=None)
@@ -253,6 +258,13 @@ class Patient:
             raise StepError(
                 "opioid_tolerant", f"must be true or false, not {self.opioid_tolerant!r}"
             )
+        if self.inr is not None:
+            inr = self.inr
+            if isinstance(inr, bool) or not isinstance(inr, int | float) or not math.isfinite(inr):
+                raise StepError("inr", f"must be a number (a ratio, no unit), not {inr!r}")
+            if not 0.5 <= inr <= 20:
+                raise StepError("inr", f"must be between 0.5 and 20, not {inr!r}")
+            _set(self, "inr", float(inr))
         _set(self, "weight_kg", _read(self, "weight", "mass", "kg"))
         _set(self, "height_cm", _read(self, "height", "length", "cm"))
         _set(self, "egfr_ml_min_173", _read(self, "egfr", "egfr", "mL/min/standard_bsa"))

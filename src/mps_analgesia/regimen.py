@@ -160,3 +160,5 @@ class Case(Renderable):
     regimen: Regimen
     #: A display name (the file's ``name`` key, else its stem); not part of equality.
     name: str = attrs.field(default="", eq=False)
+    #: The file's ``description`` (free text, kept through load and dump); not part of equality.
+    description: str = attrs.field(default="", eq=False, kw_only=True)

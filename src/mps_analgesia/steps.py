@@ -305,6 +305,25 @@ def _stop_day(step: Any) -> int | None:
     return stop
 
 
+def _dose_forms() -> Any:
+    return _catalog.data_file("dose-forms.toml").get("forms", {})
+
+
+def _check_dose_form(step: Any) -> None:
+    """``dose_form`` is one of ``data/dose-forms.toml`` and fits the step's route."""
+    if step.dose_form is None:
+        return
+    forms = _dose_forms()
+    form = _choice("dose_form", step.dose_form, tuple(forms))
+    route = str(forms[form].get("route", ""))
+    if route and route != step.route:
+        raise StepError(
+            "dose_form",
+            f"a {forms[form]['display']} is given by the {route} route, not {step.route}",
+        )
+    _set(step, "dose_form", form)
+
+
 # ---- drug steps --------------------------------------------------------------------------------
 
 
@@ -324,6 +343,8 @@ class _DrugStep:
     route: str = "oral"
     formulation: str | None = None
     dose: Any = _qfield("mass", "mg", "10 mg", "the dose per administration")
+    dose_high: Any = _qfield("mass", "mg", "10 mg", "the high end of a dose range dose..dose_high")
+    dose_form: str | None = None
     every: Any = _qfield("time", "h", "12 h", "the interval between doses")
     times_per_day: int | None = None
     rate: Any = _qfield("mass_rate", "mg/h", "25 mcg/h", "continuous delivery (patch, infusion)")
@@ -337,7 +358,10 @@ class _DrugStep:
     titration: tuple[TitrationPoint, ...] = attrs.field(default=(), converter=_titration)
     note: str = ""
 
+    #: The dose per administration the checks use: the high end of a range (``dose_high``).
     dose_mg: float | None = attrs.field(init=False, default=None)
+    #: The low end of a dose range (``dose``); equal to ``dose_mg`` without a range.
+    dose_low_mg: float | None = attrs.field(init=False, default=None)
     every_h: float | None = attrs.field(init=False, default=None)
     rate_mg_per_h: float | None = attrs.field(init=False, default=None)
     doses_per_day: float | None = attrs.field(init=False, default=None)
@@ -379,6 +403,7 @@ class _DrugStep:
                 )
             raise StepError("formulation", reason)
         _set(self, "formulation", formulation)
+        _check_dose_form(self)
         _set(self, "start_day", _int("start_day", self.start_day, minimum=0))
         _set(self, "stop_day", _stop_day(self))
         for flag in ("once", "prn"):
@@ -404,7 +429,7 @@ class _DrugStep:
 
     def _check_schedule(self) -> None:
         if self.rate is not None:
-            for other in ("dose", "every", "times_per_day", "max_doses_per_24h"):
+            for other in ("dose", "dose_high", "every", "times_per_day", "max_doses_per_24h"):
                 if getattr(self, other) is not None:
                     raise StepError(
                         other, "a continuous step has a rate only; remove dose/every/times_per_day"
@@ -433,6 +458,16 @@ class _DrugStep:
         if self.dose is None:
             raise StepError("dose", "is required (or 'rate' for continuous delivery)")
         dose_mg = _read(self, "dose", "mass", "mg")
+        _set(self, "dose_low_mg", dose_mg)
+        if self.dose_high is not None:
+            high = _read(self, "dose_high", "mass", "mg")
+            if high < dose_mg:
+                raise StepError(
+                    "dose_high",
+                    f"{_text(self.dose_high)} is below dose {_text(self.dose)}: the range is "
+                    "dose..dose_high",
+                )
+            dose_mg = high  # the checks use the high end of the range
         _set(self, "dose_mg", dose_mg)
         given = [
             n for n in ("every", "times_per_day", "once") if getattr(self, n) not in (None, False)
@@ -584,7 +619,10 @@ class _DrugStep:
             if self.formulation == "patch":
                 what += " patch"
             return what
-        what = f"{self.drug} {_text(self.dose)} {self.route}"
+        dose = _text(self.dose)
+        if self.dose_high is not None:
+            dose = f"{dose} to {_text(self.dose_high)}"
+        what = f"{self.drug} {dose} {self.route}"
         if self.every is not None:
             what += f" every {_text(self.every)}"
         elif self.times_per_day == 1:

@@ -28,6 +28,7 @@ def _order(rid: str, medication: dict[str, Any], dose_mg: float = 10, hours: int
         "dosageInstruction": [
             {
                 "timing": {"repeat": {"frequency": 1, "period": hours, "periodUnit": "h"}},
+                "route": {"text": "oral"},
                 "doseAndRate": [{"doseQuantity": {"value": dose_mg, "system": UCUM, "code": "mg"}}],
             }
         ],

@@ -46,6 +46,8 @@ def _cs(name: str) -> str:
 # Extension names (all documented in docs/fhir-and-cds-hooks.md).
 X_STEP_KIND: Final = _ext_url("step-kind")
 X_FORMULATION: Final = _ext_url("formulation")
+X_DOSE_FORM: Final = _ext_url("dose-form")
+X_ORIGINAL_TEXT: Final = _ext_url("original-text")
 X_ROLE: Final = _ext_url("adjuvant-role")
 X_START_DAY: Final = _ext_url("start-day")
 X_PLAN_DAY: Final = _ext_url("plan-day")

@@ -24,6 +24,7 @@ from ._base import (
     X_ADRENALINE,
     X_BOLUS_VOLUME,
     X_CONCENTRATION,
+    X_DOSE_FORM,
     X_FORMULATION,
     X_FRACTIONS,
     X_INFUSION_DURATION,
@@ -51,8 +52,9 @@ from ._base import (
     _route_from_concept,
     _shown,
 )
-from ._medication import Medication, product_amount, resolve_medication
+from ._medication import Medication, _count_word, product_amount, resolve_medication
 from ._quantity import _ANNOTATION, from_fhir_quantity
+from ._timing import read_timing
 
 
 def _first_dose_and_rate(dosage: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -97,8 +99,12 @@ def _whole(x: float, field: str) -> int:
     return int(n)
 
 
-def _max_doses(ratio: object, dose: Any) -> int:
-    field = "maxDosePerPeriod"
+def _max_doses(
+    ratio: object,
+    dose: Any,
+    med: Medication | None = None,
+    field: str = "maxDosePerPeriod",
+) -> int:
     if not isinstance(ratio, Mapping):
         raise StepError(field, "must be a Ratio {numerator, denominator}")
     num, den = ratio.get("numerator"), ratio.get("denominator")
@@ -115,7 +121,18 @@ def _max_doses(ratio: object, dose: Any) -> int:
         or code == "1"
         or (isinstance(code, str) and _ANNOTATION.sub("", code).strip() in ("", "1"))
     )
-    if is_count:
+    word = _count_word(num) if is_count else None
+    if is_count and word not in (None, "1", "dose", "doses", "administration"):
+        # a count of the product's units (8 {tablet} per 24 h), not of doses
+        if med is None or med.product is None or med.ingredient is None or dose is None:
+            raise StepError(
+                f"{field}.numerator",
+                f"a maximum in {word!r} needs the product's strength: send it in doses "
+                "({dose}) or mg",
+            )
+        _what, amount = product_amount(num, med, med.ingredient, field=f"{field}.numerator")
+        per_period = _units.magnitude_in(amount, "mg") / _units.magnitude_in(dose, "mg")
+    elif is_count:
         per_period = float(value)
     else:
         amount = from_fhir_quantity(num, "mass", field=f"{field}.numerator")
@@ -243,13 +260,203 @@ def medication_of(
     return out
 
 
+_ORDERED: Final = "ordered"
+
+
+def _dose_and_rate(dosage: Mapping[str, Any], path: str) -> Mapping[str, Any]:
+    """The one doseAndRate entry to read: the only one, the ``ordered`` one, or equal ones."""
+    raw = dosage.get("doseAndRate")
+    if raw is None:
+        return {}
+    if not isinstance(raw, list) or not all(isinstance(e, Mapping) for e in raw):
+        raise StepError(f"{path}.doseAndRate", "must be a list of objects")
+    entries: list[Mapping[str, Any]] = list(raw)
+    if len(entries) <= 1:
+        return entries[0] if entries else {}
+    ordered = [e for e in entries if any(c == _ORDERED for _s, c, _d in _codes_in(e.get("type")))]
+    if len(ordered) == 1:
+        return ordered[0]
+    if all(e == entries[0] for e in entries):
+        return entries[0]
+    raise StepError(
+        f"{path}.doseAndRate",
+        f"{len(raw)} different doses or rates and none marked type 'ordered': the order is "
+        "ambiguous",
+    )
+
+
+def _rate_of(
+    entry: Mapping[str, Any], med: Medication, ingredient: Ingredient | None, path: str
+) -> Any:
+    """The mass rate of a rateQuantity or rateRatio (a volume rate through the concentration)."""
+    if entry.get("rateRange") is not None:
+        raise StepError(f"{path}.rateRange", "a rate range cannot be checked: send one rate")
+    if entry.get("rateRatio") is not None:
+        ratio = entry["rateRatio"]
+        if not isinstance(ratio, Mapping):
+            raise StepError(f"{path}.rateRatio", "must be a Ratio {numerator, denominator}")
+        den = from_fhir_quantity(
+            ratio.get("denominator"), "time", field=f"{path}.rateRatio.denominator"
+        )
+        hours = _units.magnitude_in(den, "h")
+        if not hours > 0:
+            raise StepError(f"{path}.rateRatio.denominator", "must be a positive time")
+        what, amount = _dose_or_rate(
+            ratio.get("numerator"), med, ingredient, f"{path}.rateRatio.numerator", volume=True
+        )
+        if what != "dose":
+            raise StepError(f"{path}.rateRatio.numerator", "must be an amount (mg, mL, units)")
+        return _units.Q(_units.magnitude_in(amount, "mg") / hours, "mg/h")
+    q = entry["rateQuantity"]
+    if isinstance(q, Mapping) and isinstance(q.get("code"), str):
+        read = from_fhir_quantity(q, field=f"{path}.rateQuantity")
+        dimension = _units.lookup_unit(_units.format_unit(read.units)).dimension
+        if dimension == "volume_rate":
+            if med.product is None or ingredient is None or ingredient.per != "mL":
+                raise StepError(
+                    f"{path}.rateQuantity",
+                    "a rate in mL/h needs the product's concentration: send the product code "
+                    "or the rate in mg/h",
+                )
+            ml_h = _units.magnitude_in(read, "mL/h")
+            return _units.Q(ml_h * ingredient.amount_mg, "mg/h")
+    return from_fhir_quantity(q, "mass_rate", field="rate")
+
+
 def _dose_or_rate(
-    q: object, med: Medication, ingredient: Ingredient | None, field: str
+    q: object,
+    med: Medication,
+    ingredient: Ingredient | None,
+    field: str,
+    *,
+    volume: bool = False,
 ) -> tuple[str, Any]:
     """``("dose", mass)`` or ``("rate", rate)`` of a doseQuantity, through the product if any."""
     if med.product is not None and ingredient is not None:
         return product_amount(q, med, ingredient, field=field)
     return "dose", from_fhir_quantity(q, "mass", field=field)
+
+
+def _route_of(dosage: Mapping[str, Any], med: Medication, path: str) -> str:
+    """The route: the element, else the product's dose form, else the drug's only route."""
+    element = dosage.get("route")
+    route = _route_from_concept(element)
+    if element is not None and route is None:
+        raise StepError(
+            f"{path}.route",
+            "the route has no SNOMED CT code or text this library reads: send a known code "
+            "or the route as text",
+        )
+    if route is not None:
+        return route
+    if med.product is not None:
+        if med.product.route is None:
+            raise StepError(
+                f"{path}.route",
+                f"{med.product.name!r} ({med.product.rxnorm_dose_form}) does not say its route: "
+                "send dosageInstruction.route (e.g. intravenous or subcutaneous)",
+            )
+        return med.product.route
+    routes = _catalog.drug(med.drug).routes
+    if len(routes) == 1:
+        return routes[0]
+    raise StepError(
+        f"{path}.route",
+        f"is required: {med.drug} has several routes ({', '.join(routes)}) and the order names "
+        "none (it is not read as oral)",
+    )
+
+
+@attrs.define
+class _Phase:
+    """One Dosage read: the amounts per ingredient, the schedule, the bounds."""
+
+    amounts: list[dict[str, Any]]
+    schedule: dict[str, Any]
+    duration_days: int | None
+    continuous: bool
+
+
+def _read_phase(
+    d: Mapping[str, Any],
+    path: str,
+    med: Medication,
+    ingredients: Sequence[Ingredient | None],
+) -> _Phase:
+    entry = _dose_and_rate(d, path)
+    amounts: list[dict[str, Any]] = [{} for _ in ingredients]
+    rate_given = entry.get("rateQuantity") is not None or entry.get("rateRatio") is not None
+    rate_given = rate_given or entry.get("rateRange") is not None
+    dose_given = entry.get("doseQuantity") is not None or entry.get("doseRange") is not None
+    timing = read_timing(d.get("timing"), f"{path}.timing")
+    if rate_given and dose_given and not timing.kwargs:
+        raise StepError(
+            f"{path}.doseAndRate",
+            "a dose and a rate with no timing: is it a bolus or an infusion? Send one",
+        )
+    if rate_given and not dose_given:
+        if med.partners:
+            raise StepError(
+                f"{path}.doseAndRate",
+                "a rate of a combination product does not say of which ingredient",
+            )
+        amounts[0]["rate"] = _rate_of(entry, med, ingredients[0], f"{path}.doseAndRate")
+        return _Phase(amounts, {}, timing.duration_days, True)
+    if entry.get("doseRange") is not None:
+        rng = entry["doseRange"]
+        if not isinstance(rng, Mapping) or rng.get("low") is None or rng.get("high") is None:
+            raise StepError(f"{path}.doseAndRate.doseRange", "needs a low and a high")
+        for n, ingredient in enumerate(ingredients):
+            lo = _dose_or_rate(rng["low"], med, ingredient, f"{path}.doseRange.low")
+            hi = _dose_or_rate(rng["high"], med, ingredient, f"{path}.doseRange.high")
+            if lo[0] != "dose" or hi[0] != "dose":
+                raise StepError(f"{path}.doseRange", "a range of patches cannot be read")
+            amounts[n]["dose"] = lo[1]
+            if _units.magnitude_in(hi[1], "mg") != _units.magnitude_in(lo[1], "mg"):
+                amounts[n]["dose_high"] = hi[1]
+    elif entry.get("doseQuantity") is not None:
+        for n, ingredient in enumerate(ingredients):
+            what, q = _dose_or_rate(entry["doseQuantity"], med, ingredient, "dose")
+            amounts[n][what] = q
+    else:
+        raise StepError(f"{path}.doseAndRate", "needs a doseQuantity, doseRange or a rate")
+    if "rate" in amounts[0]:  # a count of patches
+        return _Phase(amounts, {}, timing.duration_days, True)
+    schedule = dict(timing.kwargs)
+    hint = _ext_value(_extensions(d), X_SCHEDULE, "valueCode")
+    if hint == "once":
+        schedule = {"once": True}
+    elif hint == "every" and "times_per_day" in schedule:
+        per_day = schedule.pop("times_per_day")
+        schedule["every"] = _units.Q(24.0 / per_day, "h")
+    elif hint == "times-per-day" and "every" in schedule:
+        every_h = _units.magnitude_in(schedule.pop("every"), "h")
+        schedule["times_per_day"] = _whole(24.0 / every_h, f"{path}.timing")
+    prn = d.get("asNeededBoolean")
+    if prn is not None and not isinstance(prn, bool):
+        raise StepError(f"{path}.asNeededBoolean", f"must be true or false, not {_shown(prn)}")
+    if prn is True or d.get("asNeededCodeableConcept") is not None:
+        schedule["prn"] = True
+    if d.get("maxDosePerPeriod") is not None and schedule.get("prn"):
+        schedule["max_doses_per_24h"] = _max_doses(
+            d["maxDosePerPeriod"],
+            amounts[0].get("dose_high", amounts[0]["dose"]),
+            med,
+            f"{path}.maxDosePerPeriod",
+        )
+    return _Phase(amounts, schedule, timing.duration_days, False)
+
+
+def _groups(dosages: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """Dosages grouped by ``sequence`` (same or absent: concurrent), in sequence order."""
+    groups: dict[int | None, list[Mapping[str, Any]]] = {}
+    for d in dosages:
+        seq = d.get("sequence")
+        groups.setdefault(
+            seq if isinstance(seq, int) and not isinstance(seq, bool) else None, []
+        ).append(d)
+    keys = sorted(groups, key=lambda k: (k is not None, k or 0))
+    return [groups[k] for k in keys]
 
 
 def _steps_from_medication_request(
@@ -271,25 +478,35 @@ def _steps_from_medication_request(
     if kind not in ("opioid", "methadone_adjuvant", "adjuvant"):
         raise StepError("extension.step-kind", f"{kind!r} is not a drug step kind")
     dosages = _sorted_dosages(res)
+    groups = _groups(dosages)
+    has_plan_days = any(X_PLAN_DAY in _extensions(d) for d in dosages)
+    if len(groups) == 1 and len(groups[0]) > 1 and not has_plan_days:
+        # concurrent instructions (a regular dose and a PRN one): one order, several steps
+        out: list[Step] = []
+        for d in groups[0]:
+            one = dict(res, dosageInstruction=[dict(d, sequence=1)])
+            out.extend(_steps_from_medication_request(one, medications))
+        return tuple(out)
+    if len(groups) > 1 and any(len(g) > 1 for g in groups) and not has_plan_days:
+        raise StepError(
+            "dosageInstruction",
+            "concurrent dosage instructions (the same sequence) inside a sequence of changes "
+            "cannot be read: send one order per concurrent instruction",
+        )
     first = dosages[0]
     start_day = _int_or(_ext_value(exts, X_START_DAY, "valueInteger"), 0)
     kwargs: dict[str, Any] = {"drug": drug, "start_day": start_day}
-    route = _route_from_concept(first.get("route"))
-    if route is None and med.product is not None:
-        route = med.product.route
-        if route is None:
-            raise StepError(
-                "dosageInstruction[0].route",
-                f"{med.product.name!r} ({med.product.rxnorm_dose_form}) does not say its route: "
-                "send dosageInstruction.route (e.g. intravenous or subcutaneous)",
-            )
-    if route is not None:
-        kwargs["route"] = route
+    kwargs["route"] = _route_of(first, med, "dosageInstruction[0]")
     formulation = _ext_value(exts, X_FORMULATION, "valueCode")
     if formulation is None and med.product is not None:
         formulation = med.product.formulation
     if formulation is not None:
         kwargs["formulation"] = formulation
+    dose_form = _ext_value(exts, X_DOSE_FORM, "valueCode")
+    if dose_form is None and med.product is not None:
+        dose_form = med.product.dose_form
+    if dose_form is not None:
+        kwargs["dose_form"] = dose_form
     if kind == "adjuvant":
         role = _ext_value(exts, X_ROLE, "valueCode")
         if role is None:
@@ -304,85 +521,41 @@ def _steps_from_medication_request(
         text = notes[0].get("text")
         if isinstance(text, str):
             kwargs["note"] = text
-    dr = _first_dose_and_rate(first)
-    if "doseRange" in dr or "rateRange" in dr or "rateRatio" in dr:
-        raise StepError(
-            "dosageInstruction[0].doseAndRate",
-            "a dose range cannot be checked: send one doseQuantity (or rateQuantity)",
-        )
-    # The amount of each ingredient per phase: the primary first, then the partners.
     ingredients: list[Ingredient | None] = [med.ingredient, *med.partners]
-    amounts: list[dict[str, Any]] = [{} for _ in ingredients]
-    continuous = dr.get("rateQuantity") is not None
-    if continuous:
-        if med.partners:
-            raise StepError(
-                "dosageInstruction[0].doseAndRate.rateQuantity",
-                f"a rate of the combination product {med.product.name!r} does not say of which "
-                "ingredient"
-                if med.product is not None
-                else "a rate of a combination product cannot be read",
-            )
-        amounts[0]["rate"] = from_fhir_quantity(dr["rateQuantity"], "mass_rate", field="rate")
-    else:
-        dose = dr.get("doseQuantity")
-        if dose is None:
-            raise StepError(
-                "dosageInstruction[0].doseAndRate", "needs a doseQuantity (or a rateQuantity)"
-            )
-        for n, ingredient in enumerate(ingredients):
-            what, q = _dose_or_rate(dose, med, ingredient, "dose")
-            amounts[n][what] = q
-        continuous = "rate" in amounts[0]
-    if not continuous:
-        schedule = _ext_value(_extensions(first), X_SCHEDULE, "valueCode")
-        timing = first.get("timing")
-        repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
-        repeat = repeat if isinstance(repeat, Mapping) else {}
-        freq, period, unit = repeat.get("frequency"), repeat.get("period"), repeat.get("periodUnit")
-        if schedule == "once" or (repeat.get("count") == 1 and period is None and schedule is None):
-            kwargs["once"] = True
-        elif schedule == "times-per-day" or (
-            schedule is None
-            and isinstance(freq, int)
-            and freq > 1
-            and period in (1, 1.0)
-            and unit == "d"
-        ):
-            kwargs["times_per_day"] = freq
-        else:
-            every = _every_from_timing(timing)
-            if every is not None:
-                kwargs["every"] = every
-        if first.get("asNeededBoolean") is True or first.get("asNeededCodeableConcept"):
-            kwargs["prn"] = True
-        if first.get("maxDosePerPeriod") is not None:
-            kwargs["max_doses_per_24h"] = _max_doses(first["maxDosePerPeriod"], amounts[0]["dose"])
+    phase0 = _read_phase(first, "dosageInstruction[0]", med, ingredients)
+    kwargs.update(phase0.schedule)
+    continuous = phase0.continuous
     titrations: list[list[TitrationPoint]] = [[] for _ in ingredients]
+    previous = {k: phase0.schedule.get(k) for k in ("every", "times_per_day", "at")}
+    last = phase0
     if len(dosages) > 1:
         days = _phase_days(dosages, start_day)
         for i, d in enumerate(dosages[1:], start=1):
-            dri = _first_dose_and_rate(d)
-            if continuous and dri.get("rateQuantity") is not None:
-                q = from_fhir_quantity(
-                    dri.get("rateQuantity"), "mass_rate", field=f"titration[{i - 1}].rate"
+            path = f"dosageInstruction[{i}]"
+            phase = _read_phase(d, path, med, ingredients)
+            last = phase
+            if phase.continuous != continuous:
+                raise StepError(
+                    f"{path}.doseAndRate",
+                    "a titration phase must give a dose where the first gives a dose, and "
+                    "a rate where it gives a rate",
                 )
-                titrations[0].append(TitrationPoint(day=days[i], rate=q))
-                continue
-            for n, ingredient in enumerate(ingredients):
-                what, q = _dose_or_rate(
-                    dri.get("doseQuantity"), med, ingredient, f"titration[{i - 1}].dose"
-                )
-                if (what == "rate") != continuous:
-                    raise StepError(
-                        f"dosageInstruction[{i}].doseAndRate",
-                        "a titration phase must give a dose where the first gives a dose, and "
-                        "a rate where it gives a rate",
-                    )
-                titrations[n].append(TitrationPoint(day=days[i], **{what: q}))
+            changes: dict[str, Any] = {}
+            frequency = {k: phase.schedule.get(k) for k in ("every", "times_per_day", "at")}
+            if frequency != previous:
+                changes = {k: v for k, v in frequency.items() if v is not None}
+                previous = frequency
+            for n in range(len(ingredients)):
+                amount = {k: v for k, v in phase.amounts[n].items() if k in ("dose", "rate")}
+                if "dose_high" in phase.amounts[n]:
+                    amount["dose"] = phase.amounts[n]["dose_high"]  # checks use the high end
+                titrations[n].append(TitrationPoint(day=days[i], **amount, **changes))
+    if last.duration_days is not None and not kwargs.get("once"):
+        last_start = _phase_days(dosages, start_day)[-1] if len(dosages) > 1 else start_day
+        kwargs["stop_day"] = last_start + last.duration_days - 1
     steps: list[Step] = []
     for n, ingredient in enumerate(ingredients):
-        step_kwargs = dict(kwargs, **amounts[n])
+        step_kwargs = dict(kwargs, **phase0.amounts[n])
         if titrations[n]:
             step_kwargs["titration"] = titrations[n]
         cls = STEP_KINDS[kind]
@@ -399,6 +572,7 @@ def _steps_from_medication_request(
                     "it under",
                 )
             step_kwargs.update(drug=partner.id, role=role)
+            step_kwargs.pop("dose_form", None) if partner.drug_class == "opioid" else None
             step_kwargs["note"] = f"in {med.product.name}" + (
                 f"; {kwargs['note']}" if kwargs.get("note") else ""
             )

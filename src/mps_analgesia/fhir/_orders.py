@@ -152,6 +152,7 @@ def read_order_sign(
     ...     "intent": "order", "medicationCodeableConcept": {"text": "morphine"},
     ...     "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 4,
     ...                                                  "periodUnit": "h"}},
+    ...         "route": {"text": "oral"},
     ...         "doseAndRate": [{"doseQuantity": {"value": 10, "system":
     ...                          "http://unitsofmeasure.org", "code": "mg"}}]}]}
     >>> read = read_order_sign({"draftOrders": {"resourceType": "Bundle",

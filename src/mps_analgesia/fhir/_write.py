@@ -28,6 +28,7 @@ from ._base import (
     X_AGE,
     X_BOLUS_VOLUME,
     X_CONCENTRATION,
+    X_DOSE_FORM,
     X_FORMULATION,
     X_FRACTIONS,
     X_HEPATIC,
@@ -169,23 +170,38 @@ def _max_dose(step: Any) -> dict[str, Any]:
     }
 
 
-def _dosages(step: Any) -> list[dict[str, Any]]:
-    route = _route_concept(step.route)
+def _schedule_timing(
+    every: Any, times_per_day: Any, once: bool, at: Any
+) -> tuple[dict[str, Any], str]:
     timing: dict[str, Any] = {}
     schedule = ""
-    if step.every is not None:
-        timing = _timing_every(step.every)
+    if every is not None:
+        timing = _timing_every(every)
         schedule = "every"
-    elif step.times_per_day is not None:
-        timing = {"frequency": step.times_per_day, "period": 1, "periodUnit": "d"}
+    elif times_per_day is not None:
+        timing = {"frequency": times_per_day, "period": 1, "periodUnit": "d"}
         schedule = "times-per-day"
-    elif step.once:
+    elif once:
         timing = {"count": 1}
         schedule = "once"
-    phases: list[tuple[int, Any, Any]] = [(step.start_day, step.dose, step.rate)]
-    phases.extend((p.day, p.dose, p.rate) for p in step.titration)
+    if at:
+        timing["timeOfDay"] = [f"{t}:00" for t in at]
+    return timing, schedule
+
+
+def _dosages(step: Any) -> list[dict[str, Any]]:
+    route = _route_concept(step.route)
+    every, times_per_day, at = step.every, step.times_per_day, step.at
+    phases: list[tuple[int, Any, Any, Any, Any, Any]] = [
+        (step.start_day, step.dose, step.rate, every, times_per_day, at)
+    ]
+    for p in step.titration:
+        if p.every is not None or p.times_per_day is not None:
+            every, times_per_day, at = p.every, p.times_per_day, p.at
+        phases.append((p.day, p.dose, p.rate, every, times_per_day, at))
     out = []
-    for i, (day, dose, rate) in enumerate(phases):
+    for i, (day, dose, rate, every_i, per_day_i, at_i) in enumerate(phases):
+        timing, schedule = _schedule_timing(every_i, per_day_i, step.once, at_i)
         d: dict[str, Any] = {"sequence": i + 1}
         ext = [_ext(X_PLAN_DAY, valueInteger=day)]
         if schedule:
@@ -194,8 +210,12 @@ def _dosages(step: Any) -> list[dict[str, Any]]:
         if i == 0:
             d["text"] = step.describe()
         repeat = dict(timing)
+        length = None
         if i + 1 < len(phases):
             length = phases[i + 1][0] - day
+        elif step.stop_day is not None and not step.once:
+            length = step.stop_day - day + 1
+        if length is not None:
             repeat["boundsDuration"] = {"value": length, "unit": "day", "system": UCUM, "code": "d"}
         if repeat:
             d["timing"] = {"repeat": repeat}
@@ -204,6 +224,15 @@ def _dosages(step: Any) -> list[dict[str, Any]]:
         d["route"] = route
         if rate is not None:
             d["doseAndRate"] = [{"rateQuantity": to_fhir_quantity(rate)}]
+        elif i == 0 and step.dose_high is not None:
+            d["doseAndRate"] = [
+                {
+                    "doseRange": {
+                        "low": to_fhir_quantity(dose),
+                        "high": to_fhir_quantity(step.dose_high),
+                    }
+                }
+            ]
         else:
             d["doseAndRate"] = [{"doseQuantity": to_fhir_quantity(dose)}]
         if step.max_doses_per_24h is not None:
@@ -217,6 +246,8 @@ def _medication_request(step: Any, rid: str, subject: dict[str, str]) -> dict[st
         _ext(X_STEP_KIND, valueCode=step.kind),
         _ext(X_FORMULATION, valueCode=step.formulation),
     ]
+    if step.dose_form is not None:
+        ext.append(_ext(X_DOSE_FORM, valueCode=step.dose_form))
     if isinstance(step, AdjuvantStep):
         ext.append(_ext(X_ROLE, valueCode=step.role))
     if step.start_day:

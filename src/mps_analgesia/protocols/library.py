@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .. import _files
 from ..errors import (
     Problem,
     ProtocolFileError,
@@ -52,14 +53,18 @@ def _load_cached(key: str, text: str, fmt: str) -> Protocol:
 
 
 def _load_entry(entry: Any, name: str) -> Protocol:
-    try:
-        text = entry.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProtocolFileError(name, [Problem("", f"cannot be read: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise ProtocolFileError(name, [Problem("", "is not UTF-8 text")]) from None
-    fmt = "json" if name.lower().endswith(".json") else "toml"
-    return _load_cached(name, text, fmt)
+    if isinstance(entry, Path):
+        text = _files.read_file(entry, ProtocolFileError)
+    else:  # a packaged resource (inside a wheel or a zip)
+        try:
+            text = entry.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ProtocolFileError(
+                name, [Problem("", f"cannot be read: {exc.strerror}")]
+            ) from None
+        except UnicodeDecodeError:
+            raise ProtocolFileError(name, [Problem("", "is not UTF-8 text")]) from None
+    return _load_cached(name, text, _files.file_format(name))
 
 
 def load_protocol(id_or_path: str | Path) -> Protocol:

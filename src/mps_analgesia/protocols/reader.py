@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -11,7 +10,8 @@ from typing import Any, Final
 
 import attrs
 
-from .. import _catalog, _units
+from .. import _catalog, _files, _units
+from .._files import line_of as _line
 from ..errors import (
     Problem,
     ProtocolFileError,
@@ -19,7 +19,6 @@ from ..errors import (
     UnitError,
     UnknownNameError,
 )
-from ..io import _line, _toml_lines
 from ..steps import STEP_KINDS
 from ._vocabulary import (
     _CANONICAL,
@@ -1070,23 +1069,6 @@ def loads_protocol(text: str, *, format: str = "toml", file: str = "<string>") -
       <string>: phase: is required: at least one [[phase]]
       <string>: step: is required: at least one [[step]]
     """
-    if format == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ProtocolFileError(
-                file, [Problem("", f"is not valid JSON: {exc.msg}", exc.lineno)]
-            ) from None
-        return protocol_from_dict(data, file=file)
-    if format != "toml":
-        raise ProtocolFileError(file, [Problem("", f"unknown format {format!r}; use toml or json")])
-    import tomllib
-
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise ProtocolFileError(
-            file, [Problem("", f"is not valid TOML: {exc}", int(m.group(1)) if m else None)]
-        ) from None
-    return protocol_from_dict(data, file=file, lines=_toml_lines(text))
+    return _files.load_text(
+        text, format=format, file=file, error=ProtocolFileError, build=protocol_from_dict
+    )

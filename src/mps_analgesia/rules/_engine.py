@@ -32,7 +32,7 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar
 import attrs
 
 from .. import _catalog
-from ..errors import UnknownNameError
+from ..errors import UnknownNameError, expect
 from ..patient import Patient
 from ..regimen import Regimen
 from ..report import Finding, NotChecked, Report, Severity
@@ -547,6 +547,9 @@ def validate(
     >>> [(f.severity, f.code) for f in report.findings if f.code.startswith("dose.")]
     [('error', 'dose.max-single'), ('error', 'dose.max-daily')]
     """
+    expect(regimen, Regimen, "regimen", "a Regimen, e.g. mps.Regimen([step, ...])")
+    if patient is not None:
+        expect(patient, Patient, "patient", "a Patient, e.g. mps.Patient(age=70), or None")
     registry = rules if rules is not None else default_rules()
     if disable:
         registry = _disabled(registry, disable)

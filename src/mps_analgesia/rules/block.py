@@ -323,8 +323,9 @@ def _per_kg_findings(
     "weight the mg/kg part is not checked: the rule reports *not checked* (missing weight) "
     "unless an absolute cap is exceeded, and then the finding says the mg/kg part was not "
     "checked. A drug with no mg/kg limit in the table (levobupivacaine) is checked against its "
-    "absolute caps only; a 24-hour cap is not given for lidocaine. Each block step is checked "
-    "on its own (two blocks on the same day are not summed).",
+    "absolute caps only; a 24-hour cap is not given for lidocaine, so a lidocaine infusion "
+    "is not checked (the bolus still is). Block steps on the same day are summed by "
+    "block.cumulative-dose.",
 )
 def local_anaesthetic_max(ctx: Context, index: int | None, step: Any) -> Any:
     """Check the bolus against mg/kg and absolute caps, and the 24-hour total against its cap."""
@@ -436,6 +437,13 @@ def _local_anaesthetic_max(ctx: Context, index: int | None, step: Any) -> Any:
             f"the {num(limits.max_per_kg.value)} mg/kg limit of {step.drug} needs the patient's "
             f"weight{checked}",
         )
+    if drug.max_24h is None and step.infusion_mg_per_h > 0:
+        return Missing(
+            "24-hour limit",
+            f"{_LA_FILE} has no 24-hour maximum for {step.drug}, so its infusion (up to "
+            f"{num(step.max_24h_mg)} mg in 24 hours with the bolus) was not checked; only the "
+            f"bolus was",
+        )
     return PASSED
 
 
@@ -469,6 +477,7 @@ class _Regimen:
     match_level: str = "V"
     renal_below: float | None = None  # mL/min
     renal_interval_h: float | None = None
+    inr_at_most: _catalog.SourcedValue | None = None  # the INR also needed (warfarin)
 
 
 @attrs.define(frozen=True)
@@ -517,6 +526,55 @@ def _quantity(entry: Mapping[str, Any], key: str, dimension: str, unit: str, whe
     return _units.magnitude_in(q, unit)
 
 
+def _inr(raw: Any, where: str) -> _catalog.SourcedValue | None:
+    """The INR a row also needs (``inr_at_most = {value = 1.5, source, level, note}``)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise DataFileError(f"{where}.inr_at_most must be a table with value, source and level")
+    value = raw.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise DataFileError(f"{where}.inr_at_most.value must be a number above zero")
+    sid = raw.get("source")
+    if sid not in _catalog.sources():
+        raise DataFileError(f"{where}.inr_at_most: 'source' {sid!r} is not an id in sources.toml")
+    return _catalog.SourcedValue(
+        float(value),
+        "1",
+        str(sid),
+        _catalog.level_of(raw, f"{where}.inr_at_most"),
+        str(raw.get("note", "")),
+        f"{where}.inr_at_most",
+    )
+
+
+def _check_inr(reg: _Regimen, ac: Anticoagulant, patient: Patient, index: int | None) -> Any:
+    """After the interval is met: the INR the row also needs (warfarin), or PASSED."""
+    gate = reg.inr_at_most
+    if gate is None:
+        return PASSED
+    if patient.inr is None:
+        return Missing(
+            "inr",
+            f"{ac.drug} was stopped long enough, but a deep plexus block also needs a normal INR "
+            f"(at most {num(gate.value)}; {gate.note}); record the patient's latest inr",
+        )
+    if not above(patient.inr, gate.value):
+        return PASSED
+    return finding(
+        "block.anticoagulation",
+        "error",
+        f"The INR is {num(patient.inr)}, above {num(gate.value)}: a deep plexus block after "
+        f"{ac.drug} needs a normal INR ({gate.note}).",
+        step=index,
+        source=(gate.source,),
+        level=gate.level,
+        kind="contraindication",
+        arithmetic=f"INR {num(patient.inr)} > {num(gate.value)}",
+        detail={"anticoagulant": ac.drug, "inr": patient.inr, "inr_at_most": gate.value},
+    )
+
+
 @cache
 def _anticoagulants() -> tuple[Mapping[str, _Agent], _Statement]:
     data = _catalog.data_file(_AC_FILE)
@@ -560,6 +618,7 @@ def _anticoagulants() -> tuple[Mapping[str, _Agent], _Statement]:
                     match_level,
                     _quantity(row, "renal_below", "renal_clearance", "mL/min", rw),
                     _quantity(row, "renal_interval", "time", "h", rw),
+                    _inr(row.get("inr_at_most"), rw),
                 )
             )
         for a, b in itertools.pairwise(regimens):
@@ -714,7 +773,11 @@ def _untimed(agent: _Agent, statement: _Statement, index: int | None, how: str) 
     "anticoagulant status recorded the check is not checked (anticoagulant status named); "
     "anticoagulant = 'none' records that the patient takes none, and the check then passes "
     "(unless an anticoagulant of the table is among the medications). Catheter removal and "
-    "the restart of anticoagulation are not checked.",
+    "the restart of anticoagulation are not checked. The recorded dose and its frequency "
+    "choose the dose row of data/anticoagulants.toml (a twice-daily therapeutic enoxaparin "
+    "dose is not read as prophylactic). After warfarin the block also needs a normal INR "
+    "(patient.inr against the row's inr_at_most): without a recorded INR the check is not "
+    "checked, never passed.",
 )
 def anticoagulation(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare the time since the last anticoagulant dose with the deep-plexus interval."""
@@ -815,7 +878,7 @@ def _check_timing(
     elif start_day > 0 and below(now, needed):
         verdict = "if held"
     else:
-        return PASSED
+        return _check_inr(reg, ac, patient, index)
     # Texts are built only for a finding: the passing path stays cheap.
     when = "at the block" if start_day == 0 else f"at the block on plan day {start_day}"
     elapsed = (
@@ -878,4 +941,174 @@ def _check_timing(
     )
 
 
-RULES: tuple[Rule, ...] = (local_anaesthetic_max, anticoagulation)
+# ---- block.cumulative-dose -----------------------------------------------------------------------
+
+
+def _block_days(step: Any) -> range:
+    last = getattr(step, "last_day", None)
+    first = step.start_day
+    return range(first, (first + 1 if last is None else last) + 1)
+
+
+@rule(
+    "block.cumulative-dose",
+    title="Local anaesthetic summed over the block steps of a day",
+    applies_to=(),
+    needs=("step.concentration", "step.bolus_volume", "step.infusion_rate", "patient.weight"),
+    sources=("lidocaine-label", "bupivacaine-label", "ropivacaine-mims", "la-dose-secondary"),
+    severity="error above a limit (label maximum); warning when the limit, or the ideal body "
+    "weight it was applied to, is [U]",
+    scope="regimen",
+    data_files=(_LA_FILE,),
+    description="With two or more block steps on the same plan day (left and right psoas "
+    "blocks, a repeat bolus), the local anaesthetic of each agent is summed over them: the "
+    "boluses of the day against the agent's absolute cap and mg/kg limit (the plain limits "
+    "when any of the boluses is without adrenaline), and the day's total (boluses plus the "
+    "infusion hours of the day) against its 24-hour cap. Mixing agents on one day is not "
+    "checked: the reference notes give no source for adding fractions of each agent's "
+    "maximum, so a day with two agents is reported as not checked (each agent is still "
+    "summed over its own steps).",
+)
+def cumulative_dose(ctx: Context, index: int | None, step: Any) -> Any:
+    """Sum each agent's local anaesthetic over the block steps of each plan day."""
+    blocks = ctx.steps_of(_KIND[0])
+    if len(blocks) < 2:
+        return None
+    by_day: dict[int, list[tuple[int, Any]]] = {}
+    for i, s in blocks:
+        for day in _block_days(s):
+            by_day.setdefault(day, []).append((i, s))
+    out: list[Any] = []
+    mixed: list[str] = []
+    weight_missing = False
+    checked = False
+    for day, group in sorted(by_day.items()):
+        if len(group) < 2:
+            continue
+        agents: dict[str, list[tuple[int, Any]]] = {}
+        for i, s in group:
+            agents.setdefault(s.drug, []).append((i, s))
+        if len(agents) > 1:
+            mixed.append(f"day {day}: {', '.join(sorted(agents))}")
+        for drug_id, parts in agents.items():
+            if len(parts) < 2:
+                continue
+            checked = True
+            drug = _local_anaesthetics().get(drug_id)
+            if drug is None:
+                continue
+            found, no_weight = _day_totals(ctx, day, drug_id, drug, parts)
+            out.extend(found)
+            weight_missing = weight_missing or no_weight
+    if out:
+        return out
+    if mixed:
+        return Missing(
+            "mixed local anaesthetics",
+            "more than one local anaesthetic on the same plan day ("
+            + "; ".join(mixed)
+            + "): adding fractions of each agent's maximum has no source in the reference "
+            "notes, so the combination is not checked (each agent is checked on its own)",
+        )
+    if weight_missing:
+        return Missing("weight", "the mg/kg limit of the day's summed boluses needs the weight")
+    return PASSED if checked else None
+
+
+def _day_totals(
+    ctx: Context, day: int, drug_id: str, drug: _LocalAnaesthetic, parts: list[tuple[int, Any]]
+) -> tuple[list[Any], bool]:
+    steps_txt = ", ".join(str(i + 1) for i, _ in parts)
+    first = parts[0][0]
+    boluses = [(i, s) for i, s in parts if s.start_day == day and s.bolus_mg > 0]
+    limits = drug.plain
+    if drug.adrenaline is not None and all(s.adrenaline for _, s in boluses):
+        limits = drug.adrenaline
+    out: list[Any] = []
+    weight_missing = False
+    bolus = sum(s.bolus_mg for _, s in boluses)
+    if len(boluses) >= 2:
+        terms = " + ".join(f"{num(s.bolus_mg)} mg" for _, s in boluses)
+        cap = limits.max_single
+        if cap is not None and above(bolus, cap.value):
+            out.append(
+                finding(
+                    "block.cumulative-dose",
+                    "error",
+                    f"{drug_id} boluses on plan day {day} (steps {steps_txt}) total {num(bolus)} "
+                    f"mg, above the maximum of {num(cap.value)} mg ({cap.note or cap.source}).",
+                    step=first,
+                    source=(cap.source,),
+                    level=cap.level,
+                    kind="label-maximum",
+                    beyond=bolus / cap.value if cap.value > 0 else None,
+                    arithmetic=f"{terms} = {num(bolus)} mg > {num(cap.value)} mg",
+                    detail={
+                        "day": day,
+                        "steps": [i for i, _ in boluses],
+                        **measure("bolus_total", bolus, "mg"),
+                        **measure("limit", cap.value, "mg"),
+                    },
+                )
+            )
+        per_kg = limits.max_per_kg
+        if per_kg is not None:
+            w = _dosing_weight(ctx.patient)
+            if w is None:
+                weight_missing = True
+            elif above(bolus, per_kg.value * w.kg):
+                at = per_kg.value * w.kg
+                out.append(
+                    finding(
+                        "block.cumulative-dose",
+                        "error",
+                        f"{drug_id} boluses on plan day {day} (steps {steps_txt}) total "
+                        f"{num(bolus)} mg, above {num(per_kg.value)} mg/kg × {w.label} = "
+                        f"{num(at)} mg ({per_kg.note or per_kg.source}).",
+                        step=first,
+                        source=(per_kg.source, *w.sources),
+                        level=_worst(per_kg.level, w.level),
+                        kind="label-maximum",
+                        beyond=bolus / at if at > 0 else None,
+                        arithmetic=f"{terms} = {num(bolus)} mg > {num(per_kg.value)} mg/kg × "
+                        f"{num(w.kg)} kg = {num(at)} mg",
+                        detail={
+                            "day": day,
+                            "steps": [i for i, _ in boluses],
+                            **measure("bolus_total", bolus, "mg"),
+                            **measure("limit_mg", at, "mg"),
+                            "weight_used": w.label,
+                        },
+                    )
+                )
+    cap24 = drug.max_24h
+    if cap24 is not None:
+        per_step = [(i, s.local_anaesthetic_mg_on(day)) for i, s in parts]
+        total = sum(mg for _, mg in per_step)
+        if above(total, cap24.value):
+            terms = " + ".join(f"{num(mg)} mg (step {i + 1})" for i, mg in per_step)
+            out.append(
+                finding(
+                    "block.cumulative-dose",
+                    "error",
+                    f"{drug_id} on plan day {day} totals up to {num(total)} mg over steps "
+                    f"{steps_txt}, above the 24-hour maximum of {num(cap24.value)} mg "
+                    f"({cap24.note or cap24.source}).",
+                    step=first,
+                    source=(cap24.source,),
+                    level=cap24.level,
+                    kind="label-maximum",
+                    beyond=total / cap24.value if cap24.value > 0 else None,
+                    arithmetic=f"{terms} = {num(total)} mg > {num(cap24.value)} mg/24 h",
+                    detail={
+                        "day": day,
+                        "steps": [i for i, _ in parts],
+                        **measure("day_total", total, "mg"),
+                        **measure("limit", cap24.value, "mg"),
+                    },
+                )
+            )
+    return out, weight_missing
+
+
+RULES: tuple[Rule, ...] = (local_anaesthetic_max, anticoagulation, cumulative_dose)
