@@ -340,3 +340,21 @@ class TestSite:
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert (tmp_path / "site" / "index.html").exists()
+        _assert_nothing_from_a_cdn(tmp_path / "site")
+        api = (tmp_path / "site" / "api" / "index.html").read_text(encoding="utf-8")
+        for name in mps.__all__:
+            assert f'id="{name.lower()}"' in api or f">{name}<" in api, (
+                f"{name} not in the API page"
+            )
+
+
+def _assert_nothing_from_a_cdn(site: Path) -> None:
+    """No page loads a script, style sheet or font from another host (links are allowed)."""
+    loads = re.compile(r"<(?:script|link|img)\b[^>]*\b(?:src|href)=\"(?:https?:)?//[^\"]+\"")
+    for page in site.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        for match in loads.finditer(text):
+            tag = match.group(0)
+            where = f"{page.relative_to(site)} loads {tag}"
+            assert tag.startswith("<link"), where
+            assert "stylesheet" not in tag, where

@@ -513,6 +513,7 @@ class TableEntry:
     bands: tuple[Band, ...] = ()
     band_title: str = ""
     reason: str = ""
+    dose_form: str = ""  # "" = any dose form; else the factor of that form only
 
 
 @attrs.define(frozen=True)
@@ -528,8 +529,14 @@ class ConversionTable:
     note: str
     entries: Mapping[tuple[str, str], TableEntry]
     any_route: Mapping[str, TableEntry]
+    #: Factors of one dose form: (drug, route, dose form) → entry, before the route's entry.
+    by_form: Mapping[tuple[str, str, str], TableEntry] = attrs.field(factory=dict)
 
-    def lookup(self, drug: str, route: str) -> TableEntry | None:
+    def lookup(self, drug: str, route: str, dose_form: str | None = None) -> TableEntry | None:
+        if dose_form:
+            form_entry = self.by_form.get((drug, route, dose_form))
+            if form_entry is not None:
+                return form_entry
         entry = self.entries.get((drug, route))
         if entry is None:
             entry = self.any_route.get(drug)
@@ -679,7 +686,13 @@ def _parse_entries(
                 raise DataFileError(f"{where}: bands need dose_unit = 'mcg/h'")
             title, bands = band_sets[name]
             common.update(kind="bands", bands=bands, band_title=title)
-    return [TableEntry(record.id, r, **common) for r in entry_routes]
+    forms = raw.get("dose_forms", [""])
+    known_forms = data_file("dose-forms.toml").get("forms", {})
+    if not isinstance(forms, list) or not all(f == "" or f in known_forms for f in forms):
+        raise DataFileError(f"{where}.dose_forms: {forms!r} are not all dose forms")
+    return [
+        TableEntry(record.id, r, **common, dose_form=str(f)) for r in entry_routes for f in forms
+    ]
 
 
 def _resolve(
@@ -702,8 +715,8 @@ def _resolve(
     own: list[TableEntry] = []
     for i, e in enumerate(raw.get("entries", ())):
         own.extend(_parse_entries(e, f"{file}: tables.{tid}.entries[{i}]", band_sets))
-    keys = {(e.drug, e.route) for e in own}
-    merged = [e for e in base if (e.drug, e.route) not in keys] + own
+    keys = {(e.drug, e.route, e.dose_form) for e in own}
+    merged = [e for e in base if (e.drug, e.route, e.dose_form) not in keys] + own
     parsed[tid] = merged
     return merged
 
@@ -728,8 +741,11 @@ def conversion_tables() -> Mapping[str, ConversionTable]:
             source, level = _source_level(raw, f"{file}: tables.{tid}")
             entries: dict[tuple[str, str], TableEntry] = {}
             any_route: dict[str, TableEntry] = {}
+            by_form: dict[tuple[str, str, str], TableEntry] = {}
             for e in _resolve(tid, (), raw_tables, parsed, band_sets, file):
-                if e.route == "*":
+                if e.dose_form:
+                    by_form[(e.drug, e.route, e.dose_form)] = e
+                elif e.route == "*":
                     any_route[e.drug] = e
                 else:
                     entries[(e.drug, e.route)] = e
@@ -743,6 +759,7 @@ def conversion_tables() -> Mapping[str, ConversionTable]:
                 str(raw.get("note", "")),
                 entries,
                 any_route,
+                by_form,
             )
     return out
 

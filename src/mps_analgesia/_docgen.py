@@ -628,7 +628,11 @@ def protocol_markdown(protocol: Any) -> str:
     from .render import render
 
     origin = f"`data/protocols/{protocol.id}.toml`"
-    return _page(origin, [render(protocol, "markdown")])
+    handout = (
+        "\n*On paper:* this protocol as a one- or two-page handout in plain words, "
+        "[Handouts (PDF)](../handouts.md)."
+    )
+    return _page(origin, [render(protocol, "markdown"), handout])
 
 
 def protocol_pages() -> dict[str, str]:

@@ -35,6 +35,8 @@ __all__ = [
     "CaseResult",
     "iter_case_files",
     "read_case_file",
+    "to_frame",
+    "to_records",
     "validate_many",
 ]
 
@@ -87,6 +89,17 @@ class CaseResult:
     def ok(self) -> bool:
         """True when the case was read and checked (whatever the findings)."""
         return self.report is not None
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The report's rows (:meth:`Report.to_records`) with ``source`` first; a case that
+        could not be read is one ``error`` row with the reason."""
+        if self.report is None:
+            message = str(self.error) if self.error is not None else "not checked"
+            return [
+                {"source": self.source, "outcome": "error", "severity": "", "code": "",
+                 "step": None, "message": message, "missing": "", "sources": "", "level": ""}
+            ]  # fmt: skip
+        return [{"source": self.source, **row} for row in self.report.to_records()]
 
     @property
     def has_errors(self) -> bool:
@@ -514,3 +527,23 @@ def check_many(
     """
     settings = _settings(None, disable, None, max_bytes)  # an unknown rule id fails here
     return _map(_work(paths, ordered), settings, jobs=jobs, ordered=ordered, post=post)
+
+
+def to_records(results: Iterable[CaseResult]) -> list[dict[str, Any]]:
+    """The rows of every result of a batch (:meth:`CaseResult.to_records`), in order.
+
+    Example
+    -------
+    >>> from mps_analgesia.batch import to_records, validate_many
+    >>> rows = to_records(validate_many(["no/such/case.toml"]))
+    >>> rows[0]["source"], rows[0]["outcome"]
+    ('no/such/case.toml', 'error')
+    """
+    return [row for result in results for row in result.to_records()]
+
+
+def to_frame(results: Iterable[CaseResult]) -> Any:
+    """:func:`to_records` as a pandas DataFrame (the ``frame`` extra: pandas)."""
+    from .report import RECORD_COLUMNS, records_frame
+
+    return records_frame(to_records(results), ("source", *RECORD_COLUMNS))

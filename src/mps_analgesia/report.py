@@ -115,7 +115,7 @@ def _detail(
 
 
 @attrs.define(frozen=True, kw_only=False)
-class Finding:
+class Finding(Renderable):
     """One flagged check.
 
     Attributes
@@ -192,7 +192,7 @@ class Finding:
 
 
 @attrs.define(frozen=True)
-class NotChecked:
+class NotChecked(Renderable):
     """A check that could not run: the rule, the step, and the input that was missing."""
 
     rule: str
@@ -374,6 +374,60 @@ class Report(Renderable):
         """The report as JSON text."""
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
+    def __str__(self) -> str:
+        """The text report (``render(report, "text")``), as ``print(report)`` shows it."""
+        return self.to_text()
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One row per finding (most severe first), then one per check that did not run.
+
+        Each row has the same keys, for a table or a DataFrame: ``outcome`` (``finding`` or
+        ``not checked``), ``severity``, ``code``, ``step`` (1-based, ``None`` for the regimen),
+        ``message``, ``missing``, ``sources`` and ``level``.
+
+        Example
+        -------
+        >>> import mps_analgesia as mps
+        >>> report = mps.validate(mps.Regimen([mps.AdjuvantStep(drug="acetaminophen",
+        ...     role="nociceptive", dose="1250 mg", every="6 h")]), mps.Patient())
+        >>> row = report.to_records()[0]
+        >>> row["outcome"], row["severity"], row["code"], row["step"]
+        ('finding', 'error', 'dose.max-daily', 1)
+        """
+        rows: list[dict[str, Any]] = []
+        order = {s: i for i, s in enumerate(SEVERITIES)}
+        for f in sorted(self.findings, key=lambda f: order.get(f.severity, len(order))):
+            rows.append(
+                {
+                    "outcome": "finding",
+                    "severity": f.severity,
+                    "code": f.code,
+                    "step": None if f.step is None else f.step + 1,
+                    "message": f.message,
+                    "missing": "",
+                    "sources": ", ".join(f.source),
+                    "level": f.level,
+                }
+            )
+        for n in self.not_checked:
+            rows.append(
+                {
+                    "outcome": "not checked",
+                    "severity": "",
+                    "code": n.rule,
+                    "step": None if n.step is None else n.step + 1,
+                    "message": n.reason,
+                    "missing": n.missing,
+                    "sources": "",
+                    "level": "",
+                }
+            )
+        return rows
+
+    def to_frame(self) -> Any:
+        """:meth:`to_records` as a pandas DataFrame (the ``frame`` extra: pandas)."""
+        return records_frame(self.to_records())
+
     def to_text(self, *, title: str = "") -> str:
         """The report as plain text: ``render(report, "text")``, under ``title`` when given.
 
@@ -390,3 +444,27 @@ INTENDED_USE: Final = (
     "Decision support only: mps_analgesia does not prescribe and does not replace clinical "
     "judgement."
 )
+
+
+#: The columns of :meth:`Report.to_records`, in order.
+RECORD_COLUMNS: Final = (
+    "outcome", "severity", "code", "step", "message", "missing", "sources", "level",
+)  # fmt: skip
+
+
+def records_frame(
+    rows: Iterable[Mapping[str, Any]], columns: Iterable[str] = RECORD_COLUMNS
+) -> Any:
+    """Rows as a pandas DataFrame; a library error naming the ``frame`` extra without pandas."""
+    try:
+        import pandas  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:
+        from .errors import MpsAnalgesiaError
+
+        raise MpsAnalgesiaError(
+            "to_frame() needs pandas: pip install 'mps-analgesia[frame]' (or use to_records())"
+        ) from None
+    frame = pandas.DataFrame(list(rows), columns=list(columns))
+    if "step" in frame:  # 1-based step numbers, missing for the regimen: never 3.0 or NaN
+        frame["step"] = frame["step"].astype("Int64")
+    return frame

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Final, TypeAlias
 import attrs
 
 from . import _catalog, _units
+from ._repr import Renderable
 from .errors import StepError, UnitError, UnknownDrugError, UnknownRouteError
 
 __all__ = [
@@ -328,7 +329,7 @@ def _check_dose_form(step: Any) -> None:
 
 
 @attrs.define(frozen=True, kw_only=True, cache_hash=True)
-class _DrugStep:
+class _DrugStep(Renderable):
     """What every drug step shares: drug, route, formulation, dose and schedule, titration.
 
     Schedules: ``dose`` + ``every`` (every N hours), ``dose`` + ``times_per_day``, ``dose`` +
@@ -732,7 +733,7 @@ class AdjuvantStep(_DrugStep):
 
 
 @attrs.define(frozen=True, kw_only=True, cache_hash=True)
-class PsoasCompartmentBlockStep:
+class PsoasCompartmentBlockStep(Renderable):
     """A psoas compartment (posterior lumbar plexus) block with local anaesthetic.
 
     The dose is computed in units: concentration × volume for the bolus, concentration × rate ×
@@ -941,7 +942,7 @@ class PsoasCompartmentBlockStep:
 
 
 @attrs.define(frozen=True, kw_only=True, cache_hash=True)
-class RadiotherapyStep:
+class RadiotherapyStep(Renderable):
     """Palliative external-beam radiotherapy: total dose in Gy over ``fractions`` fractions.
 
     Example

@@ -163,3 +163,35 @@ class TestUnknown:
         """A brand alone has no strength: a count is refused."""
         with pytest.raises(mps.MpsAnalgesiaError, match="count"):
             step_from_resource(_order({"text": "OxyContin"}, TABLET))
+
+
+class TestDoseFormFactors:
+    """The CDC/CMS analytic file's per-form transmucosal fentanyl factors (cdc-2016 table)."""
+
+    @pytest.mark.parametrize(
+        ("code_text", "mme"),
+        [
+            # 200 mcg x 4 a day = 800 mcg/day; film 0.18 per mcg -> 144 MME/day
+            ("fentanyl 0.2 MG Buccal Film", 144.0),
+            # buccal tablet 0.13 per mcg -> 104 MME/day
+            ("fentanyl 0.2 MG Buccal Tablet", 104.0),
+            # lozenge 0.13 per mcg -> 104 MME/day
+            ("fentanyl 0.2 MG Oral Lozenge", 104.0),
+        ],
+    )
+    def test_product_dose_form_picks_its_factor(self, code_text: str, mme: float) -> None:
+        """The product's dose form selects its own factor instead of the 0.13-0.18 range."""
+        order = _order({"text": code_text}, {"value": 1, "system": UCUM, "code": "1"})
+        order["dosageInstruction"][0]["timing"] = {
+            "repeat": {"frequency": 4, "period": 1, "periodUnit": "d"}
+        }
+        step = step_from_resource(order)
+        result = mps.daily_ome(mps.Regimen([step]), table="cdc-2016")
+        assert result.low.magnitude == pytest.approx(mme)
+        assert result.high.magnitude == pytest.approx(mme)
+
+    def test_without_dose_form_the_range_is_kept(self) -> None:
+        """A buccal fentanyl step with no dose form keeps the 0.13-0.18 range."""
+        step = mps.OpioidStep(drug="fentanyl", route="buccal", dose="200 mcg", times_per_day=4)
+        result = mps.daily_ome(mps.Regimen([step]), table="cdc-2016")
+        assert (result.low.magnitude, result.high.magnitude) == pytest.approx((104.0, 144.0))

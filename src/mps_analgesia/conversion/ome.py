@@ -241,7 +241,7 @@ def _compute(
         dose = step.daily_dose_mg if day is None else step.daily_dose_mg_on(day)
         if dose <= 0.0:
             continue
-        entry = table.lookup(step.drug, step.route)
+        entry = table.lookup(step.drug, step.route, getattr(step, "dose_form", None))
         if entry is None:
             not_converted.append(_no_entry(table, index, step))
             continue
@@ -382,7 +382,7 @@ def single_dose_ome(step: Any, table: str = DEFAULT_TABLE) -> tuple[float, float
     Used by ``opioid.breakthrough-dose`` to compare a PRN dose with the regular daily OME.
     """
     tab = table_by_id(table)
-    entry = tab.lookup(step.drug, step.route)
+    entry = tab.lookup(step.drug, step.route, getattr(step, "dose_form", None))
     if entry is None:
         return f"{tab.id} has no factor for {step.drug} by the {step.route} route"
     if entry.kind == "none":

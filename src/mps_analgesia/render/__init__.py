@@ -56,14 +56,18 @@ _ALIASES: Final = {"md": "markdown", "htm": "html", "txt": "text"}
 def _builders() -> list[tuple[type, Callable[[Any], Document]]]:
     """The object types that can be rendered, each with its document builder (lazy imports)."""
     from ..regimen import Case, Regimen
-    from ..report import Report
+    from ..report import Finding, NotChecked, Report
+    from ..steps import STEP_KINDS
     from . import _build, _objects
 
     out: list[tuple[type, Callable[[Any], Document]]] = [
         (Report, _build.report_document),
         (Regimen, _build.regimen_document),
         (Case, _build.case_document),
+        (Finding, _build.finding_document),
+        (NotChecked, _build.not_checked_document),
     ]
+    out.extend((cls, _build.step_document) for cls in dict.fromkeys(STEP_KINDS.values()))
     out.extend(_objects.optional_builders())
     return out
 

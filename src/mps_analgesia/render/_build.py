@@ -344,11 +344,12 @@ def report_document(report: Report, *, title: str = "") -> Document:
             )
         )
     blocks: list[Block] = [Fields(tuple(head))]
-    if have_steps:
-        blocks.append(Section("Steps", steps_blocks(report.regimen.steps), "steps"))
+    # findings first: what needs acting on, then what could not be checked, then the steps
     blocks.append(Section("Findings", finding_blocks(report, have_steps=have_steps), "findings"))
     if report.not_checked:
         blocks.append(Section("Not checked", not_checked_blocks(report, have_steps), "not-checked"))
+    if have_steps:
+        blocks.append(Section("Steps", steps_blocks(report.regimen.steps), "steps"))
     if report.not_applicable:
         groups: dict[str, dict[str, list[str]]] = {}
         for a in report.not_applicable:
@@ -431,3 +432,80 @@ def not_checked_blocks(report: Report, have_steps: bool) -> tuple[Block, ...]:
         Para(inline("An input was missing, so these checks did not run: NOT passed.")),
         ItemList(nc),
     )
+
+
+# ---- one-line documents: a finding, a check not run, a step (the notebook displays) -----------
+
+
+def _line(content: Inlines, *more: Inlines) -> Document:
+    return Document("", (Para(content), *(Para(m) for m in more)), kind="line")
+
+
+def finding_document(finding: Any) -> Document:
+    """A finding on one line: severity, code, where, message; then its calculation.
+
+    Example
+    -------
+    >>> from mps_analgesia.render import render
+    >>> import mps_analgesia as mps
+    >>> f = mps.Finding("dose.max-daily", "error", "5000 mg/day is above the 4000 mg/day maximum",
+    ...                 step=0)
+    >>> render(f, "text")
+    'ERROR dose.max-daily (step 1): 5000 mg/day is above the 4000 mg/day maximum\\n'
+    """
+    content = inline(
+        Strong(finding.severity.upper(), finding.severity),
+        " ",
+        Code(finding.code),
+        " (",
+        _where(finding.step, False),
+        "): ",
+        finding.message,
+    )
+    more: list[Inlines] = []
+    if finding.arithmetic:
+        more.append(inline("calculation: ", Code(finding.arithmetic)))
+    if finding.source:
+        more.append(inline(f"evidence: {LEVEL_LABELS.get(finding.level, finding.level)}"))
+    return _line(content, *more)
+
+
+def not_checked_document(item: Any) -> Document:
+    """A check that did not run, on one line: never shown as passed."""
+    return _line(
+        inline(
+            Strong("NOT CHECKED", "unknown"),
+            " ",
+            Code(item.rule),
+            " (",
+            _where(item.step, False),
+            f"): missing {item.missing}",
+            f": {item.reason}" if item.reason else "",
+        )
+    )
+
+
+def step_document(step: Any) -> Document:
+    """A step on one line in dosage language (titration included), with its daily total.
+
+    Example
+    -------
+    >>> from mps_analgesia.render import render
+    >>> import mps_analgesia as mps
+    >>> s = mps.MethadoneAdjuvantStep(dose="5 mg", every="8 h",
+    ...                               titration=[{"day": 7, "dose": "7.5 mg"}])
+    >>> print(render(s, "text"), end="")
+    methadone 5 mg by mouth every 8 hours; 7.5 mg from day 7
+    15 mg/day, 22.5 mg/day from day 7
+    """
+    lines: list[Inlines] = []
+    kind = getattr(step, "kind", "")
+    if kind in ("opioid", "methadone_adjuvant", "adjuvant"):
+        label = "at most " if step.prn else ""
+        text = f"{label}{num(step.daily_dose_mg_on(step.start_day))} mg/day"
+        for p in step.titration:
+            text += f", {num(step.daily_dose_mg_on(p.day))} mg/day from day {p.day}"
+        lines.append(inline(text))
+    elif kind == "psoas_compartment_block":
+        lines.append(inline(f"at most {_mg(step.max_24h_mg)} in any 24 hours"))
+    return _line(inline(Strong(dosage(step))), *lines)

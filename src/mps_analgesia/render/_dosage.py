@@ -39,9 +39,23 @@ _TIME_WORDS: Final[dict[str, tuple[str, str]]] = {
 _TIMES: Final[dict[int, str]] = {1: "once a day", 2: "twice a day"}
 
 
+#: Units as clinicians write them, where the library's compact spelling differs.
+_CLINICAL_UNITS: Final = (("/1.73m2", "/1.73 m²"),)
+
+
 def quantity(q: Any) -> str:
-    """A Quantity as clinical text (``'10 mg'``, ``'0.2 %'``, ``'25 mcg/h'``)."""
-    return _units.format_quantity(q)
+    """A Quantity as clinical text (``'10 mg'``, ``'0.2 %'``, ``'25 mcg/h'``).
+
+    Example
+    -------
+    >>> from mps_analgesia import Q
+    >>> quantity(Q("58 mL/min/1.73m2"))
+    '58 mL/min/1.73 m²'
+    """
+    text = _units.format_quantity(q)
+    for compact, written in _CLINICAL_UNITS:
+        text = text.replace(compact, written)
+    return text
 
 
 def duration(q: Any) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
@@ -24,7 +25,7 @@ from ..report import INTENDED_USE, SEVERITIES
 from ._build import cite, patient_fields
 from ._doc import Block, Document, Figure, Inlines, Item, ItemList, Para, Section, Strong, Table
 from ._doc import inline as _inline
-from ._dosage import ROUTE_WORDS, dosage, quantity
+from ._dosage import ROUTE_WORDS, dosage
 from ._words import condition, value_words
 
 __all__ = [
@@ -330,7 +331,7 @@ def _monitoring_table(protocol: Any) -> Table | None:
         return Table(
             f"Monitoring: {watched[0].title.lower()}", ("What", "When"), tuple(r[:2] for r in rows)
         )
-    return Table("Monitoring", ("What", "When", "Step"), tuple(rows))
+    return Table("", ("What", "When", "Step"), tuple(rows))  # the section is headed already
 
 
 def _editions(files: Iterable[str]) -> str:
@@ -480,34 +481,41 @@ def _step_rows(plan: Any) -> Table:
 
 
 def _day_table(plan: Any) -> Table | None:
-    """The days on which something starts or changes, with what is given and what is checked."""
-    steps = plan.regimen.steps
-    days: set[int] = {0}
-    for s in steps:
-        days.add(getattr(s, "start_day", 0) or 0)
-        for p in getattr(s, "titration", ()):
-            days.add(p.day)
+    """The day plan (:func:`mps_analgesia.schedule`) of the plan's regimen, days that are alike
+    joined into one row (``days 1–6``), with the dated checks of the plan."""
+    from ..errors import MpsAnalgesiaError
+    from ..schedule import schedule
+    from .dayplan import _columns, plan_rows
+
     checks: dict[int, list[str]] = {}
+    last = 0
     for m in plan.monitoring:
         if m.day is not None:
-            days.add(m.day)
             checks.setdefault(m.day, []).append(_watch(m.what))
-    rows = []
-    for day in sorted(days):
-        given = []
-        for s in steps:
-            if (getattr(s, "start_day", 0) or 0) == day:
-                given.append(f"start: {dosage(s)}")
-            for p in getattr(s, "titration", ()):
-                if p.day == day:
-                    new = p.rate if p.rate is not None else p.dose
-                    given.append(f"{s.drug} changes to {quantity(new)}")
-        watch = ", ".join(dict.fromkeys(checks.get(day, [])))
-        if given or watch:
-            rows.append((_inline(f"day {day}"), _inline("; ".join(given) or "—"), _inline(watch)))
-    if not rows:
+            last = max(last, m.day)
+    try:
+        days = schedule(plan.regimen, table=plan.protocol.ome_table)
+        if len(days) <= last:
+            days = schedule(plan.regimen, last + 1, table=plan.protocol.ome_table)
+    except MpsAnalgesiaError:
         return None
-    return Table("Day by day", ("Day", "Given", "Checked"), tuple(rows))
+    rows = plan_rows(days)
+    cols = [c for c in _columns(days, rows) if c != 0]
+    groups: list[tuple[int, int, tuple[str, ...]]] = []
+    for n, row in enumerate(rows[1:]):
+        cells = (*(row[c] for c in cols), ", ".join(dict.fromkeys(checks.get(n, []))))
+        if groups and groups[-1][2] == cells and not cells[-1]:
+            groups[-1] = (groups[-1][0], n, cells)
+        else:
+            groups.append((n, n, cells))
+    if not groups:
+        return None
+    out = tuple(
+        (_inline(f"day {a}" if a == b else f"days {a}–{b}"), *(_inline(c) for c in cells))
+        for a, b, cells in groups
+    )
+    headers = ("Day", *(rows[0][c][:1].upper() + rows[0][c][1:] for c in cols), "Checked")
+    return Table(f"Day by day (OME table {plan.protocol.ome_table})", headers, out)
 
 
 def _plan_findings(plan: Any) -> Block | None:
@@ -527,6 +535,23 @@ def _plan_findings(plan: Any) -> Block | None:
     if not items:
         return Para(_inline("The checks that ran found nothing to flag."))
     return ItemList(tuple(items))
+
+
+#: Decisions that only say what the steps table already shows (a step kept, included, ordered).
+_BOOKKEEPING: Final = ("continued", "included", "sequencing")
+_CURRENT_INDEX: Final = re.compile(r"\s*\[current\[\d+\]\]")
+
+
+def _step_words(plan: Any, text: str) -> str:
+    """``text`` with the plan's step ids written as step titles (no ids on a handout)."""
+    text = _CURRENT_INDEX.sub("", text)
+    for tmpl in sorted(plan.protocol.steps, key=lambda t: -len(t.id)):
+        if "-" in tmpl.id or "_" in tmpl.id:
+            text = text.replace(f"'{tmpl.id}'", tmpl.title.lower())
+            text = text.replace(tmpl.id, tmpl.title.lower())
+    for group in plan.protocol.choice_groups:
+        text = text.replace(f"'{group}'", group)
+    return _titled(text)
 
 
 def plan_handout(plan: Any) -> Document:
@@ -564,10 +589,11 @@ def plan_handout(plan: Any) -> Document:
             for m in plan.monitoring
         )
         blocks.append(Section("Monitoring", (Table("Monitoring", ("What", "When"), rows),)))
-    if plan.decisions:
+    decisions = [d for d in plan.decisions if d.action not in _BOOKKEEPING]
+    if decisions:
         items = tuple(
-            Item(_cited(Strong(d.action), f": {d.message}", sources=d.sources))
-            for d in plan.decisions
+            Item(_cited(Strong(d.action), f": {_step_words(plan, d.message)}", sources=d.sources))
+            for d in decisions
         )
         blocks.append(Section("Decisions", (ItemList(items),), "decisions"))
     findings = _plan_findings(plan)

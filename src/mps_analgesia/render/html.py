@@ -50,7 +50,8 @@ STYLE: Final = """
   background: #f1f1f1; padding: 0 .2em; }
 .mps-doc pre { font-family: "DejaVu Sans Mono", "Liberation Mono", monospace; font-size: .85rem;
   background: #f4f4f4; border-left: 3px solid #5a5a5a; padding: .5rem .75rem;
-  white-space: pre-wrap; overflow-wrap: anywhere; margin: .3rem 0; }
+  white-space: pre-wrap; overflow-wrap: normal; word-break: normal; overflow-x: auto;
+  margin: .3rem 0; }
 .mps-doc dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem;
   margin: .5rem 0; }
 .mps-doc dt { font-weight: bold; }
@@ -58,7 +59,9 @@ STYLE: Final = """
 .mps-doc table { border-collapse: collapse; margin: .5rem 0 1rem; width: 100%; }
 .mps-doc caption { text-align: left; font-weight: bold; padding: .2rem 0; }
 .mps-doc th, .mps-doc td { border: 1px solid #8a8a8a; padding: .25rem .45rem;
-  text-align: left; vertical-align: top; }
+  text-align: left !important; vertical-align: top; }
+.mps-doc table { table-layout: auto !important; margin-left: 0 !important; }
+.mps-doc td.num, .mps-doc th.num { text-align: right !important; }
 .mps-doc thead th { background: #e8e8e8; }
 .mps-doc tbody th { font-weight: normal; }
 .mps-doc .num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -103,6 +106,7 @@ HANDOUT_STYLE: Final = """
 .mps-doc.handout figure.chart { text-align: center; }
 .mps-doc.handout figure.chart svg { max-height: 115mm; width: auto; max-width: 100%; }
 .mps-doc.handout #about { font-size: .88em; color: #2b2b2b; }
+.mps-doc.handout dl { grid-template-columns: max-content 1fr max-content 1fr; }
 .mps-doc.handout ol.refs { font-size: .85em; padding-left: 1.4rem; }
 @media print {
   .mps-doc.handout { font-size: 8.6pt; }
@@ -110,6 +114,13 @@ HANDOUT_STYLE: Final = """
 }
 """
 _HANDOUT_KINDS: Final = ("handout", "plan-handout")
+#: The style of a one-line display (a finding, a check not run, a step) in a notebook.
+LINE_STYLE: Final = (
+    ".mps-line{font-family:inherit;line-height:1.4;text-align:left}"
+    ".mps-line code{font-family:monospace;background:#f1f1f1;padding:0 .2em}"
+    ".mps-line .tone-error{color:#9b1c1c}.mps-line .tone-warning{color:#7a4300}"
+    ".mps-line .tone-info{color:#1d4f7a}.mps-line .tone-unknown{color:#4a4a4a}"
+)
 
 
 def _e(text: str) -> str:
@@ -258,6 +269,14 @@ def to_html(doc: Document, *, standalone: bool = True) -> str:
     >>> to_html(Document("Plan", ()), standalone=False).startswith('<div class="mps-doc"')
     True
     """
+    if doc.kind == "line":  # a finding, a check not run, a step: a few lines, small style
+        by_id, _ordered = numbered_references(doc)
+        paras = "".join(
+            f'<p style="margin:.1rem 0">{_inlines(b.content, by_id)}</p>'
+            for b in doc.blocks
+            if isinstance(b, Para)
+        )
+        return f'<div class="mps-doc mps-line" lang="en"><style>{LINE_STYLE}</style>{paras}</div>'
     body = "\n".join(_body(doc))
     handout = doc.kind in _HANDOUT_KINDS
     cls = "mps-doc handout" if handout else "mps-doc"

@@ -122,11 +122,20 @@ def _blocks(blocks: tuple[Block, ...], level: int, refs: Mapping[str, Reference]
             out.extend(block.lines)
             out.append("```")
         elif isinstance(block, Diagram):
+            # the drawing itself (inline SVG with a text alternative), then its Mermaid source
             out.append(f"*{escape(block.title)}*")
+            out.append("")
+            out.append('<div class="mps-flow">')
+            out.append(block.svg)
+            out.append("</div>")
+            out.append("")
+            out.append("<details><summary>Mermaid source of the flowchart</summary>")
             out.append("")
             out.append("```mermaid")
             out.append(block.mermaid.rstrip("\n"))
             out.append("```")
+            out.append("")
+            out.append("</details>")
         elif isinstance(block, Figure) and "\n" in block.alt:  # a text alternative in lines
             if block.caption:
                 out += [f"*{escape(block.caption)}*", ""]
@@ -158,6 +167,8 @@ def to_markdown(doc: Document) -> str:
     <BLANKLINE>
     """
     by_id, ordered = numbered_references(doc)
+    if doc.kind == "line":  # a finding, a check not run, a step: its lines only
+        return "\n\n".join(_inlines(b.content, by_id) for b in doc.blocks if isinstance(b, Para))
     out = [f"# {escape(doc.title)}", ""]
     if doc.subtitle:
         out += [escape(doc.subtitle), ""]

@@ -23,7 +23,7 @@ class PdfUnavailableError(MpsAnalgesiaError, ImportError):
 def pdf_engine() -> Any:
     """The ``weasyprint`` module, or raise :class:`PdfUnavailableError` saying how to get it."""
     try:
-        import weasyprint  # type: ignore[import-untyped]
+        import weasyprint  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except (ImportError, OSError) as exc:  # OSError: the Pango system library is missing
         raise PdfUnavailableError(
             "PDF output needs WeasyPrint: pip install 'mps-analgesia[pdf]' (and on Debian or "

@@ -155,6 +155,8 @@ def to_text(doc: Document) -> str:
     <BLANKLINE>
     """
     by_id, ordered = numbered_references(doc)
+    if doc.kind == "line":  # a finding, a check not run, a step: its lines only
+        return "".join(_inlines(b.content, by_id) + "\n" for b in doc.blocks if isinstance(b, Para))
     out = [doc.title, "#" * len(doc.title), ""]
     if doc.subtitle:
         out += [*_wrap(doc.subtitle), ""]
