@@ -222,3 +222,140 @@ class TestSuggestions:
         """`schema CASE` is `schema case`."""
         assert main(["schema", "CASE"]) == 0
         assert json.loads(capsys.readouterr().out)["title"]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = str(ROOT / "examples/mps-multimodal.toml")
+FEATURES = str(ROOT / "examples/assess/mps.features.toml")
+
+#: Every subcommand with JSON output: (schema name, argv).
+JSON_COMMANDS = [
+    ("output-check", ["check", EXAMPLE]),
+    ("output-check", ["check", EXAMPLE, str(ROOT / "examples/radiotherapy.toml"), "-j", "1"]),
+    ("output-protocols", ["protocols"]),
+    ("output-summarize", ["summarize", EXAMPLE]),
+    ("output-summarize", ["summarize", "psoas-compartment-block"]),
+    ("output-summarize", ["summarize", "radiotherapy-schedules"]),
+    (
+        "output-plan",
+        ["plan", "psoas-compartment-block", "--patient", EXAMPLE, "--choice", "side=left"],
+    ),
+    ("output-convert", ["convert", "60 mg/day oral morphine", "--to", "oxycodone"]),
+    ("output-assess", ["assess", FEATURES]),
+    ("output-schema", ["schema", "case"]),
+    ("output-schema", ["schema", "output-check"]),
+]
+
+
+class TestJsonEverywhere:
+    """`--format json` on every subcommand, each output valid against its published schema."""
+
+    @pytest.mark.parametrize(("schema", "argv"), JSON_COMMANDS, ids=lambda v: str(v))
+    def test_output_matches_its_schema(
+        self, schema: str, argv: list[str], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The JSON printed validates against `mps-analgesia schema <schema>`."""
+        jsonschema = pytest.importorskip("jsonschema")
+        assert main(["schema", schema]) == 0
+        published = json.loads(capsys.readouterr().out)
+        jsonschema.Draft202012Validator.check_schema(published)
+        code = main([*argv, "--format", "json"])
+        captured = capsys.readouterr()
+        assert code in (0, 1), captured.err
+        jsonschema.validate(json.loads(captured.out), published)
+
+    def test_a_schema_that_can_fail(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """The published schema refuses another command's output (the check is not vacuous)."""
+        jsonschema = pytest.importorskip("jsonschema")
+        main(["schema", "output-plan"])
+        published = json.loads(capsys.readouterr().out)
+        main(["protocols", "--format", "json"])
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(json.loads(capsys.readouterr().out), published)
+
+    def test_every_subcommand_offers_json(self) -> None:
+        """No subcommand is left without `--format json` (serve prints no result)."""
+        from mps_analgesia import cli
+
+        parser = cli._parser()
+        sub = next(a for a in parser._actions if a.dest == "command")
+        assert isinstance(sub.choices, dict)
+        for name, command in sub.choices.items():
+            if name == "serve":
+                continue
+            (fmt,) = [a for a in command._actions if a.dest == "format"]
+            assert fmt.choices is not None
+            assert "json" in fmt.choices, name
+
+
+class TestStdin:
+    """`-` reads standard input."""
+
+    def _stdin(self, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+        import io
+
+        monkeypatch.setattr(sys, "stdin", io.StringIO(text))
+
+    def test_check_reads_a_case(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`check -` checks the TOML case on standard input."""
+        self._stdin(monkeypatch, ERROR)
+        assert main(["check", "-", "--format", "json"]) == 1
+        data = json.loads(capsys.readouterr().out)
+        assert data["file"] == "<stdin>"
+        assert data["counts"]["error"] == 1
+
+    def test_check_reads_json(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A JSON case on standard input is read as JSON; an invalid one is exit 2."""
+        self._stdin(monkeypatch, '{"patient": {"weight": 52}}')
+        assert main(["check", "-"]) == 2
+        assert "'52' has no unit" in capsys.readouterr().err
+
+    def test_summarize_plan_assess(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """summarize, plan --patient and assess take `-` too."""
+        case_text = Path(EXAMPLE).read_text(encoding="utf-8")
+        self._stdin(monkeypatch, case_text)
+        assert main(["summarize", "-", "--format", "json"]) == 0
+        assert json.loads(capsys.readouterr().out)["file"] == "<stdin>"
+        self._stdin(monkeypatch, case_text)
+        assert main(
+            [
+                "plan",
+                "psoas-compartment-block",
+                "--patient",
+                "-",
+                "--choice",
+                "side=left",
+                "--format",
+                "json",
+            ]
+        ) in (
+            0,
+            1,
+        )
+        assert json.loads(capsys.readouterr().out)["protocol"]["id"] == "psoas-compartment-block"
+        self._stdin(monkeypatch, Path(FEATURES).read_text(encoding="utf-8"))
+        assert main(["assess", "-", "--format", "json"]) == 0
+        assert json.loads(capsys.readouterr().out)["features"]["side"] == "left"
+
+
+class TestServe:
+    def test_serve_logs_its_url(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`serve` says where the service's discovery endpoint is before it serves."""
+        from mps_analgesia.cds_hooks import _server
+
+        calls: list[tuple[str, int]] = []
+        monkeypatch.setattr(_server, "serve", lambda host, port, **_: calls.append((host, port)))
+        import mps_analgesia.cds_hooks as hooks
+
+        monkeypatch.setattr(hooks, "serve", _server.serve)
+        assert main(["serve", "--port", "8123"]) == 0
+        assert calls == [("127.0.0.1", 8123)]
+        assert "http://127.0.0.1:8123/cds-services" in capsys.readouterr().err

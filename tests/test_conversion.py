@@ -923,12 +923,16 @@ class TestBreakthroughDose:
         assert b.dose.quantity.magnitude == pytest.approx(10)
         assert b.route == "oral"
 
-    def test_adjuvant_methadone_counts_with_a_note(self) -> None:
-        """Adjuvant methadone counts in the regular OME; the notes say its factor is an estimate."""
+    def test_adjuvant_methadone_is_left_out_by_default(self) -> None:
+        """Adjuvant methadone is not a basis by default (CDC 2022: its factor is not for
+        dosing); counted on request, the notes say its factor is an estimate."""
         reg = mps.Regimen([MORPHINE_60, mps.MethadoneAdjuvantStep(dose="5 mg", every="8 h")])
         b = breakthrough_dose(reg)
-        assert b.ome.range.high == pytest.approx(130.5)
-        assert any("estimate" in n for n in b.notes)
+        assert b.ome.range.high == pytest.approx(60.0)
+        assert any("adjuvant methadone left out" in n for n in b.notes)
+        counted = breakthrough_dose(reg, include_adjuvant_methadone=True)
+        assert counted.ome.range.high == pytest.approx(130.5)
+        assert any("estimate" in n for n in counted.notes)
 
     def test_no_regular_opioid_or_incomplete(self) -> None:
         """No regular opioid, or an unconvertible one, gives an error, never a dose."""

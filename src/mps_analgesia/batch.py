@@ -128,8 +128,13 @@ class CaseResult:
         return out
 
 
+#: Files with these endings are features files (``mps-analgesia assess``), not case files.
+FEATURES_SUFFIXES: Final = (".features.toml", ".features.json")
+
+
 def _is_case_file(name: str) -> bool:
-    return name.lower().endswith(CASE_SUFFIXES)
+    lowered = name.lower()
+    return lowered.endswith(CASE_SUFFIXES) and not lowered.endswith(FEATURES_SUFFIXES)
 
 
 def _walk(directory: Path, ordered: bool) -> Iterator[Path]:
@@ -159,6 +164,8 @@ def iter_case_files(
     paths: Iterable[str | os.PathLike[str]], *, ordered: bool = True
 ) -> Iterator[Path]:
     """Expand paths: a directory gives its ``*.toml``/``*.json`` files (recursively, sorted).
+
+    Features files (``*.features.toml``, ``*.features.json``, for ``assess``) are left out.
 
     A path that is not a directory is yielded as given (even if it does not exist: reading it
     then reports the problem).  Hidden files and directories (``.git`` ...) are skipped, and
@@ -328,10 +335,22 @@ def _run_chunk(chunk: list[_Work]) -> list[Any]:
     return results
 
 
+@attrs.define(frozen=True)
+class Named:
+    """A case (or the result of one that could not be read) with the name to report it by,
+    e.g. ``Named("<stdin>", case)``; accepted by :func:`validate_many` like a path."""
+
+    source: str
+    item: Case | CaseResult
+
+
 def _work(cases: Iterable[Any], ordered: bool) -> Iterator[_Work]:
     """``(source, item)`` for each case, lazily: directories expanded as the walk goes."""
     position = 0
     for item in cases:
+        if isinstance(item, Named):
+            yield item.source, item.item
+            continue
         if isinstance(item, Case):
             yield f"<case {position}>", item
             position += 1

@@ -658,6 +658,24 @@ class OpioidStep(_DrugStep):
     kind: ClassVar[str] = "opioid"
     _allowed_classes: ClassVar[tuple[str, ...]] = ("opioid",)
 
+    rescue_for: str | None = attrs.field(
+        default=None,
+        metadata={
+            "doc": "on a PRN step: the regular opioid it is the rescue for (its regular daily "
+            "dose is the basis of the breakthrough check); default the PRN step's own drug"
+        },
+    )
+
+    def __attrs_post_init__(self) -> None:
+        _DrugStep.__attrs_post_init__(self)
+        if self.rescue_for is not None:
+            if not self.prn:
+                raise StepError("rescue_for", "only a PRN (when needed) step is a rescue dose")
+            record = _catalog.drug(str(self.rescue_for), field="rescue_for")
+            if record.drug_class != "opioid":
+                raise StepError("rescue_for", f"{record.id} is not an opioid")
+            _set(self, "rescue_for", record.id)
+
     @property
     def is_long_acting(self) -> bool:
         """A modified-release tablet, a patch, or methadone: the regimen's long-acting opioid."""

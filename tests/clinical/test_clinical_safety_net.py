@@ -1096,3 +1096,29 @@ def test_block_case(case: Case, group: str) -> None:
         test_dangerous_regimen_trips_its_rule(case)
     else:
         test_published_regimen_raises_no_false_alarm(case)
+
+
+def test_rescue_for_names_the_regular_opioid() -> None:
+    """A morphine rescue for a fentanyl patch (rescue_for) is judged against the patch's OME:
+    10 mg oral morphine on 25 mcg/h (60 MME/day, CDC 2022 [V]) is 1/6, no finding."""
+    reg = mps.Regimen(
+        [
+            Op(drug="fentanyl", route="transdermal", rate="25 mcg/h"),
+            Op(drug="morphine", dose="10 mg", every="4 h", prn=True, rescue_for="fentanyl"),
+        ]
+    )
+    report = mps.validate(reg, _tolerant())
+    assert ("opioid.breakthrough-dose", 1) in report.passed
+
+
+def test_breakthrough_dose_leaves_adjuvant_methadone_out() -> None:
+    """breakthrough_dose() of the multimodal example: 1/6 of oxycodone 60 mg/day = 10 mg, not
+    25.7 mg (adjuvant methadone is not a basis: CDC 2022's factor is not for dosing)."""
+    from mps_analgesia.conversion import breakthrough_dose
+
+    case = mps.load_case("examples/mps-multimodal.toml")
+    b = breakthrough_dose(case.regimen, drug="oxycodone")
+    assert b.dose.text == "10 mg"
+    assert any("adjuvant methadone left out" in n for n in b.notes)
+    with_methadone = breakthrough_dose(case.regimen, include_adjuvant_methadone=True)
+    assert with_methadone.dose.high > b.dose.high

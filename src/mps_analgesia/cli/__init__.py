@@ -38,7 +38,7 @@ from ._parsing import Parser
 __all__ = ["EXIT_FINDINGS", "EXIT_INPUT", "EXIT_OK", "FORMATS", "main"]
 
 #: The subcommand modules, in the order ``--help`` lists them.
-_COMMANDS: Final = ("_check", "_educator", "_schema", "_serve")
+_COMMANDS: Final = ("_check", "_educator", "_audit", "_schema", "_serve")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from ..errors import MpsAnalgesiaError
-from ._common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, fail
+from ._common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, STDIN, fail, load_case_arg
 from ._parsing import add_format
 
 if TYPE_CHECKING:
@@ -53,7 +53,8 @@ def add_parser(sub: Any) -> None:
         "cases",
         nargs="+",
         metavar="PATH",
-        help="case files (.toml or .json) or directories (searched recursively)",
+        help="case files (.toml or .json) or directories (searched recursively); - reads one "
+        "case from standard input",
     )
     add_format(
         check,
@@ -236,11 +237,18 @@ def _render(fmt: str, quiet: bool, result: CaseResult) -> _Done:
     return (result.source, counts, result.has_errors, out, err)
 
 
-def _inputs(raws: list[str], err: TextIO, problems: list[str], ordered: bool) -> Iterator[Path]:
-    """The case files of the arguments, streamed; an empty directory is a problem."""
-    from ..batch import iter_case_files
+def _inputs(raws: list[str], err: TextIO, problems: list[str], ordered: bool) -> Iterator[Any]:
+    """The case files of the arguments, streamed; an empty directory is a problem; ``-`` is
+    a case on standard input."""
+    from ..batch import CaseResult, Named, iter_case_files
 
     for raw in raws:
+        if raw == STDIN:
+            try:
+                yield Named("<stdin>", load_case_arg(STDIN))
+            except MpsAnalgesiaError as exc:
+                yield Named("<stdin>", CaseResult("<stdin>", error=exc))
+            continue
         found = False
         for path in iter_case_files([raw], ordered=ordered):
             found = True

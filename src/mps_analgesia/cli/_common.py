@@ -5,7 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-__all__ = ["EXIT_FINDINGS", "EXIT_INPUT", "EXIT_OK", "fail", "read_table"]
+__all__ = [
+    "EXIT_FINDINGS",
+    "EXIT_INPUT",
+    "EXIT_OK",
+    "STDIN",
+    "fail",
+    "load_case_arg",
+    "read_table",
+    "stdin_text",
+]
+
+#: The file argument that means standard input.
+STDIN: Final = "-"
 
 #: Done, no error-severity finding.
 EXIT_OK: Final = 0
@@ -21,20 +33,50 @@ def fail(err: TextIO, exc: BaseException) -> int:
     return EXIT_INPUT
 
 
+def stdin_text() -> tuple[str, str]:
+    """Standard input as text, and its format: JSON when it starts with ``{``, else TOML."""
+    import sys
+
+    from ..errors import CaseFileError, Problem
+
+    try:
+        text = sys.stdin.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CaseFileError("<stdin>", [Problem("", f"cannot be read: {exc}")]) from None
+    return text, "json" if text.lstrip().startswith("{") else "toml"
+
+
+def load_case_arg(arg: str | Path) -> Any:
+    """The case of a file argument: a case file, or ``-`` for standard input."""
+    from ..batch import read_case_file
+    from ..io import loads_case
+
+    if str(arg) == STDIN:
+        text, fmt = stdin_text()
+        return loads_case(text, format=fmt, file="<stdin>")
+    return read_case_file(arg)
+
+
 def read_table(path: Path) -> dict[str, Any]:
-    """Read a TOML or JSON file into a dict (a CaseFileError with the reason if it cannot)."""
+    """Read a TOML or JSON file (``-``: standard input) into a dict (a CaseFileError with the
+    reason if it cannot)."""
     import json
     import tomllib
 
     from ..errors import CaseFileError, Problem
 
+    is_json = path.suffix.lower() == ".json"
     try:
-        text = path.read_text(encoding="utf-8")
+        if str(path) == STDIN:
+            text, fmt = stdin_text()
+            is_json = fmt == "json"
+        else:
+            text = path.read_text(encoding="utf-8")
     except OSError as exc:
         problem = Problem("", f"cannot read the file: {exc.strerror}")
         raise CaseFileError(str(path), [problem]) from None
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        data = json.loads(text) if is_json else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise CaseFileError(str(path), [Problem("", f"not valid TOML/JSON: {exc}")]) from None
     if not isinstance(data, dict):

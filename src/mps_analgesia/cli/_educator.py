@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from ..errors import MpsAnalgesiaError
-from ._common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, fail, read_table
+from ._common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, STDIN, fail, load_case_arg, read_table
 from ._parsing import add_format, lower
 
 __all__ = [
@@ -37,7 +37,7 @@ __all__ = [
 
 #: The id ``summarize`` accepts for the table of shipped radiotherapy schedules.
 RT_TABLE_ID: Final = "radiotherapy-schedules"
-_FORMATS: Final = ("text", "markdown", "html")
+_FORMATS: Final = ("text", "markdown", "html", "json")
 
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +45,8 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
         parser,
         _FORMATS,
         "text",
-        "text for the terminal (default), markdown, or html (one self-contained page)",
+        "text for the terminal (default), markdown, html (one self-contained page), or json "
+        "(the data; its JSON Schema: mps-analgesia schema output-COMMAND)",
     )
     parser.add_argument(
         "-o",
@@ -125,6 +126,18 @@ def _emit(args: argparse.Namespace, obj: Any, out: TextIO, err: TextIO) -> int:
     from ..render import _write, document
 
     layout = getattr(args, "layout", "summary")
+    if args.format == "json":
+        import json
+
+        from ._json import to_json
+
+        text = json.dumps(to_json(obj), indent=2, ensure_ascii=False)
+        if args.output:
+            Path(args.output).write_text(text + "\n", encoding="utf-8")
+            print(f"wrote {args.output}", file=err)
+        else:
+            out.write(text + "\n")
+        return EXIT_OK
     if args.format == "pdf":  # bytes: to a file only
         try:
             if not args.output:
@@ -167,11 +180,27 @@ def cmd_protocols(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         from ..render._objects import protocol_listing
 
-        doc = protocol_listing(_protocols().list_protocols())
+        listed = _protocols().list_protocols()
+        doc: Any = protocol_listing(listed) if args.format != "json" else _listing(listed)
     except MpsAnalgesiaError as exc:
         return fail(err, exc)
     _emit(args, doc, out, err)
     return EXIT_OK
+
+
+def _listing(protocols: Any) -> dict[str, Any]:
+    return {
+        "protocols": [
+            {
+                "id": p.id,
+                "version": p.version,
+                "status": p.status,
+                "evidence": p.evidence.level,
+                "title": p.title,
+            }
+            for p in protocols
+        ]
+    }
 
 
 # ---- summarize ----------------------------------------------------------------------------------
@@ -196,18 +225,30 @@ def cmd_summarize(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             obj = rt_table_document()
         else:
             path = Path(target)
-            if path.suffix.lower() in (".toml", ".json") and path.is_file():
+            if target == STDIN or (path.suffix.lower() in (".toml", ".json") and path.is_file()):
                 data = read_table(path)
                 if _is_case(data):
-                    from ..io import load_case
+                    from ..io import case_from_dict
                     from ..render import _build
                     from ..rules import validate
 
-                    case = load_case(path)
+                    case = (
+                        case_from_dict(data, file=str(path))
+                        if target == STDIN
+                        else load_case_arg(path)
+                    )
                     report = validate(case.regimen, case.patient)
-                    obj = _build.report_document(report, title=case.name)
+                    obj = (
+                        {"file": "<stdin>" if target == STDIN else target, **report.to_dict()}
+                        if args.format == "json"
+                        else _build.report_document(report, title=case.name)
+                    )
                     code = EXIT_FINDINGS if report.has_errors else EXIT_OK
                     _write_timeline(args, case, err)
+                elif target == STDIN:
+                    raise MpsAnalgesiaError(
+                        "-: standard input holds no case (a protocol is read from a file or by id)"
+                    )
                 else:
                     obj = _protocols(target).load_protocol(path)
                     _no_timeline(args, target)
@@ -247,10 +288,8 @@ def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     The case's steps are the patient's current regimen (a case with no step: none).
     """
     try:
-        from ..io import load_case
-
         protocol = _protocols(args.protocol).load_protocol(args.protocol)
-        case = load_case(args.patient)
+        case = load_case_arg(args.patient)
         choices = _choices(args.choice)
         plan = protocol.instantiate(
             case.patient, current_regimen=case.regimen, choices=choices or None
@@ -335,7 +374,11 @@ def add_subcommands(subparsers: Any) -> None:
         f"exit 1 when it has an error finding) or, with the id {RT_TABLE_ID!r}, the shipped "
         "radiotherapy schedules with BED and EQD2.",
     )
-    p.add_argument("target", metavar="ID_OR_FILE", help="a protocol id, a protocol or case file")
+    p.add_argument(
+        "target",
+        metavar="ID_OR_FILE",
+        help="a protocol id, a protocol or case file, - for a case on standard input",
+    )
     _add_output(p)
     _add_layout(p)
     _add_timeline(p)
@@ -350,7 +393,10 @@ def add_subcommands(subparsers: Any) -> None:
     )
     p.add_argument("protocol", metavar="ID", help="a protocol id or file")
     p.add_argument(
-        "--patient", required=True, metavar="CASE", help="case file with the patient (and regimen)"
+        "--patient",
+        required=True,
+        metavar="CASE",
+        help="case file with the patient (and regimen); - reads it from standard input",
     )
     p.add_argument(
         "--choice",
@@ -390,6 +436,10 @@ def add_subcommands(subparsers: Any) -> None:
         description="Read the clinical features (TOML or JSON) and show, for each published "
         "definition of malignant psoas syndrome, which criteria are met, not met or unknown.",
     )
-    p.add_argument("features", metavar="FEATURES_FILE", help="features file (.toml or .json)")
+    p.add_argument(
+        "features",
+        metavar="FEATURES_FILE",
+        help="features file (.toml or .json); - reads it from standard input",
+    )
     _add_output(p)
     p.set_defaults(handler=cmd_assess)

@@ -28,6 +28,13 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         from ..cds_hooks import serve as serve_forever
 
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(
+            f"mps-analgesia serve: CDS Hooks discovery at http://{host}:{args.port}/cds-services"
+            " (Ctrl-C stops)",
+            file=err,
+            flush=True,
+        )
         serve_forever(args.host, args.port)
     except (ImportError, OSError) as exc:
         print(f"mps-analgesia serve: {exc}", file=err)

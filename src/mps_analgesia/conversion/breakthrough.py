@@ -80,6 +80,7 @@ def breakthrough_dose(
     table: str = DEFAULT_TABLE,
     drug: str | None = None,
     route: str | None = None,
+    include_adjuvant_methadone: bool = False,
 ) -> BreakthroughDose:
     """The immediate-release breakthrough (rescue) dose of the main opioid.
 
@@ -89,8 +90,11 @@ def breakthrough_dose(
     Parameters
     ----------
     regimen:
-        A regimen, a regular opioid step or a list of steps; its regular daily OME is the basis
-        (adjuvant methadone counts, through the table's methadone factor).
+        A regimen, a regular opioid step or a list of steps.  The basis is the regular daily
+        OME of the opioid the rescue replaces: the regular steps of the breakthrough drug when
+        the regimen has them, else every regular ``opioid`` step.  Adjuvant methadone is left
+        out (CDC 2022: its factor is not for dosing; conversion from methadone is one-way); the
+        notes say which steps were used.
     fraction:
         ``"1/6"`` (default, Japanese morphine label), ``"10-20%"`` (NCCN 2011), a number or a
         pair of numbers.
@@ -100,6 +104,9 @@ def breakthrough_dose(
         The breakthrough drug and route; default the main opioid (the regular ``opioid`` step
         with the largest OME) and its route.  A patch has no immediate-release form: name
         another drug and route.
+    include_adjuvant_methadone:
+        Count adjuvant methadone in the basis (through the table's methadone factor, an
+        estimate); off by default.
 
     Example
     -------
@@ -115,7 +122,33 @@ def breakthrough_dose(
     """
     tab = table_by_id(table)
     frac = _fraction(fraction)
-    result = _compute(tab, _indexed(regimen, "breakthrough_dose()"), "regular_only", None)
+    indexed = list(_indexed(regimen, "breakthrough_dose()"))
+    chosen = [
+        (i, s)
+        for i, s in indexed
+        if include_adjuvant_methadone or getattr(s, "kind", "") != "methadone_adjuvant"
+    ]
+    if not chosen and indexed:
+        raise ConversionError(
+            "no main opioid (only adjuvant methadone is regular): name the breakthrough drug= "
+            "and give its regular step, or pass include_adjuvant_methadone=True"
+        )
+    rescue = _target_drug(drug, "drug").id if drug is not None else None
+    same = [
+        (i, s)
+        for i, s in chosen
+        if rescue is not None and getattr(s, "drug", None) == rescue and not getattr(s, "prn", 0)
+    ]
+    basis_note = (
+        f"basis: the regular {rescue} steps (the opioid the rescue replaces)"
+        if same
+        else "basis: every regular opioid step"
+    ) + (
+        ""
+        if include_adjuvant_methadone or len(chosen) == len(indexed)
+        else "; adjuvant methadone left out (its factor is not for dosing)"
+    )
+    result = _compute(tab, same or chosen, "regular_only", None)
     if result.not_converted:
         raise ConversionError(
             f"no breakthrough dose: {tab.id} does not convert every regular opioid: "
@@ -161,7 +194,7 @@ def breakthrough_dose(
     )
     formulation = "immediate-release"
     suggested, why = _suggest(record.id, route_id, formulation, target, per_dose_unit, prn=True)
-    notes = [why] if why else []
+    notes = [basis_note, *([why] if why else [])]
     if result.is_range or not _close(entry.factor_low, entry.factor_high):
         notes.append(
             "the OME or the factor is a range: the suggestion starts from its conservative end "
