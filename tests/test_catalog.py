@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -318,3 +320,113 @@ class TestEditions:
         )
         with pytest.raises(DataFileError, match=r"drugs\.toml"):
             _docgen.record_editions()
+
+
+_NUMBER = r"\d+(?:\.\d+)?"
+_STATED = re.compile(
+    rf"({_NUMBER})(?:\s*[–-]\s*({_NUMBER}))?\s*"
+    r"(ms|mg/kg|mg/day|mg|mcg/h|MME/day|Gy|days?|kg|mL/min|years?|h)\b"
+)
+#: Numbers a rule text may state that are definitions, not clinical values (EQD2 is, by
+#: definition, the dose in 2 Gy fractions).
+_DEFINITIONS = {("radiotherapy.bed-eqd2", 2.0, "Gy")}
+
+
+def _canonical(number: str, unit: str) -> tuple[str, float]:
+    from mps_analgesia import _units
+
+    unit = {"days": "day", "years": "year"}.get(unit, unit)
+    value, info = _units.parse(f"{number} {unit}")
+    base = _units.quantity_from_magnitude(value, info.text).to_base_units()
+    return info.dimension, round(float(base.magnitude), 9)
+
+
+def _stated(text: str) -> list[tuple[str, str]]:
+    return [(n, m.group(3)) for m in _STATED.finditer(text) for n in m.groups()[:2] if n]
+
+
+def _data_quantities() -> set[tuple[str, float]]:
+    out: set[tuple[str, float]] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str):
+            out.update(_canonical(n, u) for n, u in _stated(value))
+
+    for name in _catalog.data_file_names():
+        walk(dict(_catalog.data_file(name)))
+    return out
+
+
+_QTC_THRESHOLD = re.compile(
+    rf"(?:above|below|from|over|under|at least|more than|less than|≥|≤|>|<|to)\s*({_NUMBER})\s*"
+    rf"(?:[–-]\s*({_NUMBER})\s*)?ms\b"
+)
+
+
+def _hand_written_texts() -> list[tuple[str, str]]:
+    """(where, text) of the hand-written docs, the README and the protocol texts."""
+    from mps_analgesia import _docgen
+
+    root = Path(__file__).resolve().parents[1]
+    generated = set(_docgen.GENERATED_PAGES)
+    out = []
+    for page in sorted((root / "docs").rglob("*.md")):
+        rel = page.relative_to(root / "docs").as_posix()
+        if rel not in generated and not rel.startswith(f"{_docgen.PROTOCOL_PAGES_DIR}/"):
+            out.append((f"docs/{rel}", page.read_text(encoding="utf-8")))
+    out.append(("README.md", (root / "README.md").read_text(encoding="utf-8")))
+    folder = resources.files("mps_analgesia") / "data" / "protocols"
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        if item.name.endswith(".toml"):
+            out.append((f"protocols/{item.name}", item.read_text(encoding="utf-8")))
+    return out
+
+
+class TestOneNumber:
+    """A clinical number lives in one place: texts take it from data or say it in words."""
+
+    def test_rule_titles_and_descriptions_state_only_data_values(self) -> None:
+        """Every quantity a rule title or description states is a value of the data files."""
+        import mps_analgesia as mps_
+
+        values = _data_quantities()
+        stale = []
+        for r in mps_.default_rules():
+            for what in ("title", "description"):
+                for number, unit in _stated(getattr(r, what)):
+                    if (r.id, float(number), unit) in _DEFINITIONS:
+                        continue
+                    if _canonical(number, unit) not in values:
+                        stale.append(f"{r.id} {what}: {number} {unit}")
+        assert not stale, f"stated but not in the data: {stale}"
+
+    def test_methadone_qtc_texts_state_no_number(self) -> None:
+        """The QTc rules say their thresholds in words: a changed threshold leaves no stale text."""
+        import mps_analgesia as mps_
+
+        for rule_id in ("methadone.qtc-contraindicated", "methadone.qtc-prolonged"):
+            r = mps_.default_rules().get(rule_id)
+            assert not re.search(r"\d\s*ms", r.title + r.description), rule_id
+
+    def test_hand_written_qtc_thresholds_are_the_data_values(self) -> None:
+        """A QTc threshold written in a doc, the README or a protocol text is a data value."""
+        qtc = {
+            _canonical(str(_catalog.data_entry("methadone.toml", k)["value"]).split()[0], "ms")
+            for k in ("qtc.contraindicated_above", "qtc.prolonged_from")
+        }
+        stale = []
+        for where, text in _hand_written_texts():
+            for line in text.splitlines():
+                if "qtc" not in line.casefold():
+                    continue
+                for m in _QTC_THRESHOLD.finditer(line):
+                    for number in m.groups():
+                        if number and _canonical(number, "ms") not in qtc:
+                            stale.append(f"{where}: {m.group(0)!r}")
+        assert not stale, f"QTc thresholds that are not the data values: {stale}"

@@ -55,6 +55,7 @@ __all__ = [
     "conversion_table",
     "conversion_tables",
     "data_editions",
+    "data_entry",
     "data_file",
     "data_file_names",
     "drug",
@@ -217,6 +218,26 @@ def ucum_code(unit: str) -> str:
         return _ucum_codes()[unit]
     except KeyError:
         raise DataFileError(f"ucum.toml: no UCUM code for the library unit {unit!r}") from None
+
+
+def data_entry(name: str, key: str) -> Mapping[str, Any]:
+    """The table at dotted ``key`` of data file ``name`` (``"qtc.contraindicated_above"``), so
+    another file can name a value instead of restating it.
+
+    Example
+    -------
+    >>> from mps_analgesia import _catalog
+    >>> _catalog.data_entry("methadone.toml", "qtc.prolonged_from")["value"]
+    '450 ms'
+    """
+    node: Any = data_file(name)
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise DataFileError(f"{name}: has no key {key!r}")
+        node = node[part]
+    if not isinstance(node, Mapping):
+        raise DataFileError(f"{name}: {key!r} is not a table with a value")
+    return node
 
 
 # ---- sources ------------------------------------------------------------------------------------

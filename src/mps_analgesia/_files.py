@@ -224,7 +224,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _json_int(text: str) -> int:
     digits = len(text.lstrip("-"))
-    if digits > _limits.MAX_INT_DIGITS:
+    if digits > _limits.MAX_INT_DIGITS + 1:  # 10**12 itself has 13 digits
         raise _Refused("", f"has an integer of {digits} digits (at most {_limits.MAX_INT_DIGITS})")
     return int(text)
 
@@ -331,12 +331,13 @@ def _walk(data: Any, problems: list[tuple[str, str]]) -> None:
         elif isinstance(value, bool):
             pass
         elif isinstance(value, int):
-            if abs(value) >= _BIG_INT:
-                problems.append(
-                    (path, f"is an integer of more than {_limits.MAX_INT_DIGITS} digits")
-                )
-        elif isinstance(value, float) and not math.isfinite(value):
-            problems.append((path, "is not a finite number"))
+            if abs(value) > _BIG_INT:
+                problems.append((path, f"is an integer larger than {_BIG_INT:.0e}"))
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                problems.append((path, "is not a finite number"))
+            elif abs(value) > _limits.MAX_MAGNITUDE:
+                problems.append((path, f"is larger than {_limits.MAX_MAGNITUDE:g}"))
 
 
 def _is_text(value: object) -> bool:

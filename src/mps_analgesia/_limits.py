@@ -34,7 +34,7 @@ MAX_DEPTH: Final = 32
 MAX_ITEMS: Final = 10_000
 #: Longest text value in a file, in characters.
 MAX_STRING: Final = 100_000
-#: Most digits in an integer read from a file or a call (no count or age needs more).
+#: Integers read from a file are at most 10**MAX_INT_DIGITS (no count or age needs more).
 MAX_INT_DIGITS: Final = 12
 #: Longest quantity text (``"15 mg/day"``) read, in characters.
 MAX_QUANTITY_TEXT: Final = 100

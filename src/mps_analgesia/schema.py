@@ -281,8 +281,16 @@ def _protocol_schema() -> dict[str, Any]:
     check_value.update(
         {
             "description": "the value compared with: a quantity text, a number, a text, a list "
-            "of texts or true/false",
-            "type": ["string", "number", "boolean", "array"],
+            "of texts or true/false, or a value of a data file ({data, key})",
+            "anyOf": [
+                {"type": ["string", "number", "boolean", "array"]},
+                {
+                    "type": "object",
+                    "properties": {"data": {"type": "string"}, "key": {"type": "string"}},
+                    "required": ["data", "key"],
+                    "additionalProperties": False,
+                },
+            ],
         }
     )
     for cls_name in (f"StepTemplate_{k}" for k in (*STEP_KINDS, "action")):

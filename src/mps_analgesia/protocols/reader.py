@@ -13,6 +13,7 @@ import attrs
 from .. import _catalog, _files, _units
 from .._files import line_of as _line
 from ..errors import (
+    DataFileError,
     Problem,
     ProtocolFileError,
     StepError,
@@ -270,6 +271,8 @@ def _read_check(r: _Reader, data: Any, path: str, *, guards: bool = True) -> Che
         elif value is None:
             r.add(vpath, f"is required for the operator {op!r}")
         elif spec.kind == "quantity":
+            if isinstance(value, dict):  # {data = "file.toml", key = "a.b"}: a value in data
+                value = _data_value(r, value, vpath)
             read = r.quantity(value, vpath, (spec.dimension,))
             if read is not None:
                 value = read[0]
@@ -314,6 +317,19 @@ def _read_check(r: _Reader, data: Any, path: str, *, guards: bool = True) -> Che
         threshold=threshold,
         options=options,
     )
+
+
+def _data_value(r: Any, ref: dict[str, Any], path: str) -> Any:
+    """The quantity text a ``{data = "file.toml", key = "a.b"}`` reference names, so a protocol
+    takes a threshold from the data file instead of restating it."""
+    if set(ref) != {"data", "key"}:
+        r.add(path, 'a reference to a data value is {data = "file.toml", key = "a.b"}')
+        return None
+    try:
+        return _catalog.data_entry(str(ref["data"]), str(ref["key"])).get("value")
+    except DataFileError as exc:
+        r.add(path, str(exc))
+        return None
 
 
 def _default_id(field: str, op: str, value: Any) -> str:

@@ -9,8 +9,8 @@ list by CYP role and QT effect).
 
 ``methadone.adjuvant-range``: the largest daily dose over the titration above 30 mg/day →
 warning; the final (target) daily dose below 15 mg/day → info.
-``methadone.qtc-contraindicated``: QTc above 500 ms → error.
-``methadone.qtc-prolonged``: QTc 450–500 ms → warning.
+``methadone.qtc-contraindicated``: QTc above the contraindication threshold → error.
+``methadone.qtc-prolonged``: QTc in the prolonged range (up to that threshold) → warning.
 ``methadone.ecg-required``: no QTc recorded → warning with the ECG schedule.
 ``methadone.titration-interval``: a dose increase sooner than 7 days after the start or after
 the previous increase → warning.
@@ -231,17 +231,18 @@ def _no_qtc() -> Missing:
 
 @rule(
     "methadone.qtc-contraindicated",
-    title="Methadone with a QTc above 500 ms",
+    title="Methadone with a QTc above the contraindication threshold",
     applies_to=_KINDS,
     needs=("patient.qtc",),
     sources=("aps-cpdd-2014",),
     severity="error",
     data_files=(_FILE,),
-    description="Methadone with a QTc above 500 ms (APS/CPDD 2014: do not use methadone).",
+    description="Methadone with a QTc above the APS/CPDD 2014 contraindication threshold "
+    "(data/methadone.toml: qtc.contraindicated_above; APS/CPDD 2014: do not use methadone).",
 )
 @for_drugs(_methadone_drug)
 def qtc_contraindicated(ctx: Context, index: int | None, step: Any) -> Any:
-    """Flag methadone when the patient's QTc is above 500 ms."""
+    """Flag methadone when the patient's QTc is above the contraindication threshold."""
     if not _is_methadone(step):
         return None
     qtc = ctx.patient.qtc_ms
@@ -264,18 +265,20 @@ def qtc_contraindicated(ctx: Context, index: int | None, step: Any) -> Any:
 
 @rule(
     "methadone.qtc-prolonged",
-    title="Methadone with a QTc of 450–500 ms",
+    title="Methadone with a prolonged QTc",
     applies_to=_KINDS,
     needs=("patient.qtc",),
     sources=("aps-cpdd-2014",),
     severity="warning",
     data_files=(_FILE,),
-    description="Methadone with a QTc from 450 to 500 ms (APS/CPDD 2014: consider an alternative "
-    "opioid; if methadone is used, correct reversible causes first).",
+    description="Methadone with a QTc from the start of the prolonged range up to the "
+    "contraindication threshold, both included (data/methadone.toml: qtc.prolonged_from, "
+    "qtc.contraindicated_above; APS/CPDD 2014: consider an alternative opioid; if methadone is "
+    "used, correct reversible causes first).",
 )
 @for_drugs(_methadone_drug)
 def qtc_prolonged(ctx: Context, index: int | None, step: Any) -> Any:
-    """Flag methadone when the patient's QTc is 450–500 ms."""
+    """Flag methadone when the patient's QTc is in the prolonged range."""
     if not _is_methadone(step):
         return None
     qtc = ctx.patient.qtc_ms
