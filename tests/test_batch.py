@@ -477,3 +477,32 @@ class TestClosedPipe:
         assert "Traceback" not in err
         assert "BrokenPipe" not in err
         assert code == 0
+
+
+class TestDeadWorker:
+    @pytest.mark.skipif(
+        __import__("multiprocessing").get_start_method() != "fork",
+        reason="the patched reader reaches the workers only when they are forked",
+    )
+    def test_a_case_that_kills_its_worker(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A worker that dies costs only the case that killed it; the others are checked."""
+        from mps_analgesia import io as case_io
+
+        real = case_io.loads_case
+
+        def deadly(text: str, **kwargs: Any) -> Any:
+            if "KILL" in text:
+                os._exit(1)
+            return real(text, **kwargs)
+
+        monkeypatch.setattr(case_io, "loads_case", deadly)
+        for i in range(40):
+            text = CLEAN_CASE + ("# KILL\n" if i == 7 else "")
+            (tmp_path / f"c{i:02d}.toml").write_text(text, encoding="utf-8")
+        results = list(validate_many([tmp_path], jobs=2))
+        assert len(results) == 40
+        bad = [r for r in results if not r.ok]
+        assert [Path(r.source).name for r in bad] == ["c07.toml"]
+        assert "worker process died" in str(bad[0].error)

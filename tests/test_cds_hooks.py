@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import os
+import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,12 +26,14 @@ from mps_analgesia.cds_hooks import (
     SERVICE_ID,
     discovery_document,
     handle,
-    make_server,
 )
 from mps_analgesia.fhir import to_bundle
+from mps_analgesia.rules._util import suggested_dose
 
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
+cds_support = pytest.importorskip("cds_support")
+SignedAuth, Signer = cds_support.SignedAuth, cds_support.Signer
 
 UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"
@@ -39,26 +43,32 @@ LOINC = "http://loinc.org"
 
 
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    """The service's own uvicorn server in a thread, on a free port of 127.0.0.1."""
-    server, sock = make_server("127.0.0.1", 0, log_level="warning")
-    port = sock.getsockname()[1]
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+def signer() -> Any:
+    """The test EHR's signing key."""
+    return Signer()
 
 
 @pytest.fixture(scope="module")
-def client(base_url: str) -> Iterator[Any]:
-    with httpx.Client(base_url=base_url, trust_env=False, timeout=10) as c:
+def base_url(signer: Any) -> Iterator[str]:
+    """The service's own uvicorn server in a thread, on a free port of 127.0.0.1."""
+    config = cds_support.config(signer, cors_origins=["https://sandbox.example"])
+    with cds_support.running_server(config=config) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(base_url: str, signer: Any) -> Iterator[Any]:
+    """An HTTP client that signs a fresh token for every request, as a CDS client does."""
+    with httpx.Client(base_url=base_url, trust_env=False, timeout=10, auth=SignedAuth(signer)) as c:
         yield c
+
+
+_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+!|~:.\-=>])")
+
+
+def _text(card: dict[str, Any]) -> str:
+    """A card's markdown detail as the reader sees it (escapes and entities undone)."""
+    return html.unescape(_ESCAPE.sub(r"\1", card["detail"]))
 
 
 # ---- requests -----------------------------------------------------------------------------------
@@ -177,10 +187,23 @@ class TestDiscovery:
         assert prefetch["medications"].startswith("MedicationRequest?patient=")
         assert "status=active" in prefetch["medications"]
 
-    def test_discovery_is_cors_enabled(self, client: Any) -> None:
-        """A browser-based CDS client (the sandbox) may call the service."""
+    def test_discovery_is_cors_enabled_for_allowed_origins(self, client: Any) -> None:
+        """A browser-based CDS client on the allow-list may call the service; others not."""
         response = client.get("/cds-services", headers={"Origin": "https://sandbox.example"})
-        assert response.headers["access-control-allow-origin"] == "*"
+        assert response.headers["access-control-allow-origin"] == "https://sandbox.example"
+        other = client.get("/cds-services", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+    def test_cors_preflight_never_allows_every_origin(self, client: Any) -> None:
+        """A preflight from an unknown origin is refused; no wildcard is ever sent."""
+        headers = {
+            "Origin": "https://evil.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        }
+        response = client.options(f"/cds-services/{SERVICE_ID}", headers=headers)
+        assert response.headers.get("access-control-allow-origin") != "*"
+        assert "access-control-allow-origin" not in response.headers
 
 
 class TestCards:
@@ -189,8 +212,8 @@ class TestCards:
         cards = _cards(_post(client, _request([_acetaminophen()])))
         (card,) = [c for c in cards if _topic(c) == "dose.max-daily"]
         assert card["indicator"] == "critical"
-        assert "1250 mg × 4 doses/day = 5000 mg/day > 4000 mg/day" in card["detail"]
-        assert card["source"]["label"].startswith("mps-analgesia")
+        assert "1250 mg × 4 doses/day = 5000 mg/day > 4000 mg/day" in _text(card)
+        assert card["source"]["url"].startswith("https://")
         assert card["overrideReasons"]
         assert card["selectionBehavior"] == "at-most-one"
         (suggestion,) = card["suggestions"]
@@ -251,14 +274,19 @@ class TestCards:
         cards = _cards(_post(client, _request([regular, prn])))
         (card,) = [c for c in cards if _topic(c) == "opioid.breakthrough-dose"]
         nccn, cdc = _catalog.source("nccn-2011-breakthrough"), _catalog.source("cdc-2022")
-        assert nccn.citation[:60] in card["source"]["label"]
-        assert "url" not in card["source"]  # NCCN 2011 has no DOI; never the CDC one
+        # NCCN 2011 has no DOI: the card links the rule's page (which cites it), never CDC's DOI
+        assert card["source"]["label"] == "mps-analgesia rule opioid.breakthrough-dose"
+        assert card["source"]["url"].endswith("/docs/rules.md#opioidbreakthrough-dose")
+        assert nccn.citation in _text(card)
         assert card["links"] == [
             {"label": cdc.citation[:79].rstrip() + "…", "url": cdc.url, "type": "absolute"}
         ]
         for c in cards:  # on every card, a link opens the source its label names
+            assert c["source"]["url"].startswith("https://")
             for link in [c["source"], *c.get("links", [])]:
-                if "url" in link:
+                if "/docs/" in link["url"]:
+                    assert link["label"].startswith("mps-analgesia")
+                else:
                     (named,) = [
                         r
                         for r in _catalog.sources().values()
@@ -277,17 +305,17 @@ class TestCards:
         (card,) = [c for c in cards if "could not run" in c["summary"]]
         assert card["indicator"] == "warning"
         assert "weight" in card["summary"]
-        assert "Not sent in prefetch: weight" in card["detail"]
+        assert "Not sent in prefetch: weight" in _text(card)
 
     def test_unreadable_patient_fields_are_listed(self, client: Any) -> None:
         """A bad birthDate and gender in the prefetch are listed as unreadable, not dropped."""
         prefetch = _full_prefetch(age_birth="1960-02-30")
         prefetch["patient"]["gender"] = "F"
         cards = _cards(_post(client, _request([_acetaminophen("500 mg")], prefetch=prefetch)))
-        (card,) = [c for c in cards if "Could not be read" in c["detail"]]
+        (card,) = [c for c in cards if "Could not be read" in _text(c)]
         assert card["indicator"] == "warning"
-        assert "- Patient.birthDate: " in card["detail"]
-        assert "- Patient.gender: " in card["detail"]
+        assert "- Patient.birthDate: " in _text(card)
+        assert "- Patient.gender: " in _text(card)
 
     def test_no_prefetch_at_all_still_answers(self, client: Any) -> None:
         """A request with no prefetch is checked with what there is, and says what is missing."""
@@ -305,7 +333,7 @@ class TestCards:
         cards = _cards(_post(client, request))
         (card,) = [c for c in cards if "could not be checked" in c["summary"]]
         assert card["indicator"] == "warning"
-        assert "'ug'" in card["detail"]
+        assert "'ug'" in _text(card)
 
     def test_active_medications_join_the_regimen(self, client: Any) -> None:
         """An active acetaminophen order plus a new one are summed for the daily maximum."""
@@ -319,7 +347,7 @@ class TestCards:
         }
         cards = _cards(_post(client, _request([_acetaminophen("500 mg")], prefetch=prefetch)))
         (card,) = [c for c in cards if _topic(c) == "dose.max-daily"]
-        assert "6000 mg/day" in card["detail"]
+        assert "6000 mg/day" in _text(card)
         assert "suggestions" not in card  # a total over two orders: no single-order fix
 
     def test_unknown_active_medication_counts_for_interactions(self, client: Any) -> None:
@@ -336,7 +364,7 @@ class TestCards:
         prefetch["medications"] = {"resourceType": "Bundle", "entry": [{"resource": sertraline}]}
         step = mps.OpioidStep(drug="tramadol", dose="50 mg", every="6 h")
         cards = _cards(_post(client, _request([step], prefetch=prefetch)))
-        assert any("serotonin" in c["detail"].lower() for c in cards)
+        assert any("serotonin" in _text(c).lower() for c in cards)
 
     def test_medications_prefetch_decides_whether_medicines_are_recorded(self) -> None:
         """With the medications prefetch (even an empty Bundle) the other medicines are
@@ -358,8 +386,8 @@ class TestCards:
         prefetch = _full_prefetch()
         del prefetch["medications"]
         cards = _cards(_post(client, _request([step], prefetch=prefetch)))
-        (card,) = [c for c in cards if "interaction.serotonergic" in c["detail"]]
-        assert "medicines are not recorded" in card["detail"]
+        (card,) = [c for c in cards if "interaction.serotonergic" in _text(c)]
+        assert "medicines are not recorded" in _text(card)
 
     def test_order_select_is_answered_on_both_paths(self, client: Any) -> None:
         """order-select works on the main service and on its discovery id."""
@@ -374,9 +402,9 @@ class TestCards:
         assert all(c["indicator"] == "info" for c in cards)
 
     def test_feedback_is_acknowledged(self, client: Any) -> None:
-        """POST .../feedback with a JSON object is acknowledged."""
-        body = {"feedback": [{"card": "x", "outcome": "accepted", "outcomeTimestamp": "now"}]}
-        response = client.post(f"/cds-services/{SERVICE_ID}/feedback", json=body)
+        """POST .../feedback following the spec is acknowledged with {}."""
+        item = {"card": "x", "outcome": "overridden", "outcomeTimestamp": "2026-12-04T10:00:00Z"}
+        response = client.post(f"/cds-services/{SERVICE_ID}/feedback", json={"feedback": [item]})
         assert (response.status_code, response.json()) == (200, {})
 
 
@@ -402,7 +430,11 @@ def _local_max_single(limit: str) -> Any:
             "error",
             f"Morphine above the local {limit} per dose.",
             step=index,
-            detail={"dose": f"{step.dose_mg} mg", "limit": limit},
+            detail={
+                "dose": f"{step.dose_mg} mg",
+                "limit": limit,
+                **suggested_dose(step, mps.Q(limit).to("mg").magnitude),
+            },
         )
 
     return mps.default_rules().with_rules(check)
@@ -420,16 +452,16 @@ class TestSuggestions:
         step = mps.OpioidStep(drug="tramadol", dose="50 mg", every="4 h")
         cards = _cards(_post(client, _request([step], prefetch=_renal_prefetch(20))))
         (card,) = [c for c in cards if _topic(c) == "renal.dose-adjust"]
-        assert "200 mg/day" in card["detail"]
+        assert "200 mg/day" in _text(card)
         assert "suggestions" not in card  # never "33.3 mg every 4 h"
-        assert "No dose is suggested" in card["detail"]
+        assert "No dose is suggested" in _text(card)
 
     def test_gabapentin_renal_band_gets_no_suggestion(self, client: Any) -> None:
         """Gabapentin 300 mg every 8 h at eGFR 20 (once daily at 15-29): no dose is offered."""
         step = mps.AdjuvantStep(drug="gabapentin", role="neuropathic", dose="300 mg", every="8 h")
         cards = _cards(_post(client, _request([step], prefetch=_renal_prefetch(20))))
         (card,) = [c for c in cards if _topic(c) == "renal.dose-adjust"]
-        assert "700 mg/day" in card["detail"]
+        assert "700 mg/day" in _text(card)
         assert all("suggestions" not in c for c in cards)  # never "233 mg every 8 h"
 
     def test_limit_that_needs_rounding_without_strengths_gives_no_suggestion(self) -> None:
@@ -468,7 +500,11 @@ class TestSuggestions:
             if step.dose_mg <= 1.7:
                 return mps.PASSED
             return mps.finding(
-                "dose.local-sc", "error", "Above 1.7 mg.", step=index, detail={"limit": "1.7 mg"}
+                "dose.local-sc",
+                "error",
+                "Above 1.7 mg.",
+                step=index,
+                detail={"limit": "1.7 mg", **suggested_dose(step, 1.7)},
             )
 
         step = mps.OpioidStep(drug="hydromorphone", route="subcutaneous", dose="2 mg", every="4 h")
@@ -489,7 +525,11 @@ class TestBadRequests:
 
     def test_malformed_json_is_400(self, client: Any) -> None:
         """A body that is not JSON gives 400 with a JSON error."""
-        response = client.post(f"/cds-services/{SERVICE_ID}", content=b'{"hook": ')
+        response = client.post(
+            f"/cds-services/{SERVICE_ID}",
+            content=b'{"hook": ',
+            headers={"content-type": "application/json"},
+        )
         assert "not valid JSON" in self._error(response, 400)
 
     def test_invalid_bundle_is_400(self, client: Any) -> None:
@@ -498,7 +538,9 @@ class TestBadRequests:
         request["context"]["draftOrders"] = {"resourceType": "Bundle", "entry": [{"x": 1}]}
         response = _post(client, request)
         assert "draftOrders" in self._error(response, 400)
-        assert response.json()["problems"] == ["entry[0]: has no resource object"]
+        assert response.json()["problems"] == [
+            "context.draftOrders.entry[0]: has no resource object"
+        ]
 
     @pytest.mark.parametrize(
         ("payload", "match"),
@@ -533,7 +575,12 @@ class TestBadRequests:
     def test_oversized_body_is_413(self, client: Any) -> None:
         """A body over the limit gives 413 with a JSON error, not a crash."""
         body = b" " * (MAX_BODY_BYTES + 1)
-        assert "over" in self._error(client.post(f"/cds-services/{SERVICE_ID}", content=body), 413)
+        response = client.post(
+            f"/cds-services/{SERVICE_ID}",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+        assert "over" in self._error(response, 413)
 
     def test_nan_in_an_order_is_refused_not_crashing(self, client: Any) -> None:
         """A NaN dose (JSON extension) makes a not-checked order card, never a 500."""
@@ -554,8 +601,8 @@ class TestBadRequests:
         order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = 1e308
         cards = _cards(_post(client, request))
         (card,) = [c for c in cards if "could not be checked" in c["summary"]]
-        assert "MedicationRequest/step-0" in card["detail"]
-        assert "larger than" in card["detail"]
+        assert "MedicationRequest/step-0" in _text(card)
+        assert "larger than" in _text(card)
         assert card["indicator"] == "warning"
 
     def test_order_that_overflows_inside_a_check_is_isolated(self) -> None:
@@ -572,8 +619,8 @@ class TestBadRequests:
         cards = body["cards"]
         assert any(_topic(c) == "dose.max-daily" for c in cards)
         (card,) = [c for c in cards if "could not be checked" in c["summary"]]
-        assert "MedicationRequest/step-1" in card["detail"]
-        assert "OverflowError" in card["detail"]
+        assert "MedicationRequest/step-1" in _text(card)
+        assert "OverflowError" in _text(card)
 
     def test_patient_value_that_overflows_a_check_is_reported(self) -> None:
         """A weight that overflows a check is listed under could-not-be-read and left out."""
@@ -590,16 +637,20 @@ class TestBadRequests:
         cards = body["cards"]
         assert any(_topic(c) == "dose.max-daily" for c in cards)
         (card,) = [c for c in cards if "could not run" in c["summary"]]
-        assert "- Patient.weight: " in card["detail"]
-        assert "OverflowError" in card["detail"]
-        assert "`local.weight`" in card["detail"]  # not checked, never passed
+        assert "- Patient.weight: " in _text(card)
+        assert "OverflowError" in _text(card)
+        assert "`local.weight`" in _text(card)  # not checked, never passed
         assert card["indicator"] == "warning"
 
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.binary(max_size=300))
     def test_random_bytes_never_give_a_500(self, client: Any, body: bytes) -> None:
         """Any byte string is answered with a JSON error or cards, never 5xx."""
-        response = client.post(f"/cds-services/{SERVICE_ID}", content=body)
+        response = client.post(
+            f"/cds-services/{SERVICE_ID}",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
         assert response.status_code in (200, 400, 422)
         assert isinstance(response.json(), dict)
 
@@ -637,7 +688,7 @@ class TestBadRequests:
     def test_random_json_never_gives_a_500(self, client: Any, value: Any) -> None:
         """Random JSON shaped like a request is answered with 200/400/422 JSON, never 5xx."""
         payload = {"hook": "order-sign", "hookInstance": "x", "context": {"draftOrders": value}}
-        response = client.post(f"/cds-services/{SERVICE_ID}", content=json.dumps(payload))
+        response = cds_support.post_json(client, f"/cds-services/{SERVICE_ID}", payload)
         assert response.status_code in (200, 400, 422)
         assert isinstance(response.json(), dict)
 
@@ -657,17 +708,21 @@ class TestBadRequests:
         )
         text = json.dumps(request)
         mutated = json.loads(text.replace(f'"{key}": ', f'"{key}": {json.dumps(value)}, "_x": ', 1))
-        response = client.post(f"/cds-services/{SERVICE_ID}", content=json.dumps(mutated))
+        response = cds_support.post_json(client, f"/cds-services/{SERVICE_ID}", mutated)
         assert response.status_code in (200, 400, 422)
 
 
 class TestConcurrency:
-    def test_fifty_concurrent_requests_are_all_answered_correctly(self, base_url: str) -> None:
+    def test_fifty_concurrent_requests_are_all_answered_correctly(
+        self, base_url: str, signer: Any
+    ) -> None:
         """50 simultaneous order-sign requests each get their own correct cards."""
         doses = [f"{1010 + 10 * i} mg" for i in range(50)]
 
         async def run() -> list[Any]:
-            async with httpx.AsyncClient(base_url=base_url, trust_env=False, timeout=30) as c:
+            async with httpx.AsyncClient(
+                base_url=base_url, trust_env=False, timeout=30, auth=SignedAuth(signer)
+            ) as c:
                 return list(
                     await asyncio.gather(*(_apost(c, _request([_acetaminophen(d)])) for d in doses))
                 )
@@ -680,7 +735,7 @@ class TestConcurrency:
             cards = _cards(response)
             daily = int(dose.split()[0]) * 4
             (card,) = [c for c in cards if _topic(c) == "dose.max-daily"]
-            assert f"{daily} mg/day" in card["detail"]
+            assert f"{daily} mg/day" in _text(card)
 
 
 class TestHandle:
@@ -713,9 +768,9 @@ class TestServe:
             port = probe.getsockname()[1]
         code = (
             f"from mps_analgesia.cds_hooks import serve; serve('127.0.0.1', {port}, "
-            "log_level='warning')"
+            "log_level='warning', insecure_no_auth=True)"
         )
-        proc = subprocess.Popen([sys.executable, "-c", code])
+        proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 20
             with httpx.Client(trust_env=False, timeout=2) as c:
@@ -731,4 +786,19 @@ class TestServe:
             assert response.json()["services"][0]["id"] == SERVICE_ID
         finally:
             proc.terminate()
-            proc.wait(timeout=10)
+            _out, err = proc.communicate(timeout=10)
+        assert "AUTHENTICATION IS OFF (--insecure-no-auth)" in err  # the log says so at start
+
+    def test_serve_command_refuses_to_start_without_authentication(self) -> None:
+        """`mps-analgesia serve` without a configuration exits 2 and says what is missing."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_CDS_")}
+        out = subprocess.run(
+            [sys.executable, "-m", "mps_analgesia", "serve", "--port", "0"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert out.returncode == 2
+        assert "service.url" in out.stderr
+        assert "--insecure-no-auth" in out.stderr

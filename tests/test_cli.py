@@ -359,3 +359,45 @@ class TestServe:
         assert main(["serve", "--port", "8123"]) == 0
         assert calls == [("127.0.0.1", 8123)]
         assert "http://127.0.0.1:8123/cds-services" in capsys.readouterr().err
+
+
+class TestHints:
+    """Unit hints by what was meant; frequencies explained; routes listed."""
+
+    @pytest.mark.parametrize(
+        ("field", "text", "hint"),
+        [
+            ("dose", "10 MG", "did you mean 'mg'?"),
+            ("dose", "1 gm", "write 'g' or 'mg'"),
+            ("every", "q4h", "write '4 h'"),
+            ("every", "bd", "write '12 h'"),
+            ("every", "tds", "write '8 h'"),
+            ("every", "q.d.", "ISMP's list of error-prone abbreviations"),
+            ("every", "often", "write e.g. '4 h'"),
+        ],
+    )
+    def test_step_hints(self, field: str, text: str, hint: str) -> None:
+        """A dose or interval written the way people write it gets the spelling to use."""
+        import mps_analgesia as mps
+
+        kwargs = {"drug": "morphine", "dose": "5 mg", "every": "4 h", field: text}
+        with pytest.raises(mps.MpsAnalgesiaError) as info:
+            mps.OpioidStep(**kwargs)
+        assert hint in str(info.value)
+        assert "Gy" not in str(info.value)
+
+    def test_pounds(self) -> None:
+        """'60 lbs' says to write kg (no conversion is guessed)."""
+        import mps_analgesia as mps
+
+        with pytest.raises(mps.MpsAnalgesiaError, match="write the weight in 'kg'"):
+            mps.Patient(weight="60 lbs")
+
+    def test_unknown_route_lists_the_routes(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """An unknown route with no close match lists the accepted routes."""
+        argv = ["convert", "60 mg/day oral morphine", "--to", "oxycodone", "--to-route", "xyz"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "unknown route 'xyz' (the routes: " in err
+        assert "oral" in err
+        assert "transdermal" in err

@@ -203,7 +203,8 @@ class TestReport:
         assert "dose.max-daily (step 2): missing catalog limit: no published maximum" in words
         assert "WARNING dose.max-daily (step 1)" in text
         assert "calculation: a > b" in text
-        assert "Data tables: drugs.toml 2026-11" in text
+        assert "Data tables: drugs@2026-11" in text  # compact; in full at the end
+        assert "drugs.toml: 2026-11" in text
         assert words.endswith(INTENDED_USE)
 
     def test_to_text_without_findings(self) -> None:

@@ -399,7 +399,10 @@ def route_formulations(route: str) -> tuple[str, ...]:
         return routes()[route]
     except KeyError:
         close = difflib.get_close_matches(route, list(routes()), n=3, cutoff=0.5)
-        raise UnknownRouteError("route", route, close) from None
+        # with no close match, the message lists the routes the library knows
+        accepted = "" if close else f" (the routes: {', '.join(sorted(routes()))})"
+        reason = f"unknown route {route!r}{accepted}"
+        raise UnknownRouteError("route", route, close, reason=reason) from None
 
 
 @cache

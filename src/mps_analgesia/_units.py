@@ -271,8 +271,61 @@ class UnitInfo:
     text: str
 
 
+#: Unit spellings people write that are not ours: the hint names the one to write.
+_NOT_OURS: Final[dict[str, str]] = {
+    "gm": "'gm' is not a unit here (gram or milligram?); write 'g' or 'mg'",
+    "gms": "'gms' is not a unit here (grams or milligrams?); write 'g' or 'mg'",
+    "lb": "pounds are not used here; write the weight in 'kg'",
+    "lbs": "pounds are not used here; write the weight in 'kg'",
+    "pound": "pounds are not used here; write the weight in 'kg'",
+    "pounds": "pounds are not used here; write the weight in 'kg'",
+    "hr": "write 'h' for hours",
+    "hrs": "write 'h' for hours",
+}
+
+# Dosing-frequency abbreviations written where an interval belongs (``every = "q4h"``).  Those on
+# the ISMP List of Error-Prone Abbreviations, Symbols, and Dose Designations (Institute for Safe
+# Medication Practices, 2021) are refused with ISMP's reason; the others (q4h, bd, tds ...) are
+# not on that list, but ``every`` takes an interval, so the hint gives the interval to write.
+_FREQUENCY: Final[dict[str, str]] = {
+    **{
+        f"q{n}h": f"'q{n}h' means every {n} hours: write '{n} h'"
+        for n in (1, 2, 3, 4, 6, 8, 12, 24)
+    },
+    "bd": "'bd' (twice daily) is a frequency, not an interval: write '12 h'",
+    "bid": "'bid' (twice daily) is a frequency, not an interval: write '12 h'",
+    "tds": "'tds' (three times daily) is a frequency, not an interval: write '8 h'",
+    "tid": "'tid' (three times daily) is a frequency, not an interval: write '8 h'",
+    "qds": "'qds' (four times daily) is a frequency, not an interval: write '6 h'",
+    "qid": "'qid' (four times daily) is a frequency, not an interval: write '6 h'",
+    "od": "'od' is on ISMP's list of error-prone abbreviations (mistaken as 'right eye'): "
+    "write '24 h' (once daily)",
+    "qd": "'qd' is on ISMP's list of error-prone abbreviations (mistaken as 'qid'): write "
+    "'24 h' (daily)",
+    "qod": "'qod' is on ISMP's list of error-prone abbreviations (mistaken as 'qd' or 'qid'): "
+    "write '48 h' (every other day)",
+    "qhs": "'qhs' is on ISMP's list of error-prone abbreviations (mistaken as 'qhr'): write the "
+    "interval, e.g. '24 h', and the time in the note",
+    "qn": "'qn' is on ISMP's list of error-prone abbreviations (mistaken as 'qh'): write "
+    "'24 h' (nightly)",
+    "q1d": "'q1d' is on ISMP's list of error-prone abbreviations (mistaken as 'qid'): write "
+    "'24 h' (daily)",
+}
+
+
+def _frequency_hint(text: str) -> str:
+    """The hint for a frequency abbreviation (``q4h``, ``bd``, ``q.d.``), or ``""``."""
+    key = text.strip().lower().replace(".", "").replace(" ", "")
+    return _FREQUENCY.get(key, "")
+
+
 def _suggest(token: str) -> str:
+    if token.lower() in _NOT_OURS:
+        return _NOT_OURS[token.lower()]
     known = sorted(set(_SYMBOL.values()) | {"mcg", "ug", "mL", "h", "day", "Gy", "MME"})
+    same = [k for k in known if k.lower() == token.lower()]
+    if same:  # '10 MG': the case is wrong, not the unit
+        return f"did you mean {same[0]!r}? (units are case-sensitive)"
     close = difflib.get_close_matches(token, known, n=2, cutoff=0.5)
     if close:
         return "did you mean " + " or ".join(repr(c) for c in close) + "?"
@@ -415,7 +468,11 @@ def parse(text: str, *, field: str = "") -> tuple[float, UnitInfo]:
     clean = _clean(text, text, field).strip(" ")
     m = _NUMBER.match(clean)
     if m is None:
-        raise UnitError(text, "does not start with a number", "write e.g. '30 mg'", field)
+        frequency = _frequency_hint(clean)
+        if frequency:
+            raise UnitError(text, "is a dosing frequency, not a quantity", frequency, field)
+        example = "'4 h'" if field.split(".")[-1] in ("every", "interval") else "'30 mg'"
+        raise UnitError(text, "does not start with a number", f"write e.g. {example}", field)
     number = m.group()
     unit_text = clean[m.end() :].strip(" ")
     if "," in number:
@@ -543,6 +600,15 @@ def _rehome(value: Any) -> Any:
     ``percent``, ``ppm``) and other dimensions are refused: ``%`` here means % w/v.
     """
     reg = _load()
+    if getattr(value, "_REGISTRY", None) is reg:  # fast path: no repr unless it is refused
+        try:
+            ours_mag = _number(value.magnitude, "", "")
+        except UnitError:
+            pass
+        else:
+            if value.magnitude.__class__ is float:
+                return value
+            return _new_quantity(ours_mag, value._units)
     shown = _shown(value)
     mag = _number(getattr(value, "magnitude", None), shown, "use Q('30 mg') or Q(30, 'mg')")
     if getattr(value, "_REGISTRY", None) is reg:

@@ -401,57 +401,99 @@ def _map(
     """Check the work inline (``jobs == 1``) or on ``jobs`` worker processes.
 
     In parallel, at most ``4 × jobs`` chunks are in flight (memory flat in the number of
-    inputs); results come in input order, or as they are done with ``ordered=False``.
+    inputs); results come in input order, or as they are done with ``ordered=False``.  A worker
+    that dies (killed, out of memory, a crash) loses its chunk: each case of it is then checked
+    alone in a fresh process, so only a case that kills its worker again gets that problem, and
+    a new pool takes the rest of the batch.
     """
     if jobs <= 1:
         for source, item in work:
             result = _check(source, item, settings)
             yield post(result) if post is not None else result
         return
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-
+    pool = _Pool(jobs, settings, post)
     window = 4 * jobs
-    chunks = _chunks(work, chunk_size)
-    pool = ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(settings, post))
-    pending: deque[tuple[Future[list[Any]], list[_Work]]] = deque()
+    pending: deque[tuple[Any, list[_Work]]] = deque()
     try:
-        for chunk in chunks:
-            pending.append((pool.submit(_run_chunk, chunk), chunk))
-            if len(pending) < window:
-                continue
-            yield from _drain(pending, ordered, settings, post, wait, FIRST_COMPLETED)
+        for chunk in _chunks(work, chunk_size):
+            pending.append((pool.submit(chunk), chunk))
+            if len(pending) >= window:
+                yield from _drain(pending, ordered, pool)
         while pending:
-            yield from _drain(pending, ordered, settings, post, wait, FIRST_COMPLETED)
+            yield from _drain(pending, ordered, pool)
     finally:
         for future, _ in pending:
             future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown()
 
 
-def _drain(
-    pending: deque[tuple[Any, list[_Work]]],
-    ordered: bool,
-    settings: _Settings,
-    post: Callable[[CaseResult], Any] | None,
-    wait: Any,
-    first_completed: Any,
-) -> Iterator[Any]:
+class _Pool:
+    """A process pool that is replaced when one of its workers dies."""
+
+    def __init__(self, jobs: int, settings: _Settings, post: Callable[[CaseResult], Any] | None):
+        self.jobs = jobs
+        self.settings = settings
+        self.post = post
+        self._executor = self._new(jobs)
+
+    def _new(self, jobs: int) -> Any:
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(
+            jobs, initializer=_init_worker, initargs=(self.settings, self.post)
+        )
+
+    def submit(self, chunk: list[_Work]) -> Any:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self._executor.submit(_run_chunk, chunk)
+        except BrokenProcessPool:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._new(self.jobs)
+            return self._executor.submit(_run_chunk, chunk)
+
+    def alone(self, item: _Work) -> Any:
+        """One case in a fresh one-worker process (after its chunk's worker died)."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        source = item[0]
+        with self._new(1) as single:
+            try:
+                return single.submit(_run_chunk, [item]).result()[0]
+            except BrokenProcessPool:
+                reason = "the worker process died while checking it (killed, or out of memory)"
+                error = CaseResult(source, error=CaseFileError(source, [Problem("", reason)]))
+            except Exception as exc:  # e.g. a case that cannot be sent to a process
+                error = CaseResult(source, error=_unexpected(source, exc))
+        return self.post(error) if self.post is not None else error
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _drain(pending: deque[tuple[Any, list[_Work]]], ordered: bool, pool: _Pool) -> Iterator[Any]:
     """Yield the results of the oldest chunk (ordered), or of every finished chunk."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
     if ordered:
         done = [pending.popleft()]
     else:
-        finished, _ = wait([f for f, _ in pending], return_when=first_completed)
+        finished, _ = wait([f for f, _ in pending], return_when=FIRST_COMPLETED)
         done = [p for p in pending if p[0] in finished]
         for p in done:
             pending.remove(p)
     for future, chunk in done:
         try:
             results = future.result()
-        except Exception as exc:  # a worker that died (killed, out of memory) or unpicklable data
+        except BrokenProcessPool:  # a worker died: check each case of the chunk alone
+            results = [pool.alone(item) for item in chunk]
+        except Exception as exc:  # e.g. data that cannot cross to a process
             results = []
             for source, _ in chunk:
                 error = CaseResult(source, error=_unexpected(source, exc))
-                results.append(post(error) if post is not None else error)
+                results.append(pool.post(error) if pool.post is not None else error)
         yield from results
 
 

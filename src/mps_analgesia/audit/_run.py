@@ -33,7 +33,7 @@ from ._export import Export, iter_lines, open_export, parse_line, patient_of
 __all__ = ["PARTITION_BYTES", "AuditSummary", "audit_export", "partition_of"]
 
 #: About this many bytes of NDJSON per partition (the memory of one partition's check).
-PARTITION_BYTES: Final = 4 << 20
+PARTITION_BYTES: Final = 1 << 20
 _STATE: Final = "state.json"
 _ENGINES: Final = ("local", "dask")
 

@@ -16,7 +16,11 @@ Endpoints
     (the draft orders first, then the active medication requests), validates, and answers
     ``{"cards": [...]}``.  Both hooks are accepted on both paths.
 ``POST /cds-services/{id}/feedback``
-    Accepted and acknowledged (``{}``).
+    Validated against CDS Hooks 2.0 and appended to the audit log (``{}``), or 400.
+
+Every request needs a signed JWT bearer token from a trusted client (CDS Hooks 2.0 "Trusting
+CDS clients"; see :mod:`._auth` and :mod:`._config`), unless the service runs with
+``--insecure-no-auth`` for local testing.
 
 One request passes once through the layers: :mod:`._request` reads it (FHIR → patient and
 steps), :func:`~mps_analgesia.validate` checks it, :mod:`._cards` writes the cards;
@@ -30,7 +34,12 @@ The package's modules
 ``_cards``      the cards; ``_suggest`` a reduced dose as a suggestion
 ``_markdown``   summaries and escaping of untrusted text
 ``_indicator``  the card indicator of each severity
-``_app``        the Starlette application; ``_server`` the uvicorn server
+``_config``     the service configuration (file, environment); ``_auth`` JWT verification
+``_fetch``      missing prefetch fetched from the EHR (verified clients); ``_http`` bounded GETs
+``_audit``      feedback validated, the JSON Lines audit log
+``_errors``     OperationOutcome-shaped error answers
+``_app``        the Starlette application; ``_server`` the uvicorn server and workers;
+``_protocol``   uvicorn's HTTP protocols with a request-head deadline
 """
 
 from __future__ import annotations
@@ -40,8 +49,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._app import MAX_BODY_BYTES, create_app
+    from ._auth import AuthError
+    from ._config import Limits, ServiceConfig, ServiceConfigError, TrustedClient, load_config
     from ._discovery import HOOKS, SELECT_SERVICE_ID, SERVICE_ID, discovery_document
-    from ._errors import CdsRequestError
+    from ._errors import CdsRequestError, outcome
     from ._handle import handle
     from ._indicator import CDS_INDICATOR
     from ._server import listening_socket, make_server, serve
@@ -52,12 +63,19 @@ __all__ = [
     "MAX_BODY_BYTES",
     "SELECT_SERVICE_ID",
     "SERVICE_ID",
+    "AuthError",
     "CdsRequestError",
+    "Limits",
+    "ServiceConfig",
+    "ServiceConfigError",
+    "TrustedClient",
     "create_app",
     "discovery_document",
     "handle",
     "listening_socket",
+    "load_config",
     "make_server",
+    "outcome",
     "serve",
 ]
 
@@ -69,7 +87,14 @@ _LAZY = {
     "MAX_BODY_BYTES": "._app",
     "SELECT_SERVICE_ID": "._discovery",
     "SERVICE_ID": "._discovery",
+    "AuthError": "._auth",
     "CdsRequestError": "._errors",
+    "Limits": "._config",
+    "ServiceConfig": "._config",
+    "ServiceConfigError": "._config",
+    "TrustedClient": "._config",
+    "load_config": "._config",
+    "outcome": "._errors",
     "create_app": "._app",
     "discovery_document": "._discovery",
     "handle": "._handle",

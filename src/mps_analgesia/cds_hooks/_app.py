@@ -1,23 +1,47 @@
-"""The HTTP adapter: a Starlette application around :func:`handle`."""
+"""The HTTP adapter: a Starlette application around :func:`~._handle.handle`.
+
+Per request, in this order: the route (404, 405), the content type (415), the body within the
+size and time limits (413, 408), a free slot (503 after ``queue_timeout_s``), then in a worker
+thread — off the event loop — the bearer token (401), missing prefetch fetched for a verified
+client, :func:`~._handle.handle`, the audit record and the JSON encoding.  Every answer is
+cards or an OperationOutcome-shaped error; an unexpected exception is a logged 500 whose log
+line names only the exception type and code locations.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+import logging
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from ._discovery import SELECT_SERVICE_ID, SERVICE_ID, discovery_document
-from ._handle import handle
+from ._audit import AuditLog, read_feedback
+from ._auth import AuthError, Caller, Verifier
+from ._config import ServiceConfig, load_config
+from ._discovery import SERVICE_IDS, discovery_document
+from ._errors import outcome
+from ._fetch import complete_prefetch
+from ._handle import handle, internal_error
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
 
     from ..rules import RuleRegistry
 
-__all__ = ["MAX_BODY_BYTES", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "Service", "create_app"]
 
-#: The largest request body read (bytes); a larger one is answered with 413.
+log = logging.getLogger("mps_analgesia.cds_hooks")
+
+#: The largest request body read by default (bytes); a larger one is answered with 413.
 MAX_BODY_BYTES: Final = 2_000_000
+_JSON_TYPES: Final = ("application/json", "application/fhir+json")
+_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_AUTH_HEADERS: Final = {"WWW-Authenticate": 'Bearer realm="cds-services", error="invalid_token"'}
 
 
 def _require_serve_extra() -> None:
@@ -29,102 +53,278 @@ def _require_serve_extra() -> None:
         ) from exc
 
 
-def _dumps(payload: Mapping[str, Any]) -> bytes:
-    try:
-        return json.dumps(payload, allow_nan=False, ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError):
-        return b'{"error": "the response could not be written as JSON"}'
+def dumps(payload: Mapping[str, Any]) -> bytes:
+    """The JSON bytes of an answer (ASCII-escaped: a lone surrogate cannot break it)."""
+    return json.dumps(payload, allow_nan=False, ensure_ascii=True, separators=(",", ":")).encode()
+
+
+_Answer = tuple[int, bytes, Mapping[str, str]]
+
+
+class Service:
+    """The service's work for one request, done in a worker thread; never raises."""
+
+    def __init__(
+        self, config: ServiceConfig, rules: RuleRegistry | None = None, *, transport: Any = None
+    ) -> None:
+        self.config = config
+        self.rules = rules
+        self.transport = transport
+        self.verifier = Verifier(config, transport=transport)
+        self.audit = AuditLog(config.audit_log)
+
+    def _error(self, status: int, message: str, problems: Sequence[str] = ()) -> _Answer:
+        headers = _AUTH_HEADERS if status == 401 else {}
+        return status, dumps(outcome(status, message, problems)), headers
+
+    def _guarded(self, where: str, work: Callable[[], _Answer]) -> _Answer:
+        try:
+            return work()
+        except AuthError as exc:
+            return self._error(exc.status, exc.message)
+        except Exception as exc:  # a defect: logged without request data, answered 500
+            status, body = internal_error(exc, where)
+            return status, dumps(body), {}
+
+    def discovery(self, authorization: str | None) -> _Answer:
+        """``GET /cds-services``."""
+
+        def work() -> _Answer:
+            self.verifier.verify(authorization, "/cds-services")
+            return 200, dumps(discovery_document()), {}
+
+        return self._guarded("discovery", work)
+
+    def service(
+        self, service_id: str, authorization: str | None, body: bytes, request_id: str
+    ) -> _Answer:
+        """``POST /cds-services/{id}``: cards, or an error."""
+
+        def work() -> _Answer:
+            caller = self.verifier.verify(authorization, f"/cds-services/{service_id}")
+            data: Any = body
+            not_fetched: dict[str, str] = {}
+            with contextlib.suppress(ValueError, RecursionError):  # handle() answers 400
+                data = json.loads(body)
+            if isinstance(data, Mapping) and isinstance(data.get("context"), Mapping):
+                data, not_fetched = complete_prefetch(
+                    data, caller, self.config.limits, transport=self.transport
+                )
+            status, payload = handle(data, rules=self.rules, not_fetched=not_fetched)
+            encoded = dumps(payload)
+            if status == 200:
+                self.audit.cards(request_id, service_id, caller.iss, payload["cards"])
+            return status, encoded, {}
+
+        return self._guarded("service", work)
+
+    def feedback(
+        self, service_id: str, authorization: str | None, body: bytes, request_id: str
+    ) -> _Answer:
+        """``POST /cds-services/{id}/feedback``: validated and appended to the audit log."""
+
+        def work() -> _Answer:
+            caller: Caller = self.verifier.verify(
+                authorization, f"/cds-services/{service_id}/feedback"
+            )
+            try:
+                data = json.loads(body)
+            except (ValueError, RecursionError):
+                return self._error(400, "the feedback body is not valid JSON")
+            items, problems = read_feedback(data)
+            if problems:
+                return self._error(400, "the feedback does not follow CDS Hooks 2.0", problems)
+            for item in items:
+                self.audit.write("feedback", request_id, service=service_id, iss=caller.iss, **item)
+            return 200, dumps({}), {}
+
+        return self._guarded("feedback", work)
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
 def create_app(
-    *, rules: RuleRegistry | None = None, max_body_bytes: int = MAX_BODY_BYTES
+    config: ServiceConfig | None = None,
+    *,
+    rules: RuleRegistry | None = None,
+    insecure_no_auth: bool = False,
+    max_body_bytes: int | None = None,
+    transport: Any = None,
 ) -> Starlette:
-    """The CDS Hooks service as a Starlette ASGI application.
+    """The CDS Hooks service as a Starlette ASGI application; authentication is on.
 
-    ``rules`` replaces the default rule registry (for example ``default_rules().disable(...)``).
+    ``config`` is the :class:`ServiceConfig` (default: :func:`load_config` from the file named
+    by ``MPS_CDS_CONFIG`` and the environment, which must name the service URL and the trusted
+    clients).  ``insecure_no_auth=True`` turns authentication off, for local testing only; it is
+    logged as a warning.  ``rules`` replaces the default rule registry (for example
+    ``default_rules().disable(...)``); ``transport`` an httpx transport for outgoing requests
+    (tests).
 
     Example
     -------
     >>> from mps_analgesia.cds_hooks import create_app
-    >>> sorted(r.path for r in create_app().routes)  # doctest: +NORMALIZE_WHITESPACE
+    >>> app = create_app(insecure_no_auth=True)
+    >>> sorted(r.path for r in app.routes)  # doctest: +NORMALIZE_WHITESPACE
     ['/cds-services', '/cds-services/{service_id}', '/cds-services/{service_id}/feedback']
     """
     _require_serve_extra()
+    import anyio
+    import anyio.to_thread
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.middleware import Middleware
     from starlette.middleware.cors import CORSMiddleware
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect
     from starlette.responses import Response
     from starlette.routing import Route
 
-    def json_response(status: int, payload: Mapping[str, Any]) -> Response:
-        return Response(_dumps(payload), status_code=status, media_type="application/json")
+    if config is None:
+        config = load_config(insecure_no_auth=True if insecure_no_auth else None)
+    elif insecure_no_auth and not config.insecure_no_auth:
+        import attrs
 
-    async def read_body(request: Request) -> bytes | None:
-        chunks = []
+        config = attrs.evolve(config, insecure_no_auth=True)
+    if max_body_bytes is not None:
+        import attrs
+
+        config = attrs.evolve(
+            config, limits=attrs.evolve(config.limits, max_body_bytes=max_body_bytes)
+        )
+    limits = config.limits
+    service = Service(config, rules, transport=transport)
+    announce(config)
+    slots: list[Any] = []  # the admission and thread limiters, made in the event loop
+
+    def respond(answer: _Answer, request_id: str | None = None) -> Response:
+        status, body, headers = answer
+        out = dict(headers)
+        if request_id is not None:
+            out["X-Request-ID"] = request_id
+        return Response(body, status_code=status, media_type="application/json", headers=out)
+
+    def error(status: int, message: str, request_id: str | None = None) -> Response:
+        return respond(service._error(status, message), request_id)
+
+    async def read_body(request: Request) -> bytes | Response:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in _JSON_TYPES:
+            return error(415, "the request body must be application/json")
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
+            return error(413, f"the request body is over {limits.max_body_bytes} bytes")
+        chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                return None
-            chunks.append(chunk)
+        try:
+            with anyio.fail_after(limits.header_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limits.max_body_bytes:
+                        return error(413, f"the request body is over {limits.max_body_bytes} bytes")
+                    chunks.append(chunk)
+        except TimeoutError:
+            return error(
+                408, f"the request body did not arrive within {limits.header_timeout_s:g} s"
+            )
+        except ClientDisconnect:
+            return error(400, "the client disconnected before sending the body")
         return b"".join(chunks)
 
+    async def in_thread(work: Callable[[], _Answer]) -> _Answer | None:
+        if not slots:
+            slots.extend(
+                [
+                    anyio.CapacityLimiter(limits.max_concurrency),
+                    anyio.CapacityLimiter(limits.max_concurrency),
+                ]
+            )
+        admit, threads = slots
+        try:
+            with anyio.fail_after(limits.queue_timeout_s):
+                await admit.acquire()
+        except TimeoutError:
+            return None
+        try:
+            return await anyio.to_thread.run_sync(work, limiter=threads)
+        finally:
+            admit.release()
+
+    def busy(request_id: str) -> Response:
+        response = error(503, "the service is busy; retry shortly", request_id)
+        response.headers["Retry-After"] = "1"
+        return response
+
     async def discovery(request: Request) -> Response:
-        return json_response(200, discovery_document())
+        rid = _request_id(request)
+        authorization = request.headers.get("authorization")
+        answer = await in_thread(lambda: service.discovery(authorization))
+        return busy(rid) if answer is None else respond(answer, rid)
 
-    async def service(request: Request) -> Response:
-        service_id = request.path_params.get("service_id")
-        if service_id not in (SERVICE_ID, SELECT_SERVICE_ID):
-            return json_response(404, {"error": f"no CDS service {service_id!r}"})
+    async def post(request: Request, feedback: bool) -> Response:
+        rid = _request_id(request)
         try:
+            service_id = request.path_params.get("service_id", "")
+            if service_id not in SERVICE_IDS:
+                return error(404, "no such CDS service", rid)
             body = await read_body(request)
-        except Exception:
-            return json_response(400, {"error": "the request body could not be read"})
-        if body is None:
-            return json_response(413, {"error": f"the request body is over {max_body_bytes} bytes"})
-        status, payload = handle(body, rules=rules)
-        return json_response(status, payload)
+            if isinstance(body, Response):
+                body.headers["X-Request-ID"] = rid
+                return body
+            authorization = request.headers.get("authorization")
+            method = service.feedback if feedback else service.service
+            answer = await in_thread(lambda: method(service_id, authorization, body, rid))
+            return busy(rid) if answer is None else respond(answer, rid)
+        except Exception as exc:  # a defect: logged without request data, answered 500
+            status, payload = internal_error(exc, "http")
+            return respond((status, dumps(payload), {}), rid)
 
-    async def feedback(request: Request) -> Response:
-        service_id = request.path_params.get("service_id")
-        if service_id not in (SERVICE_ID, SELECT_SERVICE_ID):
-            return json_response(404, {"error": f"no CDS service {service_id!r}"})
-        try:
-            body = await read_body(request)
-            data = json.loads(body) if body is not None else None
-        except Exception:
-            return json_response(400, {"error": "the feedback body is not valid JSON"})
-        if not isinstance(data, Mapping):
-            return json_response(400, {"error": "the feedback body must be a JSON object"})
-        return json_response(200, {})
+    async def cds_service(request: Request) -> Response:
+        return await post(request, feedback=False)
+
+    async def cds_feedback(request: Request) -> Response:
+        return await post(request, feedback=True)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 400
-        detail = exc.detail if isinstance(exc, HTTPException) else "bad request"
-        return json_response(status, {"error": str(detail)})
-
-    async def any_error(request: Request, exc: Exception) -> Response:
-        return json_response(
-            422, {"error": f"the request could not be processed ({type(exc).__name__})"}
-        )
+        text = {404: "not found", 405: "method not allowed"}.get(status, "bad request")
+        return error(status, text)
 
     routes = [
         Route("/cds-services", discovery, methods=["GET"]),
-        Route("/cds-services/{service_id}", service, methods=["POST"]),
-        Route("/cds-services/{service_id}/feedback", feedback, methods=["POST"]),
+        Route("/cds-services/{service_id}", cds_service, methods=["POST"]),
+        Route("/cds-services/{service_id}/feedback", cds_feedback, methods=["POST"]),
     ]
-    middleware = [
-        Middleware(
-            CORSMiddleware,
-            allow_origins=["*"],
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["*"],
+    middleware = []
+    if config.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(config.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["authorization", "content-type", "x-request-id"],
+                expose_headers=["x-request-id"],
+                allow_credentials=False,
+                max_age=600,
+            )
         )
-    ]
     return Starlette(
-        routes=routes,
-        middleware=middleware,
-        exception_handlers={HTTPException: http_error, Exception: any_error},
+        routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error}
     )
+
+
+def announce(config: ServiceConfig) -> None:
+    """Log, at start, whether callers are authenticated and whom the service trusts."""
+    if config.insecure_no_auth:
+        log.warning(
+            "AUTHENTICATION IS OFF (--insecure-no-auth): any caller is answered. "
+            "For local testing only; never expose this server to a network."
+        )
+    else:
+        log.info(
+            "authentication on: JWT bearer tokens for %s from %d trusted client(s): %s",
+            config.url,
+            len(config.clients),
+            ", ".join(c.iss for c in config.clients),
+        )

@@ -1,23 +1,49 @@
-"""Cards: one per finding, one per order that could not be read, one for what was not checked."""
+"""Cards: one per finding, one per order that could not be read, one for what was not checked.
+
+Every card has a summary under 140 characters cut at a word, a markdown ``detail`` in short
+sentences with a receipt table (a value and its unit per row, lists as lines, never a Python
+repr), and a ``source`` with a link: the finding's first source where it has a DOI or URL, else
+the rule's page in the documentation.  Every string from the request is escaped
+(:mod:`._markdown`).
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from functools import cache
+from typing import Any, Final
 
 from .. import _catalog
-from ..errors import MpsAnalgesiaError, Problem
+from .._format import number
+from ..errors import MpsAnalgesiaError
 from ..fhir import CS_FINDING, CS_OVERRIDE, _codes
 from ..report import INTENDED_USE, Finding, Report
 from ._indicator import CDS_INDICATOR
-from ._markdown import summary as _summary
+from ._markdown import cell, escape, plain, summary_text
+from ._request import CheckedRequest, Unreadable
 from ._request import Order as _Order
-from ._request import Unreadable
 from ._suggest import SCHEDULE_BOUND as _SCHEDULE_BOUND
 from ._suggest import dose_family as _dose_family
 
-__all__ = ["finding_card", "not_checked_card", "unreadable_card"]
+__all__ = ["DOCS_URL", "finding_card", "not_checked_card", "unreadable_card"]
+
+#: The documentation the cards link to when a finding's source has no link of its own.
+DOCS_URL: Final = "https://github.com/mps-analgesia/mps-analgesia/blob/main/docs"
+#: What each severity asks of the prescriber, closing the summary.
+_ACTION: Final = {
+    "error": "Change the order or document why",
+    "warning": "Review before signing",
+    "info": "For information",
+}
+_SENTENCE_END: Final = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
+#: The finding of the regimen's total oral morphine equivalent.
+OME_TOTAL: Final = "opioid.ome-total"
+_WORD: Final = re.compile(r"[a-z]{3,}")
+_BRAND: Final = re.compile(r"\[([A-Za-z][A-Za-z \-]+)\]")
+#: UCUM codes written for people in the receipt table.
+_UNIT_TEXT: Final = {"/d": "/day", "/h": "/h", "/min": "/min", "{dose}": "doses"}
 
 
 def _override_reasons() -> list[dict[str, str]]:
@@ -42,74 +68,223 @@ def _short(citation: str) -> str:
     return citation if len(citation) <= 80 else citation[:79].rstrip() + "…"
 
 
-def _source(f: Finding) -> dict[str, Any]:
-    """The card's source: label and link both from the finding's first source.
+def rule_url(code: str) -> str:
+    """The documentation page of the rule that raises ``code``."""
+    return f"{DOCS_URL}/rules.md#{code.replace('.', '')}"
 
-    The link is that source's DOI, or absent when it has none: a label never names one source
-    while the link opens another (the further sources are the card's ``links``).
+
+def _source(f: Finding, records: Sequence[_catalog.SourceRecord]) -> dict[str, Any]:
+    """The card's source: a label and the link of the same thing.
+
+    The finding's first source with its DOI or URL; when it has none, the rule's page in the
+    documentation (which lists the sources; the card's detail cites them too).  A label never
+    names one source while the link opens another; the further sources are the card's
+    ``links``.
     """
-    out: dict[str, Any] = {"label": "mps-analgesia"}
-    records = _records(f)
-    if records:
-        out["label"] = f"mps-analgesia · {_short(records[0].citation)}"
-        if records[0].url:
-            out["url"] = records[0].url
+    first = records[0] if records else None
+    if first is not None and first.url:
+        out: dict[str, Any] = {"label": _short(first.citation), "url": first.url}
+    else:
+        out = {"label": f"mps-analgesia rule {f.code}", "url": rule_url(f.code)}
     out["topic"] = {"system": CS_FINDING, "code": f.code, "display": f.code}
     return out
 
 
-def _links(f: Finding) -> list[dict[str, str]]:
-    """A link per further source with a DOI, each labelled with its own citation."""
+def _links(records: Sequence[_catalog.SourceRecord]) -> list[dict[str, str]]:
+    """A link per further source with a DOI or URL, each labelled with its own citation."""
     return [
         {"label": _short(r.citation), "url": r.url, "type": "absolute"}
-        for r in _records(f)[1:]
+        for r in records[1:]
         if r.url
     ]
 
 
-def _detail(f: Finding, order: _Order | None) -> str:
-    lines = [f"**{f.severity.upper()}** · `{f.code}` · evidence level {f.level}", "", f.message]
-    if f.arithmetic:
-        lines += ["", f"**Calculation:** {f.arithmetic}"]
-    if f.detail:
-        lines += ["", "| value | |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in f.detail.items()]
-    if order is not None:
-        lines += ["", f"**Order:** {order.step.describe()} ({order.reference})"]
-    cites = []
-    for sid in f.source:
-        try:
-            record = _catalog.source(sid)
-        except MpsAnalgesiaError:
+def _unit_text(unit: str) -> str:
+    for code, text in _UNIT_TEXT.items():
+        if unit.endswith(code):
+            return unit[: -len(code)] + text
+    return unit
+
+
+def _value_text(value: object) -> str:
+    """One detail value as text for a person: numbers by the one formatter, no repr."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return number(float(value))
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {_value_text(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(_value_text(v) for v in value) if value else "none"
+    return str(value)
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ")
+
+
+def receipt_rows(detail: Mapping[str, Any], orders: Sequence[_Order]) -> list[str]:
+    """The detail as markdown table rows and list lines (escaped), units next to numbers.
+
+    A float ``<name>`` with its UCUM unit under ``<name>_unit`` is one row; a text next to it
+    (``<name>_text``) is preferred as written.  ``steps`` name the orders.  A list of several
+    lines (a receipt) is written as lines after the table.
+    """
+    rows: list[str] = []
+    lines: list[str] = []
+    keys = list(detail)
+    for key in keys:
+        value = detail[key]
+        if key.endswith("_unit") and key[:-5] in detail:
             continue
-        cites.append(f"- {record.citation}" + (f" {record.url}" if record.url else ""))
+        if key.endswith("_text") and key[:-5] in detail:
+            continue
+        if f"{key}_text" in detail:
+            text = _value_text(detail[f"{key}_text"])
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            unit = detail.get(f"{key}_unit")
+            text = number(float(value)) + (f" {_unit_text(unit)}" if isinstance(unit, str) else "")
+        elif key in ("steps", "step", "partner_step", "interacting_step") and value is not None:
+            indices = value if isinstance(value, list | tuple) else [value]
+            text = ", ".join(
+                orders[i].reference
+                if isinstance(i, int) and 0 <= i < len(orders)
+                else f"step {_value_text(i)}"
+                for i in indices
+            )
+        elif (
+            isinstance(value, list | tuple)
+            and len(value) > 1
+            and all(isinstance(v, str) for v in value)
+        ):
+            lines += ["", f"**{escape(_label(key)).capitalize()}:**"]
+            lines += [f"- {escape(v)}" for v in value]
+            continue
+        else:
+            text = _value_text(value)
+        rows.append(f"| {cell(_label(key))} | {cell(text)} |")
+    table = ["| | |", "|---|---|", *rows] if rows else []
+    return [*table, *lines]
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
+
+
+def _finding_summary(f: Finding) -> str:
+    """The first sentence of the finding (its number), then the action, under 140 characters."""
+    first = _sentences(f.message)[0] if f.message.strip() else f.code
+    first = first.rstrip(".")
+    action = _ACTION[f.severity]
+    return summary_text(first, action)
+
+
+def _detail(f: Finding, order: _Order | None, orders: Sequence[_Order]) -> str:
+    lines = [
+        f"**{f.severity.upper()}** · `{escape(f.code)}` · evidence level {escape(f.level)}",
+        "",
+    ]
+    lines += [escape(s) for s in _sentences(f.message)]
+    if order is not None:
+        lines += ["", f"**Order:** {escape(order.step.describe())} ({escape(order.reference)})"]
+    if f.arithmetic:
+        lines += ["", f"**Calculation:** {escape(f.arithmetic)}"]
+    if f.detail:
+        lines += ["", *receipt_rows(f.detail, orders)]
+    cites = [f"- {escape(r.citation)}" + (f" <{r.url}>" if r.url else "") for r in _records(f)]
     if cites:
         lines += ["", "**Sources:**", *cites]
     lines += ["", f"_{INTENDED_USE}_"]
     return "\n".join(lines)
 
 
+@cache
+def _drug_words() -> tuple[frozenset[str], frozenset[str]]:
+    """Words naming an opioid (catalog names, RxNorm opioid ingredients and brands), and words
+    naming a catalog drug that is not an opioid."""
+    opioid: set[str] = set()
+    other: set[str] = set()
+    for drug_id in _catalog.drug_ids():
+        record = _catalog.drug(drug_id)
+        words = {w for n in (drug_id, *record.names) for w in _WORD.findall(n.lower())}
+        (opioid if record.drug_class == "opioid" else other).update(words)
+    table = _catalog.data_file("rxnorm-products.toml").get("products", {})
+    for row in table.values():
+        name, _form, ingredients = row
+        opioid.update(str(i[0]).lower() for i in ingredients)
+        opioid.update(b.lower() for b in _BRAND.findall(str(name)))
+    generic = {"hydrochloride", "sulfate", "sulphate", "citrate", "phosphate", "tartrate"}
+    return frozenset(opioid - generic), frozenset(other - opioid - generic)
+
+
+def names_opioid(name: str) -> bool:
+    """Whether an order's medicine name names an opioid (an ingredient or a brand)."""
+    return bool(set(_WORD.findall(name.lower())) & _drug_words()[0])
+
+
+def may_be_opioid(name: str) -> bool:
+    """Whether an order's medicine name names an opioid, or names no known drug at all."""
+    opioid, other = _drug_words()
+    words = set(_WORD.findall(name.lower()))
+    return bool(words & opioid) or not words & other
+
+
+def _incomplete(card: dict[str, Any], unread: Sequence[Unreadable]) -> None:
+    """Mark an OME total card incomplete: the orders it leaves out, and a warning for opioids."""
+    opioids = [u for u in unread if may_be_opioid(u.name)]
+    names = ", ".join(plain(u.name, 40) for u in unread[:3]) + (" …" if len(unread) > 3 else "")
+    card["summary"] = summary_text(
+        f"Incomplete total: {len(unread)} order{'s' if len(unread) != 1 else ''} not read "
+        f"({names}). {card['summary']}",
+        "",
+    )
+    lines = [
+        "**Incomplete total.** It leaves out the orders that could not be read:",
+        "",
+        *(
+            f"- {escape(u.reference)} ({escape(u.name)}): {escape(u.message)}"
+            + (" May be an opioid." if may_be_opioid(u.name) else "")
+            for u in unread
+        ),
+        "",
+    ]
+    card["detail"] = "\n".join(lines) + card["detail"]
+    if opioids and card["indicator"] == "info":
+        card["indicator"] = "warning"
+
+
 def finding_card(
-    f: Finding, orders: Sequence[_Order], suggestions: Mapping[int, dict[str, Any] | None]
+    f: Finding,
+    orders: Sequence[_Order],
+    suggestions: Mapping[int, dict[str, Any] | None],
+    unread: Sequence[Unreadable] = (),
 ) -> dict[str, Any]:
+    """The card of one finding; an OME total over orders of which some were not read is
+    marked incomplete (``unread``: the orders the total may leave out)."""
     order = orders[f.step] if f.step is not None and 0 <= f.step < len(orders) else None
+    records = _records(f)
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
-        "summary": _summary(f.message),
-        "detail": _detail(f, order),
+        "summary": _finding_summary(f),
+        "detail": _detail(f, order, orders),
         "indicator": CDS_INDICATOR[f.severity],
-        "source": _source(f),
+        "source": _source(f, records),
     }
-    links = _links(f)
+    if f.code == OME_TOTAL and unread:
+        _incomplete(card, unread)
+    links = _links(records)
     if links:
         card["links"] = links
     suggestion = suggestions.get(f.step) if f.step is not None and _dose_family(f.code) else None
     if f.code in _SCHEDULE_BOUND:
         card["detail"] = card["detail"].replace(
             f"\n\n_{INTENDED_USE}_",
-            "\n\nNo dose is suggested for a renal or hepatic dose limit: such sources set the "
-            "dosing interval with the maximum (tramadol below CrCl 30 mL/min: every 12 h; "
-            "gabapentin at 15-29: once daily), and the data hold the maximum only. Check the "
+            "\n\nNo dose is suggested for a renal or hepatic dose limit. Such sources set the "
+            "dosing interval with the maximum, and the data hold the maximum only. Check the "
             f"source's dose and interval.\n\n_{INTENDED_USE}_",
         )
     if suggestion is not None:
@@ -120,51 +295,85 @@ def finding_card(
     return card
 
 
+_STATE_TEXT: Final = {
+    "absent": "Not sent in prefetch",
+    "null": "No data on record (sent as null)",
+    "empty": "Nothing on record",
+    "error": "The EHR could not fetch",
+}
+
+
 def not_checked_card(
     report: Report,
     orders: Sequence[_Order],
-    absent: Sequence[str],
-    empty: Sequence[str],
-    problems: Sequence[Problem],
+    request: CheckedRequest,
+    not_fetched: Mapping[str, str],
 ) -> dict[str, Any] | None:
-    if not report.not_checked and not problems:
+    """The card naming the checks that could not run and the data that were missing."""
+    problems = request.problems
+    gaps = {k: v for k, v in request.prefetch.items() if v != "sent"}
+    if not report.not_checked and not problems and not request.prefetch_errors:
         return None
     missing = sorted({n.missing for n in report.not_checked})
     n = len(report.not_checked)
     if n:
-        summary = f"{n} check(s) could not run: missing {', '.join(missing)}"
+        head = f"{n} check{'s' if n != 1 else ''} could not run: missing {', '.join(missing)}"
+        text = summary_text(head, "Not passed: check by hand")
     else:
-        summary = "Some patient data could not be read; the checks that need them did not run"
-    lines = ["Checks that could **not** run (they are not passed):", ""]
+        text = summary_text("Some patient data could not be read", "Check them by hand")
+    lines = ["Checks that could **not** run. They are not passed.", ""]
     if report.not_checked:
         lines += ["| check | order | missing | why |", "|---|---|---|---|"]
         for nc in report.not_checked:
-            where = orders[nc.step].reference if nc.step is not None else "regimen"
-            lines.append(f"| `{nc.rule}` | {where} | {nc.missing} | {nc.reason} |")
-    if absent:
-        lines += ["", f"Not sent in prefetch: {', '.join(absent)}."]
-    if empty:
-        lines += ["", f"Nothing on record for: {', '.join(empty)}."]
+            where = (
+                orders[nc.step].reference
+                if nc.step is not None and 0 <= nc.step < len(orders)
+                else "regimen"
+            )
+            lines.append(
+                f"| `{escape(nc.rule)}` | {cell(where)} | {cell(nc.missing)} | {cell(nc.reason)} |"
+            )
+    for state, label in _STATE_TEXT.items():
+        keys = [k for k, v in gaps.items() if v == state]
+        if keys:
+            lines += ["", f"{label}: {', '.join(keys)}."]
+    for key, texts in request.prefetch_errors.items():
+        lines += ["", f"The EHR reported for prefetch '{escape(key)}':"]
+        lines += [f"- {escape(t)}" for t in texts[:10]]
+    for key, why in not_fetched.items():
+        lines += ["", f"'{escape(key)}' was not fetched from the EHR: {escape(why)}."]
     if problems:
-        lines += ["", "Could not be read:"] + [f"- {p}" for p in problems]
+        lines += ["", "Could not be read:"] + [f"- {escape(p)}" for p in problems]
     lines += ["", f"_{INTENDED_USE}_"]
-    patient_gap = bool(absent or empty or problems)
+    patient_gap = bool(
+        problems or request.prefetch_errors or any(v in ("absent", "error") for v in gaps.values())
+    )
     return {
         "uuid": str(uuid.uuid4()),
-        "summary": _summary(summary),
+        "summary": text,
         "detail": "\n".join(lines),
         "indicator": "warning" if patient_gap else "info",
-        "source": {"label": "mps-analgesia"},
+        "source": {
+            "label": "mps-analgesia: what a check needs",
+            "url": f"{DOCS_URL}/fhir-and-cds-hooks.md",
+        },
     }
 
 
 def unreadable_card(order: Unreadable) -> dict[str, Any]:
-    ref, name, message = order.reference, order.name, order.message
+    """The card of an order that could not be read: none of its checks ran."""
+    name = plain(order.name, 50)
     return {
         "uuid": str(uuid.uuid4()),
-        "summary": _summary(f"Order for {name} could not be checked: {message}"),
-        "detail": f"The order {ref} could not be read, so **none** of its checks ran.\n\n"
-        f"{message}\n\n_{INTENDED_USE}_",
+        "summary": summary_text(
+            f"Order for {name} could not be checked: none of its checks ran",
+            "Check it by hand",
+        ),
+        "detail": f"The order {escape(order.reference)} could not be read, so **none** of its "
+        f"checks ran.\n\n{escape(order.message)}\n\n_{INTENDED_USE}_",
         "indicator": "warning",
-        "source": {"label": "mps-analgesia"},
+        "source": {
+            "label": "mps-analgesia: reading FHIR orders",
+            "url": f"{DOCS_URL}/fhir-and-cds-hooks.md",
+        },
     }

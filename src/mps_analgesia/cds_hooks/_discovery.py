@@ -8,6 +8,7 @@ from ..fhir import LOINC, _codes
 
 __all__ = [
     "HOOKS",
+    "PREFETCH_KEYS",
     "PREFETCH_MEASURES",
     "SELECT_SERVICE_ID",
     "SERVICE_ID",
@@ -24,6 +25,8 @@ HOOKS: Final = ("order-select", "order-sign")
 SERVICE_IDS: Final = frozenset({SERVICE_ID, SELECT_SERVICE_ID})
 #: The prefetch keys holding one Observation each (the newest of its LOINC codes).
 PREFETCH_MEASURES: Final = ("weight", "height", "egfr", "qtc")
+#: Every prefetch key the service reads, in discovery order.
+PREFETCH_KEYS: Final = ("patient", *PREFETCH_MEASURES, "medications")
 
 
 def _observation_query(measure: str) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import traceback
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -11,8 +14,9 @@ import attrs
 from ..errors import MpsAnalgesiaError, Problem
 from ..regimen import Regimen
 from ..report import SEVERITIES, Report
-from ._cards import finding_card, not_checked_card, unreadable_card
-from ._errors import CdsRequestError
+from ._cards import finding_card, names_opioid, not_checked_card, unreadable_card
+from ._errors import CdsRequestError, outcome
+from ._markdown import plain
 from ._request import Order as _Order
 from ._request import Unreadable, parse_body, read_request
 from ._suggest import dose_family, suggestion
@@ -20,7 +24,9 @@ from ._suggest import dose_family, suggestion
 if TYPE_CHECKING:
     from ..rules import RuleRegistry
 
-__all__ = ["handle"]
+__all__ = ["handle", "internal_error"]
+
+log = logging.getLogger("mps_analgesia.cds_hooks")
 
 
 #: The patient's numbers a check may compute with, tried one by one when a check overflows.
@@ -85,34 +91,55 @@ def _validate(
     return final, kept, bare
 
 
-def _cards(data: Mapping[str, Any], rules: RuleRegistry | None) -> list[dict[str, Any]]:
+def _cards(
+    data: Mapping[str, Any], rules: RuleRegistry | None, not_fetched: Mapping[str, str]
+) -> list[dict[str, Any]]:
     request = read_request(data)
     unreadable, problems = request.unreadable, request.problems
-    report, orders, patient = _validate(
+    report, orders, _patient = _validate(
         request.orders, request.patient, rules, unreadable, problems
     )
     findings = sorted(report.findings, key=lambda f: SEVERITIES.index(f.severity))
     suggestions = {
-        i: suggestion(i, orders, report.findings, patient, rules)
+        i: suggestion(i, orders, report.findings)
         for i in sorted({f.step for f in findings if f.step is not None and dose_family(f.code)})
         if 0 <= i < len(orders)
     }
-    cards = [finding_card(f, orders, suggestions) for f in findings]
-    cards.extend(unreadable_card(u) for u in unreadable)
-    nc = not_checked_card(report, orders, request.absent, request.empty, problems)
+    # the orders a total may leave out: draft orders not read, and active ones naming an opioid
+    left_out = [u for u in unreadable if u.draft or names_opioid(u.name)]
+    cards = [finding_card(f, orders, suggestions, left_out) for f in findings]
+    cards.extend(unreadable_card(u) for u in unreadable if u.draft)
+    nc = not_checked_card(report, orders, request, not_fetched)
     if nc is not None:
         cards.append(nc)
     return cards
 
 
+def internal_error(exc: BaseException, where: str) -> tuple[int, dict[str, Any]]:
+    """A 500 answer for an unexpected exception, logged without any request data.
+
+    The log names the exception type and the code locations (file, line, function) only: an
+    exception's message may quote the request, so it is never logged or sent.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)[-6:]
+    trail = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))
+    log.error("internal error in %s: %s at %s", where, type(exc).__name__, trail)
+    return 500, outcome(500, f"internal error ({type(exc).__name__}); it has been logged")
+
+
 def handle(
-    body: bytes | str | Mapping[str, Any], *, rules: RuleRegistry | None = None
+    body: bytes | str | Mapping[str, Any],
+    *,
+    rules: RuleRegistry | None = None,
+    not_fetched: Mapping[str, str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Answer one CDS Hooks service request: ``(HTTP status, JSON body)``; never raises.
 
-    ``body`` is the request body (bytes or text) or the already parsed JSON object.  A request
-    that cannot be read gives 400 with ``{"error": ..., "problems": [...]}``; anything the
-    service cannot process otherwise gives 422; a checked request gives 200 with ``{"cards"}``.
+    ``body`` is the request body (bytes or text) or the already parsed JSON object.  A checked
+    request gives 200 with ``{"cards": [...]}``; a request that cannot be read gives 400, one
+    the library refuses to check 422, and an internal error 500 (logged); every error body is
+    OperationOutcome-shaped (:func:`outcome`).  No 200 is ever without ``cards``.
+    ``not_fetched`` names prefetch keys the service could not fetch, and why.
 
     Example
     -------
@@ -126,13 +153,15 @@ def handle(
     """
     try:
         data = parse_body(body)
-        cards = _cards(data, rules)
+        cards = _cards(data, rules, not_fetched or {})
         payload: dict[str, Any] = {"cards": cards}
         json.dumps(payload, allow_nan=False)
         return 200, payload
     except CdsRequestError as exc:
         return exc.status, exc.body()
     except MpsAnalgesiaError as exc:
-        return 422, {"error": f"the request could not be checked: {exc}"}
-    except Exception as exc:  # the service must answer every request, never crash
-        return 422, {"error": f"the request could not be processed ({type(exc).__name__})"}
+        return 422, outcome(422, f"the request could not be checked: {plain(str(exc), 300)}")
+    except RecursionError as exc:
+        return 400, outcome(400, f"the request is nested too deeply ({type(exc).__name__})")
+    except Exception as exc:  # the service answers every request; a 500 is a defect, logged
+        return internal_error(exc, "handle")

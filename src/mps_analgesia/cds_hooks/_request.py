@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
-from ..errors import CaseFileError, MpsAnalgesiaError, Problem
-from ..fhir import _bundle_entries, _medication_name, patient_from_resources, step_from_resource
-from ._discovery import HOOKS, PREFETCH_MEASURES
+from ..errors import CaseFileError, Problem
+from ..fhir import read_order_sign
+from ..fhir._bundle import _bundle_entries
+from ._discovery import HOOKS, PREFETCH_KEYS
 from ._errors import CdsRequestError
 
 __all__ = ["CheckedRequest", "Order", "Unreadable", "parse_body", "read_request"]
@@ -24,12 +25,17 @@ __all__ = ["CheckedRequest", "Order", "Unreadable", "parse_body", "read_request"
 
 @attrs.define
 class Order:
-    """One step of the checked regimen and where it came from."""
+    """One step of the checked regimen and where it came from.
+
+    A combination product is one order of several steps; ``parts`` is how many steps its order
+    has (a suggestion is written only for an order of one step).
+    """
 
     step: Any
     reference: str
     resource: Mapping[str, Any]
     draft: bool
+    parts: int = 1
 
 
 @attrs.define(frozen=True)
@@ -39,19 +45,50 @@ class Unreadable:
     reference: str
     name: str
     message: str
+    draft: bool = True
+
+
+#: What a prefetch key held: ``absent`` (not sent: the client chose not to, or could not),
+#: ``null`` (sent as null: the client has no data), ``empty`` (a Bundle without entries),
+#: ``error`` (an OperationOutcome: the client's fetch failed), ``sent`` (data).
+PREFETCH_STATES: Final = ("absent", "null", "empty", "error", "sent")
 
 
 @attrs.define
 class CheckedRequest:
-    """What a request holds, read once: patient, orders and what could not be read."""
+    """What a request holds, read once: patient, orders and what could not be read.
+
+    ``prefetch`` maps each prefetch key the service reads to one of :data:`PREFETCH_STATES`;
+    ``prefetch_errors`` the diagnostics of the OperationOutcomes sent under a key.
+    """
 
     data: Mapping[str, Any]
     patient: Any
     orders: list[Order]
     unreadable: list[Unreadable]
     problems: list[Problem]
-    absent: list[str]
-    empty: list[str]
+    prefetch: dict[str, str]
+    prefetch_errors: dict[str, list[str]]
+
+    def keys_in(self, state: str) -> list[str]:
+        """The prefetch keys in ``state``, in discovery order."""
+        return [k for k, v in self.prefetch.items() if v == state]
+
+
+def _outcome_texts(res: Mapping[str, Any]) -> list[str]:
+    """The diagnostics (or details) of an OperationOutcome's issues."""
+    out = []
+    issues = res.get("issue")
+    for issue in issues if isinstance(issues, list) else []:
+        if not isinstance(issue, Mapping):
+            continue
+        text = issue.get("diagnostics")
+        details = issue.get("details")
+        if not isinstance(text, str) and isinstance(details, Mapping):
+            text = details.get("text")
+        code = issue.get("code")
+        out.append(str(text) if isinstance(text, str) else f"issue {code!s}")
+    return out or ["an OperationOutcome without issues"]
 
 
 def _resources(value: object, key: str) -> list[Mapping[str, Any]]:
@@ -72,15 +109,36 @@ def _resources(value: object, key: str) -> list[Mapping[str, Any]]:
     return [value]
 
 
+def _prefetch_state(
+    prefetch: Mapping[str, Any], key: str, resources: list[Mapping[str, Any]]
+) -> tuple[str, list[str]]:
+    if key not in prefetch:
+        return "absent", []
+    if prefetch[key] is None:
+        return "null", []
+    errors = [
+        text
+        for r in resources
+        if r.get("resourceType") == "OperationOutcome"
+        for text in _outcome_texts(r)
+    ]
+    data = [r for r in resources if r.get("resourceType") != "OperationOutcome"]
+    if errors and not data:
+        return "error", errors
+    if not data:
+        return "empty", errors
+    return "sent", errors
+
+
 def _reference(res: Mapping[str, Any], fallback: str) -> str:
     rid = res.get("id")
     return f"{res.get('resourceType')}/{rid}" if isinstance(rid, str) and rid else fallback
 
 
-def parse_body(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+def parse_body(body: object) -> Mapping[str, Any]:
     """The request's JSON object, its shape checked (hook, context, prefetch)."""
-    if isinstance(body, Mapping):
-        data: Any = body
+    if not isinstance(body, bytes | bytearray | str):
+        data: Any = body  # already parsed
     else:
         try:
             data = json.loads(body)
@@ -102,78 +160,41 @@ def parse_body(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     return data
 
 
-def _prefetch_status(prefetch: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """Prefetch keys not provided, and keys provided but with nothing on record."""
-    absent, empty = [], []
-    for key in ("patient", *PREFETCH_MEASURES):
-        value = prefetch.get(key)
-        if value is None:
-            absent.append(key)
-        elif (
-            isinstance(value, Mapping)
-            and value.get("resourceType") == "Bundle"
-            and not value.get("entry")
-        ):
-            empty.append(key)
-    return absent, empty
-
-
 def read_request(data: Mapping[str, Any]) -> CheckedRequest:
-    """Read the patient and the orders (the draft orders first, then the active ones)."""
+    """Read the request once with the FHIR reader (:func:`~mps_analgesia.fhir.read_order_sign`).
+
+    The draft orders come first, then the active ones; each step of an order (a combination
+    product has several) is one :class:`Order`.  Each prefetch key gets its state
+    (:data:`PREFETCH_STATES`).
+    """
     context = data["context"]
     prefetch: Mapping[str, Any] = data.get("prefetch") or {}
-    draft = context.get("draftOrders")
     try:
-        draft_entries = _bundle_entries(draft)
+        read = read_order_sign(context, prefetch)
     except CaseFileError as exc:
-        raise CdsRequestError(
-            400,
-            "context.draftOrders must be a FHIR Bundle of the orders",
-            [str(p) for p in exc.problems],
-        ) from None
-    patient_res = None
-    for res in _resources(prefetch.get("patient"), "patient"):
-        if res.get("resourceType") == "Patient":
-            patient_res = res
-            break
-    observations: list[Mapping[str, Any]] = []
-    for key in PREFETCH_MEASURES:
-        observations.extend(
-            r for r in _resources(prefetch.get(key), key) if r.get("resourceType") == "Observation"
-        )
-    problems: list[Problem] = []
-    patient = patient_from_resources(patient_res, observations, (), problems=problems)
-    orders: list[Order] = []
-    unreadable: list[Unreadable] = []
-    draft_refs = set()
-    for i, res in draft_entries:
-        if res["resourceType"] not in ("MedicationRequest", "ServiceRequest"):
-            continue
-        ref = _reference(res, f"{res['resourceType']}/draft-{i}")
-        draft_refs.add(ref)
-        try:
-            orders.append(Order(step_from_resource(res), ref, res, True))
-        except MpsAnalgesiaError as exc:
-            label = _medication_name(res.get("medicationCodeableConcept")) or ref
-            unreadable.append(Unreadable(ref, label, str(exc)))
-    others = []
-    for i, res in enumerate(_resources(prefetch.get("medications"), "medications")):
-        if res.get("resourceType") != "MedicationRequest" or res.get("status") not in (
-            None,
-            "active",
-        ):
-            continue
-        ref = _reference(res, f"MedicationRequest/active-{i}")
-        if ref in draft_refs:
-            continue
-        try:
-            orders.append(Order(step_from_resource(res), ref, res, False))
-        except MpsAnalgesiaError:
-            name = _medication_name(res.get("medicationCodeableConcept"))
-            if name is not None:
-                others.append(name)
-    if prefetch.get("medications") is not None:
-        # the active orders were sent: the medicines not in the regimen are recorded (none: [])
-        patient = attrs.evolve(patient, medications=[*(patient.medications or ()), *others])
-    absent, empty = _prefetch_status(prefetch)
-    return CheckedRequest(data, patient, orders, unreadable, problems, absent, empty)
+        paths = [p.path for p in exc.problems]
+        if any(p.startswith("context") for p in paths):
+            what = "context.draftOrders must be a FHIR Bundle of the orders"
+        else:
+            keys = sorted({p.split(".")[1] for p in paths if p.startswith("prefetch.")})
+            what = (
+                f"{', '.join(f'prefetch.{k}' for k in keys) or 'prefetch'} must be a FHIR "
+                "resource or Bundle"
+            )
+        raise CdsRequestError(400, what, [str(p) for p in exc.problems]) from None
+    states: dict[str, str] = {}
+    errors: dict[str, list[str]] = {}
+    for key in PREFETCH_KEYS:
+        states[key] = _prefetch_state(prefetch, key, _resources(prefetch.get(key), key))[0]
+    for key, text in read.outcomes:
+        errors.setdefault(key, []).append(text)
+    patient = read.patient
+    if states["medications"] == "null" and patient.medications is None:
+        patient = attrs.evolve(patient, medications=[])  # null: the client has none on record
+    orders = [
+        Order(step, o.reference, o.resource, o.draft, len(o.steps))
+        for o in read.orders
+        for step in o.steps
+    ]
+    unreadable = [Unreadable(u.reference, u.name, u.message, u.draft) for u in read.unread]
+    return CheckedRequest(data, patient, orders, unreadable, list(read.problems), states, errors)

@@ -16,10 +16,33 @@ def add_parser(sub: Any) -> None:
         "serve",
         help="run the CDS Hooks service",
         description="Run the CDS Hooks 2.0 service (needs the 'serve' extra: "
-        "pip install 'mps-analgesia[serve]').",
+        "pip install 'mps-analgesia[serve]').  Every request needs a JWT bearer token from a "
+        "trusted CDS client, configured with --config or the MPS_CDS_* environment variables.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    serve.add_argument(
+        "--config",
+        metavar="PATH",
+        help="the service configuration (TOML: service URL, trusted clients, limits); "
+        "default: the file named by MPS_CDS_CONFIG and the environment",
+    )
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="answer callers without verifying them: for local testing only (logged at start)",
+    )
+    serve.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="worker processes (default 1)"
+    )
+    serve.add_argument("--certfile", metavar="PATH", help="TLS certificate (PEM) to serve HTTPS")
+    serve.add_argument("--keyfile", metavar="PATH", help="TLS private key (PEM) to serve HTTPS")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="log level (default info); request data are never logged",
+    )
     serve.set_defaults(handler=run)
 
 
@@ -29,14 +52,24 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from ..cds_hooks import serve as serve_forever
 
         host = f"[{args.host}]" if ":" in args.host else args.host
+        scheme = "https" if args.certfile else "http"
         print(
-            f"mps-analgesia serve: CDS Hooks discovery at http://{host}:{args.port}/cds-services"
-            " (Ctrl-C stops)",
+            f"mps-analgesia serve: CDS Hooks discovery at {scheme}://{host}:{args.port}"
+            "/cds-services (Ctrl-C stops)",
             file=err,
             flush=True,
         )
-        serve_forever(args.host, args.port)
-    except (ImportError, OSError) as exc:
+        serve_forever(
+            args.host,
+            args.port,
+            config_file=args.config,
+            insecure_no_auth=args.insecure_no_auth,
+            workers=args.workers,
+            certfile=args.certfile,
+            keyfile=args.keyfile,
+            log_level=args.log_level,
+        )
+    except (ImportError, OSError, ValueError) as exc:  # ServiceConfigError is a ValueError
         print(f"mps-analgesia serve: {exc}", file=err)
         return EXIT_INPUT
     return EXIT_OK

@@ -108,7 +108,8 @@ def _target_route(record: _catalog.DrugRecord, route: object, field: str) -> str
     try:
         _catalog.route_formulations(norm)
     except UnknownRouteError as exc:
-        raise UnknownRouteError("route", str(route), exc.suggestions, field) from None
+        reason = exc.reason.replace(repr(norm), repr(str(route)), 1)
+        raise UnknownRouteError("route", str(route), exc.suggestions, field, reason) from None
     if norm not in record.routes:
         raise UnknownRouteError(
             "route",

@@ -7,7 +7,8 @@ invented; what the object does not hold is not shown.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from .. import _format
@@ -337,12 +338,7 @@ def report_document(report: Report, *, title: str = "") -> Document:
         ("Summary", inline(report.summary())),
     ]
     if report.editions:
-        head.append(
-            (
-                "Data tables",
-                inline(", ".join(f"{k} {v}" for k, v in sorted(report.editions.items()))),
-            )
-        )
+        head.append(("Data tables", inline(compact_editions(report.editions))))
     blocks: list[Block] = [Fields(tuple(head))]
     # findings first: what needs acting on, then what could not be checked, then the steps
     blocks.append(Section("Findings", finding_blocks(report, have_steps=have_steps), "findings"))
@@ -380,6 +376,9 @@ def report_document(report: Report, *, title: str = "") -> Document:
                 "passed",
             )
         )
+    if report.editions:  # every edition in full, after the results
+        rows = tuple((name, inline(edition)) for name, edition in sorted(report.editions.items()))
+        blocks.append(Section("Data tables used", (Fields(rows),), "data-tables"))
     return Document(
         title or (report.regimen.name if report.regimen is not None else "") or "Report",
         tuple(blocks),
@@ -387,6 +386,24 @@ def report_document(report: Report, *, title: str = "") -> Document:
         footer=INTENDED_USE,
         kind="report",
     )
+
+
+_DATE: Final = re.compile(r"\d{4}-\d{2}(?:-\d{2})?")
+
+
+def compact_editions(editions: Mapping[str, str]) -> str:
+    """The data tables as ``name@edition`` (the edition's date when it has one), alphabetised.
+
+    Example
+    -------
+    >>> compact_editions({"drugs.toml": "2026-11", "ome-cdc-2022.toml": "CDC 2022; file 2026-11"})
+    'drugs@2026-11, ome-cdc-2022@2026-11'
+    """
+    out = []
+    for name, edition in sorted(editions.items()):
+        dates = _DATE.findall(edition)
+        out.append(f"{name.removesuffix('.toml')}@{dates[-1] if dates else edition}")
+    return ", ".join(out)
 
 
 def finding_blocks(report: Report, *, have_steps: bool) -> tuple[Block, ...]:

@@ -656,6 +656,23 @@ def total_daily(ctx: Context, index: int | None, step: Any) -> Any:
     parts = sorted([*adjuvant, *main], key=lambda pair: pair[0])
     if len(parts) < 2:
         return None
+    key = tuple(parts)
+    hit = _TOTAL_PASSED.get(key)
+    if hit is not None:
+        return PASSED
+    result = _total_daily(parts)
+    if result is PASSED:
+        if len(_TOTAL_PASSED) >= 1024:
+            _TOTAL_PASSED.clear()
+        _TOTAL_PASSED[key] = True
+    return result
+
+
+# (index, step) pairs of the methadone steps whose total passed; bounded.
+_TOTAL_PASSED: dict[tuple[tuple[int, Any], ...], bool] = {}
+
+
+def _total_daily(parts: list[tuple[int, Any]]) -> Any:
     v = _values()
     peaks = [(i, s, *_peak_daily(s)) for i, s in parts]
     total = sum(p[3] for p in peaks)
