@@ -62,7 +62,12 @@ def anticoagulated(drug: str, **kw: Any) -> mps.Patient:
 class TestRegistry:
     def test_rules_registered(self) -> None:
         """The block rules are in the default registry with their exact ids."""
-        assert tuple(r.id for r in block_rules.RULES) == (LA, AC, "block.cumulative-dose")
+        assert tuple(r.id for r in block_rules.RULES) == (
+            LA,
+            AC,
+            "block.cumulative-dose",
+            "block.anticoagulant-restart",
+        )
         assert {LA, AC} <= set(mps.default_rules().ids)
 
     def test_editions_recorded(self) -> None:

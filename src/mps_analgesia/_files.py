@@ -210,7 +210,10 @@ class _Refused(ValueError):
     def __init__(self, path: str, message: str) -> None:
         self.path = path
         self.message = message
-        super().__init__(message)
+        super().__init__(path, message)  # both in args: it pickles (to and from batch workers)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

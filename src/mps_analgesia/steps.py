@@ -781,11 +781,18 @@ class PsoasCompartmentBlockStep(Renderable):
     stop_day: int | None = None
     at: tuple[str, ...] = attrs.field(default=(), converter=_at)
     note: str = ""
+    anticoagulant_restart: Any = _qfield(
+        "time",
+        "h",
+        "6 h",
+        "time from catheter removal (or the single-shot block) to the next anticoagulant dose",
+    )
 
     concentration_mg_per_ml: float | None = attrs.field(init=False, default=None)
     bolus_ml: float | None = attrs.field(init=False, default=None)
     infusion_ml_per_h: float | None = attrs.field(init=False, default=None)
     infusion_h: float | None = attrs.field(init=False, default=None)
+    anticoagulant_restart_h: float | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         record = _catalog.drug(self.drug, field="drug")
@@ -798,6 +805,12 @@ class PsoasCompartmentBlockStep(Renderable):
                 reason=f"{record.id} is not a local anaesthetic",
             )
         _set(self, "drug", record.id)
+        if self.anticoagulant_restart is not None:
+            _set(
+                self,
+                "anticoagulant_restart_h",
+                _read(self, "anticoagulant_restart", "time", "h", positive=False),
+            )
         if not isinstance(self.adrenaline, bool):
             raise StepError("adrenaline", f"must be true or false, not {self.adrenaline!r}")
         if self.side is None:

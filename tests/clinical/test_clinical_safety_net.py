@@ -1122,3 +1122,19 @@ def test_breakthrough_dose_leaves_adjuvant_methadone_out() -> None:
     assert any("adjuvant methadone left out" in n for n in b.notes)
     with_methadone = breakthrough_dose(case.regimen, include_adjuvant_methadone=True)
     assert with_methadone.dose.high > b.dose.high
+
+
+@pytest.mark.parametrize(
+    ("restart", "expect"),
+    [(None, "not_checked"), ("2 h", "error"), ("6 h", "passed"), ("12 h", "passed")],
+)
+def test_rivaroxaban_restart_after_catheter_removal(restart: str | None, expect: str) -> None:
+    """Rivaroxaban 10 mg once daily: the next dose at least 6 h after catheter removal (FDA
+    label as tabulated with ASRA/ESRA, asra-2018 [V]); no planned restart is not checked."""
+    kw = {} if restart is None else {"anticoagulant_restart": restart}
+    block = PCB(drug="ropivacaine", concentration="0.2 %", bolus_volume="20 mL", side="left", **kw)
+    patient = _block_patient(
+        anticoagulant=_ac("rivaroxaban", dose="10 mg", every="24 h", last_dose_ago="30 h")
+    )()
+    report = mps.validate(mps.Regimen([block]), patient)
+    assert expect in _outcome(report, "block.anticoagulant-restart")

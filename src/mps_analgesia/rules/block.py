@@ -478,6 +478,7 @@ class _Regimen:
     renal_below: float | None = None  # mL/min
     renal_interval_h: float | None = None
     inr_at_most: _catalog.SourcedValue | None = None  # the INR also needed (warfarin)
+    restart_h: _catalog.SourcedValue | None = None  # least time from catheter removal to restart
 
 
 @attrs.define(frozen=True)
@@ -619,6 +620,14 @@ def _anticoagulants() -> tuple[Mapping[str, _Agent], _Statement]:
                     _quantity(row, "renal_below", "renal_clearance", "mL/min", rw),
                     _quantity(row, "renal_interval", "time", "h", rw),
                     _inr(row.get("inr_at_most"), rw),
+                    _catalog.sourced(
+                        row["restart_after_removal"],
+                        dimension="time",
+                        unit="h",
+                        where=f"{rw}.restart_after_removal",
+                    )
+                    if isinstance(row.get("restart_after_removal"), Mapping)
+                    else None,
                 )
             )
         for a, b in itertools.pairwise(regimens):
@@ -772,11 +781,12 @@ def _untimed(agent: _Agent, statement: _Statement, index: int | None, how: str) 
     "dose is given is a warning. An anticoagulant not in the table is not checked. With no "
     "anticoagulant status recorded the check is not checked (anticoagulant status named); "
     "anticoagulant = 'none' records that the patient takes none, and the check then passes "
-    "(unless an anticoagulant of the table is among the medications). Catheter removal and "
-    "the restart of anticoagulation are not checked. The recorded dose and its frequency "
-    "choose the dose row of data/anticoagulants.toml (a twice-daily therapeutic enoxaparin "
-    "dose is not read as prophylactic). After warfarin the block also needs a normal INR "
-    "(patient.inr against the row's inr_at_most): without a recorded INR the check is not "
+    "(unless an anticoagulant of the table is among the medications). The restart of "
+    "anticoagulation after catheter removal is block.anticoagulant-restart's. The recorded "
+    "dose and its frequency choose the dose row of data/anticoagulants.toml (a twice-daily "
+    "therapeutic enoxaparin dose is not read as prophylactic). After warfarin the block also "
+    "needs a normal INR (patient.inr against the row's inr_at_most): without a recorded INR "
+    "the check is not "
     "checked, never passed.",
 )
 def anticoagulation(ctx: Context, index: int | None, step: Any) -> Any:
@@ -938,6 +948,64 @@ def _check_timing(
         level=level,
         arithmetic=f"{elapsed} ≥ {_hours(needed)} only if {ac.drug} is held from now",
         detail=detail,
+    )
+
+
+# ---- block.anticoagulant-restart -----------------------------------------------------------------
+
+
+@rule(
+    "block.anticoagulant-restart",
+    title="Anticoagulant restart after catheter removal",
+    applies_to=_KIND,
+    needs=("patient.anticoagulant", "step.anticoagulant_restart"),
+    sources=("asra-2018", "lovenox-label-secondary"),
+    severity="error when the planned restart is sooner than the table's time after catheter "
+    "removal",
+    data_files=(_AC_FILE,),
+    description="For a recorded anticoagulant whose dose row in data/anticoagulants.toml gives "
+    "a least time from catheter removal (or the single-shot block) to the next dose "
+    "(restart_after_removal: prophylactic enoxaparin, rivaroxaban, high-dose apixaban), the "
+    "block step's anticoagulant_restart sooner than it is an error; without a planned restart "
+    "time the check is not checked. Agents or dose rows without a restart time in data are "
+    "not this rule's (nothing is reported).",
+)
+def anticoagulant_restart(ctx: Context, index: int | None, step: Any) -> Any:
+    """Compare the planned anticoagulant restart with the least time after catheter removal."""
+    status = ctx.patient.anticoagulant
+    if not isinstance(status, Anticoagulant):
+        return None
+    agent = _agent_for(status.drug)
+    if agent is None:
+        return None
+    reg = _choose(agent, status, ctx.patient).regimen
+    least = reg.restart_h
+    if least is None:
+        return None
+    planned = step.anticoagulant_restart_h
+    if planned is None:
+        return Missing(
+            "anticoagulant restart time",
+            f"{status.drug} ({reg.name}) restarts no sooner than {_hours(least.value)} after "
+            f"catheter removal ({least.note}); record anticoagulant_restart on the block step",
+        )
+    if not below(planned, least.value):
+        return PASSED
+    return finding(
+        "block.anticoagulant-restart",
+        "error",
+        f"{status.drug} is planned {_hours(planned)} after catheter removal; {reg.name} needs at "
+        f"least {_hours(least.value)} ({least.note}).",
+        step=index,
+        source=(least.source,),
+        level=least.level,
+        kind="contraindication",
+        arithmetic=f"{_hours(planned)} < {_hours(least.value)}",
+        detail={
+            "anticoagulant": agent.id,
+            **measure("planned", planned, "h", _hours(planned)),
+            **measure("needed", least.value, "h", _hours(least.value)),
+        },
     )
 
 
@@ -1111,4 +1179,9 @@ def _day_totals(
     return out, weight_missing
 
 
-RULES: tuple[Rule, ...] = (local_anaesthetic_max, anticoagulation, cumulative_dose)
+RULES: tuple[Rule, ...] = (
+    local_anaesthetic_max,
+    anticoagulation,
+    cumulative_dose,
+    anticoagulant_restart,
+)

@@ -112,6 +112,11 @@ def _reference(drug: str, route: str, formulation: str, per_hour: bool) -> _Larg
     return hit
 
 
+@cache
+def _multiple() -> float:
+    return _policy.guard(_GUARD).multiple
+
+
 def _amount(mg: float, per_hour: bool) -> str:
     """``'100 mcg/h'``, ``'25 mg'``: micrograms below 1 mg."""
     suffix = "/h" if per_hour else ""
@@ -121,13 +126,14 @@ def _amount(mg: float, per_hour: bool) -> str:
 
 
 def _check(step: Any, index: int | None, value: float, per_hour: bool) -> Any:
-    ref = _reference(step.drug, step.route, step.formulation or "", per_hour)
+    key = (step.drug, step.route, step.formulation or "", per_hour)
+    ref = _REFERENCE[key] if key in _REFERENCE else _reference(*key)
     if ref is None or not value > 0:
         return None
-    guard = _policy.guard(_GUARD)
     ratio = value / ref.mg
-    if not ratio > guard.multiple:
+    if not ratio > _multiple():
         return PASSED
+    guard = _policy.guard(_GUARD)
     written = _amount(value, per_hour)
     largest = _amount(ref.mg, per_hour)
     slipped = value / _SLIP
@@ -177,15 +183,19 @@ def _check(step: Any, index: int | None, value: float, per_hour: bool) -> Any:
 )
 def implausible(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare each dose and rate with the largest marketed unit of the drug."""
-    if step.rate_mg_per_h is not None:
-        rates = [step.rate_mg_per_h]
-        rates.extend(p.rate_mg_per_h for p in step.titration if p.rate_mg_per_h is not None)
-        return _check(step, index, max(rates), True)
-    if step.dose_mg is None:
+    rate = step.rate_mg_per_h
+    if rate is not None:
+        if step.titration:
+            rate = max(
+                [rate, *(p.rate_mg_per_h for p in step.titration if p.rate_mg_per_h is not None)]
+            )
+        return _check(step, index, rate, True)
+    dose = step.dose_mg
+    if dose is None:
         return None
-    doses = [step.dose_mg]
-    doses.extend(p.dose_mg for p in step.titration if p.dose_mg is not None)
-    return _check(step, index, max(doses), False)
+    if step.titration:
+        dose = max([dose, *(p.dose_mg for p in step.titration if p.dose_mg is not None)])
+    return _check(step, index, dose, False)
 
 
 RULES: tuple[Rule, ...] = (implausible,)
