@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import mps_analgesia as mps
 from mps_analgesia import AdjuvantStep, MethadoneAdjuvantStep, OpioidStep, Patient
 from mps_analgesia.rules import default_rules
 from mps_analgesia.rules import methadone as rules_methadone
@@ -384,3 +385,19 @@ class TestProperties:
         before = check(RULES, steps, Patient(qtc=qtc, medications=meds))
         after = check(RULES, [*steps, extra], Patient(qtc=qtc, medications=meds))
         assert set(finding_keys(before)) <= set(finding_keys(after))
+
+
+class TestInteractionLinear:
+    def test_one_finding_per_interacting_party_naming_every_methadone_step(self) -> None:
+        """Main and adjuvant methadone with fluconazole: one finding per entry, not per step."""
+        steps = [
+            mps.OpioidStep(drug="methadone", dose="5 mg", every="8 h"),
+            mps.MethadoneAdjuvantStep(dose="5 mg", every="8 h"),
+        ]
+        patient = mps.Patient(medications=["fluconazole"], qtc="420 ms")
+        report = mps.validate(mps.Regimen(steps), patient)
+        found = [f for f in report.findings if f.code == "methadone.interaction"]
+        assert found
+        assert {f.step for f in found} == {0}
+        assert all(f.detail["methadone_steps"] == [0, 1] for f in found)
+        assert len({f.detail["entry"] for f in found}) == len(found)

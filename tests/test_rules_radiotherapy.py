@@ -215,3 +215,22 @@ class TestProperties:
         high = check(rt(f"{(per + 1) * n} Gy", n))
         if outcome(low, "radiotherapy.dose-per-fraction") == "flagged":
             assert outcome(high, "radiotherapy.dose-per-fraction") == "flagged"
+
+
+class TestReirradiationLinear:
+    def test_each_course_counts_every_earlier_course_to_its_site(self) -> None:
+        """Three courses to one site and one elsewhere: the third names both earlier ones."""
+        report = check(
+            rt("8 Gy", 1, site="psoas"),
+            rt("8 Gy", 1, site="spine"),
+            rt("8 Gy", 1, site="Psoas"),
+            rt("20 Gy", 5, site="psoas"),
+        )
+        assert outcome(report, "radiotherapy.reirradiation", 1) == "passed"
+        third = only(report, "radiotherapy.reirradiation", 2)
+        assert "step 1" in third.message
+        assert "step 2" not in third.message
+        last = only(report, "radiotherapy.reirradiation", 3)
+        assert "step 1" in last.message
+        assert "step 3" in last.message
+        assert "step 2" not in last.message

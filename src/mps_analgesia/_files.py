@@ -32,7 +32,7 @@ from typing import Any, Final, TypeVar
 from . import _limits
 from .errors import Problem
 
-__all__ = ["file_format", "key_lines", "line_of", "load_text", "read_file"]
+__all__ = ["file_format", "file_keys", "key_lines", "line_of", "load_text", "read_file"]
 
 T = TypeVar("T")
 #: A file error class: ``error(file, problems)``.
@@ -98,6 +98,23 @@ def read_file(
 def file_format(path: str | os.PathLike[str]) -> str:
     """``"json"`` for a ``.json`` file, else ``"toml"``."""
     return "json" if str(path).lower().endswith(".json") else "toml"
+
+
+# ---- keys from the attrs fields ------------------------------------------------------------
+
+
+def file_keys(cls: type) -> tuple[str, ...]:
+    """The keys a file may give for the attrs class ``cls``: its init fields, in order, except
+    those whose metadata says they are derived (``metadata={"schema": False}``).
+
+    The readers and the JSON Schema (:mod:`mps_analgesia.schema`) take their keys from here, so
+    a new field is a new file key everywhere at once.
+    """
+    import attrs
+
+    return tuple(
+        a.name for a in attrs.fields(cls) if a.init and a.metadata.get("schema") is not False
+    )
 
 
 # ---- line numbers ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -10,8 +11,16 @@ from typing import Any
 import attrs
 
 from .. import _catalog, _units
-from ..errors import UnitError
-from ._base import _CANONICAL, _UCUM_FILE, UCUM, _finite_number, _num, _shown
+from ..errors import MpsAnalgesiaError, UnitError
+from ._base import (
+    _CANONICAL,
+    _UCUM_FILE,
+    UCUM,
+    X_ORIGINAL_TEXT,
+    _finite_number,
+    _num,
+    _shown,
+)
 
 # ---- UCUM ---------------------------------------------------------------------------------------
 
@@ -121,7 +130,37 @@ def to_fhir_quantity(q: Any) -> dict[str, Any]:
             )
         value = _units.magnitude_in(q, target)
         row = _ucum_by_library()[target]
+        # the spelling as written ("0.2 %") travels with the converted value, so that it reads
+        # back as written; a reader that does not know the extension uses the value
+        return {
+            "extension": [{"url": X_ORIGINAL_TEXT, "valueString": _units.format_quantity(q)}],
+            "value": _num(value),
+            "unit": row.display,
+            "system": UCUM,
+            "code": row.ucum,
+        }
     return {"value": _num(value), "unit": row.display, "system": UCUM, "code": row.ucum}
+
+
+def _as_written(obj: Mapping[str, Any], q: Any) -> Any:
+    """The quantity as first written (``0.2 %``) when the original-text extension says the same
+    amount as the value; else ``q``."""
+    for ext in obj.get("extension") or ():
+        if not isinstance(ext, Mapping) or ext.get("url") != X_ORIGINAL_TEXT:
+            continue
+        text = ext.get("valueString")
+        if not isinstance(text, str) or len(text) > 100:
+            return q
+        try:
+            written = _units.Q(text)
+            same = _units.magnitude_in(written, _units.format_unit(q.units))
+        except (MpsAnalgesiaError, ArithmeticError):
+            return q
+        x = float(q.magnitude)
+        if math.isfinite(same) and abs(same - x) <= 1e-9 * max(1.0, abs(x)):
+            return written
+        return q
+    return q
 
 
 def from_fhir_quantity(obj: object, dimension: str | None = None, *, field: str = "") -> Any:
@@ -170,7 +209,7 @@ micrograms); send micrograms as code 'ug'
         if not isinstance(unit, str) or not unit.strip():
             raise UnitError(repr(value), "has no unit", "send a UCUM code, e.g. 'mg'", field)
         library = _units.lookup_unit(unit).text
-    q = _units.Q(value, library)
+    q = _as_written(obj, _units.Q(value, library))
     if dimension is not None:
         q = _units.as_quantity(q, dimension, field=field)
     return q

@@ -11,6 +11,7 @@ from typing import Any, Final
 import attrs
 
 from .. import _catalog, _files, _units
+from .._files import file_keys
 from .._files import line_of as _line
 from ..errors import (
     DataFileError,
@@ -226,7 +227,8 @@ def _whole_days(r: _Reader, q: Any, where: str) -> int | None:
     return round(days)
 
 
-_CHECK_KEYS: Final = ("id", "field", "op", "value", "text", "source", "level", "if_unknown", "when")
+#: The keys of a check, a step template and a protocol: their attrs fields (see _files.file_keys).
+_CHECK_KEYS: Final = file_keys(Check)
 
 
 def _read_check(r: _Reader, data: Any, path: str, *, guards: bool = True) -> Check | None:
@@ -346,29 +348,7 @@ def _read_checks(r: _Reader, data: Any, path: str) -> tuple[Check, ...]:
     return tuple(out)
 
 
-_TEMPLATE_KEYS: Final = (
-    "id",
-    "phase",
-    "kind",
-    "title",
-    "purpose",
-    "sources",
-    "level",
-    "choice",
-    "default",
-    "when",
-    "requires",
-    "if_unknown",
-    "dose_range",
-    "start",
-    "titration",
-    "monitoring",
-    "after",
-    "together_with",
-    "deescalation",
-    "duration",
-    "compute",
-)
+_TEMPLATE_KEYS: Final = file_keys(StepTemplate)
 _DRUG_KINDS: Final = ("opioid", "methadone_adjuvant", "adjuvant")
 _RANGE_DIMS: Final = ("mass", "mass_rate", "volume", "volume_rate")
 _PER_KG_TARGET: Final = {"mass_per_mass": "dose", "volume_per_mass": "bolus_volume"}
@@ -388,7 +368,7 @@ def _read_range(r: _Reader, data: Any, path: str) -> DoseRange | None:
     if table is None:
         return None
     before = len(r.problems)
-    r.keys(table, path, ("min", "max", "source", "level", "note"), "a dose range")
+    r.keys(table, path, file_keys(DoseRange), "a dose range")
     read: dict[str, tuple[Any, str]] = {}
     for key in ("min", "max"):
         if key in table:
@@ -429,12 +409,7 @@ def _read_start(
     if table is None:
         return None
     before = len(r.problems)
-    r.keys(
-        table,
-        path,
-        ("method", "per_kg", "field", "scheme", "source", "level", "note"),
-        "a start rule",
-    )
+    r.keys(table, path, file_keys(StartRule), "a start rule")
     method = r.choice(table, "method", path, START_METHODS, "fixed")
     note = r.text(table, "note", path)
     per_kg = None
@@ -487,7 +462,7 @@ def _read_titration(r: _Reader, data: Any, path: str, kind: str) -> TitrationRul
     if table is None:
         return None
     before = len(r.problems)
-    r.keys(table, path, ("step", "interval", "ceiling", "source", "level", "note"), "titration")
+    r.keys(table, path, file_keys(TitrationRule), "titration")
     if kind not in _DRUG_KINDS:
         r.add(path, f"a {kind!r} step is not titrated")
     step = interval = ceiling = None
@@ -537,12 +512,7 @@ def _read_monitoring(r: _Reader, data: Any, path: str) -> tuple[Monitoring, ...]
         if table is None:
             continue
         before = len(r.problems)
-        r.keys(
-            table,
-            where,
-            ("what", "when", "from_start", "until", "at_daily_dose", "source", "level"),
-            "a monitoring entry",
-        )
+        r.keys(table, where, file_keys(Monitoring), "a monitoring entry")
         what = r.choice(table, "what", where, MONITORING_KINDS, MONITORING_KINDS[0])
         if "what" not in table:
             r.add(f"{where}.what", f"is required: one of {', '.join(MONITORING_KINDS)}")
@@ -590,21 +560,7 @@ def _read_deescalation(r: _Reader, data: Any, path: str) -> tuple[Deescalation, 
         if table is None:
             continue
         before = len(r.problems)
-        r.keys(
-            table,
-            where,
-            (
-                "trigger",
-                "action",
-                "target",
-                "reduce_by_percent",
-                "after",
-                "source",
-                "level",
-                "note",
-            ),
-            "a de-escalation rule",
-        )
+        r.keys(table, where, file_keys(Deescalation), "a de-escalation rule")
         trigger = r.text(table, "trigger", where, required=True)
         action = r.text(table, "action", where, required=True)
         target = r.text(table, "target", where)
@@ -651,7 +607,7 @@ def _read_duration(r: _Reader, data: Any, path: str) -> Duration | None:
     if table is None:
         return None
     before = len(r.problems)
-    r.keys(table, path, ("value", "source", "level", "note"), "a duration")
+    r.keys(table, path, file_keys(Duration), "a duration")
     got = r.quantity(table.get("value"), f"{path}.value", ("time",))
     source, level = r.provenance(table, path, required=True)
     note = r.text(table, "note", path)
@@ -802,25 +758,7 @@ def _read_step(r: _Reader, data: Any, path: str) -> StepTemplate | None:
     )
 
 
-_TOP_KEYS: Final = (
-    "$schema",
-    "id",
-    "title",
-    "version",
-    "status",
-    "superseded_by",
-    "evidence",
-    "indication",
-    "summary",
-    "sources",
-    "ome_table",
-    "phase",
-    "eligibility",
-    "contraindication",
-    "caution",
-    "step",
-    "escalation",
-)
+_TOP_KEYS: Final = ("$schema", *file_keys(Protocol))
 
 
 def _read_evidence(r: _Reader, data: Any) -> Evidence | None:
@@ -831,7 +769,7 @@ def _read_evidence(r: _Reader, data: Any) -> Evidence | None:
     if table is None:
         return None
     before = len(r.problems)
-    r.keys(table, "evidence", ("level", "summary", "sources"), "the evidence table")
+    r.keys(table, "evidence", file_keys(Evidence), "the evidence table")
     level = r.choice(table, "level", "evidence", EVIDENCE_LEVELS, EVIDENCE_LEVELS[0])
     if "level" not in table:
         r.add("evidence.level", f"is required: one of {', '.join(EVIDENCE_LEVELS)}")
@@ -850,7 +788,7 @@ def _read_escalation(r: _Reader, data: Any) -> tuple[Escalation, ...]:
         if table is None:
             continue
         before = len(r.problems)
-        r.keys(table, where, ("when", "action", "to", "source", "level"), "an escalation rule")
+        r.keys(table, where, file_keys(Escalation), "an escalation rule")
         when = r.text(table, "when", where, required=True)
         action = r.text(table, "action", where, required=True)
         to = r.strings(table, "to", where)
@@ -1023,7 +961,7 @@ def protocol_from_dict(
         if table is None:
             continue
         before = len(r.problems)
-        r.keys(table, f"phase[{i}]", ("id", "title", "purpose"), "a phase")
+        r.keys(table, f"phase[{i}]", file_keys(Phase), "a phase")
         ph_id = r.ident(table, "id", f"phase[{i}]", required=True)
         ph_title = r.text(table, "title", f"phase[{i}]", required=True)
         ph_purpose = r.text(table, "purpose", f"phase[{i}]")

@@ -429,29 +429,28 @@ def interaction(ctx: Context, index: int | None, step: Any) -> Any:
     if not _is_methadone(step):
         return None
     found = parties(ctx)
-    key = _interaction_key(index)
     memo = found.memo
-    if key in memo:
-        return memo[key]
-    result = memo[key] = _interactions(index, found)
-    return result
+    every = memo.get(_ALL_INTERACTIONS)
+    if every is None:
+        every = memo[_ALL_INTERACTIONS] = _interactions(found)
+    return every.get(index)
 
 
-_INTERACTION_KEYS: dict[int | None, str] = {}
+#: The memo key of the outcomes of every methadone step, computed in one pass.
+_ALL_INTERACTIONS: Final = "methadone.interaction:all"
 
 
-def _interaction_key(index: int | None) -> str:
-    """The memo key of methadone.interaction for a step index (as ``memoized()`` keys it)."""
-    hit = _INTERACTION_KEYS.get(index)
-    if hit is None:
-        hit = _INTERACTION_KEYS[index] = f"methadone.interaction:{index}"
-    return hit
-
-
-def _interactions(index: int | None, found: Parties) -> Any:
+def _interactions(found: Parties) -> dict[int | None, Any]:
+    """The outcome of ``methadone.interaction`` for every methadone step, in one pass over the
+    parties (linear): each interacting party is one finding, on the first methadone step, naming
+    every methadone step it affects; a later methadone step then has nothing of its own."""
+    methadone_steps = [p.step for p in found.parties if p.drug == "methadone"]
+    if not methadone_steps:
+        return {}
+    first = methadone_steps[0]
     out = []
     for party in found.parties:
-        if party.step == index or party.drug == "methadone":
+        if party.drug == "methadone":
             continue
         for entry in _entries(party.drug, party.classes):
             out.append(
@@ -461,7 +460,7 @@ def _interactions(index: int | None, found: Parties) -> Any:
                     f"Methadone with {party.label} — {entry.role}: {party.drug} "
                     f"{entry.effect} ({entry.source if entry.level == 'U' else entry.note})."
                     + unverified_note(entry.level, entry.note),
-                    step=index,
+                    step=first,
                     source=(entry.source,),
                     level=entry.level,
                     kind="contraindication"
@@ -472,11 +471,15 @@ def _interactions(index: int | None, found: Parties) -> Any:
                         "interacting_step": party.step,
                         "role": entry.role,
                         "entry": entry.id,
+                        "methadone_steps": list(methadone_steps),
                         "unclassified_medications": list(found.unknown),
                     },
                 )
             )
-    return outcome(found, out, "methadone")
+    result: dict[int | None, Any] = {first: outcome(found, out, "methadone")}
+    for i in methadone_steps[1:]:
+        result[i] = None if out else outcome(found, (), "methadone")
+    return result
 
 
 @cache
@@ -528,6 +531,23 @@ def total_daily(ctx: Context, index: int | None, step: Any) -> Any:
     parts = sorted([*adjuvant, *main], key=lambda pair: pair[0])
     if len(parts) < 2:
         return None
+    key = tuple(parts)
+    hit = _TOTAL_PASSED.get(key)
+    if hit is not None:
+        return PASSED
+    result = _total_daily(parts)
+    if result is PASSED:
+        if len(_TOTAL_PASSED) >= 1024:
+            _TOTAL_PASSED.clear()
+        _TOTAL_PASSED[key] = True
+    return result
+
+
+# (index, step) pairs of the methadone steps whose total passed; bounded.
+_TOTAL_PASSED: dict[tuple[tuple[int, Any], ...], bool] = {}
+
+
+def _total_daily(parts: list[tuple[int, Any]]) -> Any:
     v = _values()
     peaks = [(i, s, *_peak_daily(s)) for i, s in parts]
     total = sum(p[3] for p in peaks)

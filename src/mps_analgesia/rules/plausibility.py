@@ -24,7 +24,7 @@ from .. import _catalog, _units
 from ..errors import DataFileError, UnitError
 from . import _policy
 from ._engine import PASSED, Context, Rule, finding, rule
-from ._util import DRUG_KINDS, measure, num
+from ._util import DRUG_KINDS, measure, num, step_outcomes
 
 __all__ = ["RULES"]
 
@@ -181,6 +181,7 @@ def _check(step: Any, index: int | None, value: float, per_hour: bool) -> Any:
     "likely slip. It is the library's guard, not a clinical claim; a drug with neither a "
     "strength nor a maximum in data is not guarded.",
 )
+@step_outcomes
 def implausible(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare each dose and rate with the largest marketed unit of the drug."""
     rate = step.rate_mg_per_h

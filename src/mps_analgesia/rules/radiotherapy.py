@@ -183,15 +183,18 @@ def reirradiation(ctx: Context, index: int | None, step: Any) -> Any:
     if step.prior_dose_gy is not None:
         priors.append(("prior_dose of this step", step.prior_dose_gy, step.prior_fractions))
     assert index is not None
-    sites = ctx.cache.get("radiotherapy.sites")
-    if sites is None:
-        sites = ctx.cache["radiotherapy.sites"] = tuple(
-            (i, _site(s.site), s) for i, s in ctx.steps_of("radiotherapy")
-        )
-    site = next(norm for i, norm, _ in sites if i == index)
-    for i, norm, other in sites:
-        if i < index and norm == site:
-            priors.append((f"step {i + 1}", other.total_dose_gy, other.fractions))
+    earlier: dict[int, tuple[tuple[int, Any], ...]] | None = ctx.cache.get("radiotherapy.sites")
+    if earlier is None:
+        # one pass over the courses: each step's earlier courses to the same site (linear)
+        earlier = {}
+        by_site: dict[str, list[tuple[int, Any]]] = {}
+        for i, s in ctx.steps_of("radiotherapy"):
+            same = by_site.setdefault(_site(s.site), [])
+            earlier[i] = tuple(same)
+            same.append((i, s))
+        ctx.cache["radiotherapy.sites"] = earlier
+    for i, other in earlier[index]:
+        priors.append((f"step {i + 1}", other.total_dose_gy, other.fractions))
     if not priors:
         return PASSED
     message, arithmetic, detail, sources, level = _reirradiation_texts(
