@@ -1,0 +1,79 @@
+"""Reading product-coded orders (issue 13): a 6-order order-sign request read once into steps.
+
+Run with::
+
+    python -m pytest benchmarks/bench_fhir_read.py --benchmark-only -q
+
+Every round reads orders with never-seen doses (the dose value changes each call), so the
+measure is not a memo hit.  The baseline in the same run is ``json.loads`` of the same request
+body, the least any service does with it.  No budget is asserted here (the issue's 0.3 ms is
+for the whole ``handle()``, in ``bench_cds_hooks.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from mps_analgesia.fhir import read_order_sign
+
+UCUM = "http://unitsofmeasure.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+ORAL = {"text": "oral"}
+_PRODUCTS = [
+    (
+        "1049502",
+        {"value": 1, "code": "{tablet}"},
+        {"frequency": 1, "period": 12, "periodUnit": "h"},
+    ),
+    ("245134", {"value": 1, "code": "{patch}"}, {"frequency": 1, "period": 72, "periodUnit": "h"}),
+    ("1049640", {"value": 2, "code": "{tablet}"}, {"frequency": 1, "period": 6, "periodUnit": "h"}),
+    ("892589", {"value": 5, "code": "mL"}, {"frequency": 1, "period": 4, "periodUnit": "h"}),
+    ("825411", {"value": 1, "code": "{tablet}"}, {"frequency": 1, "period": 6, "periodUnit": "h"}),
+    ("864718", {"value": 1, "code": "{tablet}"}, {"frequency": 3, "period": 1, "periodUnit": "d"}),
+]
+_counter = itertools.count(1)
+
+
+def _request() -> dict[str, Any]:
+    n = next(_counter)
+    entries = []
+    for i, (code, dose, repeat) in enumerate(_PRODUCTS):
+        dose = dict(dose, system=UCUM, value=dose["value"] + (n % 997) / 1000.0 * (i != 1))
+        if i == 1:  # a patch count stays whole
+            dose["value"] = 1
+        entries.append(
+            {
+                "resource": {
+                    "resourceType": "MedicationRequest",
+                    "id": f"o{i}",
+                    "status": "draft",
+                    "intent": "order",
+                    "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code}]},
+                    "dosageInstruction": [
+                        {
+                            "timing": {"repeat": repeat},
+                            "route": ORAL if i != 1 else {"text": "transdermal"},
+                            "doseAndRate": [{"doseQuantity": dose}],
+                        }
+                    ],
+                }
+            }
+        )
+    return {"draftOrders": {"resourceType": "Bundle", "entry": entries}}
+
+
+def test_read_six_product_orders(benchmark: Any) -> None:
+    """read_order_sign of six product-coded orders with never-seen doses."""
+    result = benchmark.pedantic(
+        read_order_sign, setup=lambda: ((_request(),), {}), rounds=300, warmup_rounds=10
+    )
+    assert len(result.orders) == 6
+    assert result.unread == ()
+
+
+def test_baseline_json_loads(benchmark: Any) -> None:
+    """Baseline: json.loads of the same request body."""
+    body = json.dumps(_request())
+    benchmark(json.loads, body)
