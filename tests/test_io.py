@@ -79,7 +79,9 @@ class TestLoad:
     def test_at_least_one_example_per_modality(self) -> None:
         """The examples cover every step kind."""
         kinds = {s.kind for path in EXAMPLES for s in load_case(path).regimen}
-        assert kinds == set(mps.steps.STEP_KINDS)
+        # a taper has no FHIR form yet, so no shipped example (which all round-trip through
+        # FHIR) holds one; docs/case-files.md and tests/data/ show one
+        assert kinds == set(mps.steps.STEP_KINDS) - {"taper"}
 
     @pytest.mark.parametrize("path", EXAMPLES, ids=_ids)
     def test_every_example_loads(self, path: Path) -> None:

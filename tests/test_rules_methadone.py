@@ -25,7 +25,7 @@ def adjuvant(dose: str = "5 mg", every: str = "8 h", **kw: Any) -> MethadoneAdju
 
 class TestRegistry:
     def test_rule_ids_are_the_public_codes(self) -> None:
-        """The module declares exactly the eight methadone codes, all in the default registry."""
+        """The module declares exactly the methadone codes, all in the default registry."""
         ids = [r.id for r in RULES]
         assert ids == [
             "methadone.adjuvant-range",
@@ -33,6 +33,8 @@ class TestRegistry:
             "methadone.qtc-prolonged",
             "methadone.ecg-required",
             "methadone.titration-interval",
+            "methadone.titration-step",
+            "methadone.ecg-recheck",
             "methadone.interaction",
             "methadone.total-daily",
             "methadone.adjuvant-without-opioid",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -264,7 +265,7 @@ class TestDayPlan:
         assert len(mps.schedule(reg, days=2)) == 2
 
     @given(regimens(max_size=5), st.integers(1, 30))
-    @settings(deadline=None, max_examples=60)
+    @settings(deadline=None, max_examples=30)
     def test_day_totals_are_the_steps_doses_that_day(self, reg: mps.Regimen, days: int) -> None:
         """Every day's drug totals equal the sum of each step's daily_dose_mg_on(day)."""
         plan = mps.schedule(reg, days=days)
@@ -323,3 +324,233 @@ class TestRenderings:
         assert "date" not in _plan(3).to_markdown().splitlines()[2]
         reg = attrs.evolve(mps.load_case(MULTIMODAL).regimen, start_date="2026-12-07")
         assert "2026-12-07 Mon" in mps.schedule(reg, days=3).to_text()
+
+
+def _apap(**kw: Any) -> mps.AdjuvantStep:
+    base: dict[str, Any] = {"drug": "acetaminophen", "role": "nociceptive", "dose": "1 g"}
+    base.update(kw)
+    if "every" not in base and "once" not in base and "times_per_day" not in base:
+        base["every"] = "6 h"
+    return mps.AdjuvantStep(**base)
+
+
+def _daily_findings(reg: mps.Regimen) -> list[Any]:
+    return [f for f in mps.validate(reg, mps.Patient()).findings if f.code == "dose.max-daily"]
+
+
+class TestMaxDailyOnTheDay:
+    """dose.max-daily adds up what is given on the same day, not each step's peak."""
+
+    def test_steps_on_different_days_are_not_added(self) -> None:
+        """4 g/day on days 0-6, then 4 g/day from day 7: the old sum of peaks (8 g) flagged it;
+        no day is over the limit."""
+        reg = mps.Regimen([_apap(stop_day=6), _apap(start_day=7)])
+        report = mps.validate(reg, mps.Patient())
+        assert _daily_findings(reg) == []
+        assert ("dose.max-daily", 0) in report.passed
+
+    def test_over_the_limit_on_day_14_only_is_flagged_on_day_14(self) -> None:
+        """4 g/day plus an extra 1 g once on day 14: 5 g/day on day 14 only."""
+        reg = mps.Regimen([_apap(), _apap(once=True, every=None, start_day=14)])
+        (f,) = _daily_findings(reg)
+        assert f.severity == "error"
+        assert f.message.startswith("Day 14: acetaminophen totals 5000 mg/day over 2 steps")
+        assert f.detail["days"] == [[14, 14]]
+        assert f.arithmetic.startswith("day 14: ")
+
+    def test_a_titration_over_the_limit_names_the_days(self) -> None:
+        """500 mg q6h, then 1.5 g q6h from day 7 to 9: days 7-9 are over."""
+        reg = mps.Regimen(
+            [_apap(dose="500 mg", stop_day=9, titration=[{"day": 7, "dose": "1.5 g"}])]
+        )
+        (f,) = _daily_findings(reg)
+        assert f.message.startswith("Days 7–9: acetaminophen totals 6000 mg/day")
+
+    def test_a_static_regimen_reads_as_before(self) -> None:
+        """No time structure: the message has no day prefix and sums the steps."""
+        reg = mps.Regimen([_apap(), _apap(every="12 h")])
+        (f,) = _daily_findings(reg)
+        assert f.message.startswith("acetaminophen totals 6000 mg/day over 2 steps")
+        assert "days" in f.detail
+
+
+class TestMethadoneOnTheDay:
+    """Methadone titration step size and ECG re-check days, named by day."""
+
+    def _findings(self, step: Any, code: str) -> list[Any]:
+        report = mps.validate(mps.Regimen([step]), mps.Patient(qtc="430 ms"))
+        return [f for f in report.findings if f.code == code]
+
+    def test_a_large_step_is_a_warning_naming_the_day(self) -> None:
+        """5 mg q8h then 10 mg q8h on day 7: +15 mg/day at one step; the limit is [U]."""
+        step = mps.MethadoneAdjuvantStep(
+            dose="5 mg", every="8 h", titration=[{"day": 7, "dose": "10 mg"}]
+        )
+        (f,) = self._findings(step, "methadone.titration-step")
+        assert f.severity == "warning"
+        assert f.message.startswith("Day 7: methadone rises by 15 mg/day (15 → 30 mg/day)")
+        assert "[U" in f.message
+        assert f.level == "U"
+
+    def test_the_takase_steps_are_within_the_limit(self) -> None:
+        """15 → 22.5 → 30 mg/day: 7.5 mg/day a step, no warning."""
+        case = mps.load_case(MULTIMODAL)
+        report = mps.validate(case.regimen, case.patient)
+        assert not [f for f in report.findings if f.code == "methadone.titration-step"]
+        ((_, index),) = [
+            (s, i) for i, s in enumerate(case.regimen) if s.kind == "methadone_adjuvant"
+        ]
+        assert ("methadone.titration-step", index) in report.passed
+
+    def test_a_frequency_change_counts_in_the_step(self) -> None:
+        """5 mg q12h (10 mg/day) then 5 mg q8h... 10 mg q8h (30 mg/day): +20 mg/day."""
+        step = mps.OpioidStep(
+            drug="methadone",
+            dose="5 mg",
+            every="12 h",
+            titration=[{"day": 7, "dose": "10 mg", "every": "8 h"}],
+        )
+        (f,) = self._findings(step, "methadone.titration-step")
+        assert "(10 → 30 mg/day)" in f.message
+
+    def test_ecg_recheck_days(self) -> None:
+        """The shipped plan: follow-up days 14-28, the increases on days 7 and 14, 30 mg/day on
+        day 14."""
+        case = mps.load_case(MULTIMODAL)
+        report = mps.validate(case.regimen, case.patient)
+        (f,) = [f for f in report.findings if f.code == "methadone.ecg-recheck"]
+        assert f.severity == "info"
+        assert f.detail["follow_up_days"] == [14, 28]
+        assert "day 14 (reaches 30 mg/day)" in f.message
+        assert "day 7 (increase to 22.5 mg/day)" in f.message
+
+
+TAPER_EXAMPLE = ROOT / "tests" / "data" / "taper-after-radiotherapy.toml"
+
+
+def _with_taper(**kw: Any) -> mps.Regimen:
+    base: dict[str, Any] = {
+        "drug": "oxycodone",
+        "reduce_by_percent": 25,
+        "every": "7 day",
+        "floor": "20 mg/day",
+        "after": "radiotherapy",
+    }
+    base.update(kw)
+    return mps.Regimen([*mps.load_case(MULTIMODAL).regimen, mps.TaperStep(**base)])
+
+
+class TestTaper:
+    """A taper step reduces an opioid over days; the rescue dose is recomputed each day."""
+
+    def test_taper_after_rt_in_the_shipped_example(self) -> None:
+        """RT ends on day 6: oxycodone 60 → 45 mg/day on day 7, 33.75 on day 14; the rescue
+        recomputed to 7.5 then 5.625 mg (1/6), flagged above the written 10 mg."""
+        plan = mps.schedule(_with_taper(), days=30)
+        oxy = [plan[d].regular_totals_mg["oxycodone"] for d in (6, 7, 13, 14, 21, 28, 29)]
+        assert oxy == pytest.approx([60, 45, 45, 33.75, 25.3125, 20, 20])
+        (rescue,) = plan[7].rescues
+        assert rescue.recomputed_mg == pytest.approx(7.5)
+        assert rescue.above
+        assert plan[14].rescues[0].recomputed_mg == pytest.approx(5.625)
+        assert not plan[6].rescues[0].above
+        assert any("reduced to 45 mg/day" in e.what for e in plan[7].events)
+        assert plan[7].doses[0].reduced == pytest.approx(0.75) or any(
+            d.reduced == pytest.approx(0.75) for d in plan[7].doses
+        )
+        # methadone is not tapered
+        assert plan[14].totals_mg["methadone"] == 30.0
+
+    def test_taper_findings_on_the_shipped_example(self) -> None:
+        """The rescue warning names day 7; reductions on days 7 and 14 meet methadone changes."""
+        case = mps.load_case(MULTIMODAL)
+        report = mps.validate(_with_taper(), case.patient)
+        by_code = {f.code: f for f in report.findings if f.code.startswith("taper.")}
+        assert by_code["taper.rescue-above-fraction"].message.startswith("Day 7: the taper")
+        assert by_code["taper.rescue-above-fraction"].severity == "warning"
+        steady = by_code["taper.methadone-steady-state"]
+        assert steady.detail["days"] == [7, 14]
+        assert by_code["taper.clinical-choice"].severity == "info"
+        assert "clinical choice" in by_code["taper.clinical-choice"].message
+
+    def test_taper_after_methadone_steady_state_is_clean(self) -> None:
+        """Starting on day 20 (after the day-14 increase has settled): no steady-state warning."""
+        case = mps.load_case(MULTIMODAL)
+        reg = _with_taper(after=None, start_day=20)
+        report = mps.validate(reg, case.patient)
+        assert not [f for f in report.findings if f.code == "taper.methadone-steady-state"]
+
+    def test_original_base_reduces_linearly_to_the_floor(self) -> None:
+        """10 % of the starting dose each week: 60, 54, 48 … down to 20 mg/day."""
+        taper = mps.TaperStep(
+            drug="oxycodone", reduce_by_percent=10, every="7 day", floor="20 mg/day", of="original"
+        )
+        got = [taper.reduced_daily_mg(60.0, d, 0) for d in (0, 7, 14, 70)]
+        assert got == pytest.approx([54, 48, 42, 20])
+
+    @pytest.mark.parametrize(
+        ("kw", "field"),
+        [
+            ({"drug": "pregabalin"}, "drug"),
+            ({"reduce_by_percent": 0}, "reduce_by_percent"),
+            ({"reduce_by_percent": 100}, "reduce_by_percent"),
+            ({"reduce_by_percent": "25"}, "reduce_by_percent"),
+            ({"every": None}, "every"),
+            ({"every": "36 h"}, "every"),
+            ({"floor": None}, "floor"),
+            ({"after": "opioid"}, "after"),
+            ({"of": "peak"}, "of"),
+            ({"source": "nobody-2020"}, "source"),
+        ],
+    )
+    def test_bad_taper_is_refused(self, kw: Any, field: str) -> None:
+        """A taper that cannot be right names its field."""
+        base: dict[str, Any] = {
+            "drug": "oxycodone",
+            "reduce_by_percent": 25,
+            "every": "7 day",
+            "floor": "20 mg/day",
+        }
+        base.update(kw)
+        with pytest.raises(mps.MpsAnalgesiaError) as info:
+            mps.TaperStep(**base)
+        assert getattr(info.value, "field", None) == field
+
+    def test_shipped_taper_example_round_trips(self) -> None:
+        """tests/data/taper-after-radiotherapy.toml reads, writes and reads back equal; FHIR
+        keeps the taper as a CarePlan note."""
+        case = mps.load_case(TAPER_EXAMPLE)
+        for fmt in ("toml", "json"):
+            assert mps.loads_case(mps.dumps_case(case, format=fmt), format=fmt) == case
+        plan = mps.schedule(case.regimen, days=20)
+        assert plan[5].regular_totals_mg["oxycodone"] == pytest.approx(45)
+        bundle = mps.fhir.to_bundle(case.regimen, case.patient)
+        (careplan,) = [
+            e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "CarePlan"
+        ]
+        assert "taper oxycodone" in careplan["note"][0]["text"]
+
+    @given(
+        st.floats(1, 90),
+        st.integers(1, 30),
+        st.integers(0, 200),
+        st.sampled_from(["current", "original"]),
+    )
+    def test_reduction_never_rises_and_stops_at_the_floor(
+        self, pct: float, every: int, floor: int, of: str
+    ) -> None:
+        """Day by day the reduced dose never rises and never goes below the floor (or the
+        starting dose, when that is lower)."""
+        taper = mps.TaperStep(
+            drug="morphine",
+            reduce_by_percent=pct,
+            every=f"{every} day",
+            floor=f"{floor} mg/day",
+            of=of,
+        )
+        last = math.inf
+        for d in range(0, 120, 3):
+            got = taper.reduced_daily_mg(120.0, d, 0)
+            assert got <= last + 1e-9
+            assert got >= min(floor, 120.0) - 1e-9
+            last = got

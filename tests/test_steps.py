@@ -28,6 +28,7 @@ from mps_analgesia.steps import (
     OpioidStep,
     PsoasCompartmentBlockStep,
     RadiotherapyStep,
+    TaperStep,
     TitrationPoint,
 )
 from strategies import (
@@ -169,6 +170,7 @@ class TestConstruction:
             "adjuvant": AdjuvantStep,
             "psoas_compartment_block": PsoasCompartmentBlockStep,
             "radiotherapy": RadiotherapyStep,
+            "taper": TaperStep,
         } == STEP_KINDS
 
     @pytest.mark.parametrize(

@@ -45,6 +45,7 @@ from .steps import (
     PsoasCompartmentBlockStep,
     RadiotherapyStep,
     Step,
+    TaperStep,
     TitrationPoint,
 )
 
@@ -192,6 +193,7 @@ __all__ = [
     "Step",
     "StepError",
     "TableComparison",
+    "TaperStep",
     "TitrationPoint",
     "UnitError",
     "UnknownDrugError",

@@ -25,9 +25,9 @@ from . import _units
 from ._repr import Renderable
 from .errors import StepError
 from .regimen import Regimen
-from .steps import PsoasCompartmentBlockStep, RadiotherapyStep
+from .steps import PsoasCompartmentBlockStep, RadiotherapyStep, TaperStep
 
-__all__ = ["Day", "DayDose", "DayEvent", "DayPlan", "RtFraction", "schedule"]
+__all__ = ["Day", "DayDose", "DayEvent", "DayPlan", "Rescue", "RtFraction", "schedule"]
 
 _DRUG_KINDS: Final = ("opioid", "methadone_adjuvant", "adjuvant")
 _OPIOID_KINDS: Final = ("opioid", "methadone_adjuvant")
@@ -98,6 +98,26 @@ class DayEvent:
 
 
 @attrs.define(frozen=True, slots=True)
+class Rescue:
+    """A PRN (rescue) step's dose on a day beside the dose recomputed from that day's regular
+    daily dose of the same drug: ``recomputed_mg`` = ``regular_mg`` × ``fraction`` (the
+    breakthrough fraction of ``data/breakthrough.toml``, ``source``)."""
+
+    step: int
+    drug: str
+    dose_mg: float
+    regular_mg: float
+    fraction: float
+    recomputed_mg: float
+    source: str
+
+    @property
+    def above(self) -> bool:
+        """True when the written rescue dose is above the recomputed one (beyond rounding)."""
+        return self.dose_mg > self.recomputed_mg * (1 + 1e-9) + 1e-12
+
+
+@attrs.define(frozen=True, slots=True)
 class _BlockDay:
     step: int
     drug: str
@@ -121,6 +141,9 @@ class Day:
         The radiotherapy fractions of the day.
     events:
         What starts, changes or ends that day.
+    rescues:
+        Each PRN opioid step with the rescue dose recomputed from the day's regular dose of its
+        drug (after any taper).
     """
 
     day: int
@@ -129,6 +152,7 @@ class Day:
     blocks: tuple[_BlockDay, ...]
     fractions: tuple[RtFraction, ...]
     events: tuple[DayEvent, ...]
+    rescues: tuple[Rescue, ...]
     _plan: DayPlan = attrs.field(repr=False)
     _state: tuple[tuple[int, float], ...] = attrs.field(repr=False)
 
@@ -402,6 +426,7 @@ def schedule(regimen: Regimen, days: int | None = None, *, table: str = "cdc-202
     block_steps: list[tuple[int, PsoasCompartmentBlockStep]] = []
     rt_days: dict[int, list[RtFraction]] = {}
     events: dict[int, list[DayEvent]] = {}
+    tapers: list[tuple[int, TaperStep, int]] = []
     step: Any
     for i, step in enumerate(steps):
         if step.kind in _DRUG_KINDS:
@@ -424,6 +449,9 @@ def schedule(regimen: Regimen, days: int | None = None, *, table: str = "cdc-202
             )
             if step.infusion_ml_per_h is not None and step.last_day is not None:
                 events.setdefault(step.last_day, []).append(DayEvent(i, "catheter infusion ends"))
+        elif isinstance(step, TaperStep):
+            first = step.first_day(steps, start)
+            tapers.append((i, step, first))
         elif isinstance(step, RadiotherapyStep):
             fdays = step.fraction_days(start)
             for k, d in enumerate(fdays, start=1):
@@ -454,6 +482,11 @@ def schedule(regimen: Regimen, days: int | None = None, *, table: str = "cdc-202
                 )
             )
             state.append((i, phase.daily_mg))
+        day_events = list(events.get(d, ()))
+        for t_index, taper, first in tapers:
+            if d >= first:
+                _apply_taper(items, state, taper, t_index, d, first, day_events)
+        rescues = _rescues(items) if any(i.prn for i in items) else ()
         blocks = tuple(
             _BlockDay(i, b.drug, b.local_anaesthetic_mg_on(d), not b.at)
             for i, b in block_steps
@@ -466,13 +499,82 @@ def schedule(regimen: Regimen, days: int | None = None, *, table: str = "cdc-202
                 tuple(items),
                 blocks,
                 tuple(rt_days.get(d, ())),
-                tuple(events.get(d, ())),
+                tuple(day_events),
+                rescues,
                 plan,
                 tuple(state),
             )
         )
     object.__setattr__(plan, "days", tuple(out))
     return plan
+
+
+def _apply_taper(
+    items: list[DayDose],
+    state: list[tuple[int, float]],
+    taper: TaperStep,
+    t_index: int,
+    day: int,
+    first: int,
+    events: list[DayEvent],
+) -> None:
+    """Scale the day's regular doses of the taper's drug to the reduced daily total."""
+    regular = [k for k, item in enumerate(items) if item.drug == taper.drug and not item.prn]
+    base = sum(items[k].daily_mg for k in regular)
+    if base <= 0.0:
+        return
+    reduced = taper.reduced_daily_mg(base, day, first)
+    share = reduced / base
+    if share >= 1.0:
+        return
+    for k in regular:
+        item = items[k]
+        items[k] = attrs.evolve(
+            item,
+            dose_mg=None if item.dose_mg is None else item.dose_mg * share,
+            rate_mg_per_h=None if item.rate_mg_per_h is None else item.rate_mg_per_h * share,
+            daily_mg=item.daily_mg * share,
+            reduced=item.reduced * share,
+        )
+        state[k] = (item.step, item.daily_mg * share)
+    if (day - first) % taper.every_days == 0:
+        n = taper.reductions_on(day, first)
+        events.append(
+            DayEvent(t_index, f"{taper.drug} reduced to {_num(reduced)} mg/day (taper step {n})")
+        )
+
+
+def _rescues(items: list[DayDose]) -> tuple[Rescue, ...]:
+    """Each PRN opioid item beside the rescue dose recomputed from the day's regular dose."""
+    from . import _catalog
+
+    high = _catalog.breakthrough_window()[1]
+    regular: dict[str, float] = {}
+    for item in items:
+        if not item.prn and item.kind in _OPIOID_KINDS:
+            regular[item.drug] = regular.get(item.drug, 0.0) + item.daily_mg
+    out = []
+    for item in items:
+        if item.prn and item.dose_mg is not None and item.drug in regular:
+            base = regular[item.drug]
+            out.append(
+                Rescue(
+                    item.step,
+                    item.drug,
+                    item.dose_mg,
+                    base,
+                    high.value,
+                    base * high.value,
+                    high.source,
+                )
+            )
+    return tuple(out)
+
+
+def _num(x: float) -> str:
+    from ._format import number
+
+    return number(round(x, 2))
 
 
 class _CallableModule(types.ModuleType):

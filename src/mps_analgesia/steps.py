@@ -36,6 +36,8 @@ __all__ = [
     "BLOCK_SIDES",
     "BLOCK_TECHNIQUES",
     "STEP_KINDS",
+    "TAPER_AFTER",
+    "TAPER_BASES",
     "AdjuvantStep",
     "MethadoneAdjuvantStep",
     "OpioidStep",
@@ -43,6 +45,7 @@ __all__ = [
     "PsoasCompartmentBlockStep",
     "RadiotherapyStep",
     "Step",
+    "TaperStep",
     "TitrationPoint",
 ]
 
@@ -1078,8 +1081,138 @@ class RadiotherapyStep(Renderable):
         return text
 
 
+# ---- taper ------------------------------------------------------------------------------------
+
+#: What a taper reduces by: a share of the dose in force (``current``) or of the dose before the
+#: taper (``original``).
+TAPER_BASES: Final = ("current", "original")
+#: Steps a taper may follow (it starts the day after the last such step ends).
+TAPER_AFTER: Final = ("psoas_compartment_block", "radiotherapy")
+
+
+@attrs.define(frozen=True, kw_only=True, cache_hash=True)
+class TaperStep:
+    """Reduce the regular dose of an opioid by ``reduce_by_percent`` every ``every`` days, from
+    ``start_day`` or from the day after the last block or radiotherapy step (``after``) ends,
+    down to ``floor`` (a daily dose; ``"0 mg/day"`` stops the opioid).
+
+    The numbers are the prescriber's: the library found no source giving a percentage after a
+    successful block or radiotherapy, so the plan says the choice is clinical (CDC 2022's pace is
+    shown for comparison).  ``source`` may name the source the prescriber follows.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> taper = mps.TaperStep(drug="oxycodone", reduce_by_percent=25, every="7 day",
+    ...                       floor="20 mg/day", start_day=7)
+    >>> [round(taper.reduced_daily_mg(60.0, d, 7), 2) for d in (6, 7, 14, 21, 28)]
+    [60.0, 45.0, 33.75, 25.31, 20.0]
+    """
+
+    kind: ClassVar[str] = "taper"
+
+    drug: str
+    reduce_by_percent: float
+    every: Any = _qfield("time", "day", "7 day", "the interval between reductions")
+    floor: Any = _qfield("mass_rate", "mg/day", "20 mg/day", "the daily dose not to go below")
+    start_day: int = 0
+    after: str | None = None
+    of: str = "current"
+    source: str = ""
+    note: str = ""
+
+    every_days: int = attrs.field(init=False, default=0)
+    floor_mg_per_day: float = attrs.field(init=False, default=0.0)
+
+    def __attrs_post_init__(self) -> None:
+        record = _catalog.drug(self.drug, field="drug")
+        if record.drug_class != "opioid":
+            raise UnknownDrugError(
+                "drug", record.id, (), "drug", reason=f"a taper reduces an opioid, not {record.id}"
+            )
+        _set(self, "drug", record.id)
+        pct = self.reduce_by_percent
+        if isinstance(pct, bool) or not isinstance(pct, int | float) or not math.isfinite(pct):
+            raise StepError("reduce_by_percent", f"must be a number of percent, not {pct!r}")
+        if not 0 < pct < 100:
+            raise StepError("reduce_by_percent", f"must be above 0 and below 100, not {pct!r}")
+        _set(self, "reduce_by_percent", float(pct))
+        if self.every is None:
+            raise StepError("every", "is required: how often to reduce, e.g. every = '7 day'")
+        days = _read(self, "every", "time", "day")
+        if abs(days - round(days)) > 1e-9:
+            raise StepError("every", f"must be whole days, not {_text(self.every)}")
+        _set(self, "every_days", round(days))
+        if self.floor is None:
+            raise StepError(
+                "floor",
+                "is required: the daily dose to stop at, e.g. '20 mg/day' ('0 mg/day' stops)",
+            )
+        _set(self, "floor_mg_per_day", _read(self, "floor", "mass_rate", "mg/day", positive=False))
+        _set(self, "start_day", _int("start_day", self.start_day, minimum=0))
+        if self.after is not None:
+            _set(self, "after", _choice("after", self.after, TAPER_AFTER).replace("-", "_"))
+        _set(self, "of", _choice("of", self.of, TAPER_BASES))
+        if self.source and self.source not in _catalog.sources():
+            raise StepError("source", f"{self.source!r} is not a source id of data/sources.toml")
+
+    @property
+    def fraction(self) -> float:
+        """The reduction at each step as a fraction (0.25 for 25 %)."""
+        return self.reduce_by_percent / 100.0
+
+    def first_day(self, steps: Sequence[Any], start_date: datetime.date | None = None) -> int:
+        """The day of the first reduction: ``start_day``, or the day after the last step of
+        kind ``after`` ends (``start_day`` when the regimen has no such step)."""
+        if self.after is None:
+            return self.start_day
+        ends = []
+        for step in steps:
+            if step.kind != self.after:
+                continue
+            if isinstance(step, RadiotherapyStep):
+                ends.append(step.last_day_of(start_date))
+            elif step.last_day is not None:
+                ends.append(step.last_day)
+        return max(self.start_day, max(ends) + 1) if ends else self.start_day
+
+    def reductions_on(self, day: int, first: int) -> int:
+        """How many reductions have been made by ``day`` (0 before ``first``)."""
+        return 0 if day < first else (day - first) // self.every_days + 1
+
+    def reduced_daily_mg(self, base_mg: float, day: int, first: int) -> float:
+        """The regular daily dose on ``day`` of a drug whose untapered dose is ``base_mg``."""
+        k = self.reductions_on(day, first)
+        if k == 0 or base_mg <= self.floor_mg_per_day:
+            return base_mg
+        if self.of == "current":
+            reduced = base_mg * (1.0 - self.fraction) ** k
+        else:
+            reduced = base_mg * max(0.0, 1.0 - k * self.fraction)
+        return max(reduced, self.floor_mg_per_day)
+
+    def describe(self) -> str:
+        """A one-line plain-language description of the taper."""
+        when = (
+            f"after the {self.after.replace('_', ' ')}"
+            if self.after
+            else f"from day {self.start_day}"
+        )
+        base = "" if self.of == "current" else " of the starting dose"
+        return (
+            f"taper {self.drug} {when}: reduce by {_units_num(self.reduce_by_percent)} %{base} "
+            f"every {self.every_days} day{'s' if self.every_days != 1 else ''} down to "
+            f"{_text(self.floor)}"
+        )
+
+
 Step: TypeAlias = (
-    OpioidStep | MethadoneAdjuvantStep | AdjuvantStep | PsoasCompartmentBlockStep | RadiotherapyStep
+    OpioidStep
+    | MethadoneAdjuvantStep
+    | AdjuvantStep
+    | PsoasCompartmentBlockStep
+    | RadiotherapyStep
+    | TaperStep
 )
 #: The step classes by their ``kind`` (the key used in case and protocol files).
 STEP_KINDS: Final[dict[str, type[Any]]] = {
@@ -1090,5 +1223,6 @@ STEP_KINDS: Final[dict[str, type[Any]]] = {
         AdjuvantStep,
         PsoasCompartmentBlockStep,
         RadiotherapyStep,
+        TaperStep,
     )
 }

@@ -355,8 +355,13 @@ def to_bundle(regimen: Regimen, patient: Patient | None = None) -> dict[str, Any
     if patient.anticoagulant_drug is not None:
         resources.append(_anticoagulant_statement(patient.anticoagulant_drug, subject))
     activities = []
+    notes = []
     for i, step in enumerate(regimen):
         rid = f"step-{i}"
+        if step.kind == "taper":
+            # a taper has no FHIR resource of its own yet: it is kept as a note on the CarePlan
+            notes.append({"text": f"step {i + 1}: {step.describe()}"})
+            continue
         if _resource_type(step) == "ServiceRequest":
             resources.append(_service_request(step, rid, subject))
         else:
@@ -373,6 +378,8 @@ def to_bundle(regimen: Regimen, patient: Patient | None = None) -> dict[str, Any
         plan["title"] = regimen.name
     if activities:
         plan["activity"] = activities
+    if notes:
+        plan["note"] = notes
     resources.append(plan)
     base = PROJECT_BASE
     return {

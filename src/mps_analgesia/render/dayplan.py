@@ -14,7 +14,17 @@ from .._format import number, span
 
 __all__ = ["plan_html", "plan_markdown", "plan_rows", "plan_text", "plan_to_dict"]
 
-_HEADER = ("day", "date", "doses (mg/day)", "OME regular", "OME with PRN", "block", "RT", "events")
+_HEADER = (
+    "day",
+    "date",
+    "doses (mg/day)",
+    "OME regular",
+    "OME with PRN",
+    "block",
+    "RT",
+    "events",
+    "rescue (recomputed from the day's regular dose)",
+)
 
 
 def _ome_text(result: Any) -> str:
@@ -54,6 +64,17 @@ def _events_text(day: Any) -> str:
     return "; ".join(f"{e.what}{' at ' + e.time if e.time else ''}" for e in day.events)
 
 
+def _rescue_text(day: Any) -> str:
+    out = []
+    for r in day.rescues:
+        mark = " (above)" if r.above else ""
+        out.append(
+            f"{r.drug} {number(r.dose_mg)} mg; recomputed "
+            f"{number(round(r.recomputed_mg, 2))} mg{mark}"
+        )
+    return "; ".join(out)
+
+
 def plan_rows(plan: Any) -> list[tuple[str, ...]]:
     """The table rows as texts (header first), the same for every format."""
     rows: list[tuple[str, ...]] = [_HEADER]
@@ -68,6 +89,7 @@ def plan_rows(plan: Any) -> list[tuple[str, ...]]:
                 _block_text(day),
                 _rt_text(day),
                 _events_text(day),
+                _rescue_text(day),
             )
         )
     return rows
@@ -79,7 +101,7 @@ def _columns(plan: Any, rows: list[tuple[str, ...]]) -> list[int]:
     for c in range(len(_HEADER)):
         if c == 1 and plan.start_date is None:
             continue
-        if c in (5, 6, 7) and not any(r[c] for r in rows[1:]):
+        if c in (5, 6, 7, 8) and not any(r[c] for r in rows[1:]):
             continue
         keep.append(c)
     return keep
@@ -175,6 +197,19 @@ def plan_to_dict(plan: Any) -> dict[str, Any]:
                     for f in day.fractions
                 ],
                 "events": [{"step": e.step, "what": e.what, "time": e.time} for e in day.events],
+                "rescues": [
+                    {
+                        "step": r.step,
+                        "drug": r.drug,
+                        "dose_mg": r.dose_mg,
+                        "regular_mg_per_day": r.regular_mg,
+                        "fraction": r.fraction,
+                        "recomputed_mg": r.recomputed_mg,
+                        "above": r.above,
+                        "source": r.source,
+                    }
+                    for r in day.rescues
+                ],
             }
         )
     return {

@@ -347,6 +347,7 @@ RULE_MODULES: Final[tuple[str, ...]] = (
     "block",
     "radiotherapy",
     "plausibility",
+    "taper",
 )
 
 _DEFAULT: list[RuleRegistry] = []

@@ -2,8 +2,9 @@
 
 ``dose.max-single``: a dose per administration (the largest over the titration) above the
 catalog maximum for the drug, route and formulation.
-``dose.max-daily``: the total daily dose of a drug, summed over every step that gives it
-(regular doses plus the PRN maximum), above the catalog maximum.
+``dose.max-daily``: the total daily dose of a drug on any one day, summed over every step that
+gives it that day (regular doses plus the PRN maximum), above the catalog maximum; the finding
+names the day(s).  Steps that do not overlap in time are not added up.
 A drug with no published maximum in the catalog is *not checked*, never passed, unless a
 sourced statement says no maximum exists (``data/limits-none.toml``: a full opioid agonist has
 no ceiling dose); it is then *not applicable*.
@@ -207,10 +208,87 @@ def _what(lim: _catalog.Limit) -> str:
     return "top of the usual range" if policy_kind(lim) == "usual-range" else "maximum"
 
 
-def _explain(step: Any) -> str:
+def _explain(step: Any, day: int | None = None) -> str:
+    phase = None if day is None else step.phase_on(day)
+    if phase is not None:
+        if phase.rate_mg_per_h is not None:
+            return f"{num(phase.rate_mg_per_h)} mg/h × 24 h"
+        return f"{num(phase.dose_mg)} mg × {num(phase.doses_per_day)} doses/day"
     if step.is_continuous:
         return f"{num(step.rate_mg_per_h)} mg/h × 24 h"
     return f"{num(max(_single_doses(step)))} mg × {num(step.doses_per_day)} doses/day"
+
+
+def _static(step: Any) -> bool:
+    """A step with one dose from day 0 on (no titration, no start or stop day)."""
+    return step.start_day == 0 and len(step.phases) == 1 and step.last_day is None
+
+
+#: A stretch of days with the same total: (first day, last day or None, total mg/day, parts
+#: given on those days).
+_Stretch = tuple[int, "int | None", float, tuple[tuple[int, Any], ...]]
+
+
+# (the drug's (index, step) parts) → its stretches; steps are immutable, hashable values.
+_STRETCHES: dict[tuple[tuple[int, Any], ...], tuple[_Stretch, ...]] = {}
+
+
+def _day_totals(ctx: Context, drug: str) -> tuple[tuple[_Stretch, ...], list[tuple[int, Any]]]:
+    """The drug's total on each stretch of days on which it does not change, and its steps.
+
+    A regimen without time structure (every step of the drug static) is one stretch whose
+    total is the sum of the steps' daily doses, as before; otherwise the totals are evaluated
+    at each day a step of the drug starts, changes or stops (kept per set of steps).
+    """
+    total, parts = drug_total(ctx, drug)
+    key = tuple(parts)
+    hit = _STRETCHES.get(key)
+    if hit is not None:
+        return hit, parts
+    if all(_static(s) for _, s in parts):
+        stretches: tuple[_Stretch, ...] = ((0, None, total, key),)
+    else:
+        cuts = set()
+        for _, s in parts:
+            for phase in s.phases:
+                cuts.add(phase.first_day)
+            if s.last_day is not None:
+                cuts.add(s.last_day + 1)
+        days = sorted(cuts)
+        out: list[_Stretch] = []
+        for k, day in enumerate(days):
+            last = days[k + 1] - 1 if k + 1 < len(days) else None
+            given = tuple((i, s) for i, s in parts if s.daily_dose_mg_on(day) > 0.0)
+            if given:
+                out.append((day, last, sum(s.daily_dose_mg_on(day) for _, s in given), given))
+        stretches = tuple(out)
+    if len(_STRETCHES) >= 4096:
+        _STRETCHES.clear()
+    _STRETCHES[key] = stretches
+    return stretches, parts
+
+
+def _days_text(spans: list[tuple[int, int | None]]) -> str:
+    """``'day 14'``, ``'days 14–20'``, ``'from day 14'``, joined with commas."""
+    out = []
+    for first, last in spans:
+        if last is None:
+            out.append(f"from day {first}")
+        elif last == first:
+            out.append(f"day {first}")
+        else:
+            out.append(f"days {first}–{last}")
+    return ", ".join(out)
+
+
+def _merge(spans: list[tuple[int, int | None]]) -> list[tuple[int, int | None]]:
+    merged: list[tuple[int, int | None]] = []
+    for first, last in spans:
+        if merged and merged[-1][1] is not None and merged[-1][1] + 1 == first:
+            merged[-1] = (merged[-1][0], last)
+        else:
+            merged.append((first, last))
+    return merged
 
 
 @rule(
@@ -221,39 +299,49 @@ def _explain(step: Any) -> str:
     sources=(),
     severity="error above the catalog maximum; warning when that maximum is [U]",
     data_files=("drugs.toml", _NONE_FILE),
-    description="The total daily dose of a drug, summed over every step that gives it "
-    "(regular doses and the PRN maximum), above its published maximum daily dose.",
+    description="The total daily dose of a drug on any one day, summed over every step that "
+    "gives it that day (regular doses and the PRN maximum), above its published maximum daily "
+    "dose; the finding names the day(s) over the limit.",
 )
 def max_daily(ctx: Context, index: int | None, step: Any) -> Any:
-    """Compare the drug's total daily dose over all its steps with the catalog maximum."""
+    """Compare the drug's total on each day, over all its steps, with the catalog maximum."""
     limits = _step_limits(step).daily
     if isinstance(limits, Missing | NoLimit):
         return limits
-    total, parts = drug_total(ctx, step.drug)
-    first = parts[0][0] == index
+    stretches, parts = _day_totals(ctx, step.drug)
+    timed = not (len(stretches) == 1 and stretches[0][0] == 0 and stretches[0][1] is None)
     out = []
     for lim in limits:
         limit = lim.value.value
-        if not above(total, limit):
+        over = [st for st in stretches if above(st[2], limit)]
+        if not over:
             continue
-        if not first and any(
+        peak = max(over, key=lambda st: st[2])
+        first_day, _, total, given = peak
+        involved = sorted({i for st in over for i, _ in st[3]})
+        if involved[0] != index and any(
             lim in _catalog.drug(s.drug).limits_for("max_daily", s.route, s.formulation)
             for i, s in parts
-            if i < (index if index is not None else 0)
+            if i in involved and i < (index if index is not None else 0)
         ):
             # Already reported on an earlier step of the same drug (the finding lists every
             # step in detail["steps"]); this step is not "passed", as it adds to the excess.
             return None
-        terms = " + ".join(_explain(s) for _, s in parts)
+        if index not in involved:
+            continue
+        when = _days_text(_merge([(st[0], st[1]) for st in over]))
+        terms = " + ".join(_explain(s, first_day if timed else None) for _, s in given)
         arithmetic = f"{terms} = {num(total)} mg/day > {num(limit)} mg/day"
-        steps_txt = "" if len(parts) == 1 else f" over {len(parts)} steps"
+        if timed:
+            arithmetic = f"day {first_day}: {arithmetic}"
+        steps_txt = "" if len(given) == 1 else f" over {len(given)} steps"
+        prefix = f"{when[0].upper()}{when[1:]}: " if timed else ""
         out.append(
             finding(
                 "dose.max-daily",
                 "error",
-                f"{step.drug} totals {num(total)} mg/day{steps_txt}, above the "
-                f"{_what(lim)} of "
-                f"{num(limit)} mg/day ({lim.value.note or lim.value.source}).",
+                f"{prefix}{step.drug} totals {num(total)} mg/day{steps_txt}, above the "
+                f"{_what(lim)} of {num(limit)} mg/day ({lim.value.note or lim.value.source}).",
                 step=index,
                 source=(lim.value.source,),
                 level=lim.value.level,
@@ -263,8 +351,9 @@ def max_daily(ctx: Context, index: int | None, step: Any) -> Any:
                 detail={
                     **measure("daily_dose", total, "mg/day"),
                     **measure("limit", limit, "mg/day"),
-                    "steps": [i for i, _ in parts],
-                    **(suggested_dose_within_daily(step, limit) if len(parts) == 1 else {}),
+                    "steps": involved,
+                    "days": [[a, b] for a, b in _merge([(st[0], st[1]) for st in over])],
+                    **(suggested_dose_within_daily(step, limit) if len(given) == 1 else {}),
                 },
             )
         )

@@ -21,6 +21,7 @@ or partial agonist among the other steps or the patient's medicines → warning.
 from __future__ import annotations
 
 from functools import cache, lru_cache
+from itertools import pairwise
 from typing import Any, Final
 
 import attrs
@@ -405,6 +406,133 @@ def titration_interval(ctx: Context, index: int | None, step: Any) -> Any:
     return out or PASSED
 
 
+# ---- titration step size ---------------------------------------------------------------------
+
+
+@cache
+def _step_limit() -> _catalog.SourcedValue:
+    entry = _catalog.data_file(_FILE).get("titration", {}).get("max_increase")
+    if not isinstance(entry, dict):
+        raise DataFileError(f"{_FILE}: titration.max_increase is missing")
+    return _catalog.sourced(
+        entry, dimension="mass_rate", unit="mg/day", where=f"{_FILE}: titration.max_increase"
+    )
+
+
+def _level_note(level: str) -> str:
+    return " [U: not verified against the primary text; a warning only]" if level == "U" else ""
+
+
+@rule(
+    "methadone.titration-step",
+    title="Methadone titration step size",
+    applies_to=_KINDS,
+    needs=("step.titration",),
+    sources=("aps-cpdd-2014",),
+    severity="warning (the limit is [U])",
+    data_files=(_FILE,),
+    description="A methadone titration step that raises the daily dose by more than the "
+    "largest step of data/methadone.toml [titration.max_increase] (10 mg/day, APS/CPDD 2014 as "
+    "commonly cited, unverified [U]: a warning only); the finding names the day.",
+)
+@for_drugs(_methadone_drug)
+@step_outcomes
+def titration_step(ctx: Context, index: int | None, step: Any) -> Any:
+    """Flag each methadone titration step that raises the daily dose by more than the limit."""
+    if not _is_methadone(step):
+        return None
+    changes = _changes(step)
+    if len(changes) == 1:
+        return PASSED
+    limit = _step_limit()
+    out = []
+    for (_, _, before), (day, _, after) in pairwise(changes):
+        rise = after - before
+        if above(rise, limit.value):
+            out.append(
+                finding(
+                    "methadone.titration-step",
+                    "warning",
+                    f"Day {day}: methadone rises by {num(rise)} mg/day ({num(before)} → "
+                    f"{num(after)} mg/day), more than {num(limit.value)} mg/day at one step "
+                    f"({limit.note}){_level_note(limit.level)}.",
+                    step=index,
+                    source=(limit.source,),
+                    level=limit.level,
+                    arithmetic=f"{num(after)} − {num(before)} = {num(rise)} mg/day > "
+                    f"{num(limit.value)} mg/day",
+                    detail={
+                        "day": day,
+                        "from": f"{num(before)} mg/day",
+                        "to": f"{num(after)} mg/day",
+                    },
+                )
+            )
+    return out or PASSED
+
+
+# ---- ECG re-check days -------------------------------------------------------------------------
+
+
+@cache
+def _follow_up() -> tuple[_catalog.SourcedValue, _catalog.SourcedValue]:
+    ecg = _catalog.data_file(_FILE).get("ecg", {})
+    out = []
+    for key in ("follow_up_from", "follow_up_to"):
+        entry = ecg.get(key)
+        if not isinstance(entry, dict):
+            raise DataFileError(f"{_FILE}: ecg.{key} is missing")
+        out.append(
+            _catalog.sourced(entry, dimension="time", unit="day", where=f"{_FILE}: ecg.{key}")
+        )
+    return out[0], out[1]
+
+
+@rule(
+    "methadone.ecg-recheck",
+    title="ECG re-check days of a methadone plan",
+    applies_to=_KINDS,
+    needs=("step.titration",),
+    sources=("va-dod-opioid-cpg",),
+    severity="info",
+    data_files=(_FILE,),
+    description="The plan days on which the ECG schedule of data/methadone.toml asks for a "
+    "re-check: the follow-up window after the start (VA/DoD Table D-4: 2–4 weeks), each dose "
+    "increase, and the first day the daily dose reaches each checkpoint (30 and 100 mg/day).",
+)
+@for_drugs(_methadone_drug)
+@step_outcomes
+def ecg_recheck(ctx: Context, index: int | None, step: Any) -> Any:
+    """List the plan days of the ECG re-checks the methadone step's schedule calls for."""
+    if not _is_methadone(step):
+        return None
+    v = _values()
+    low, high = _follow_up()
+    changes = _changes(step)
+    start = step.start_day
+    first, last = start + round(low.value), start + round(high.value)
+    days: list[str] = [
+        f"days {first}–{last} (follow-up {num(low.value)}–{num(high.value)} days "
+        f"after the start on day {start})"
+    ]
+    for (_, _, before), (day, _, after) in pairwise(changes):
+        if above(after, before):
+            days.append(f"day {day} (increase to {num(after)} mg/day)")
+    for cp in v.checkpoints:
+        reach = next((d for d, _, daily in changes if not below(daily, cp.value)), None)
+        if reach is not None:
+            days.append(f"day {reach} (reaches {num(cp.value)} mg/day)")
+    return finding(
+        "methadone.ecg-recheck",
+        "info",
+        f"ECG re-checks for this methadone plan: {'; '.join(days)} ({v.ecg_note}).",
+        step=index,
+        source=(low.source,),
+        level=low.level,
+        detail={"recheck": days, "follow_up_days": [first, last]},
+    )
+
+
 # ---- interactions ----------------------------------------------------------------------------
 
 
@@ -653,6 +781,8 @@ RULES: tuple[Rule, ...] = (
     qtc_prolonged,
     ecg_required,
     titration_interval,
+    titration_step,
+    ecg_recheck,
     interaction,
     total_daily,
     adjuvant_without_opioid,
