@@ -34,26 +34,8 @@ DELEGATES = frozenset(
 )
 
 
-#: Upward imports that exist today and are being removed (issue 10); this list only shrinks.
-#: A new upward import fails the test: invert it (the lower layer offers a registration point the
-#: upper layer fills), move the code to the layer it belongs to, or (for the few delegates named
-#: in docs/architecture.md) add it to DELEGATES.
-TEMPORARY = frozenset(
-    {
-        ("mps_analgesia.report", "__getattr__", "fhir"),
-        ("mps_analgesia.report", "__getattr__", "cds_hooks"),
-        ("mps_analgesia.report", "Finding.cds_indicator", "cds_hooks"),
-        ("mps_analgesia.report", "Finding.fhir_severity", "fhir"),
-        ("mps_analgesia.schedule", "DayPlan.to_dict", "render"),
-        ("mps_analgesia.schedule", "DayPlan.to_text", "render"),
-        ("mps_analgesia.schedule", "DayPlan.to_markdown", "render"),
-        ("mps_analgesia.schedule", "DayPlan.to_html", "render"),
-    }
-)
-
-
 def allowed(a: Arrow) -> bool:
-    return (a.module, a.function, top(a.target)) in DELEGATES | TEMPORARY
+    return (a.module, a.function, top(a.target)) in DELEGATES
 
 
 def read_layers() -> dict[str, int]:

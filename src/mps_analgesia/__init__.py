@@ -16,6 +16,10 @@ Example
 True
 """
 
+from collections.abc import Callable
+from typing import Any
+
+from ._repr import _register_writer
 from ._units import Q
 from ._version import __version__
 from .errors import (
@@ -37,7 +41,7 @@ from .errors import (
 )
 from .patient import NO_ANTICOAGULANT, Anticoagulant, AnticoagulantStatus, Patient
 from .regimen import Case, Regimen
-from .report import Finding, NotApplicable, NotChecked, Report
+from .report import Finding, NotApplicable, NotChecked, Report, _register_wire_severity
 from .steps import (
     AdjuvantStep,
     MethadoneAdjuvantStep,
@@ -48,6 +52,27 @@ from .steps import (
     TaperStep,
     TitrationPoint,
 )
+
+
+def _load_map(module: str, name: str) -> Any:
+    import importlib
+
+    return getattr(importlib.import_module(module, __name__), name)
+
+
+def _loader(module: str, name: str) -> Callable[[], Any]:
+    return lambda: _load_map(module, name)
+
+
+# The boundaries own their severity words; results ask for them through this registration, so
+# no result imports a boundary and ``import mps_analgesia`` loads neither.
+_register_wire_severity("cds", lambda: _load_map(".cds_hooks._indicator", "CDS_INDICATOR"))
+_register_wire_severity("fhir", lambda: _load_map(".fhir._issues", "FHIR_SEVERITY"))
+
+# Likewise the day plan's day table, written by the renderers.
+for _fmt in ("text", "markdown", "html"):
+    _register_writer("day-table", _fmt, _loader(".render.dayplan", f"plan_{_fmt}"))
+del _fmt
 
 
 def __getattr__(name: str) -> object:

@@ -41,16 +41,35 @@ Severity = Literal["error", "warning", "info"]
 SEVERITIES: Final[tuple[Severity, ...]] = ("error", "warning", "info")
 
 
+#: Each wire format's word for a severity (the CDS Hooks card indicator, the FHIR
+#: ``DetectedIssue.severity``) belongs to its boundary.  Results do not import their boundaries:
+#: the package registers, once, where each map is loaded from (see ``mps_analgesia/__init__.py``),
+#: and a map is loaded the first time it is asked for.
+_WIRE_MAPS: dict[str, Callable[[], Mapping[str, str]]] = {}
+_WIRE_NAMES: Final = {"FHIR_SEVERITY": "fhir", "CDS_INDICATOR": "cds"}
+
+
+def _register_wire_severity(name: str, load: Callable[[], Mapping[str, str]]) -> None:
+    """Register how the boundary ``name`` (``"cds"``, ``"fhir"``) maps a severity to its word."""
+    _WIRE_MAPS[name] = load
+
+
+def _wire_severity(name: str, severity: Severity) -> str:
+    """The boundary ``name``'s word for ``severity``.
+
+    Example
+    -------
+    >>> from mps_analgesia.report import _wire_severity
+    >>> _wire_severity("cds", "error"), _wire_severity("fhir", "warning")
+    ('critical', 'moderate')
+    """
+    return _WIRE_MAPS[name]()[severity]
+
+
 def __getattr__(name: str) -> Any:
     """The wire-format maps moved to their boundaries; the old import paths still work."""
-    if name == "FHIR_SEVERITY":
-        from .fhir._issues import FHIR_SEVERITY
-
-        return FHIR_SEVERITY
-    if name == "CDS_INDICATOR":
-        from .cds_hooks._indicator import CDS_INDICATOR
-
-        return CDS_INDICATOR
+    if name in _WIRE_NAMES:
+        return _WIRE_MAPS[_WIRE_NAMES[name]]()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -164,16 +183,12 @@ class Finding(Renderable):
     @property
     def cds_indicator(self) -> str:
         """The CDS Hooks card indicator: ``critical``, ``warning`` or ``info``."""
-        from .cds_hooks._indicator import CDS_INDICATOR  # a thin delegate to the boundary
-
-        return CDS_INDICATOR[self.severity]
+        return _wire_severity("cds", self.severity)
 
     @property
     def fhir_severity(self) -> str:
         """The FHIR ``DetectedIssue.severity``: ``high``, ``moderate`` or ``low``."""
-        from .fhir import FHIR_SEVERITY  # the FHIR boundary owns its severity map
-
-        return FHIR_SEVERITY[self.severity]
+        return _wire_severity("fhir", self.severity)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the finding."""

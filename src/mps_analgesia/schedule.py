@@ -22,7 +22,7 @@ from typing import Any, Final
 import attrs
 
 from . import _units
-from ._repr import Renderable
+from ._repr import Renderable, _write
 from .errors import StepError
 from .regimen import Regimen
 from .steps import PsoasCompartmentBlockStep, RadiotherapyStep, TaperStep
@@ -324,9 +324,7 @@ class DayPlan(Renderable):
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as plain data (numbers in named units), the shape of ``to_json``."""
-        from .render.dayplan import plan_to_dict
-
-        return plan_to_dict(self)
+        return _plan_to_dict(self)
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """The plan as JSON text."""
@@ -336,21 +334,15 @@ class DayPlan(Renderable):
 
     def to_text(self) -> str:
         """The day table as plain text."""
-        from .render.dayplan import plan_text
-
-        return plan_text(self)
+        return _write("day-table", "text", self)
 
     def to_markdown(self) -> str:
         """The day table as Markdown."""
-        from .render.dayplan import plan_markdown
-
-        return plan_markdown(self)
+        return _write("day-table", "markdown", self)
 
     def to_html(self) -> str:
         """The day table as an HTML fragment."""
-        from .render.dayplan import plan_html
-
-        return plan_html(self)
+        return _write("day-table", "html", self)
 
     def __str__(self) -> str:
         return self.to_text()
@@ -588,3 +580,63 @@ class _CallableModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _CallableModule
+
+
+def _plan_to_dict(plan: DayPlan) -> dict[str, Any]:
+    """The plan as plain data: numbers with their unit in the key (``daily_mg``)."""
+    days = []
+    for day in plan:
+        reg, prn = day.ome_regular, day.ome_with_prn
+        days.append(
+            {
+                "day": day.day,
+                "date": None if day.date is None else day.date.isoformat(),
+                "doses": [
+                    {
+                        "step": d.step,
+                        "drug": d.drug,
+                        "route": d.route,
+                        "prn": d.prn,
+                        "time": d.time,
+                        "count": d.count,
+                        "dose_mg": d.dose_mg,
+                        "rate_mg_per_h": d.rate_mg_per_h,
+                        "daily_mg": d.daily_mg,
+                        "reduced": d.reduced,
+                    }
+                    for d in day.doses
+                ],
+                "totals_mg_per_day": day.totals_mg,
+                "ome_regular_mme_per_day": [reg.low_mme_per_day, reg.high_mme_per_day],
+                "ome_regular_complete": reg.complete,
+                "ome_with_prn_mme_per_day": [prn.low_mme_per_day, prn.high_mme_per_day],
+                "ome_with_prn_complete": prn.complete,
+                "local_anaesthetic_mg": day.local_anaesthetic_mg,
+                "local_anaesthetic_upper_bound": day.local_anaesthetic_upper_bound,
+                "rt_fractions": [
+                    {"step": f.step, "number": f.number, "of": f.of, "dose_gy": f.dose_gy}
+                    for f in day.fractions
+                ],
+                "events": [{"step": e.step, "what": e.what, "time": e.time} for e in day.events],
+                "rescues": [
+                    {
+                        "step": r.step,
+                        "drug": r.drug,
+                        "dose_mg": r.dose_mg,
+                        "regular_mg_per_day": r.regular_mg,
+                        "fraction": r.fraction,
+                        "recomputed_mg": r.recomputed_mg,
+                        "above": r.above,
+                        "source": r.source,
+                    }
+                    for r in day.rescues
+                ],
+            }
+        )
+    return {
+        "regimen": plan.regimen.name,
+        "start_date": None if plan.start_date is None else plan.start_date.isoformat(),
+        "time_zone": plan.regimen.time_zone,
+        "ome_table": plan.table,
+        "days": days,
+    }
