@@ -848,3 +848,29 @@ class TestGenderShapes:
         """A gender that is not a string is a StepError, never a bare TypeError."""
         with pytest.raises(StepError, match="is not a FHIR gender"):
             patient_from_resources({"resourceType": "Patient", "gender": gender})
+
+
+_EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+class TestCaseRoundTrip:
+    """A whole case goes through FHIR with its name, description and the spelling of its text."""
+
+    @pytest.mark.parametrize(
+        "path", sorted((Path(__file__).parents[1] / "examples").glob("*.toml"))
+    )
+    def test_name_and_description_survive(self, path: Path) -> None:
+        """Every shipped example keeps its name and description through a Bundle."""
+        from mps_analgesia.fhir import case_from_bundle, case_to_bundle
+
+        case = mps.load_case(path)
+        again = case_from_bundle(json.loads(json.dumps(case_to_bundle(case))))
+        assert (again, again.name, again.description) == (case, case.name, case.description)
+
+    def test_description_with_any_text(self) -> None:
+        """Free text (quotes, line breaks, non-ASCII) in a description comes back unchanged."""
+        from mps_analgesia.fhir import case_from_bundle, case_to_bundle
+
+        text = 'Left psoas, "L1–L4";\nα/β 10 Gy — 0.2 % ropivacaine'
+        case = mps.Case(mps.Patient(), mps.Regimen([]), name="n", description=text)
+        assert case_from_bundle(case_to_bundle(case)).description == text

@@ -169,7 +169,7 @@ from ._base import (
     _medication_name as _medication_name,
 )
 from ._bundle import _bundle_entries as _bundle_entries
-from ._bundle import from_bundle
+from ._bundle import case_from_bundle, case_to_bundle, from_bundle
 from ._dosage import medication_index, medication_of, step_from_resource, steps_from_resource
 from ._issues import FHIR_SEVERITY, report_to_fhir
 from ._orders import OrderSignRead, ReadOrder, UnreadOrder, read_order_sign
@@ -187,6 +187,8 @@ __all__ = [
     "OrderSignRead",
     "ReadOrder",
     "UnreadOrder",
+    "case_from_bundle",
+    "case_to_bundle",
     "from_bundle",
     "from_fhir_quantity",
     "medication_index",

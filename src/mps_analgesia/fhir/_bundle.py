@@ -7,11 +7,12 @@ from typing import Any
 
 from ..errors import CaseFileError, MpsAnalgesiaError, Problem
 from ..patient import Patient
-from ..regimen import Regimen
+from ..regimen import Case, Regimen
 from ..steps import Step
 from ._base import _BUNDLE_FILE, _list, _message, _numeric_problem
 from ._dosage import medication_index, steps_from_resource
 from ._patient import patient_from_resources
+from ._write import to_bundle
 
 # ---- reading: the bundle ------------------------------------------------------------------------
 
@@ -117,3 +118,30 @@ def from_bundle(bundle: Mapping[str, Any]) -> tuple[Patient, Regimen]:
         raise CaseFileError(_BUNDLE_FILE, problems)
     name = plan.get("title", "") if plan is not None else ""
     return patient, Regimen(steps, name=str(name) if isinstance(name, str) else "")
+
+
+def case_to_bundle(case: Case) -> dict[str, Any]:
+    """Write a whole case as a FHIR Bundle: its regimen, its patient, its name and description.
+
+    Example
+    -------
+    >>> import mps_analgesia as mps
+    >>> from mps_analgesia.fhir import case_from_bundle, case_to_bundle
+    >>> case = mps.load_case("examples/mps-multimodal.toml")
+    >>> again = case_from_bundle(case_to_bundle(case))
+    >>> again == case, again.name == case.name, again.description == case.description
+    (True, True, True)
+    """
+    return to_bundle(case.regimen, case.patient, description=case.description)
+
+
+def case_from_bundle(bundle: Mapping[str, Any]) -> Case:
+    """Read a FHIR Bundle into a :class:`~mps_analgesia.Case`, with the CarePlan's title as its
+    name and its description as the case's description (see :func:`from_bundle`)."""
+    patient, regimen = from_bundle(bundle)
+    description = ""
+    for _, res in _bundle_entries(bundle):
+        if res["resourceType"] == "CarePlan" and isinstance(res.get("description"), str):
+            description = res["description"]
+            break
+    return Case(patient, regimen, name=regimen.name, description=description)

@@ -323,12 +323,15 @@ def _resource_type(step: Any) -> str:
     )
 
 
-def to_bundle(regimen: Regimen, patient: Patient | None = None) -> dict[str, Any]:
+def to_bundle(
+    regimen: Regimen, patient: Patient | None = None, *, description: str = ""
+) -> dict[str, Any]:
     """Write a regimen and its patient as a FHIR R4 ``collection`` Bundle (plain dicts).
 
     Resource ids are stable: ``Patient/patient``, ``MedicationRequest/step-<i>`` or
     ``ServiceRequest/step-<i>`` for step ``i`` (0-based, as in ``Finding.step``), and a CarePlan
-    ``careplan`` listing the steps in order with the regimen's name as its title.
+    ``careplan`` listing the steps in order with the regimen's name as its title (and a case's
+    ``description`` as its description; :func:`case_to_bundle` writes a whole case).
 
     Example
     -------
@@ -376,6 +379,8 @@ def to_bundle(regimen: Regimen, patient: Patient | None = None) -> dict[str, Any
     }
     if regimen.name:
         plan["title"] = regimen.name
+    if description:
+        plan["description"] = description
     if activities:
         plan["activity"] = activities
     if notes:
