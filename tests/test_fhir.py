@@ -874,3 +874,16 @@ class TestCaseRoundTrip:
         text = 'Left psoas, "L1–L4";\nα/β 10 Gy — 0.2 % ropivacaine'
         case = mps.Case(mps.Patient(), mps.Regimen([]), name="n", description=text)
         assert case_from_bundle(case_to_bundle(case)).description == text
+
+    def test_text_that_cannot_be_written_is_refused(self) -> None:
+        """A Bundle whose text holds a lone surrogate is refused where it is, never loaded into
+        a case that could not be written back as UTF-8."""
+        from mps_analgesia.fhir import case_to_bundle
+
+        bundle = case_to_bundle(mps.load_case(_EXAMPLES / "mps-multimodal.toml"))
+        plan = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "CarePlan")
+        plan["resource"]["title"] = "plan \ud800"
+        with pytest.raises(CaseFileError) as info:
+            fhir.from_bundle(bundle)
+        assert "lone surrogate" in str(info.value)
+        assert "title" in str(info.value)

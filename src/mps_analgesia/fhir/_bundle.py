@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .. import _files
 from ..errors import CaseFileError, MpsAnalgesiaError, Problem
 from ..patient import Patient
 from ..regimen import Case, Regimen
@@ -78,6 +79,10 @@ def from_bundle(bundle: Mapping[str, Any]) -> tuple[Patient, Regimen]:
     >>> from_bundle(to_bundle(case.regimen, case.patient)) == (case.patient, case.regimen)
     True
     """
+    unwritable = _lone_surrogates(bundle)
+    if unwritable:
+        message = "contains a lone surrogate (\\ud800-\\udfff), not text that can be written"
+        raise CaseFileError(_BUNDLE_FILE, [Problem(path, message) for path in unwritable])
     entries = _bundle_entries(bundle)
     problems: list[Problem] = []
     patient_res = None
@@ -145,3 +150,24 @@ def case_from_bundle(bundle: Mapping[str, Any]) -> Case:
             description = res["description"]
             break
     return Case(patient, regimen, name=regimen.name, description=description)
+
+
+def _lone_surrogates(data: Any) -> list[str]:
+    """The paths of the strings (keys included) that hold a lone surrogate: such text loads from
+    JSON escapes but can never be written back as UTF-8, so it is refused where it is."""
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if not _files._is_text(value):
+                found.append(path)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                where = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and not _files._is_text(key):
+                    found.append(where)
+                stack.append((where, item))
+        elif isinstance(value, list | tuple):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+    return sorted(found)

@@ -145,7 +145,10 @@ def to_fhir_quantity(q: Any) -> dict[str, Any]:
 def _as_written(obj: Mapping[str, Any], q: Any) -> Any:
     """The quantity as first written (``0.2 %``) when the original-text extension says the same
     amount as the value; else ``q``."""
-    for ext in obj.get("extension") or ():
+    extensions = obj.get("extension")
+    if not isinstance(extensions, list):  # absent, or not FHIR's list: read the value alone
+        return q
+    for ext in extensions:
         if not isinstance(ext, Mapping) or ext.get("url") != X_ORIGINAL_TEXT:
             continue
         text = ext.get("valueString")
