@@ -15,7 +15,7 @@ from mps_analgesia.assess import assess_mps
 from mps_analgesia.protocols import load_protocol, loads_protocol
 from mps_analgesia.schema import json_schema
 
-PROTOCOLS = Path(__file__).resolve().parent.parent / "protocols"
+PROTOCOLS = Path(__file__).resolve().parent.parent / "src" / "mps_analgesia" / "data" / "protocols"
 PATIENT = mps.Patient(
     age=60,
     weight="80 kg",
