@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 
-from .errors import CaseFileError, MpsAnalgesiaError, Problem
+from .errors import CaseFileError, MpsAnalgesiaError, Problem, expect
 from .regimen import Case
 from .report import Report
 
@@ -561,6 +561,9 @@ def validate_many(
     >>> [(r.source, r.ok) for r in validate_many([case, "no/such/case.toml"])]
     [('<case 0>', True), ('no/such/case.toml', False)]
     """
+    if isinstance(cases, str | os.PathLike | Case):
+        cases = [cases]  # one case or one path: a batch of one, never its characters
+    expect(cases, Iterable, "cases", "an iterable of cases, case-file paths or folders")
     settings = _settings(rules, disable, options, max_bytes)
     n_jobs = resolve_jobs(jobs)
     return _results(cases, settings, n_jobs, ordered)
