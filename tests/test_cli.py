@@ -369,10 +369,9 @@ class TestHints:
         [
             ("dose", "10 MG", "did you mean 'mg'?"),
             ("dose", "1 gm", "write 'g' or 'mg'"),
-            ("every", "q4h", "write '4 h'"),
-            ("every", "bd", "write '12 h'"),
-            ("every", "tds", "write '8 h'"),
+            ("dose", "q4h", "write '4 h'"),
             ("every", "q.d.", "ISMP's list of error-prone abbreviations"),
+            ("every", "qhs", "ISMP's list of error-prone abbreviations"),
             ("every", "often", "write e.g. '4 h'"),
         ],
     )
@@ -385,6 +384,27 @@ class TestHints:
             mps.OpioidStep(**kwargs)
         assert hint in str(info.value)
         assert "Gy" not in str(info.value)
+
+    @pytest.mark.parametrize(
+        ("text", "hours"),
+        [
+            ("q4h", 4.0),
+            ("Q4H", 4.0),
+            ("q.4.h", 4.0),
+            ("bd", 12.0),
+            ("BID", 12.0),
+            ("tds", 8.0),
+            ("qds", 6.0),
+            ("qid", 6.0),
+        ],
+    )
+    def test_interval_abbreviations_are_read(self, text: str, hours: float) -> None:
+        """Where an interval is written, an abbreviation not on ISMP's error-prone list is read
+        as its interval (q4h is every 4 h, bd every 12 h); the ones on the list are refused."""
+        import mps_analgesia as mps
+
+        step = mps.OpioidStep(drug="morphine", dose="5 mg", every=text)
+        assert step.every_h == hours
 
     def test_pounds(self) -> None:
         """'60 lbs' says to write kg (no conversion is guessed)."""

@@ -286,7 +286,8 @@ _NOT_OURS: Final[dict[str, str]] = {
 # Dosing-frequency abbreviations written where an interval belongs (``every = "q4h"``).  Those on
 # the ISMP List of Error-Prone Abbreviations, Symbols, and Dose Designations (Institute for Safe
 # Medication Practices, 2021) are refused with ISMP's reason; the others (q4h, bd, tds ...) are
-# not on that list, but ``every`` takes an interval, so the hint gives the interval to write.
+# not on that list and are read as their interval where an interval is written (``every``);
+# elsewhere (a dose, a bare ``Q()``) the hint gives the interval to write.
 _FREQUENCY: Final[dict[str, str]] = {
     **{
         f"q{n}h": f"'q{n}h' means every {n} hours: write '{n} h'"
@@ -311,6 +312,21 @@ _FREQUENCY: Final[dict[str, str]] = {
     "q1d": "'q1d' is on ISMP's list of error-prone abbreviations (mistaken as 'qid'): write "
     "'24 h' (daily)",
 }
+
+
+#: The abbreviations NOT on ISMP's list, read as the interval they name where an interval is
+#: written (``every``): hours between doses.  Those on the list stay refused (above).
+_ACCEPTED_INTERVALS: Final[dict[str, int]] = {
+    **{f"q{n}h": n for n in (1, 2, 3, 4, 6, 8, 12, 24)},
+    **dict.fromkeys(("bd", "bid"), 12),
+    **dict.fromkeys(("tds", "tid"), 8),
+    **dict.fromkeys(("qds", "qid"), 6),
+}
+
+
+def _interval_hours(text: str) -> int | None:
+    """Hours between doses for an accepted interval abbreviation (``q4h`` → 4), else ``None``."""
+    return _ACCEPTED_INTERVALS.get(text.strip().lower().replace(".", "").replace(" ", ""))
 
 
 def _frequency_hint(text: str) -> str:
@@ -468,6 +484,10 @@ def parse(text: str, *, field: str = "") -> tuple[float, UnitInfo]:
     clean = _clean(text, text, field).strip(" ")
     m = _NUMBER.match(clean)
     if m is None:
+        hours = _interval_hours(clean)
+        if hours is not None and field.split(".")[-1] in ("every", "interval"):
+            # an interval written as a common abbreviation not on ISMP's list: 'q4h' is 4 h
+            return float(hours), lookup_unit("h")
         frequency = _frequency_hint(clean)
         if frequency:
             raise UnitError(text, "is a dosing frequency, not a quantity", frequency, field)
