@@ -361,6 +361,26 @@ class TestServe:
         assert "http://127.0.0.1:8123/cds-services" in capsys.readouterr().err
 
 
+_EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+class TestDataTablesLine:
+    """The report names every table compactly (id@edition); the full descriptions with -v."""
+
+    def test_compact_by_default_full_with_verbose(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """check prints the compact line only; --verbose adds each table's full edition."""
+        main(["check", str(_EXAMPLES / "mps-multimodal.toml")])
+        compact = capsys.readouterr().out
+        main(["check", "--verbose", str(_EXAMPLES / "mps-multimodal.toml")])
+        verbose = capsys.readouterr().out
+        assert "Data tables: " in compact
+        assert "drugs@" in compact
+        assert "DATA TABLES USED" not in compact
+        assert "DATA TABLES USED" in verbose
+        assert "CDC 2022 MME table" in verbose
+        assert "CDC 2022 MME table" not in compact
+
+
 class TestHints:
     """Unit hints by what was meant; frequencies explained; routes listed."""
 

@@ -77,6 +77,13 @@ def add_parser(sub: Any) -> None:
         help="text format: print only the summary table, not each report",
     )
     check.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="text format: also print each data table's full edition and description (the "
+        "report's compact 'Data tables' line names every table and edition either way)",
+    )
+    check.add_argument(
         "-j",
         "--jobs",
         type=int,
@@ -218,7 +225,18 @@ class _Summary:
 _Done = tuple[str, "dict[str, int] | None", bool, str, str]
 
 
-def _render(fmt: str, quiet: bool, result: CaseResult) -> _Done:
+def _report_text(report: Any, title: str, verbose: bool) -> str:
+    """The text report; the editions' full descriptions only with ``--verbose`` (the compact
+    ``id@edition`` line names every table either way)."""
+    if verbose:
+        return str(report.to_text(title=title))
+    from ..render._build import report_document
+    from ..render.text import to_text
+
+    return f"{title}\n\n{to_text(report_document(report, full_editions=False))}"
+
+
+def _render(fmt: str, quiet: bool, verbose: bool, result: CaseResult) -> _Done:
     """One result turned into its output (in the worker, so only text crosses processes)."""
     counts = result.report.counts if result.report is not None else None
     out = err = ""
@@ -231,7 +249,7 @@ def _render(fmt: str, quiet: bool, result: CaseResult) -> _Done:
     elif not quiet:
         assert result.case is not None
         title = f"{result.source}: {len(result.case.regimen)} step(s)"
-        out = result.report.to_text(title=title) + "\n\n"
+        out = _report_text(result.report, title, verbose) + "\n\n"
     if fmt != "text" and result.report is None:
         err = ""
     return (result.source, counts, result.has_errors, out, err)
@@ -268,7 +286,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return fail(err, exc)
     max_bytes = args.max_bytes if args.max_bytes is not None else MAX_CASE_BYTES
     problems: list[str] = []
-    post = functools.partial(_render, args.format, args.quiet)
+    post = functools.partial(_render, args.format, args.quiet, args.verbose)
     try:
         results = check_many(
             _inputs(args.cases, err, problems, not args.unordered),

@@ -329,7 +329,7 @@ def _where(step: int | None, have_steps: bool) -> Inline:
     return Ref(f"step {step + 1}", f"step-{step + 1}") if have_steps else f"step {step + 1}"
 
 
-def report_document(report: Report, *, title: str = "") -> Document:
+def report_document(report: Report, *, title: str = "", full_editions: bool = True) -> Document:
     """A validation report: status, steps, findings with their calculation, checks not run."""
     have_steps = report.regimen is not None and len(report.regimen) > 0
     c = report.counts
@@ -376,7 +376,7 @@ def report_document(report: Report, *, title: str = "") -> Document:
                 "passed",
             )
         )
-    if report.editions:  # every edition in full, after the results
+    if report.editions and full_editions:  # every edition in full, after the results
         rows = tuple((name, inline(edition)) for name, edition in sorted(report.editions.items()))
         blocks.append(Section("Data tables used", (Fields(rows),), "data-tables"))
     return Document(
