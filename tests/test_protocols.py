@@ -34,7 +34,7 @@ from strategies import patients
 
 REPO = Path(__file__).resolve().parents[1]
 PROTOCOL_DIR = REPO / "src" / "mps_analgesia" / "data" / "protocols"
-REFERENCE = Path("/work/shared/reference/clinical-facts.md")
+REFERENCE = REPO.parent / "shared" / "reference" / "clinical-facts.md"  # beside the clone
 
 SHIPPED = (
     "agar-2004-mechanism-directed",
