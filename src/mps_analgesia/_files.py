@@ -55,6 +55,13 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def _too_big(size: int, limit: int) -> str:
+    return (
+        f"is bigger than {limit} bytes ({size} bytes or more): a case or protocol file is a few "
+        "kilobytes; raise the limit (max_bytes=, --max-bytes) if this one is meant"
+    )
+
+
 def read_file(
     path: str | os.PathLike[str],
     error: ErrorClass,
@@ -77,7 +84,7 @@ def read_file(
         if not stat.S_ISREG(info.st_mode):
             raise fail(f"cannot be read: it is {_kind(info.st_mode)}")
         if info.st_size > max_bytes:
-            raise fail(f"is bigger than {max_bytes} bytes ({info.st_size} bytes)")
+            raise fail(_too_big(info.st_size, max_bytes))
         flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
         fd = os.open(p, flags)
         with open(fd, "rb") as stream:
@@ -88,7 +95,7 @@ def read_file(
     except OSError as exc:
         raise fail(f"cannot be read: {exc.strerror or exc}") from None
     if len(data) > max_bytes:
-        raise fail(f"is bigger than {max_bytes} bytes")
+        raise fail(_too_big(len(data), max_bytes))
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

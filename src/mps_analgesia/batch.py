@@ -14,7 +14,6 @@ cases are in flight, so memory stays flat in the number of inputs.
 from __future__ import annotations
 
 import os
-import stat
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -187,26 +186,6 @@ def iter_case_files(
         yield from _walk(path, ordered)
 
 
-_KINDS: Final = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-def _not_regular(mode: int) -> str:
-    for test, name in _KINDS:
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
-def _unreadable(path: Path, message: str) -> CaseFileError:
-    return CaseFileError(str(path), [Problem("", message)])
-
-
 def read_case_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_CASE_BYTES) -> Case:
     """Read one case file, refusing what is not a regular file or is bigger than ``max_bytes``.
 
@@ -228,41 +207,16 @@ def read_case_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_CASE_BY
     ...
     mps_analgesia.errors.CaseFileError: examples/radiotherapy.toml: ...is bigger than 10 bytes...
     """
+    from . import _files
     from .io import loads_case
 
     p = Path(path)
-    try:
-        info = os.stat(p)
-        if not stat.S_ISREG(info.st_mode):
-            raise _unreadable(p, f"cannot be read: it is {_not_regular(info.st_mode)}")
-        if info.st_size > max_bytes:
-            raise _unreadable(p, _too_big(info.st_size, max_bytes))
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-        with open(fd, "rb") as stream:
-            info = os.fstat(stream.fileno())  # the file opened may not be the one stat()ed
-            if not stat.S_ISREG(info.st_mode):
-                raise _unreadable(p, f"cannot be read: it is {_not_regular(info.st_mode)}")
-            data = stream.read(max_bytes + 1)
-    except OSError as exc:
-        raise _unreadable(p, f"cannot be read: {exc.strerror or exc}") from None
-    if len(data) > max_bytes:
-        raise _unreadable(p, _too_big(len(data), max_bytes))
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _unreadable(p, "is not UTF-8 text") from None
+    text = _files.read_file(p, CaseFileError, max_bytes=max_bytes)
     fmt = "json" if p.suffix.lower() == ".json" else "toml"
     case = loads_case(text, format=fmt, file=str(p))
     if not case.name:
         case = attrs.evolve(case, name=p.stem)
     return case
-
-
-def _too_big(size: int, limit: int) -> str:
-    return (
-        f"is bigger than {limit} bytes ({size} bytes or more): a case file is a few kilobytes; "
-        "raise the limit (max_bytes=, --max-bytes) if this one is meant"
-    )
 
 
 def _unexpected(source: str, exc: Exception) -> CaseFileError:
