@@ -324,57 +324,61 @@ class _Planner:
         )
 
     def _applies(self, tmpl: StepTemplate) -> bool:
-        srcs = tmpl.sources
         for c in self._step_checks(tmpl, "when"):
             if c.outcome in ("not met",):
-                self.decide(
-                    "not-applicable",
-                    f"{tmpl.title}: not for this patient ({c.check.text}; observed: {c.observed})",
-                    tmpl.id,
-                    sources=(c.check.source,) if c.check.source else srcs,
-                    level=c.check.level,
-                )
+                self._decide_on(c, tmpl, "not-applicable", "not for this patient ({})")
                 return False
             if c.outcome == "unknown":
                 if tmpl.if_unknown == "exclude":
-                    self.decide(
+                    self._decide_on(
+                        c,
+                        tmpl,
                         "omitted",
-                        f"{tmpl.title}: left out because it cannot be checked whether it "
-                        f"applies ({c.check.text}; observed: {c.observed})",
-                        tmpl.id,
-                        sources=(c.check.source,) if c.check.source else srcs,
-                        level=c.check.level,
+                        "left out because it cannot be checked whether it applies ({})",
                     )
                     return False
-                self.decide(
+                self._decide_on(
+                    c,
+                    tmpl,
                     "included",
-                    f"{tmpl.title}: included although it cannot be checked whether it applies "
-                    f"({c.check.text}; observed: {c.observed}); this is the conservative option",
-                    tmpl.id,
-                    sources=(c.check.source,) if c.check.source else srcs,
-                    level=c.check.level,
+                    "included although it cannot be checked whether it applies ({}); "
+                    "this is the conservative option",
                 )
         for c in self._step_checks(tmpl, "requires"):
             if c.outcome == "not met":
-                self.decide(
-                    "omitted",
-                    f"{tmpl.title}: omitted, a requirement is not met: {c.check.text} "
-                    f"(observed: {c.observed})",
-                    tmpl.id,
-                    sources=(c.check.source,) if c.check.source else srcs,
-                    level=c.check.level,
+                self._decide_on(
+                    c, tmpl, "omitted", "omitted, a requirement is not met: {}", parenthesis=True
                 )
                 return False
             if c.outcome == "unknown":
-                self.decide(
-                    "caution",
-                    f"{tmpl.title}: check before it is given: {c.check.text} "
-                    f"(observed: {c.observed})",
-                    tmpl.id,
-                    sources=(c.check.source,) if c.check.source else srcs,
-                    level=c.check.level,
+                self._decide_on(
+                    c, tmpl, "caution", "check before it is given: {}", parenthesis=True
                 )
         return True
+
+    def _decide_on(
+        self,
+        c: CheckResult,
+        tmpl: StepTemplate,
+        status: str,
+        words: str,
+        *,
+        parenthesis: bool = False,
+    ) -> None:
+        """Record the decision a step check ``c`` of ``tmpl`` led to, with the check's source
+        (else the step's) and level; ``words`` takes the check text and what was observed."""
+        observed = (
+            f"{c.check.text} (observed: {c.observed})"
+            if parenthesis
+            else f"{c.check.text}; observed: {c.observed}"
+        )
+        self.decide(
+            status,
+            f"{tmpl.title}: {words.format(observed)}",
+            tmpl.id,
+            sources=(c.check.source,) if c.check.source else tmpl.sources,
+            level=c.check.level,
+        )
 
     def _start_day(self, tmpl: StepTemplate) -> int:
         day = int(tmpl.fields.get("start_day", 0))
@@ -701,25 +705,17 @@ def _limits(
 ) -> tuple[list[tuple[float, str, str, str]], list[tuple[float, str, str, str]]]:
     """Catalog maxima of a drug step: (per-dose, per-day) lists of (mg, text, source, level)."""
     record = _catalog.drug(step.drug)
-    single = [
-        (
-            lim.value.value,
-            lim.value.note or "catalog maximum single dose",
-            lim.value.source,
-            lim.value.level,
-        )
-        for lim in record.limits_for("max_single", step.route, step.formulation)
-    ]
-    daily = [
-        (
-            lim.value.value,
-            lim.value.note or "catalog maximum daily dose",
-            lim.value.source,
-            lim.value.level,
-        )
-        for lim in record.limits_for("max_daily", step.route, step.formulation)
-    ]
-    return single, daily
+
+    def listed(kind: str, what: str) -> list[tuple[float, str, str, str]]:
+        return [
+            (lim.value.value, lim.value.note or what, lim.value.source, lim.value.level)
+            for lim in record.limits_for(kind, step.route, step.formulation)
+        ]
+
+    return (
+        listed("max_single", "catalog maximum single dose"),
+        listed("max_daily", "catalog maximum daily dose"),
+    )
 
 
 def _max_dose(step: Any, tmpl: StepTemplate) -> tuple[float, str, tuple[str, ...], str] | None:
