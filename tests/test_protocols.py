@@ -294,6 +294,19 @@ class TestDocumentation:
         missing = sorted(n for n in names if f"`{n}`" not in text)
         assert missing == []
 
+    def test_the_examples_of_the_format_page_run(self) -> None:
+        """Every >>> example of docs/protocols.md gives the output printed there."""
+        import doctest
+
+        result = doctest.testfile(
+            str(REPO / "docs" / "protocols.md"),
+            module_relative=False,
+            optionflags=doctest.ELLIPSIS,
+            verbose=False,
+        )
+        assert result.attempted >= 3
+        assert result.failed == 0
+
 
 # ---- bad files ----------------------------------------------------------------------------------
 
@@ -906,6 +919,122 @@ class TestBlock:
             protocol.instantiate(mps.Patient(weight="60 kg"))
         with pytest.raises(ProtocolError, match="not one of left, right, bilateral"):
             protocol.instantiate(mps.Patient(weight="60 kg"), None, {"side": "up"})
+
+
+SIDE_PROTOCOLS = (
+    "astro-2017-palliative-radiotherapy",
+    "psoas-compartment-block",
+    "stevens-2010-polymodal",
+)
+
+
+def _current_block(side: str) -> mps.PsoasCompartmentBlockStep:
+    return mps.PsoasCompartmentBlockStep(
+        drug="ropivacaine", concentration="0.2 %", bolus_volume="20 mL", side=side
+    )
+
+
+class TestSideFromTheCase:
+    def test_exactly_three_protocols_need_a_side(self) -> None:
+        """The three shipped protocols with a block or an RT site are the ones that need it."""
+        needing = {p.id for p in list_protocols() if any(s.needs_side for s in p.step)}
+        assert needing == set(SIDE_PROTOCOLS)
+
+    @pytest.mark.parametrize("pid", SIDE_PROTOCOLS)
+    def test_side_from_the_current_block(self, pid: str) -> None:
+        """No side choice is needed when the current regimen's block states it; it is used."""
+        protocol = load_protocol(pid)
+        current = mps.Regimen([_current_block("right")])
+        choices = {"confirm": _clinical_ids(protocol)}
+        plan = protocol.instantiate(mps.Patient(weight="70 kg", age=70), current, choices)
+        assert plan.choices["side"] == "right"
+        said = [
+            d for d in plan.decisions if d.action == "choice" and "psoas involvement" in d.message
+        ]
+        assert "right" in said[0].message
+        assert "current regimen step [0]" in said[0].message
+        new = [
+            s for sid, s in zip(plan.step_ids, plan.regimen, strict=True) if sid[:8] != "current["
+        ]
+        sides = {getattr(s, "side", None) for s in new} | {
+            getattr(s, "site", "").split()[0] for s in new if s.kind == "radiotherapy"
+        }
+        assert "left" not in sides
+        assert "right" in sides or pid != "astro-2017-palliative-radiotherapy"
+
+    @pytest.mark.parametrize("pid", SIDE_PROTOCOLS)
+    def test_side_from_an_assessment(self, pid: str) -> None:
+        """An MpsAssessment (or its features) whose side is known states the side."""
+        protocol = load_protocol(pid)
+        assessment = mps.assess_mps(mps.MpsFeatures(psoas_involvement=True, side="bilateral"))
+        plan = protocol.instantiate(
+            mps.Patient(weight="70 kg"), mps.Regimen([]), assessment=assessment
+        )
+        assert plan.choices["side"] == "bilateral"
+        again = protocol.instantiate(
+            mps.Patient(weight="70 kg"), mps.Regimen([]), assessment=assessment.features
+        )
+        assert again.choices["side"] == "bilateral"
+
+    def test_the_radiotherapy_site_takes_the_stated_side(self) -> None:
+        """The RT protocol's site reads the side the current block states."""
+        protocol = load_protocol("astro-2017-palliative-radiotherapy")
+        plan = protocol.instantiate(
+            mps.Patient(age=70), mps.Regimen([_current_block("right")]), {"schedule": "rt-20-gy-5"}
+        )
+        rt = plan.step_for("rt-20-gy-5")
+        assert rt is not None
+        assert rt.site.startswith("right")
+
+    @pytest.mark.parametrize(
+        ("choices", "current", "features", "named"),
+        [
+            ({"side": "left"}, ["right"], None, "choices['side']: left"),
+            ({}, ["left", "right"], None, "current regimen step [1]"),
+            ({}, ["left"], "right", "the MPS assessment's features: right"),
+            ({"side": "bilateral"}, [], "left", "choices['side']: bilateral"),
+        ],
+    )
+    def test_conflicting_sides_are_an_error(
+        self, choices: dict[str, Any], current: list[str], features: str | None, named: str
+    ) -> None:
+        """Sides that disagree are refused, each source named, never one silently preferred."""
+        protocol = load_protocol("psoas-compartment-block")
+        regimen = mps.Regimen([_current_block(s) for s in current])
+        assessment = mps.MpsFeatures(side=features) if features else None
+        with pytest.raises(ProtocolError, match="stated differently") as info:
+            protocol.instantiate(
+                mps.Patient(weight="70 kg"), regimen, choices, assessment=assessment
+            )
+        assert named in str(info.value)
+        assert "make them agree" in str(info.value)
+
+    def test_agreeing_sides_are_fine(self) -> None:
+        """The same side from the choice, the block and the assessment is accepted."""
+        protocol = load_protocol("psoas-compartment-block")
+        plan = protocol.instantiate(
+            mps.Patient(weight="70 kg"),
+            mps.Regimen([_current_block("left")]),
+            {"side": "Left"},
+            assessment=mps.MpsFeatures(side="left"),
+        )
+        assert plan.choices["side"] == "left"
+
+    def test_nothing_states_it(self) -> None:
+        """With no block in the regimen and no side in the assessment the side is asked for."""
+        protocol = load_protocol("stevens-2010-polymodal")
+        with pytest.raises(ProtocolError, match=r"choices\['side'\] is required.*nothing in"):
+            protocol.instantiate(
+                mps.Patient(weight="70 kg"),
+                mps.Regimen([]),
+                assessment=mps.MpsFeatures(psoas_involvement=True),
+            )
+
+    def test_a_bad_assessment_is_refused(self) -> None:
+        """An assessment of the wrong type is a ProtocolError saying what is wanted."""
+        protocol = load_protocol("psoas-compartment-block")
+        with pytest.raises(ProtocolError, match="assessment must be an MpsAssessment"):
+            protocol.instantiate(mps.Patient(), None, assessment={"side": "left"})  # type: ignore[arg-type]
 
 
 class TestRadiotherapy:

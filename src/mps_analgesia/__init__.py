@@ -33,6 +33,7 @@ from .errors import (
     ProtocolError,
     ProtocolFileError,
     StepError,
+    TableFileError,
     UnitError,
     UnknownDrugError,
     UnknownNameError,
@@ -41,7 +42,14 @@ from .errors import (
 )
 from .patient import NO_ANTICOAGULANT, Anticoagulant, AnticoagulantStatus, Patient
 from .regimen import Case, Regimen
-from .report import Finding, NotApplicable, NotChecked, Report, _register_wire_severity
+from .report import (
+    Finding,
+    NotApplicable,
+    NotChecked,
+    Report,
+    UnreadOrder,
+    _register_wire_severity,
+)
 from .steps import (
     AdjuvantStep,
     MethadoneAdjuvantStep,
@@ -128,6 +136,9 @@ _LAZY = {
     "methadone_from_ome": ".conversion",
     "breakthrough_dose": ".conversion",
     "ome_tables": ".conversion",
+    "load_table": ".conversion",
+    "loads_table": ".conversion",
+    "ConversionTable": ".conversion",
     "methadone_schemes": ".conversion",
     "PRN_POLICIES": ".conversion",
     "OmeResult": ".conversion",
@@ -178,6 +189,7 @@ __all__ = [
     "CaseResult",
     "Conversion",
     "ConversionError",
+    "ConversionTable",
     "DataFileError",
     "Day",
     "DayDose",
@@ -218,6 +230,7 @@ __all__ = [
     "Step",
     "StepError",
     "TableComparison",
+    "TableFileError",
     "TaperStep",
     "TitrationPoint",
     "UnitError",
@@ -225,6 +238,7 @@ __all__ = [
     "UnknownNameError",
     "UnknownProductError",
     "UnknownRouteError",
+    "UnreadOrder",
     "__version__",
     "assess_mps",
     "bed",
@@ -245,8 +259,10 @@ __all__ = [
     "list_protocols",
     "load_case",
     "load_protocol",
+    "load_table",
     "loads_case",
     "loads_protocol",
+    "loads_table",
     "methadone_from_ome",
     "methadone_schemes",
     "ome_tables",

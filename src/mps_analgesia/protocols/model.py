@@ -20,6 +20,7 @@ from ._format import _num, _qtext
 from .checks import Check, _meta
 
 if TYPE_CHECKING:
+    from ..assess import MpsAssessment, MpsFeatures
     from .plans import InstantiatedPlan
 
 
@@ -351,6 +352,8 @@ class Protocol(Renderable):
         patient: Patient,
         current_regimen: Regimen | Iterable[Step] | None = None,
         choices: Mapping[str, Any] | None = None,
+        *,
+        assessment: MpsAssessment | MpsFeatures | None = None,
     ) -> InstantiatedPlan:
         """Make the plan for one patient: a regimen over days and the receipt of decisions.
 
@@ -364,14 +367,20 @@ class Protocol(Renderable):
             regimen already gives is never added again: the template's decision keeps the
             current step for review against the template's range, with its daily dose.
         choices:
-            ``{"side": "left"}`` (needed by blocks and radiotherapy sites), ``{"confirm":
-            [clinical check ids]}``, and for each choice group the id of the option wanted
-            (``{"schedule": "rt-20-gy-5"}``); an unchosen group takes its default.
+            ``{"side": "left"}`` (the side of the psoas involvement, for blocks and
+            radiotherapy sites), ``{"confirm": [clinical check ids]}``, and for each choice
+            group the id of the option wanted (``{"schedule": "rt-20-gy-5"}``); an unchosen
+            group takes its default.  The side may be left out when the case states it: the
+            side of a psoas block step of ``current_regimen``, or the ``assessment``'s.
+        assessment:
+            An :class:`~mps_analgesia.MpsAssessment` (or its :class:`~mps_analgesia.MpsFeatures`)
+            whose ``side`` states the side of the psoas involvement.
 
         Raises
         ------
         ProtocolError
-            An unknown choice, or a needed choice (the side) that is missing.
+            An unknown choice; a needed side that nothing states; or sides that disagree
+            (``choices['side']``, a current block step, the assessment), naming each.
 
         Example
         -------
@@ -385,4 +394,4 @@ class Protocol(Renderable):
         """
         from .planner import _instantiate  # the planner sits above the model it plans with
 
-        return _instantiate(self, patient, current_regimen, choices)
+        return _instantiate(self, patient, current_regimen, choices, assessment)

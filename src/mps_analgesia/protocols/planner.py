@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .. import _catalog, _units
+from ..assess import MpsAssessment, MpsFeatures
 from ..errors import (
     MpsAnalgesiaError,
     ProtocolError,
@@ -27,6 +28,18 @@ from .plans import Decision, InstantiatedPlan, MonitoringItem
 from .reader import _DRUG_KINDS
 
 # ---- instantiation ------------------------------------------------------------------------------
+
+
+def _features(value: Any) -> MpsFeatures | None:
+    """The features of an ``assessment`` argument: an :class:`MpsAssessment`, its features."""
+    if value is None or isinstance(value, MpsFeatures):
+        return value
+    if isinstance(value, MpsAssessment):
+        return value.features
+    raise ProtocolError(
+        f"assessment must be an MpsAssessment (mps.assess_mps(...)) or MpsFeatures, not "
+        f"{type(value).__name__}"
+    )
 
 
 def _regimen(value: Regimen | Iterable[Step] | None) -> Regimen | None:
@@ -49,6 +62,7 @@ class _Planner:
         patient: Patient,
         current: Regimen | None,
         choices: Mapping[str, Any] | None,
+        assessment: MpsFeatures | None = None,
     ) -> None:
         if not isinstance(patient, Patient):
             raise ProtocolError(
@@ -58,6 +72,7 @@ class _Planner:
         self.protocol = protocol
         self.patient = patient
         self.current = current
+        self.assessment = assessment
         self.decisions: list[Decision] = []
         self.checks: list[CheckResult] = []
         self.monitoring: list[MonitoringItem] = []
@@ -85,18 +100,7 @@ class _Planner:
                     f"choices[{key!r}]: {p.id} has no such choice (choices: "
                     f"{', '.join(known)}){hint}"
                 )
-        side = raw.get("side")
-        if side is not None:
-            norm = str(side).strip().lower()
-            if norm not in _SIDES:
-                raise ProtocolError(f"choices['side']: {side!r} is not one of {', '.join(_SIDES)}")
-            side = norm
-        needs_side = [s.id for s in p.step if s.needs_side]
-        if needs_side and side is None:
-            raise ProtocolError(
-                f"choices['side'] is required by {p.id} (steps {', '.join(needs_side)}): the side "
-                "of the psoas involvement, one of left, right, bilateral"
-            )
+        side = self._side(raw.get("side"))
         confirm = raw.get("confirm", ())
         if isinstance(confirm, str):
             confirm = (confirm,)
@@ -123,6 +127,54 @@ class _Planner:
         if side is not None:
             used["side"] = side
         return used, side, frozenset(str(c) for c in confirm), selected
+
+    def _side(self, chosen: Any) -> str | None:
+        """The side of the psoas involvement: chosen, or stated by the case; never guessed.
+
+        The sources are ``choices['side']``, the side of every psoas block step of the current
+        regimen, and the assessment's features.  Two that differ are an error naming both; a
+        protocol that needs a side and finds none asks for ``choices['side']``.
+        """
+        p = self.protocol
+        stated: list[tuple[str, str]] = []  # (where, side)
+        if chosen is not None:
+            norm = str(chosen).strip().lower()
+            if norm not in _SIDES:
+                raise ProtocolError(
+                    f"choices['side']: {chosen!r} is not one of {', '.join(_SIDES)}"
+                )
+            stated.append(("choices['side']", norm))
+        for i, step in enumerate(self.current or ()):
+            is_block = step.kind == "psoas_compartment_block"
+            block_side = getattr(step, "side", None) if is_block else None
+            if block_side:
+                stated.append((f"current regimen step [{i}] ({step.describe()})", block_side))
+        if self.assessment is not None and self.assessment.side is not None:
+            stated.append(("the MPS assessment's features", self.assessment.side))
+        sides = dict.fromkeys(side for _where, side in stated)
+        if len(sides) > 1:
+            listed = "; ".join(f"{where}: {side}" for where, side in stated)
+            raise ProtocolError(
+                f"the side of the psoas involvement is stated differently ({listed}); make them "
+                "agree: correct the block step's side, the assessment's features or "
+                "choices['side']"
+            )
+        needs_side = [s.id for s in p.step if s.needs_side]
+        if not stated:
+            if needs_side:
+                raise ProtocolError(
+                    f"choices['side'] is required by {p.id} (steps {', '.join(needs_side)}): the "
+                    "side of the psoas involvement, one of left, right, bilateral; nothing in the "
+                    "case states it (no psoas block in the current regimen, no assessment)"
+                )
+            return None
+        where, side = stated[0]
+        if needs_side and chosen is None:
+            self.decide(
+                "choice",
+                f"side of the psoas involvement: {side}, as stated by {where}",
+            )
+        return side
 
     # ---- checks ----
 
@@ -272,57 +324,61 @@ class _Planner:
         )
 
     def _applies(self, tmpl: StepTemplate) -> bool:
-        srcs = tmpl.sources
         for c in self._step_checks(tmpl, "when"):
             if c.outcome in ("not met",):
-                self.decide(
-                    "not-applicable",
-                    f"{tmpl.title}: not for this patient ({c.check.text}; observed: {c.observed})",
-                    tmpl.id,
-                    sources=(c.check.source,) if c.check.source else srcs,
-                    level=c.check.level,
-                )
+                self._decide_on(c, tmpl, "not-applicable", "not for this patient ({})")
                 return False
             if c.outcome == "unknown":
                 if tmpl.if_unknown == "exclude":
-                    self.decide(
+                    self._decide_on(
+                        c,
+                        tmpl,
                         "omitted",
-                        f"{tmpl.title}: left out because it cannot be checked whether it "
-                        f"applies ({c.check.text}; observed: {c.observed})",
-                        tmpl.id,
-                        sources=(c.check.source,) if c.check.source else srcs,
-                        level=c.check.level,
+                        "left out because it cannot be checked whether it applies ({})",
                     )
                     return False
-                self.decide(
+                self._decide_on(
+                    c,
+                    tmpl,
                     "included",
-                    f"{tmpl.title}: included although it cannot be checked whether it applies "
-                    f"({c.check.text}; observed: {c.observed}); this is the conservative option",
-                    tmpl.id,
-                    sources=(c.check.source,) if c.check.source else srcs,
-                    level=c.check.level,
+                    "included although it cannot be checked whether it applies ({}); "
+                    "this is the conservative option",
                 )
         for c in self._step_checks(tmpl, "requires"):
             if c.outcome == "not met":
-                self.decide(
-                    "omitted",
-                    f"{tmpl.title}: omitted, a requirement is not met: {c.check.text} "
-                    f"(observed: {c.observed})",
-                    tmpl.id,
-                    sources=(c.check.source,) if c.check.source else srcs,
-                    level=c.check.level,
+                self._decide_on(
+                    c, tmpl, "omitted", "omitted, a requirement is not met: {}", parenthesis=True
                 )
                 return False
             if c.outcome == "unknown":
-                self.decide(
-                    "caution",
-                    f"{tmpl.title}: check before it is given: {c.check.text} "
-                    f"(observed: {c.observed})",
-                    tmpl.id,
-                    sources=(c.check.source,) if c.check.source else srcs,
-                    level=c.check.level,
+                self._decide_on(
+                    c, tmpl, "caution", "check before it is given: {}", parenthesis=True
                 )
         return True
+
+    def _decide_on(
+        self,
+        c: CheckResult,
+        tmpl: StepTemplate,
+        status: str,
+        words: str,
+        *,
+        parenthesis: bool = False,
+    ) -> None:
+        """Record the decision a step check ``c`` of ``tmpl`` led to, with the check's source
+        (else the step's) and level; ``words`` takes the check text and what was observed."""
+        observed = (
+            f"{c.check.text} (observed: {c.observed})"
+            if parenthesis
+            else f"{c.check.text}; observed: {c.observed}"
+        )
+        self.decide(
+            status,
+            f"{tmpl.title}: {words.format(observed)}",
+            tmpl.id,
+            sources=(c.check.source,) if c.check.source else tmpl.sources,
+            level=c.check.level,
+        )
 
     def _start_day(self, tmpl: StepTemplate) -> int:
         day = int(tmpl.fields.get("start_day", 0))
@@ -649,25 +705,17 @@ def _limits(
 ) -> tuple[list[tuple[float, str, str, str]], list[tuple[float, str, str, str]]]:
     """Catalog maxima of a drug step: (per-dose, per-day) lists of (mg, text, source, level)."""
     record = _catalog.drug(step.drug)
-    single = [
-        (
-            lim.value.value,
-            lim.value.note or "catalog maximum single dose",
-            lim.value.source,
-            lim.value.level,
-        )
-        for lim in record.limits_for("max_single", step.route, step.formulation)
-    ]
-    daily = [
-        (
-            lim.value.value,
-            lim.value.note or "catalog maximum daily dose",
-            lim.value.source,
-            lim.value.level,
-        )
-        for lim in record.limits_for("max_daily", step.route, step.formulation)
-    ]
-    return single, daily
+
+    def listed(kind: str, what: str) -> list[tuple[float, str, str, str]]:
+        return [
+            (lim.value.value, lim.value.note or what, lim.value.source, lim.value.level)
+            for lim in record.limits_for(kind, step.route, step.formulation)
+        ]
+
+    return (
+        listed("max_single", "catalog maximum single dose"),
+        listed("max_daily", "catalog maximum daily dose"),
+    )
 
 
 def _max_dose(step: Any, tmpl: StepTemplate) -> tuple[float, str, tuple[str, ...], str] | None:
@@ -962,6 +1010,7 @@ def _instantiate(
     patient: Patient,
     current_regimen: Regimen | Iterable[Step] | None,
     choices: Mapping[str, Any] | None,
+    assessment: Any = None,
 ) -> InstantiatedPlan:
-    planner = _Planner(protocol, patient, _regimen(current_regimen), choices)
+    planner = _Planner(protocol, patient, _regimen(current_regimen), choices, _features(assessment))
     return planner.run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -213,6 +213,20 @@ class _Reader:
             self.add(where, f"must be an array of tables ({what})")
             return []
         return data
+
+    def tables(
+        self, data: Any, path: str, what: str, example: str, allowed: Iterable[str], kind: str
+    ) -> Iterator[tuple[str, Mapping[str, Any], int]]:
+        """Each table of the array at ``path``, its keys checked, as ``(key path, table, number
+        of problems before its keys were checked)``; an item that is not a table is reported."""
+        for i, item in enumerate(self.array(data, path, what)):
+            where = f"{path}[{i}]"
+            table = self.table(item, where, example)
+            if table is None:
+                continue
+            before = len(self.problems)
+            self.keys(table, where, allowed, kind)
+            yield where, table, before
 
 
 def _canon(q: Any, dimension: str) -> float:
@@ -506,13 +520,14 @@ def _read_titration(r: _Reader, data: Any, path: str, kind: str) -> TitrationRul
 
 def _read_monitoring(r: _Reader, data: Any, path: str) -> tuple[Monitoring, ...]:
     out = []
-    for i, item in enumerate(r.array(data, path, "monitoring entries")):
-        where = f"{path}[{i}]"
-        table = r.table(item, where, "{ what = 'ecg', when = 'before the first dose' }")
-        if table is None:
-            continue
-        before = len(r.problems)
-        r.keys(table, where, file_keys(Monitoring), "a monitoring entry")
+    for where, table, before in r.tables(
+        data,
+        path,
+        "monitoring entries",
+        "{ what = 'ecg', when = 'before the first dose' }",
+        file_keys(Monitoring),
+        "a monitoring entry",
+    ):
         what = r.choice(table, "what", where, MONITORING_KINDS, MONITORING_KINDS[0])
         if "what" not in table:
             r.add(f"{where}.what", f"is required: one of {', '.join(MONITORING_KINDS)}")
@@ -554,13 +569,14 @@ def _read_monitoring(r: _Reader, data: Any, path: str) -> tuple[Monitoring, ...]
 
 def _read_deescalation(r: _Reader, data: Any, path: str) -> tuple[Deescalation, ...]:
     out = []
-    for i, item in enumerate(r.array(data, path, "de-escalation rules")):
-        where = f"{path}[{i}]"
-        table = r.table(item, where, "{ trigger = '...', action = '...' }")
-        if table is None:
-            continue
-        before = len(r.problems)
-        r.keys(table, where, file_keys(Deescalation), "a de-escalation rule")
+    for where, table, before in r.tables(
+        data,
+        path,
+        "de-escalation rules",
+        "{ trigger = '...', action = '...' }",
+        file_keys(Deescalation),
+        "a de-escalation rule",
+    ):
         trigger = r.text(table, "trigger", where, required=True)
         action = r.text(table, "action", where, required=True)
         target = r.text(table, "target", where)
@@ -782,13 +798,14 @@ def _read_evidence(r: _Reader, data: Any) -> Evidence | None:
 
 def _read_escalation(r: _Reader, data: Any) -> tuple[Escalation, ...]:
     out = []
-    for i, item in enumerate(r.array(data, "escalation", "escalation rules")):
-        where = f"escalation[{i}]"
-        table = r.table(item, where, "{ when, action, to }")
-        if table is None:
-            continue
-        before = len(r.problems)
-        r.keys(table, where, file_keys(Escalation), "an escalation rule")
+    for where, table, before in r.tables(
+        data,
+        "escalation",
+        "escalation rules",
+        "{ when, action, to }",
+        file_keys(Escalation),
+        "an escalation rule",
+    ):
         when = r.text(table, "when", where, required=True)
         action = r.text(table, "action", where, required=True)
         to = r.strings(table, "to", where)
@@ -953,18 +970,19 @@ def protocol_from_dict(
     sources = r.source_ids(data, "sources", "", required=False) if "sources" in data else ()
     ome_table = r.text(data, "ome_table", "") or "cdc-2022"
     phases = []
-    raw_phases = r.array(data.get("phase"), "phase", "[[phase]] tables")
     if "phase" not in data:
         r.add("phase", "is required: at least one [[phase]]")
-    for i, item in enumerate(raw_phases):
-        table = r.table(item, f"phase[{i}]", "{ id, title, purpose }")
-        if table is None:
-            continue
-        before = len(r.problems)
-        r.keys(table, f"phase[{i}]", file_keys(Phase), "a phase")
-        ph_id = r.ident(table, "id", f"phase[{i}]", required=True)
-        ph_title = r.text(table, "title", f"phase[{i}]", required=True)
-        ph_purpose = r.text(table, "purpose", f"phase[{i}]")
+    for where, table, before in r.tables(
+        data.get("phase"),
+        "phase",
+        "[[phase]] tables",
+        "{ id, title, purpose }",
+        file_keys(Phase),
+        "a phase",
+    ):
+        ph_id = r.ident(table, "id", where, required=True)
+        ph_title = r.text(table, "title", where, required=True)
+        ph_purpose = r.text(table, "purpose", where)
         if len(r.problems) == before:
             phases.append(Phase(id=ph_id, title=ph_title, purpose=ph_purpose))
     eligibility = _read_checks(r, data.get("eligibility"), "eligibility")
@@ -978,8 +996,12 @@ def protocol_from_dict(
         if tmpl is not None:
             steps.append((i, tmpl))
     escalation = _read_escalation(r, data.get("escalation"))
-    raw_steps = data.get("step")
-    _cross_check(r, raw_phases, raw_steps if isinstance(raw_steps, list) else [])
+    raw_phases, raw_steps = data.get("phase"), data.get("step")
+    _cross_check(
+        r,
+        raw_phases if isinstance(raw_phases, list) else [],
+        raw_steps if isinstance(raw_steps, list) else [],
+    )
     if r.problems:
         located = sorted((p for p in r.problems if p.line is not None), key=lambda p: p.line or 0)
         raise ProtocolFileError(file, [*located, *(p for p in r.problems if p.line is None)])

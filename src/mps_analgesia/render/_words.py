@@ -45,6 +45,18 @@ _COMPARE: Final = {
     "==": "",
     "!=": "not",
 }
+#: The other operators as sentences (``{field}``, ``{value}``; ``{no_field}`` is the field
+#: without its leading article).
+_OPERATOR_WORDS: Final = {
+    "in": "{field} is {value}",
+    "not_in": "{field} is none of {value}",
+    "contains_any": "{field} include {value}",
+    "contains_none": "{field} include none of {value}",
+    "known": "{field} is recorded",
+    "unknown": "{field} is not recorded",
+    "present": "{field} is taken",
+    "absent": "no {no_field} is taken",
+}
 
 
 def value_words(value: Any) -> str:
@@ -96,22 +108,11 @@ def condition(check: Any) -> str:
             return field if check.value == (op == "==") else f"not {field}"
         words = _COMPARE[op]
         return f"{field} is {words + ' ' if words else ''}{value}"
-    if op == "in":
-        return f"{field} is {value}"
-    if op == "not_in":
-        return f"{field} is none of {value.replace(' or ', ', ')}"
-    if op == "contains_any":
-        return f"{field} include {value}"
-    if op == "contains_none":
-        return f"{field} include none of {value.replace(' or ', ', ')}"
-    if op == "known":
-        return f"{field} is recorded"
-    if op == "unknown":
-        return f"{field} is not recorded"
-    if op == "present":
-        return f"{field} is taken"
-    if op == "absent":
-        return f"no {field.removeprefix('an ')} is taken"
+    sentence = _OPERATOR_WORDS.get(op)
+    if sentence is not None:
+        # "none of" reads its list with commas: "none of a, b, c", not "none of a, b or c"
+        listed = value.replace(" or ", ", ") if "none of" in sentence else value
+        return sentence.format(field=field, no_field=field.removeprefix("an "), value=listed)
     if op == "confirmed":
         return f"confirmed by the clinician: {check.text}"
     return str(check.text)
