@@ -1,4 +1,4 @@
-"""Red team: starting doses for a patient who is not opioid tolerant (``opioid.naive-starting-dose``).
+"""Red team: starting doses when not opioid tolerant (``opioid.naive-starting-dose``).
 
 Each case's source is the label or study of ``data/opioid-naive.toml`` it rests on; a patient
 recorded as not opioid tolerant is ``opioid_tolerant=False``.  Above a published starting dose is
@@ -292,7 +292,8 @@ def test_not_checked_names_what_to_record() -> None:
     """Tolerance not recorded: the not-checked reason says to record opioid_tolerant."""
     report = run(DANGEROUS[-1])
     reasons = [n.reason for n in report.not_checked if n.rule == CODE]
-    assert reasons and "opioid_tolerant" in reasons[0]
+    assert reasons
+    assert "opioid_tolerant" in reasons[0]
 
 
 def test_a_drug_without_a_row_is_not_this_rules() -> None:
