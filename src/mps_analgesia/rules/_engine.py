@@ -386,6 +386,7 @@ RULE_MODULES: Final[tuple[str, ...]] = (
     "radiotherapy",
     "plausibility",
     "taper",
+    "naive",
 )
 
 _DEFAULT: list[RuleRegistry] = []
