@@ -174,12 +174,14 @@ def _check(step: Any, index: int | None, value: float, per_hour: bool) -> Any:
     severity="error (the library's plausibility guard; a warning when the strength it rests on "
     "is [U])",
     data_files=(_FILE, _policy.FILE, "drugs.toml"),
-    description="A dose per administration, or a rate, more than 10 times (the guard's multiple, "
+    description="A dose per administration, or a rate, more than "
+    "{severity-policy:guards.dose-implausible.multiple} times (the guard's multiple, "
     "data/severity-policy.toml) the largest marketed unit of the drug by route "
-    "(data/limits-plausible.toml, from RxNorm: the largest fentanyl patch is 100 mcg/h) or the "
-    "catalog's maximum single dose: almost always a unit slip (mg for mcg). The finding names the "
-    "likely slip. It is the library's guard, not a clinical claim; a drug with neither a "
-    "strength nor a maximum in data is not guarded.",
+    "(data/limits-plausible.toml, from RxNorm: the largest fentanyl patch is "
+    "{limits-plausible:strengths[drug=fentanyl,route=transdermal].rate}) or the catalog's maximum "
+    "single dose: almost always a unit slip (mg for mcg). The finding names the likely slip. It is "
+    "the library's guard, not a clinical claim; a drug with neither a strength nor a maximum in "
+    "data is not guarded.",
 )
 @step_outcomes
 def implausible(ctx: Context, index: int | None, step: Any) -> Any:
