@@ -429,6 +429,47 @@ _QTC_THRESHOLD = re.compile(
 )
 
 
+_REGENERATE = "python -m mps_analgesia._docgen docs/"
+_UNIT = (
+    r"(?:ms|mg/kg|mg/day|mg/d|mg|mcg/h|mcg|MME/day|Gy|days?|weeks?|kg/m2|kg|mL/min|mL|"
+    r"years?|h|hours?|g/day|g|%)"
+)
+_PROSE_THRESHOLD = re.compile(
+    r"(?i)(?:above|below|over|under|at least|at most|more than|less than|up to|exceeds?|"
+    r"maximum(?: of)?|limit(?: of)?|cap(?: of)?|threshold(?: of)?|within|≥|≤|>=|<=|>|<)"
+    rf"\s*{_NUMBER}(?:/\d+)?(?:\s*[–-]\s*{_NUMBER})?\s*{_UNIT}(?![\w/])"
+)
+#: Figures in hand-written pages that are not clinical values: service and planner speed
+#: budgets, and a day as 24 hours.
+_NOT_CLINICAL = {
+    ("docs/cds-hooks-service.md", "≤ 20 ms"),
+    ("docs/day-plan.md", "over 28 days"),
+    ("docs/day-plan.md", "under 1 ms"),
+    ("docs/equianalgesia.md", "over 24 hours"),
+}
+
+
+def _prose_thresholds(text: str) -> list[tuple[str, int]]:
+    """(threshold as written, line) in the prose of a Markdown page: fenced code, inline code,
+    data spans and sourced quotations (“…” (source-id)) left out."""
+    from mps_analgesia import _docgen
+
+    sources = set(_catalog.sources())
+    text = _docgen.DATA_SPAN.sub("", text)
+    out = []
+    fenced = False
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+            continue
+        if fenced:
+            continue
+        line = re.sub(r"`[^`]*`", "", line)
+        line = _QUOTE.sub(lambda m: "" if m.group(1) in sources else m.group(0), line)
+        out += [(m.group(0), number) for m in _PROSE_THRESHOLD.finditer(line)]
+    return out
+
+
 def _hand_written_texts() -> list[tuple[str, str]]:
     """(where, text) of the hand-written docs, the README and the protocol texts."""
     from mps_analgesia import _docgen
@@ -517,6 +558,37 @@ class TestOneNumber:
         assert not re.search(r"\d", _without_allowed_numbers("x.y", ok))
         unsourced = "the label: “no increase for at least 7 days” (no-such-source)"
         assert re.search(r"\d", _without_allowed_numbers("x.y", unsourced))
+
+    def test_hand_written_docs_take_thresholds_from_data(self) -> None:
+        """A threshold in the prose of a hand-written page or the README (a number with a unit
+        after "above", "below", "at most", "≤" …) is a data span the docs generator fills
+        (``<!--{file:key}-->…<!--/-->``) or a source's quoted words with its id; code blocks,
+        inline code and the few non-clinical figures listed here are left out."""
+        stated = []
+        for where, text in _hand_written_texts():
+            if where.startswith("protocols/"):
+                continue
+            for number, line in _prose_thresholds(text):
+                if (where, number) not in _NOT_CLINICAL:
+                    stated.append(f"{where}:{line}: {number!r}")
+        assert not stated, (
+            "thresholds written into hand-written docs: write them as data spans "
+            f"<!--{{file:key}}-->value<!--/--> (then run `{_REGENERATE}`) or in words: {stated}"
+        )
+
+    @pytest.mark.parametrize(
+        ("text", "found"),
+        [
+            ("a QTc above 500 ms", ["above 500 ms"]),
+            ("| lidocaine | ≤ 300 mg |", ["≤ 300 mg"]),
+            ("at least <!--{methadone:titration.min_interval}-->7 days<!--/--> apart", []),
+            ("```toml\nqtc = 'above 500 ms'\n```\nand `at most 30 mg/day`", []),
+            ("the label: “below 30 mL/min” (ultram-label)", []),
+        ],
+    )
+    def test_the_prose_scan_finds_written_thresholds(self, text: str, found: list[str]) -> None:
+        """The scan finds a written threshold and passes spans, code and sourced quotations."""
+        assert [n for n, _line in _prose_thresholds(text)] == found
 
     def test_hand_written_qtc_thresholds_are_the_data_values(self) -> None:
         """A QTc threshold written in a doc, the README or a protocol text is a data value."""
