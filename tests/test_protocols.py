@@ -1285,3 +1285,37 @@ class TestNeverAboveCatalogMaximum:
             f for f in report.findings if f.code.startswith("dose.max") and f.step in new_indices
         ]
         assert bad == []
+
+
+class TestDataPlaceholders:
+    """Protocol texts name data values as {file:key}; the reader writes the value in."""
+
+    @staticmethod
+    def _takase() -> str:
+        from importlib import resources
+
+        folder = resources.files("mps_analgesia") / "data" / "protocols"
+        return (folder / "takase-2015-methadone-adjuvant.toml").read_text(encoding="utf-8")
+
+    def test_a_placeholder_reads_the_data_value(self) -> None:
+        """The Takase indication names the Methapain minimum OME; the protocol shows its value."""
+        from mps_analgesia import _catalog
+
+        text = self._takase()
+        assert "{methadone:adjuvant_prerequisite.min_ome}" in text
+        value = _catalog.data_entry("methadone.toml", "adjuvant_prerequisite.min_ome")["value"]
+        indication = loads_protocol(text).indication
+        assert f"at least {value} oral morphine equivalent" in indication
+        assert "{" not in indication
+
+    def test_a_placeholder_naming_no_data_value_is_a_problem_with_its_line(self) -> None:
+        """A placeholder with an unknown key is reported at its key path and line."""
+        text = self._takase().replace(
+            "{methadone:adjuvant_prerequisite.min_ome}", "{methadone:no_such.key}", 1
+        )
+        with pytest.raises(ProtocolFileError) as info:
+            loads_protocol(text, file="takase.toml")
+        (problem,) = info.value.problems
+        assert problem.path == "indication"
+        assert problem.line == 11
+        assert "no_such.key" in problem.message

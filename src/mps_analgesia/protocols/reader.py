@@ -10,7 +10,7 @@ from typing import Any, Final
 
 import attrs
 
-from .. import _catalog, _files, _units
+from .. import _catalog, _datatext, _files, _units
 from .._files import file_keys
 from .._files import line_of as _line
 from ..errors import (
@@ -80,7 +80,17 @@ class _Reader:
         if not isinstance(value, str) or (required and not value.strip()):
             self.add(where, f"must be text, not {value!r}")
             return ""
-        return value.strip()
+        text = value.strip()
+        if "{" in text:  # a {file:key} placeholder names a data value instead of restating it
+            try:
+                text = _datatext.fill(text)
+            except DataFileError as exc:
+                self.add(
+                    where,
+                    f"{exc}; a placeholder is {{file:key}}, e.g. "
+                    "{methadone:titration.min_interval}",
+                )
+        return text
 
     def ident(self, data: Mapping[str, Any], key: str, path: str, *, required: bool) -> str:
         value = self.text(data, key, path, required=required)
