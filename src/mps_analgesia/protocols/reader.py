@@ -182,8 +182,13 @@ class _Reader:
         return ok_source, ok_level
 
     def quantity(self, value: Any, where: str, dimensions: Sequence[str]) -> tuple[Any, str] | None:
-        """Read a quantity text of one of ``dimensions``: ``(Quantity, dimension)`` or None."""
+        """Read a quantity text of one of ``dimensions``: ``(Quantity, dimension)`` or None; a
+        ``{data = "file.toml", key = "a.b"}`` reference reads the value of a data file."""
         example = _units.DIMENSIONS[dimensions[0]][1]
+        if isinstance(value, Mapping) and "data" in value:
+            value = _data_value(self, dict(value), where)
+            if value is None:
+                return None
         if isinstance(value, (bool, int | float)):
             self.add(where, f"{value!r} has no unit; write e.g. {example!r}")
             return None

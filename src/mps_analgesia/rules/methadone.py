@@ -12,8 +12,8 @@ warning; the final (target) daily dose below 15 mg/day → info.
 ``methadone.qtc-contraindicated``: QTc above the contraindication threshold → error.
 ``methadone.qtc-prolonged``: QTc in the prolonged range (up to that threshold) → warning.
 ``methadone.ecg-required``: no QTc recorded → warning with the ECG schedule.
-``methadone.titration-interval``: a dose increase sooner than 7 days after the start or after
-the previous increase → warning.
+``methadone.titration-interval``: a dose increase sooner than the least interval of
+``data/methadone.toml`` after the start or after the previous increase → warning.
 ``methadone.interaction``: a CYP inhibitor or inducer, a QT-prolonging drug, an opioid antagonist
 or partial agonist among the other steps or the patient's medicines → warning.
 """
@@ -370,7 +370,8 @@ def _ecg_text(v: _Values) -> str:
 @for_drugs(_methadone_drug)
 @step_outcomes
 def titration_interval(ctx: Context, index: int | None, step: Any) -> Any:
-    """Flag each methadone dose increase that comes sooner than 7 days after the last."""
+    """Flag each methadone dose increase that comes sooner than the least interval after the
+    last."""
     if not _is_methadone(step):
         return None
     v = _values()
