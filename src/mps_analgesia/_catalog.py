@@ -13,10 +13,12 @@ import bisect
 import difflib
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from fractions import Fraction
 from functools import cache
 from importlib import resources
+from types import MappingProxyType
 from typing import Any, Final, Literal
 
 import attrs
@@ -49,6 +51,7 @@ __all__ = [
     "SourcedValue",
     "TableEntry",
     "Tier",
+    "all_sources",
     "breakthrough_fractions",
     "breakthrough_window",
     "content_hash",
@@ -62,7 +65,9 @@ __all__ = [
     "drug_ids",
     "edition",
     "find_tier",
+    "hash_of",
     "level_of",
+    "local_editions",
     "mme_thresholds",
     "product",
     "products",
@@ -74,6 +79,7 @@ __all__ = [
     "sourced",
     "sources",
     "switching_schemes",
+    "table_name",
     "tolerance_threshold",
     "ucum_code",
 ]
@@ -142,6 +148,16 @@ def _content(value: Any) -> Any:
     return value
 
 
+def hash_of(data: Mapping[str, Any]) -> str:
+    """The content hash of parsed data-file content, ``[meta]`` left out (:func:`content_hash`)."""
+    import hashlib
+    import json
+
+    content = {k: v for k, v in data.items() if k != "meta"}
+    text = json.dumps(_content(content), sort_keys=True, ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def content_hash(name: str) -> str:
     """The SHA-256 of a data file's values, sources and levels: the parsed TOML without its
     ``[meta]`` table and without free-text ``note``/``description`` keys, so comments and
@@ -153,12 +169,7 @@ def content_hash(name: str) -> str:
     >>> _catalog.content_hash("drugs.toml").startswith("sha256:")
     True
     """
-    import hashlib
-    import json
-
-    data = {k: v for k, v in data_file(name).items() if k != "meta"}
-    text = json.dumps(_content(data), sort_keys=True, ensure_ascii=False, default=str)
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hash_of(data_file(name))
 
 
 @cache
@@ -272,11 +283,32 @@ def sources() -> Mapping[str, SourceRecord]:
     return out
 
 
+#: Bibliography entries of the local conversion tables loaded so far (``load_table``), by id.
+_LOCAL_SOURCES: dict[str, SourceRecord] = {}
+#: Source ids a local table file defines, accepted while that file is being read.
+_READING_SOURCES: ContextVar[Mapping[str, SourceRecord]] = ContextVar(
+    "_READING_SOURCES", default=MappingProxyType({})
+)
+
+
+def all_sources() -> Mapping[str, SourceRecord]:
+    """The bibliography with the sources of the local tables loaded so far (shipped ids first)."""
+    if not _LOCAL_SOURCES:
+        return sources()
+    return {**_LOCAL_SOURCES, **sources()}
+
+
 def source(sid: str) -> SourceRecord:
-    """The bibliography entry for a source id; :class:`UnknownNameError` if there is none."""
+    """The bibliography entry for a source id; :class:`UnknownNameError` if there is none.
+
+    A source defined by a local table file (:func:`mps_analgesia.load_table`) is found too.
+    """
     try:
         return sources()[sid]
     except KeyError:
+        local = _LOCAL_SOURCES.get(sid)
+        if local is not None:
+            return local
         close = difflib.get_close_matches(sid, list(sources()), n=3)
         raise UnknownNameError("source id", sid, close) from None
 
@@ -316,7 +348,7 @@ def level_of(entry: Mapping[str, Any], where: str) -> str:
 
 def _source_of(entry: Mapping[str, Any], where: str) -> str:
     sid = entry.get("source")
-    if not isinstance(sid, str) or sid not in sources():
+    if not isinstance(sid, str) or (sid not in sources() and sid not in _READING_SOURCES.get()):
         raise DataFileError(f"{where}: 'source' {sid!r} is not an id in sources.toml")
     return sid
 
@@ -555,6 +587,19 @@ class ConversionTable:
     any_route: Mapping[str, TableEntry]
     #: Factors of one dose form: (drug, route, dose form) → entry, before the route's entry.
     by_form: Mapping[tuple[str, str, str], TableEntry] = attrs.field(factory=dict)
+    #: The SHA-256 of the file's values, sources and levels (as in ``data/editions.toml``).
+    content_hash: str = ""
+    #: The file a local table was read from (:func:`mps_analgesia.load_table`); ``""`` if shipped.
+    path: str = ""
+
+    @property
+    def local(self) -> bool:
+        """True for a table read from a local file, False for a shipped one."""
+        return bool(self.path)
+
+    def all_entries(self) -> tuple[TableEntry, ...]:
+        """Every entry: by route, for any route, and per dose form."""
+        return (*self.entries.values(), *self.any_route.values(), *self.by_form.values())
 
     def lookup(self, drug: str, route: str, dose_form: str | None = None) -> TableEntry | None:
         if dose_form:
@@ -784,12 +829,19 @@ def conversion_tables() -> Mapping[str, ConversionTable]:
                 entries,
                 any_route,
                 by_form,
+                content_hash(file),
             )
     return out
 
 
 def conversion_table(name: object) -> ConversionTable:
-    """The conversion table with this id; :class:`UnknownNameError` (with close ids) if none."""
+    """The conversion table with this id; :class:`UnknownNameError` (with close ids) if none.
+
+    A :class:`ConversionTable` (a local one from :func:`mps_analgesia.load_table`) is returned
+    as it is; a string is always an id, never a path.
+    """
+    if isinstance(name, ConversionTable):
+        return name
     tables = conversion_tables()
     hit = tables.get(name) if isinstance(name, str) else None
     if hit is None:
@@ -803,6 +855,22 @@ def conversion_table(name: object) -> ConversionTable:
             reason=f"unknown OME table {name!r} (known: {', '.join(known)})",
         )
     return hit
+
+
+def local_editions(values: Iterable[object]) -> dict[str, str]:
+    """``{"local:<file>": "<edition>; content <hash>"}`` for each local table among ``values``
+    (rule options), so a report names a local table's file and edition beside the shipped ones.
+    """
+    out: dict[str, str] = {}
+    for value in values:
+        if isinstance(value, ConversionTable) and value.local:
+            out[f"local:{value.file}"] = f"{value.edition}; content {value.content_hash}"
+    return out
+
+
+def table_name(table: object) -> str:
+    """The id of a table given by id or as a :class:`ConversionTable`."""
+    return table.id if isinstance(table, ConversionTable) else str(table)
 
 
 # ---- products, reductions, schemes, fractions, thresholds ---------------------------------------

@@ -696,7 +696,6 @@ def severity_markdown() -> str:
             f"| {kinds[row.kind].title} | {', '.join(row.levels)} | {beyond} | {row.severity} | "
             f"{_cell(row.reasoning)} |"
         )
-    guard = _policy.guard("dose-implausible")
     lines += [
         "",
         "## The library's plausibility guards",
@@ -705,8 +704,11 @@ def severity_markdown() -> str:
         "",
         "| guard | multiple | reasoning |",
         "|---|---|---|",
-        f"| `{guard.id}` | {guard.multiple:g}× the largest marketed unit | "
-        f"{_cell(guard.reasoning)} |",
+    ]
+    lines += [
+        f"| `{g.id}` | {g.multiple:g}× {_cell(g.compared_with or 'the reference value')} | "
+        f"{_cell(g.reasoning)} |"
+        for g in _policy.guards().values()
     ]
     return _page("data/severity-policy.toml", lines)
 

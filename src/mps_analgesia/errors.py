@@ -13,6 +13,7 @@ from the builtin that matches it, so a caller may catch either::
     │   ├── UnknownRouteError
     │   └── UnknownProductError              a product code or name that cannot be resolved
     ├── CaseFileError (ValueError)           a case or protocol file with problems (all listed)
+    │   └── TableFileError                   a local conversion table file with problems
     ├── DataFileError (RuntimeError)         a packaged data file that is broken (a library bug)
     ├── ConversionError (ValueError)         a conversion the tables cannot do (never a number)
     └── ProtocolError (ValueError)           a protocol that cannot be loaded or instantiated
@@ -38,6 +39,7 @@ __all__ = [
     "ProtocolError",
     "ProtocolFileError",
     "StepError",
+    "TableFileError",
     "UnitError",
     "UnknownDrugError",
     "UnknownNameError",
@@ -229,6 +231,19 @@ class CaseFileError(_FileProblems, ValueError):
         The file name, or ``"<data>"`` for in-memory data.
     problems:
         Every :class:`Problem` found, in file order.
+    """
+
+
+class TableFileError(CaseFileError):
+    """A local conversion table file (:func:`mps_analgesia.load_table`) with one or more
+    problems; every problem is listed at once with its key path and line.
+
+    Attributes
+    ----------
+    file:
+        The file name, or ``"<string>"`` for text.
+    problems:
+        Every :class:`Problem` found.
     """
 
 

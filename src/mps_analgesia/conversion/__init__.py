@@ -17,6 +17,10 @@ and verification level of the factor.  The clinical values are data files, never
 ``data/strengths.toml``         product strengths to round suggestions *down* (unverified [U])
 ==============================  =================================================================
 
+A hospital's own table file, in the same format, is read by :func:`load_table` (module
+:mod:`.tables`); the :class:`ConversionTable` it returns is taken by every ``table=`` parameter
+in place of an id (a string is always an id, never a path).
+
 Formulas (``dose_unit`` is mg/day except transdermal fentanyl, whose factor is per mcg/h):
 
 - OME (MME/day) = daily dose in ``dose_unit`` × factor; a range-valued factor or a fentanyl band
@@ -65,12 +69,16 @@ from .results import (
     TableComparison,
 )
 from .rotation import convert_opioid
+from .tables import load_table, loads_table
+
+ConversionTable = _catalog.ConversionTable
 
 __all__ = [
     "PRN_POLICIES",
     "BreakthroughDose",
     "BreakthroughFraction",
     "Conversion",
+    "ConversionTable",
     "MethadoneConversion",
     "OmeLine",
     "OmeResult",
@@ -83,6 +91,8 @@ __all__ = [
     "compare_tables",
     "convert_opioid",
     "daily_ome",
+    "load_table",
+    "loads_table",
     "methadone_from_ome",
     "methadone_schemes",
     "ome_tables",

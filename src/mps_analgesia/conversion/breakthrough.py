@@ -7,6 +7,7 @@ from functools import cache
 from typing import Any
 
 from .. import _catalog
+from .._catalog import ConversionTable
 from ..errors import ConversionError
 from ._common import (
     DEFAULT_TABLE,
@@ -77,7 +78,7 @@ def breakthrough_dose(
     regimen: Any,
     fraction: Any = "1/6",
     *,
-    table: str = DEFAULT_TABLE,
+    table: str | ConversionTable = DEFAULT_TABLE,
     drug: str | None = None,
     route: str | None = None,
     include_adjuvant_methadone: bool = False,
@@ -99,7 +100,7 @@ def breakthrough_dose(
         ``"1/6"`` (default, Japanese morphine label), ``"10-20%"`` (NCCN 2011), a number or a
         pair of numbers.
     table:
-        The OME table.
+        The OME table: an id or a local table read by :func:`~mps_analgesia.load_table`.
     drug, route:
         The breakthrough drug and route; default the main opioid (the regular ``opioid`` step
         with the largest OME) and its route.  A patch has no immediate-release form: name

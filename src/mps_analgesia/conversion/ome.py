@@ -42,7 +42,8 @@ def ome_tables() -> tuple[str, ...]:
 
 
 def table_by_id(name: object) -> ConversionTable:
-    """The table with this id; :class:`~mps_analgesia.errors.UnknownNameError` if none."""
+    """The table with this id (a table given itself is returned as it is);
+    :class:`~mps_analgesia.errors.UnknownNameError` if none."""
     return _catalog.conversion_table(name)
 
 
@@ -287,7 +288,7 @@ def _compute(
 
 def daily_ome(
     step_or_regimen: Any,
-    table: str = DEFAULT_TABLE,
+    table: str | ConversionTable = DEFAULT_TABLE,
     prn: str = "regular_only",
     *,
     day: int | None = None,
@@ -302,7 +303,8 @@ def daily_ome(
         ``methadone_adjuvant`` steps count through the table's methadone factor (an estimate).
     table:
         ``cdc-2022`` (default), ``cdc-2016``, ``palliative``, ``palliative-duragesic``,
-        ``palliative-uk`` or ``anzca-2021`` (see :func:`ome_tables`).
+        ``palliative-uk`` or ``anzca-2021`` (see :func:`ome_tables`), or a local table read by
+        :func:`~mps_analgesia.load_table`.  A string is always an id, never a path.
     prn:
         ``regular_only`` (default: scheduled doses only) or ``with_prn_maximum`` (plus each PRN
         step's maximum over 24 h).  Recorded on the result.
@@ -338,7 +340,7 @@ def daily_ome(
 
 def compare_tables(
     regimen: Any,
-    tables: Sequence[str] | None = None,
+    tables: Sequence[str | ConversionTable] | str | ConversionTable | None = None,
     prn: str = "regular_only",
 ) -> TableComparison:
     """The same regimen under several OME tables, side by side.
@@ -348,7 +350,8 @@ def compare_tables(
     regimen:
         A step, a regimen or a list of steps (as for :func:`daily_ome`).
     tables:
-        Table ids, in the order to show; default every table (:func:`ome_tables`).
+        Table ids or tables (a local one from :func:`~mps_analgesia.load_table`), in the order
+        to show; default every shipped table (:func:`ome_tables`).
     prn:
         The PRN policy, the same for every table.
 
@@ -362,9 +365,9 @@ def compare_tables(
     cdc-2022  80 MME/day
     cdc-2016  40 MME/day
     """
-    if isinstance(tables, str):
+    if isinstance(tables, str | ConversionTable):
         tables = [tables]
-    ids = list(tables) if tables is not None else list(ome_tables())
+    ids: list[str | ConversionTable] = list(tables) if tables is not None else list(ome_tables())
     if not ids:
         raise ConversionError("compare_tables() needs at least one table id")
     chosen = [table_by_id(t) for t in ids]
@@ -376,7 +379,9 @@ def compare_tables(
 # ---- helpers for the opioid rules ---------------------------------------------------------------
 
 
-def single_dose_ome(step: Any, table: str = DEFAULT_TABLE) -> tuple[float, float] | str:
+def single_dose_ome(
+    step: Any, table: str | ConversionTable = DEFAULT_TABLE
+) -> tuple[float, float] | str:
     """The OME (MME) of one dose of a step, as ``(low, high)``, or the reason it has none.
 
     Used by ``opioid.breakthrough-dose`` to compare a PRN dose with the regular daily OME.
@@ -398,7 +403,9 @@ def single_dose_ome(step: Any, table: str = DEFAULT_TABLE) -> tuple[float, float
 
 
 def ome_of_steps(
-    indexed: Iterable[tuple[int, Any]], table: str = DEFAULT_TABLE, prn: str = "regular_only"
+    indexed: Iterable[tuple[int, Any]],
+    table: str | ConversionTable = DEFAULT_TABLE,
+    prn: str = "regular_only",
 ) -> OmeResult:
     """:func:`daily_ome` of chosen ``(index, step)`` pairs of a regimen (indices kept)."""
     return _compute(table_by_id(table), indexed, _prn_policy(prn), None)

@@ -336,7 +336,7 @@ def convert_opioid(
     to_route: str = "oral",
     to_formulation: str | None = None,
     reduction: Any = "auto",
-    table: str = DEFAULT_TABLE,
+    table: str | ConversionTable = DEFAULT_TABLE,
     prn: str = "regular_only",
 ) -> Conversion:
     """Rotate to another opioid or route: equianalgesic dose, reduced range, rounded suggestion.
@@ -355,7 +355,8 @@ def convert_opioid(
         drug changes, none for a route change of the same drug; ``"none"``; a named reduction
         (``"msd-2023"`` …); a fraction (``0.3``) or a pair (``(0.25, 0.5)``).
     table:
-        The OME table used on both sides (see :func:`ome_tables`).
+        The OME table used on both sides: an id (see :func:`ome_tables`) or a local table read
+        by :func:`~mps_analgesia.load_table`.
     prn:
         The PRN policy for a regimen source (default ``regular_only``).
 

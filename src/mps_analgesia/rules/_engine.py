@@ -537,7 +537,8 @@ def validate(
     disable:
         Rule ids to leave out of this call.
     options:
-        Rule options, for example ``{"ome_table": "cdc-2016"}``.
+        Rule options, for example ``{"ome_table": "cdc-2016"}``; ``ome_table`` also takes a
+        local table (:func:`mps_analgesia.load_table`), which the report's editions then name.
 
     Example
     -------
@@ -596,11 +597,14 @@ def validate(
                 findings.extend(result)
             else:
                 add_passed((rule_id, index))
+    editions = plan.data_editions()
+    if options and any(isinstance(v, _catalog.ConversionTable) for v in options.values()):
+        editions = {**editions, **_catalog.local_editions(options.values())}  # a local table
     return Report(
         tuple(findings),
         tuple(passed),
         tuple(not_checked),
-        plan.data_editions(),
+        editions,
         regimen,
         tuple(not_applicable),
     )

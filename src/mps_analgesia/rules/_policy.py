@@ -28,6 +28,7 @@ __all__ = [
     "Kind",
     "PolicyRow",
     "guard",
+    "guards",
     "kinds",
     "rows",
     "severity",
@@ -72,6 +73,7 @@ class Guard:
     id: str
     multiple: float
     reasoning: str
+    compared_with: str = ""
 
 
 def _text(entry: Mapping[str, Any], key: str, where: str) -> str:
@@ -124,7 +126,12 @@ def _load() -> tuple[dict[str, Kind], tuple[PolicyRow, ...], dict[str, Guard]]:
         multiple = entry.get("multiple")
         if not isinstance(multiple, int | float) or isinstance(multiple, bool) or multiple <= 1:
             raise DataFileError(f"{FILE}: guards.{gid}.multiple must be a number above 1")
-        guards[gid] = Guard(gid, float(multiple), _text(entry, "reasoning", f"guards.{gid}"))
+        guards[gid] = Guard(
+            gid,
+            float(multiple),
+            _text(entry, "reasoning", f"guards.{gid}"),
+            str(entry.get("compared_with", "")),
+        )
     return kinds, tuple(out), guards
 
 
@@ -144,6 +151,11 @@ def guard(guard_id: str) -> Guard:
         return _load()[2][guard_id]
     except KeyError:
         raise DataFileError(f"{FILE}: [guards.{guard_id}] is missing") from None
+
+
+def guards() -> Mapping[str, Guard]:
+    """Every library plausibility guard, by id, in the order of the data file."""
+    return _load()[2]
 
 
 def severity(kind: str, level: str, beyond: float | None = None) -> Severity:

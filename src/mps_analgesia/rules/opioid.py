@@ -34,8 +34,17 @@ _OME_FILES: Final = (
 )
 
 
+def _option(ctx: Context) -> Any:
+    """The ``ome_table`` option as given: a table id or a (local) ``ConversionTable``."""
+    return ctx.options.get("ome_table", conversion.DEFAULT_TABLE)
+
+
 def _table(ctx: Context) -> str:
-    table = ctx.options.get("ome_table", conversion.DEFAULT_TABLE)
+    """The cache key of the chosen table: its id, or for a table object its id and identity
+    (a local table; every record keyed by it holds the table, so the identity is not reused)."""
+    table = _option(ctx)
+    if isinstance(table, _catalog.ConversionTable):
+        return f"{table.id}@{id(table)}"
     return str(table)
 
 
@@ -99,7 +108,8 @@ def _opioids(ctx: Context) -> _Opioids:
     key = "opioid.ome:" + table
     hit = ctx.cache.get(key)
     if hit is None:
-        tab = _catalog.conversion_table(table)  # an unknown table raises here, as daily_ome() does
+        # an unknown table raises here, as daily_ome() does
+        tab = _catalog.conversion_table(_option(ctx))
         # fast path: the very step objects seen before (an unchanged step of an edited regimen)
         shape = shape_of(ctx)
         steps = ctx.regimen.steps
@@ -131,7 +141,7 @@ def _lookup(ctx: Context, table: str, tab: Any) -> _Opioids:
             _OPIOIDS.clear()
         # = daily_ome(ctx.regimen, table, "regular_only"): only these steps have an OME
         pairs = sorted((*opioids, *adjuvant), key=_by_index) if adjuvant else opioids
-        ome = conversion.ome_of_steps(pairs, table, "regular_only")
+        ome = conversion.ome_of_steps(pairs, tab, "regular_only")
         hit = _OPIOIDS[sig] = _Opioids(tab, ome)
     return hit
 
@@ -285,7 +295,7 @@ def _rescue_basis(ctx: Context, step: Any) -> tuple[Any, str]:
             if same
             else "every regular opioid step (no regular step of the rescue's drug)"
         ) + "; adjuvant methadone left out"
-        hit = ctx.cache[key] = (conversion.ome_of_steps(pairs, table, "regular_only"), how)
+        hit = ctx.cache[key] = (conversion.ome_of_steps(pairs, _option(ctx), "regular_only"), how)
     result: tuple[Any, str] = hit
     return result
 
@@ -299,7 +309,7 @@ def _prn_dose(state: _Opioids, table: str, step: Any) -> tuple[tuple[float, floa
     key = (table, step)
     hit = _PRN_DOSES.get(key)
     if hit is None or hit[0] is not state.table:
-        dose = conversion.single_dose_ome(step, table)
+        dose = conversion.single_dose_ome(step, state.table)
         text = "" if isinstance(dose, str) else _span(dose[0], dose[1], "MME")
         if len(_PRN_DOSES) >= 4096:
             _PRN_DOSES.clear()
@@ -323,7 +333,8 @@ def _breakthrough_dose(
         return None  # no regular opioid: nothing to be a fraction of
     if ome.not_converted:
         return Missing(
-            "OME of the regular opioids", f"{table} does not convert: {_not_converted(ome)}"
+            "OME of the regular opioids",
+            f"{state.table.id} does not convert: {_not_converted(ome)}",
         )
     dose, prn_text = _prn_dose(state, table, step)
     if isinstance(dose, str):
@@ -350,7 +361,7 @@ def _breakthrough_dose(
             **measure_range("regular_ome", regular_low, regular_high, "MME/day", regular_text),
             **measure_range("fraction", frac_low * 100, frac_high * 100, "%", fraction),
             **measure_range("window", low_win.value * 100, high_win.value * 100, "%", window),
-            "table": table,
+            "table": state.table.id,
             "edition": ome.edition,
             "basis": basis_how,
         }
@@ -387,7 +398,7 @@ def _other_ome(ctx: Context) -> conversion.OmeResult:
             if not s.prn and not (s.drug == "fentanyl" and s.route == "transdermal")
         ]
         others.sort(key=lambda pair: pair[0])
-        hit = ctx.cache[key] = conversion.ome_of_steps(others, table)
+        hit = ctx.cache[key] = conversion.ome_of_steps(others, _option(ctx))
     result: conversion.OmeResult = hit
     return result
 

@@ -1,0 +1,393 @@
+"""Local conversion tables (``mps.load_table``): the file format, every problem, end to end."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mps_analgesia as mps
+from mps_analgesia import _catalog
+from mps_analgesia.conversion import loads_table
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "tables" / "hospital-ome.toml"
+
+HEAD = """
+[meta]
+edition = "Ward 7 chart 2026-12"
+
+[tables.ward-7]
+title = "Ward 7"
+source = "cdc-2022"
+level = "V"
+"""
+
+ENTRY = """
+[[tables.ward-7.entries]]
+drug = "morphine"
+routes = ["oral"]
+factor = 1.0
+dose_unit = "mg/day"
+source = "cdc-2022"
+level = "V"
+"""
+
+
+def _load(text: str, **kwargs: Any) -> mps.ConversionTable:
+    return loads_table(textwrap.dedent(text), file="ward-7.toml", **kwargs)
+
+
+def _problems(text: str, **kwargs: Any) -> list[tuple[str, str, int | None]]:
+    with pytest.raises(mps.TableFileError) as info:
+        _load(text, **kwargs)
+    assert info.value.file == "ward-7.toml"
+    return [(p.path, p.message, p.line) for p in info.value.problems]
+
+
+def _morphine_iv(dose: str = "5 mg") -> mps.OpioidStep:
+    return mps.OpioidStep(drug="morphine", route="intravenous", dose=dose, every="4 h")
+
+
+class TestReading:
+    def test_a_minimal_table(self) -> None:
+        """A file with one table reads into a local ConversionTable with its edition."""
+        table = _load(HEAD + ENTRY)
+        assert (table.id, table.edition, table.file, table.local) == (
+            "ward-7",
+            "Ward 7 chart 2026-12",
+            "ward-7.toml",
+            True,
+        )
+        assert table.lookup("morphine", "oral") is not None
+        assert table.lookup("morphine", "intravenous") is None
+
+    def test_the_example_file(self) -> None:
+        """The shipped example extends 'palliative' and replaces IV morphine and tramadol."""
+        table = mps.load_table(EXAMPLE)
+        palliative = _catalog.conversion_table("palliative")
+        assert table.lookup("morphine", "intravenous").factor_low == 2.0  # type: ignore[union-attr]
+        assert palliative.lookup("morphine", "intravenous").factor_low == 3.0  # type: ignore[union-attr]
+        # the rest is the parent's
+        assert table.lookup("oxycodone", "oral") == palliative.lookup("oxycodone", "oral")
+        assert table.path == str(EXAMPLE)
+        assert _catalog.source("example-hospital-2026").citation.startswith("Example Hospital")
+
+    def test_json_file(self, tmp_path: Path) -> None:
+        """A .json file in the same shape is read too."""
+        import tomllib
+
+        data = tomllib.loads(HEAD + ENTRY)
+        path = tmp_path / "ward-7.json"
+        path.write_text(json.dumps(data), encoding="utf-8")
+        assert mps.load_table(path).id == "ward-7"
+
+    def test_several_tables_need_a_choice(self) -> None:
+        """A file of two tables needs table_id; with it, the child extends the parent."""
+        text = (
+            HEAD
+            + ENTRY
+            + """
+[tables.ward-8]
+extends = "ward-7"
+source = "cdc-2022"
+level = "V"
+
+[[tables.ward-8.entries]]
+drug = "tramadol"
+routes = ["oral"]
+factor = 0.2
+dose_unit = "mg/day"
+source = "cdc-2022"
+level = "V"
+"""
+        )
+        [(path, message, _)] = _problems(text)
+        assert path == "tables"
+        assert "name the one to use" in message
+        child = _load(text, table_id="ward-8")
+        assert child.lookup("morphine", "oral") is not None
+        assert child.lookup("tramadol", "oral") is not None
+        [(path, message, _)] = _problems(text, table_id="ward-9")
+        assert "no table 'ward-9'" in message
+        assert "ward-8" in message
+
+
+class TestProblems:
+    """Every problem class, each with its key path and line; all of them at once."""
+
+    @pytest.mark.parametrize(
+        ("text", "path", "words"),
+        [
+            (
+                HEAD.replace('[meta]\nedition = "Ward 7 chart 2026-12"\n', "") + ENTRY,
+                "meta",
+                "[meta]",
+            ),
+            (
+                HEAD.replace('edition = "Ward 7 chart 2026-12"', 'edition = ""') + ENTRY,
+                "meta.edition",
+                "edition",
+            ),
+            (HEAD.replace("[meta]", "[meta]\nversion = 2") + ENTRY, "meta.version", "unknown key"),
+            (HEAD + ENTRY + "\n[extra]\nx = 1\n", "extra", "unknown key"),
+            ('[meta]\nedition = "1"\n', "tables", "defines no table"),
+            (
+                HEAD + ENTRY.replace("factor = 1.0", "facotr = 1.0"),
+                "tables.ward-7.entries[0].facotr",
+                "did you mean 'factor'",
+            ),
+            (
+                HEAD + ENTRY.replace('drug = "morphine"', 'drug = "morphin"'),
+                "tables.ward-7.entries[0].drug",
+                "unknown drug",
+            ),
+            (
+                HEAD + ENTRY.replace('["oral"]', '["oarl"]'),
+                "tables.ward-7.entries[0].routes",
+                "unknown route",
+            ),
+            (HEAD + ENTRY.replace('["oral"]', "[]"), "tables.ward-7.entries[0]", "routes"),
+            (
+                HEAD + ENTRY.replace("factor = 1.0", "factor = 0"),
+                "tables.ward-7.entries[0].factor",
+                "greater than zero",
+            ),
+            (
+                HEAD + ENTRY.replace("factor = 1.0", 'factor = "1.0"'),
+                "tables.ward-7.entries[0].factor",
+                "must be a number",
+            ),
+            (
+                HEAD + ENTRY.replace("factor = 1.0", "factor = [2.0, 1.0]"),
+                "tables.ward-7.entries[0].factor",
+                "low above high",
+            ),
+            (
+                HEAD + ENTRY.replace("factor = 1.0", ""),
+                "tables.ward-7.entries[0]",
+                "exactly one of",
+            ),
+            (
+                HEAD + ENTRY.replace('"mg/day"', '"mg"'),
+                "tables.ward-7.entries[0].dose_unit",
+                "not a mass per time",
+            ),
+            (
+                HEAD + ENTRY.replace('dose_unit = "mg/day"', 'dose_unit = "mg/dya"'),
+                "tables.ward-7.entries[0].dose_unit",
+                "",
+            ),
+            (HEAD.replace('level = "V"', 'level = "X"') + ENTRY, "tables.ward-7", "V, S, U"),
+            (
+                HEAD + ENTRY.replace('source = "cdc-2022"', 'source = "cdc-2023"'),
+                "tables.ward-7.entries[0]",
+                "'cdc-2023' is not an id",
+            ),
+            (
+                HEAD + ENTRY + 'dose_forms = ["buccal-flim"]\n',
+                "tables.ward-7.entries[0].dose_forms",
+                "dose forms",
+            ),
+            (HEAD + ENTRY + ENTRY, "tables.ward-7.entries[1]", "given twice"),
+            (
+                HEAD.replace('level = "V"', 'level = "V"\nextends = "ward-0"') + ENTRY,
+                "tables.ward-7.extends",
+                "no table 'ward-0'",
+            ),
+            (
+                HEAD.replace("ward-7", "cdc-2022") + ENTRY.replace("ward-7", "cdc-2022"),
+                "tables.cdc-2022",
+                "id of a shipped table",
+            ),
+            (
+                HEAD
+                + ENTRY.replace("factor = 1.0", 'bands = "none-such"\n').replace(
+                    '"mg/day"', '"mcg/h"'
+                ),
+                "tables.ward-7.entries[0].bands",
+                "no band set",
+            ),
+            (
+                HEAD + ENTRY + '\n[sources.cdc-2022]\ncitation = "mine"\n',
+                "sources.cdc-2022",
+                "shipped bibliography",
+            ),
+            (
+                HEAD + ENTRY + "\n[sources.mine]\nkind = 'local'\n",
+                "sources.mine.citation",
+                "citation",
+            ),
+            (
+                HEAD
+                + ENTRY.replace(
+                    "factor = 1.0",
+                    "tiers = [{ up_to = '20 mg/day', factor = 4 }, { at_least = '10 mg/day', factor = 8 }]",  # noqa: E501
+                ),
+                "tables.ward-7.entries[0]",
+                "overlap",
+            ),
+        ],
+    )
+    def test_each_problem(self, text: str, path: str, words: str) -> None:
+        """Each kind of mistake is one problem naming its key path (with its line) and why."""
+        problems = _problems(textwrap.dedent(text))
+        assert any(p == path and words in m for p, m, _ in problems), problems
+        for p, _, line in problems:
+            if p not in ("", "tables", "meta"):
+                assert line is not None, p
+
+    def test_every_problem_at_once(self) -> None:
+        """Three mistakes in three entries are three problems, each on its own line."""
+        text = (
+            HEAD
+            + ENTRY.replace('"morphine"', '"morphin"')
+            + ENTRY.replace("factor = 1.0", "factor = -1").replace('"morphine"', '"oxycodone"')
+            + ENTRY.replace('["oral"]', '["oarl"]').replace('"morphine"', '"tramadol"')
+        )
+        problems = _problems(text)
+        assert [p for p, _, _ in problems] == [
+            "tables.ward-7.entries[0].drug",
+            "tables.ward-7.entries[1].factor",
+            "tables.ward-7.entries[2].routes",
+        ]
+        lines = [line for _, _, line in problems]
+        assert lines == sorted(lines)
+        assert len(set(lines)) == 3
+        text_of_error = str(mps.TableFileError("ward-7.toml", []))
+        assert text_of_error.startswith("ward-7.toml: 0 problems")
+
+    def test_the_error_is_a_case_file_error(self) -> None:
+        """TableFileError is a CaseFileError and a ValueError (callers catch either)."""
+        assert issubclass(mps.TableFileError, mps.CaseFileError)
+        assert issubclass(mps.TableFileError, ValueError)
+
+    def test_bad_toml_and_guards(self) -> None:
+        """Bad TOML and the reader's guards are problems too, with their line."""
+        [(_, message, line)] = _problems(HEAD + "factor = = 1\n")
+        assert "not valid TOML" in message
+        assert line is not None
+        [(_, message, _)] = _problems(HEAD + ENTRY.replace("1.0", "1e400"))
+        assert "too large" in message
+
+    def test_unreadable_files(self, tmp_path: Path) -> None:
+        """A missing file, a directory or non-UTF-8 bytes are refused, naming the file."""
+        for path, words in (
+            (tmp_path / "missing.toml", "cannot be read"),
+            (tmp_path, "a directory"),
+        ):
+            with pytest.raises(mps.TableFileError, match=words):
+                mps.load_table(path)
+        bad = tmp_path / "latin1.toml"
+        bad.write_bytes(b"[meta]\nedition = '\xe9'\n")
+        with pytest.raises(mps.TableFileError, match="not UTF-8"):
+            mps.load_table(bad)
+
+    def test_a_loop_of_extends(self) -> None:
+        """Tables that extend each other in a loop are refused, not followed forever."""
+        text = """
+[meta]
+edition = "1"
+[tables.a]
+extends = "b"
+source = "cdc-2022"
+level = "V"
+[tables.b]
+extends = "a"
+source = "cdc-2022"
+level = "V"
+"""
+        problems = _problems(text, table_id="a")
+        assert any("loop" in m for _, m, _ in problems)
+
+
+class TestHashAndEdition:
+    def test_hash_is_that_of_editions_toml(self) -> None:
+        """A local table's hash is computed as data/editions.toml computes the shipped ones."""
+        import tomllib
+
+        text = HEAD + ENTRY
+        assert _load(text).content_hash == _catalog.hash_of(tomllib.loads(text))
+        for table in _catalog.conversion_tables().values():
+            assert table.content_hash == _catalog.recorded_editions()[table.file][1]
+            assert not table.local
+
+    def test_wording_does_not_count_values_do(self) -> None:
+        """Comments, notes and descriptions leave the hash alone; a value, source or level not."""
+        base = _load(HEAD + ENTRY).content_hash
+        worded = (
+            HEAD.replace("[meta]", "# a comment\n[meta]\ndescription = 'x'")
+            + ENTRY
+            + ('note = "new wording"\n')
+        )
+        assert _load(worded).content_hash == base
+        for changed in (
+            ENTRY.replace("factor = 1.0", "factor = 1.5"),
+            ENTRY.replace('level = "V"', 'level = "S"'),
+            ENTRY.replace('source = "cdc-2022"', 'source = "cdc-2016"'),
+        ):
+            assert _load(HEAD + changed).content_hash != base
+
+    def test_a_recorded_hash_must_match(self) -> None:
+        """[meta] content, when given, must be the hash of the values: else a new edition."""
+        table = _load(HEAD + ENTRY)
+        recorded = HEAD.replace("[meta]", f'[meta]\ncontent = "{table.content_hash}"')
+        assert _load(recorded + ENTRY).content_hash == table.content_hash
+        problems = _problems(recorded + ENTRY.replace("factor = 1.0", "factor = 1.5"))
+        [(path, message, line)] = problems
+        assert path == "meta.content"
+        assert "new [meta] edition" in message
+        assert line == 3
+
+
+class TestIdOrTable:
+    def test_every_table_parameter_takes_a_table(self) -> None:
+        """daily_ome, convert_opioid, breakthrough_dose, compare_tables take the table."""
+        table = mps.load_table(EXAMPLE)
+        step = _morphine_iv()
+        ome = mps.daily_ome(step, table=table)
+        assert (ome.table, ome.edition, ome.low_mme_per_day) == (
+            "example-hospital",
+            table.edition,
+            60.0,
+        )
+        assert mps.daily_ome(step, table="palliative").low_mme_per_day == 90.0
+        conv = mps.convert_opioid(step, to_drug="morphine", to_route="oral", table=table)
+        assert conv.table == "example-hospital"
+        assert conv.calculated.text == "60 mg/day"
+        prn = mps.breakthrough_dose(mps.Regimen([step]), table=table)
+        assert prn.ome.table == "example-hospital"
+        cmp = mps.compare_tables(step, ["palliative", table])
+        assert [r.table for r in cmp.results] == ["palliative", "example-hospital"]
+        assert [r.table for r in mps.compare_tables(step, table).results] == ["example-hospital"]
+
+    def test_a_string_is_always_an_id(self) -> None:
+        """A path given as a string is an unknown id, never read as a file."""
+        with pytest.raises(mps.UnknownNameError, match="unknown OME table"):
+            mps.daily_ome(_morphine_iv(), table=str(EXAMPLE))
+        mps.load_table(EXAMPLE)
+        with pytest.raises(mps.UnknownNameError):  # loading does not register the id
+            mps.daily_ome(_morphine_iv(), table="example-hospital")
+
+    def test_validate_option_and_the_report(self) -> None:
+        """ome_table takes the table; the report names it, its file and edition everywhere."""
+        table = mps.load_table(EXAMPLE)
+        regimen = mps.Regimen([_morphine_iv()])
+        report = mps.validate(regimen, options={"ome_table": table})
+        ome = next(f for f in report.findings if f.code == "opioid.ome-total")
+        assert "60 MME/day (example-hospital" in ome.message
+        assert ome.detail["table"] == "example-hospital"
+        assert ome.detail["edition"] == table.edition
+        key = "local:hospital-ome.toml"
+        assert report.editions[key] == f"{table.edition}; content {table.content_hash}"
+        assert json.loads(report.to_json())["editions"][key] == report.editions[key]
+        text = mps.render(report, format="text")
+        assert "local:hospital-ome@2026-12" in text
+        from mps_analgesia.fhir import report_to_fhir
+
+        [issue] = [i for i in report_to_fhir(report) if i["code"]["text"] == "opioid.ome-total"]
+        assert "example-hospital" in issue["detail"]
+        assert key not in mps.validate(regimen).editions
