@@ -1319,3 +1319,24 @@ class TestDataPlaceholders:
         assert problem.path == "indication"
         assert problem.line == 11
         assert "no_such.key" in problem.message
+
+    def test_a_number_check_reads_a_data_value_in_its_unit(self) -> None:
+        """Yoshioka's over-75 caution takes its age from data/organ.toml, as a whole number."""
+        from mps_analgesia import _datatext, load_protocol
+
+        (check,) = [
+            c for c in load_protocol("yoshioka-2025-nociceptive").caution if c.id == "over-75"
+        ]
+        over = _datatext.value_at("organ", "age.tramadol.over_age")
+        assert check.value == float(str(over).split()[0])
+        assert isinstance(check.value, int)
+
+    def test_a_data_value_in_another_unit_is_a_problem(self) -> None:
+        """A number check naming a data value that is not in the field's unit is refused."""
+        from importlib import resources
+
+        folder = resources.files("mps_analgesia") / "data" / "protocols"
+        text = (folder / "yoshioka-2025-nociceptive.toml").read_text(encoding="utf-8")
+        text = text.replace('key = "age.tramadol.over_age"', 'key = "age.tramadol.max_daily"')
+        with pytest.raises(ProtocolFileError, match=r"is not a number in year"):
+            loads_protocol(text, file="yoshioka.toml")

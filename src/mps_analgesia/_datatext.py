@@ -26,7 +26,7 @@ from typing import Any, Final
 from . import _catalog, _format
 from .errors import DataFileError
 
-__all__ = ["PLACEHOLDER", "fill", "value_text"]
+__all__ = ["PLACEHOLDER", "fill", "value_at", "value_text"]
 
 #: A placeholder: ``{file:key}`` or ``{file:key!n}``.
 _SELECT: Final = r"(?:\[(?:\d+|[A-Za-z_]+=[A-Za-z0-9_.\-]+(?:,[A-Za-z_]+=[A-Za-z0-9_.\-]+)*)\])?"
@@ -62,12 +62,22 @@ def _item(name: str, key: str, items: Any, selector: str) -> Any:
     return found[0]
 
 
-def _leaf(name: str, key: str) -> Any:
+def value_at(name: str, key: str) -> str | int | float:
+    """The value at ``key`` of data file ``name`` (``.toml`` may be left out): a table with a
+    ``value`` stands for it; ``name[i]`` and ``name[field=value]`` pick an array item.
+
+    Example
+    -------
+    >>> value_at("organ", "age.tramadol.over_age")
+    '75 year'
+    """
+    if not name.endswith(".toml"):
+        name += ".toml"
     node: Any = _catalog.data_file(name)
     for part in key.split("."):
         m = _PART.fullmatch(part)
         if m is None or not isinstance(node, Mapping) or m.group(1) not in node:
-            raise DataFileError(f"{name}: has no key {key!r} (named by a text placeholder)")
+            raise DataFileError(f"{name}: has no key {key!r}")
         node = node[m.group(1)]
         if m.group(2) is not None:
             node = _item(name, key, node, m.group(2))
@@ -77,7 +87,8 @@ def _leaf(name: str, key: str) -> Any:
         node = node["value"]
     if isinstance(node, bool) or not isinstance(node, str | int | float):
         raise DataFileError(f"{name}: {key!r} is not a number or a quantity")
-    return node
+    result: str | int | float = node
+    return result
 
 
 def value_text(value: str | float, *, number_only: bool = False) -> str:
@@ -112,20 +123,19 @@ def fill(text: str) -> str:
 
     Example
     -------
-    >>> fill("increases at least {methadone:titration.min_interval} apart")
-    'increases at least 7 days apart'
-    >>> fill("{methadone:adjuvant_range.lower!n}–{methadone:adjuvant_range.upper}; {not a key}")
-    '15–30 mg/day; {not a key}'
-    >>> fill("morphine below {organ:renal.avoid[drug=morphine].below}")
-    'morphine below 30 mL/min'
+    >>> interval = value_at("methadone", "titration.min_interval")  # e.g. '7 day'
+    >>> fill("at least {methadone:titration.min_interval} apart") == (
+    ...     f"at least {value_text(interval)} apart"
+    ... )
+    True
+    >>> fill("{radiotherapy:schedules[0].fractions} fraction; {not a key}")
+    '1 fraction; {not a key}'
     """
     if "{" not in text:
         return text
 
     def one(m: re.Match[str]) -> str:
-        name = m.group("file")
-        if not name.endswith(".toml"):
-            name += ".toml"
-        return value_text(_leaf(name, m.group("key")), number_only=m.group("conversion") == "n")
+        value = value_at(m.group("file"), m.group("key"))
+        return value_text(value, number_only=m.group("conversion") == "n")
 
     return PLACEHOLDER.sub(one, text)

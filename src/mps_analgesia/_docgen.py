@@ -765,8 +765,8 @@ def fill_data_spans(text: str, where: str = "<page>") -> str:
 
     Example
     -------
-    >>> fill_data_spans("at least <!--{methadone:titration.min_interval}-->5 days<!--/--> apart")
-    'at least <!--{methadone:titration.min_interval}-->7 days<!--/--> apart'
+    >>> fill_data_spans("<!--{radiotherapy:schedules[0].fractions}-->3<!--/--> fraction")
+    '<!--{radiotherapy:schedules[0].fractions}-->1<!--/--> fraction'
     """
 
     def one(m: re.Match[str]) -> str:

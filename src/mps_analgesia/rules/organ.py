@@ -10,7 +10,8 @@ patient's renal band → warning; error above a label maximum (tramadol below 30
 weight below 50 kg; any tramadol step in severe hepatic impairment (above the label's cirrhosis
 dose, as modified-release tablets, or within the cirrhosis dose, which the finding names as the
 reference point) → warning.
-``age.dose-adjust``: tramadol above 300 mg/day over 75 years → warning.
+``age.dose-adjust``: tramadol above its daily maximum in older patients (``data/organ.toml``
+[age.tramadol]) → warning.
 
 Renal function is the creatinine clearance when recorded, else the eGFR; each finding names the
 one it used.  A daily dose is the drug's total over every step that gives it (regular doses and
@@ -621,7 +622,7 @@ def hepatic_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
 )
 @for_drugs(lambda drug: drug == _tables().age_drug)
 def age_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
-    """Compare tramadol's total daily dose with the maximum over 75 years."""
+    """Compare tramadol's total daily dose with the maximum above the age of data/organ.toml."""
     t = _tables()
     if step.drug != t.age_drug:
         return None
