@@ -203,6 +203,35 @@ class TestNotConverted:
         assert "0 MME/day" not in everything
         assert "0 MME/day" not in mps.render(result, "text")
 
+    @pytest.mark.parametrize(
+        "steps",
+        [
+            [BUP_PATCH],
+            [Step(drug="buprenorphine", route="sublingual", dose="0.4 mg", every="8 h")],
+            [Step(drug="pethidine", dose="50 mg", every="4 h")],
+            [BUP_PATCH, Step(drug="pethidine", dose="50 mg", every="4 h")],
+        ],
+        ids=["bup-patch", "bup-sublingual", "pethidine", "bup-and-pethidine"],
+    )
+    @pytest.mark.parametrize("table", ["cdc-2022", "cdc-2016"])
+    def test_all_unconverted_has_no_range_low_high_or_total(
+        self, steps: list[Any], table: str
+    ) -> None:
+        """No step converted: .range, .low, .high and .total each raise ConversionError saying
+        there is no total; none of them reads 0 MME/day."""
+        result = daily_ome(mps.Regimen(steps), table=table)
+        assert not result.converted
+        for name in ("range", "low", "high", "total"):
+            with pytest.raises(ConversionError, match="no opioid step could be converted"):
+                getattr(result, name)
+
+    def test_partly_converted_range_still_reads(self) -> None:
+        """One step converted: .range/.low/.high give the converted part (60), .total raises."""
+        result = daily_ome(mps.Regimen([BUP_PATCH, MORPHINE_60]))
+        assert (result.low.magnitude, result.high.magnitude) == (60.0, 60.0)
+        with pytest.raises(ConversionError, match="not converted"):
+            _ = result.total
+
     def test_partial_total_says_partial(self) -> None:
         """Buprenorphine beside morphine: each printed total says it is partial."""
         result = daily_ome(mps.Regimen([BUP_PATCH, MORPHINE_60]))
@@ -233,7 +262,8 @@ class TestNotConverted:
         """A 150 mcg/h patch has no NOUGG row: not converted with the rows listed."""
         result = daily_ome(patch("150 mcg/h"), "palliative")
         assert "not a row of the NOUGG" in result.not_converted[0].reason
-        assert result.range.high == 0
+        with pytest.raises(ConversionError, match="no opioid step could be converted"):
+            _ = result.range  # no total: never 0 MME/day
 
     def test_open_band_gives_no_ome(self) -> None:
         """The Duragesic 12 mcg/h row (<44 mg/day) is open below: no OME is invented."""
@@ -1003,8 +1033,9 @@ class TestProperties:
         """A dose in mg and the same dose in mcg give the same OME."""
         in_mcg = Step(drug=step.drug, dose=f"{step.dose_mg * 1000} mcg", every=step.every)
         a, b = daily_ome(step, table), daily_ome(in_mcg, table)
-        assert a.range.low == pytest.approx(b.range.low)
-        assert a.range.high == pytest.approx(b.range.high)
+        assert a.converted == b.converted
+        assert a.low_mme_per_day == pytest.approx(b.low_mme_per_day)
+        assert a.high_mme_per_day == pytest.approx(b.high_mme_per_day)
         assert a.complete == b.complete
 
     @settings(max_examples=60, deadline=None)

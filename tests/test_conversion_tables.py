@@ -150,7 +150,11 @@ class TestProblems:
                 "tables.ward-7.entries[0].routes",
                 "unknown route",
             ),
-            (HEAD + ENTRY.replace('["oral"]', "[]"), "tables.ward-7.entries[0]", "routes"),
+            (
+                HEAD + ENTRY.replace('["oral"]', "[]"),
+                "tables.ward-7.entries[0].routes",
+                "non-empty list",
+            ),
             (
                 HEAD + ENTRY.replace("factor = 1.0", "factor = 0"),
                 "tables.ward-7.entries[0].factor",
@@ -391,3 +395,136 @@ class TestIdOrTable:
         [issue] = [i for i in report_to_fhir(report) if i["code"]["text"] == "opioid.ome-total"]
         assert "example-hospital" in issue["detail"]
         assert key not in mps.validate(regimen).editions
+
+
+def _case(tmp_path: Path) -> Path:
+    path = tmp_path / "iv-morphine.toml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            [patient]
+            age = 70
+
+            [[step]]
+            kind = "opioid"
+            drug = "morphine"
+            route = "intravenous"
+            dose = "5 mg"
+            every = "4 h"
+            """
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+class TestCommandLine:
+    def test_check_with_a_table_file(self, tmp_path: Path, capsys: Any) -> None:
+        """check --table-file: the report's OME and editions come from the local table."""
+        from mps_analgesia.cli import main
+
+        case = _case(tmp_path)
+        assert main(["check", str(case), "--table-file", str(EXAMPLE), "--format", "json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        [ome] = [f for f in report["findings"] if f["code"] == "opioid.ome-total"]
+        assert "60 MME/day (example-hospital" in ome["message"]
+        assert "local:hospital-ome.toml" in report["editions"]
+        assert main(["check", str(case), "--table", "palliative", "--format", "json"]) == 0
+        assert "90 MME/day (palliative" in capsys.readouterr().out
+
+    def test_convert_and_summarize(self, tmp_path: Path, capsys: Any) -> None:
+        """convert and summarize take --table-file too."""
+        from mps_analgesia.cli import main
+
+        args = ["convert", "30 mg/day intravenous morphine", "--to", "morphine"]
+        assert main([*args, "--table-file", str(EXAMPLE)]) == 0
+        out = capsys.readouterr().out
+        assert "example-hospital" in out
+        assert "60 mg/day" in out
+        assert main(["summarize", str(_case(tmp_path)), "--table-file", str(EXAMPLE)]) == 0
+        out = capsys.readouterr().out
+        assert "example-hospital" in out
+        assert "local:hospital-ome@2026-12" in out
+
+    def test_a_bad_table_file_lists_every_problem(self, tmp_path: Path, capsys: Any) -> None:
+        """A table file with problems: exit 2, every problem with its line on stderr."""
+        from mps_analgesia.cli import main
+
+        bad = tmp_path / "bad.toml"
+        bad.write_text(HEAD + ENTRY.replace("1.0", "-1").replace('"oral"', '"oarl"'), "utf-8")
+        assert main(["check", str(_case(tmp_path)), "--table-file", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert "bad.toml: 2 problems" in err
+        assert f"{bad}:12: tables.ward-7.entries[0].routes: unknown route 'oarl'" in err
+        assert f"{bad}:13: tables.ward-7.entries[0].factor: must be greater than zero" in err
+
+    def test_the_table_option_is_an_id_with_a_file(self, tmp_path: Path, capsys: Any) -> None:
+        """With --table-file, --table picks one of the file's tables (never a shipped one)."""
+        from mps_analgesia.cli import main
+
+        case = str(_case(tmp_path))
+        assert main(["check", case, "--table-file", str(EXAMPLE), "--table", "palliative"]) == 2
+        assert "no table 'palliative'" in capsys.readouterr().err
+
+
+def _order_sign(step: mps.OpioidStep) -> dict[str, Any]:
+    from mps_analgesia.fhir import to_bundle
+
+    bundle = to_bundle(mps.Regimen([step]))
+    orders = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "MedicationRequest"]
+    return {
+        "hook": "order-sign",
+        "hookInstance": "h2-local-table",
+        "context": {"draftOrders": {"resourceType": "Bundle", "entry": orders}},
+    }
+
+
+class TestService:
+    def test_handle_with_the_server_table(self) -> None:
+        """handle(options=) is how the service passes its configured table; the card names it."""
+        from mps_analgesia.cds_hooks import handle
+
+        table = mps.load_table(EXAMPLE)
+        status, body = handle(_order_sign(_morphine_iv()), options={"ome_table": table})
+        assert status == 200
+        [card] = [c for c in body["cards"] if "morphine equivalent" in c["summary"].lower()]
+        assert "example-hospital" in card["detail"]
+        assert "60" in card["summary"]
+        _, default = handle(_order_sign(_morphine_iv()))
+        assert "example-hospital" not in json.dumps(default)
+
+    def test_configuration(self, tmp_path: Path) -> None:
+        """table_file comes from [service], MPS_CDS_TABLE_FILE or serve --table-file; a bad
+        file stops the service from starting, naming each problem."""
+        from mps_analgesia.cds_hooks import ServiceConfigError, load_config
+
+        (tmp_path / "tables").mkdir()
+        (tmp_path / "tables" / "ours.toml").write_text(EXAMPLE.read_text("utf-8"), "utf-8")
+        cfg = tmp_path / "cds.toml"
+        cfg.write_text('[service]\ntable_file = "tables/ours.toml"\n', "utf-8")
+        config = load_config(cfg, environ={}, insecure_no_auth=True)
+        assert config.table_file == str(tmp_path / "tables" / "ours.toml")
+        assert config.ome_table().id == "example-hospital"
+        env = {"MPS_CDS_TABLE_FILE": str(EXAMPLE)}
+        assert load_config(environ=env, insecure_no_auth=True).table_file == str(EXAMPLE)
+        assert load_config(environ={}, insecure_no_auth=True).ome_table() is None
+        bad = tmp_path / "bad.toml"
+        bad.write_text(HEAD + ENTRY.replace('"morphine"', '"morphin"'), "utf-8")
+        with pytest.raises(ServiceConfigError) as info:
+            load_config(environ={}, insecure_no_auth=True, table_file=str(bad))
+        [problem] = info.value.problems
+        assert problem.path == "service.table_file"
+        assert f"{bad}:11: tables.ward-7.entries[0].drug" in problem.message
+
+    def test_over_http(self) -> None:
+        """The running service answers with the configured local table (end to end)."""
+        pytest.importorskip("uvicorn")
+        httpx = pytest.importorskip("httpx")
+        from cds_support import post_json, running_server
+        from mps_analgesia.cds_hooks import ServiceConfig
+
+        config = ServiceConfig(insecure_no_auth=True, table_file=str(EXAMPLE))
+        with running_server(config=config) as base, httpx.Client(base_url=base) as client:
+            answer = post_json(client, "/cds-services/mps-analgesia", _order_sign(_morphine_iv()))
+        assert answer.status_code == 200
+        assert "example-hospital" in answer.text

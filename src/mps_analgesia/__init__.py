@@ -42,7 +42,14 @@ from .errors import (
 )
 from .patient import NO_ANTICOAGULANT, Anticoagulant, AnticoagulantStatus, Patient
 from .regimen import Case, Regimen
-from .report import Finding, NotApplicable, NotChecked, Report, _register_wire_severity
+from .report import (
+    Finding,
+    NotApplicable,
+    NotChecked,
+    Report,
+    UnreadOrder,
+    _register_wire_severity,
+)
 from .steps import (
     AdjuvantStep,
     MethadoneAdjuvantStep,
@@ -231,6 +238,7 @@ __all__ = [
     "UnknownNameError",
     "UnknownProductError",
     "UnknownRouteError",
+    "UnreadOrder",
     "__version__",
     "assess_mps",
     "bed",

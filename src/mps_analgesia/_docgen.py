@@ -27,7 +27,7 @@ from typing import Any, Final
 from . import _catalog, _datatext
 from .cds_hooks import CDS_INDICATOR
 from .fhir import FHIR_SEVERITY
-from .report import SEVERITIES, Finding, NotChecked, Report
+from .report import SEVERITIES, UNREAD_OPIOID, Finding, NotChecked, Report
 from .rules import Rule, RuleRegistry, default_rules
 
 __all__ = [
@@ -92,6 +92,10 @@ _REPORT_KEYS: Final[dict[str, str]] = {
     "not_checked": "the checks that could not run, each as below",
     "not_applicable": "the checks for which no published limit exists (a sourced statement, "
     "never counted as passed): `{rule, step, reason, source}`",
+    "unread_orders": "the orders a boundary (FHIR) could not read: none of their checks ran "
+    "and every total over the orders leaves them out, so the report is `incomplete`: "
+    "`{reference, name, message, draft, may_be_opioid}` (`[]` when every order was read; see "
+    "[Orders that could not be read](#orders-that-could-not-be-read))",
     "passed": "the checks that ran and found nothing: `{rule, step}`",
     "editions": "the edition of every data file the rules read, by file name",
     "steps": "a plain-language line for each step of the regimen, in order",
@@ -290,6 +294,18 @@ def finding_codes_markdown(rules: RuleRegistry | None = None) -> str:
         "|---|---|---|",
     ]
     lines += [f"| `{s}` | `{CDS_INDICATOR[s]}` | `{FHIR_SEVERITY[s]}` |" for s in SEVERITIES]
+    lines += [
+        "",
+        "## Orders that could not be read",
+        "",
+        "One code is raised by no rule. When orders read from FHIR (`OrderSignRead.validate()`, "
+        "`Report.with_unread_orders()`, the bulk audit) include some that could not be read, "
+        "the report lists them in `unread_orders`, its `opioid.ome-total` finding starts "
+        "*Incomplete total* and names them (a warning, not info, when one may be an opioid), "
+        f"and, when any may be an opioid, a `{UNREAD_OPIOID}` warning names each with why. "
+        "An order *may be an opioid* when its name names one (a catalog name, an RxNorm "
+        "ingredient or brand) or names no drug the library knows.",
+    ]
     report_keys = Report().to_dict().keys()
     finding_keys = Finding("area.code", "info", "message").to_dict().keys()
     not_checked_keys = NotChecked("area.code", None, "input").to_dict().keys()

@@ -537,13 +537,14 @@ def check_many(
     jobs: int = 1,
     ordered: bool = True,
     max_bytes: int = MAX_CASE_BYTES,
+    options: Mapping[str, Any] | None = None,
 ) -> Generator[_T, None, None]:
     """For the command line: each case's result turned by ``post`` (in the worker, with jobs).
 
     ``post`` must be a module-level function (it crosses to the workers); what it returns comes
     back instead of the report (a line of text is cheaper to send than a report).
     """
-    settings = _settings(None, disable, None, max_bytes)  # an unknown rule id fails here
+    settings = _settings(None, disable, options, max_bytes)  # an unknown rule id fails here
     return _map(_work(paths, ordered), settings, jobs=jobs, ordered=ordered, post=post)
 
 

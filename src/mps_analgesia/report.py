@@ -34,6 +34,7 @@ __all__ = [
     "NotChecked",
     "Report",
     "Severity",
+    "UnreadOrder",
 ]
 
 Severity = Literal["error", "warning", "info"]
@@ -244,6 +245,82 @@ class NotApplicable:
         return {"rule": self.rule, "step": self.step, "reason": self.reason, "source": self.source}
 
 
+#: The finding code of the warning that an order which could not be read may be an opioid.
+UNREAD_OPIOID: Final = "order.unread-opioid"
+#: The finding code of the regimen's daily OME total (the rule ``opioid.ome-total``): a report
+#: with unread orders marks it incomplete.
+_OME_TOTAL: Final = "opioid.ome-total"
+
+
+@attrs.define(frozen=True)
+class UnreadOrder:
+    """An order that could not be read (a boundary, such as FHIR, could not make a step of it).
+
+    None of its checks ran, and any total over the orders (the daily OME) leaves it out, so a
+    report that carries one is never *complete*.
+
+    Attributes
+    ----------
+    reference:
+        Where the order came from (``MedicationRequest/abc``).
+    name:
+        The medicine's name as sent, or the reference when it had none.
+    message:
+        Why it could not be read.
+    draft:
+        True for an order being signed, False for an active order on record.
+    may_be_opioid:
+        True when its name names an opioid, or no drug the library knows (so it could be one):
+        then the report carries an ``order.unread-opioid`` warning.
+    """
+
+    reference: str
+    name: str
+    message: str
+    draft: bool = True
+    may_be_opioid: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (keys equal to the attribute names)."""
+        return {
+            "reference": self.reference,
+            "name": self.name,
+            "message": self.message,
+            "draft": self.draft,
+            "may_be_opioid": self.may_be_opioid,
+        }
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def _incomplete_total(f: Finding, unread: tuple[UnreadOrder, ...]) -> Finding:
+    """The OME total finding marked incomplete: it leaves the unread orders out."""
+    refs = ", ".join(u.reference for u in unread)
+    message = (
+        f"Incomplete total: it leaves out {_plural(len(unread), 'order')} that could not be read "
+        f"({refs}). {f.message}"
+    )
+    detail = {**dict(f.detail), "unread_orders": [u.reference for u in unread]}
+    severity: Severity = (
+        "warning" if f.severity == "info" and any(u.may_be_opioid for u in unread) else f.severity
+    )
+    return attrs.evolve(f, message=message, detail=detail, severity=severity)
+
+
+def _unread_opioid_finding(unread: tuple[UnreadOrder, ...]) -> Finding:
+    names = "; ".join(f"{u.reference} ({u.name}): {u.message}" for u in unread)
+    return Finding(
+        UNREAD_OPIOID,
+        "warning",
+        f"{_plural(len(unread), 'order')} that could not be read may be an opioid: none of "
+        f"{'their' if len(unread) != 1 else 'its'} checks ran and the daily OME leaves "
+        f"{'them' if len(unread) != 1 else 'it'} out. Check by hand: {names}.",
+        detail={"unread_orders": [u.reference for u in unread]},
+    )
+
+
 @attrs.define(frozen=True)
 class Report(Renderable):
     """The result of :func:`mps_analgesia.validate`: findings, passes, checks not run, editions.
@@ -266,6 +343,43 @@ class Report(Renderable):
     editions: Mapping[str, str] = attrs.field(factory=dict, hash=False)
     regimen: Any = attrs.field(default=None, eq=False, repr=False)
     not_applicable: tuple[NotApplicable, ...] = ()
+    unread_orders: tuple[UnreadOrder, ...] = ()
+
+    def with_unread_orders(self, unread: Iterable[UnreadOrder]) -> Report:
+        """This report over orders of which ``unread`` could not be read: never understated.
+
+        The result carries them in :attr:`unread_orders` (so it is not :attr:`complete`, and its
+        :attr:`status` is at least ``incomplete``); its ``opioid.ome-total`` finding says the total
+        is incomplete and names them (a warning when one may be an opioid); and when any may be
+        an opioid, an ``order.unread-opioid`` warning names each.  No unread orders: the report
+        itself.
+
+        Example
+        -------
+        >>> import mps_analgesia as mps
+        >>> from mps_analgesia.report import UnreadOrder
+        >>> step = mps.OpioidStep(drug="morphine", dose="10 mg", every="4 h")
+        >>> unread = UnreadOrder("MedicationRequest/b", "oxycodone 5 MG Oral Tablet",
+        ...                      "no dose", draft=True)
+        >>> report = mps.validate(mps.Regimen([step])).with_unread_orders([unread])
+        >>> report.complete, report.status, report.findings[-1].code
+        (False, 'warnings', 'order.unread-opioid')
+        >>> total = [f for f in report.findings if f.code == "opioid.ome-total"][0]
+        >>> total.severity, total.message.split(": ")[0], total.detail["unread_orders"]
+        ('warning', 'Incomplete total', ['MedicationRequest/b'])
+        """
+        orders = tuple(unread)
+        if not orders:
+            return self
+        findings = [
+            _incomplete_total(f, orders) if f.code == _OME_TOTAL else f for f in self.findings
+        ]
+        opioids = tuple(u for u in orders if u.may_be_opioid)
+        if opioids:
+            findings.append(_unread_opioid_finding(opioids))
+        return attrs.evolve(
+            self, findings=tuple(findings), unread_orders=(*self.unread_orders, *orders)
+        )
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -299,8 +413,9 @@ class Report(Renderable):
 
     @property
     def complete(self) -> bool:
-        """True only when every applicable check ran (nothing is *not checked*)."""
-        return not self.not_checked
+        """True only when every applicable check ran (nothing is *not checked*) and every order
+        was read (no :attr:`unread_orders`)."""
+        return not self.not_checked and not self.unread_orders
 
     @property
     def counts(self) -> dict[str, int]:
@@ -319,7 +434,8 @@ class Report(Renderable):
 
     @property
     def status(self) -> str:
-        """``errors``, ``warnings``, ``incomplete`` (checks not run) or ``no findings``.
+        """``errors``, ``warnings``, ``incomplete`` (checks not run, or orders not read) or
+        ``no findings``.
 
         Never "ok": even ``no findings`` means only that every check that could run, ran.
         """
@@ -327,7 +443,7 @@ class Report(Renderable):
             return "errors"
         if self.warnings:
             return "warnings"
-        if self.not_checked:
+        if self.not_checked or self.unread_orders:
             return "incomplete"
         return "no findings"
 
@@ -335,9 +451,10 @@ class Report(Renderable):
         """One line: findings by severity, checks passed and not checked."""
         c = self.counts
         na = f", {c['not_applicable']} not applicable" if c["not_applicable"] else ""
+        unread = f"; {len(self.unread_orders)} order(s) not read" if self.unread_orders else ""
         return (
             f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} info; "
-            f"{c['passed']} check(s) passed, {c['not_checked']} not checked{na}"
+            f"{c['passed']} check(s) passed, {c['not_checked']} not checked{na}{unread}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -348,6 +465,7 @@ class Report(Renderable):
             "findings": [f.to_dict() for f in self.findings],
             "not_checked": [n.to_dict() for n in self.not_checked],
             "not_applicable": [n.to_dict() for n in self.not_applicable],
+            "unread_orders": [u.to_dict() for u in self.unread_orders],
             "passed": [{"rule": r, "step": s} for r, s in self.passed],
             "editions": dict(self.editions),
             "steps": list(self.steps),
@@ -394,11 +512,12 @@ class Report(Renderable):
         return self.to_text()
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One row per finding (most severe first), then one per check that did not run.
+        """One row per finding (most severe first), one per check that did not run, then one per
+        order that could not be read (``outcome`` ``not read``, ``code`` its reference).
 
-        Each row has the same keys, for a table or a DataFrame: ``outcome`` (``finding`` or
-        ``not checked``), ``severity``, ``code``, ``step`` (1-based, ``None`` for the regimen),
-        ``message``, ``missing``, ``sources`` and ``level``.
+        Each row has the same keys, for a table or a DataFrame: ``outcome`` (``finding``,
+        ``not checked`` or ``not read``), ``severity``, ``code``, ``step`` (1-based, ``None``
+        for the regimen), ``message``, ``missing``, ``sources`` and ``level``.
 
         Example
         -------
@@ -433,6 +552,19 @@ class Report(Renderable):
                     "step": None if n.step is None else n.step + 1,
                     "message": n.reason,
                     "missing": n.missing,
+                    "sources": "",
+                    "level": "",
+                }
+            )
+        for u in self.unread_orders:
+            rows.append(
+                {
+                    "outcome": "not read",
+                    "severity": "",
+                    "code": u.reference,
+                    "step": None,
+                    "message": f"{u.name}: {u.message}",
+                    "missing": "",
                     "sources": "",
                     "level": "",
                 }

@@ -126,6 +126,7 @@ def audit_patient(
     ('p1', 0, 0)
     """
     from ..fhir import medication_index, patient_from_resources, steps_from_resource
+    from ..fhir._orders import unread_order
     from ..regimen import Regimen
     from ..rules import validate
 
@@ -154,7 +155,9 @@ def audit_patient(
         "as_of": as_of.isoformat(),
     }
     try:
-        patient = patient_from_resources(patient_res, observations, statements, problems=problems)
+        patient = patient_from_resources(
+            patient_res, observations, statements, problems=problems, as_of=as_of
+        )
     except (MpsAnalgesiaError, ArithmeticError, TypeError, ValueError) as exc:
         from ..patient import Patient
 
@@ -163,16 +166,21 @@ def audit_patient(
     medications = medication_index(listed)
     steps: list[Any] = []
     unread: list[dict[str, str]] = []
+    not_read: list[Any] = []  # the same orders for the report: its totals are then incomplete
     for res in sorted(orders, key=_order_key):
         try:
             steps.extend(steps_from_resource(res, medications=medications))
         except MpsAnalgesiaError as exc:
             unread.append({"order": _reference(res), "reason": str(exc)})
+            not_read.append((res, str(exc)))
         except Exception as exc:  # the order boundary: one bad order never stops the patient
             unread.append({"order": _reference(res), "reason": f"unexpected {type(exc).__name__}"})
+            not_read.append((res, f"unexpected {type(exc).__name__}"))
     try:
         kwargs = {"rules": registry} if registry is not None else {}
-        report = validate(Regimen(steps), patient, **kwargs)
+        report = validate(Regimen(steps), patient, **kwargs).with_unread_orders(
+            unread_order(res, _reference(res), medications, why, False) for res, why in not_read
+        )
     except Exception as exc:  # the patient boundary: reported in the row, the audit goes on
         row.update(
             status="not checked",

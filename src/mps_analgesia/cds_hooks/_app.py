@@ -72,6 +72,8 @@ class Service:
         self.transport = transport
         self.verifier = Verifier(config, transport=transport)
         self.audit = AuditLog(config.audit_log)
+        table = config.ome_table()  # server configuration only, never from a request
+        self.options = {"ome_table": table} if table is not None else None
 
     def _error(self, status: int, message: str, problems: Sequence[str] = ()) -> _Answer:
         headers = _AUTH_HEADERS if status == 401 else {}
@@ -110,7 +112,9 @@ class Service:
                 data, not_fetched = complete_prefetch(
                     data, caller, self.config.limits, transport=self.transport
                 )
-            status, payload = handle(data, rules=self.rules, not_fetched=not_fetched)
+            status, payload = handle(
+                data, rules=self.rules, not_fetched=not_fetched, options=self.options
+            )
             encoded = dumps(payload)
             if status == 200:
                 self.audit.cards(request_id, service_id, caller.iss, payload["cards"])
@@ -328,3 +332,5 @@ def announce(config: ServiceConfig) -> None:
             len(config.clients),
             ", ".join(c.iss for c in config.clients),
         )
+    if config.table_file is not None:
+        log.info("OME conversion table: the local table file %s", config.table_file)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from functools import cache
 from typing import Any, Final
 
 from .. import _catalog
 from .._format import number
 from ..errors import MpsAnalgesiaError
 from ..fhir import CS_FINDING, CS_OVERRIDE, _codes
+from ..fhir._medication import may_be_opioid as may_be_opioid
+from ..fhir._medication import names_opioid as names_opioid
 from ..report import INTENDED_USE, Finding, Report
 from ._indicator import CDS_INDICATOR
 from ._markdown import cell, escape, plain, summary_text
@@ -40,8 +41,6 @@ _ACTION: Final = {
 _SENTENCE_END: Final = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
 #: The finding of the regimen's total oral morphine equivalent.
 OME_TOTAL: Final = "opioid.ome-total"
-_WORD: Final = re.compile(r"[a-z]{3,}")
-_BRAND: Final = re.compile(r"\[([A-Za-z][A-Za-z \-]+)\]")
 #: UCUM codes written for people in the receipt table.
 _UNIT_TEXT: Final = {"/d": "/day", "/h": "/h", "/min": "/min", "{dose}": "doses"}
 
@@ -200,37 +199,6 @@ def _detail(f: Finding, order: _Order | None, orders: Sequence[_Order]) -> str:
         lines += ["", "**Sources:**", *cites]
     lines += ["", f"_{INTENDED_USE}_"]
     return "\n".join(lines)
-
-
-@cache
-def _drug_words() -> tuple[frozenset[str], frozenset[str]]:
-    """Words naming an opioid (catalog names, RxNorm opioid ingredients and brands), and words
-    naming a catalog drug that is not an opioid."""
-    opioid: set[str] = set()
-    other: set[str] = set()
-    for drug_id in _catalog.drug_ids():
-        record = _catalog.drug(drug_id)
-        words = {w for n in (drug_id, *record.names) for w in _WORD.findall(n.lower())}
-        (opioid if record.drug_class == "opioid" else other).update(words)
-    table = _catalog.data_file("rxnorm-products.toml").get("products", {})
-    for row in table.values():
-        name, _form, ingredients = row
-        opioid.update(str(i[0]).lower() for i in ingredients)
-        opioid.update(b.lower() for b in _BRAND.findall(str(name)))
-    generic = {"hydrochloride", "sulfate", "sulphate", "citrate", "phosphate", "tartrate"}
-    return frozenset(opioid - generic), frozenset(other - opioid - generic)
-
-
-def names_opioid(name: str) -> bool:
-    """Whether an order's medicine name names an opioid (an ingredient or a brand)."""
-    return bool(set(_WORD.findall(name.lower())) & _drug_words()[0])
-
-
-def may_be_opioid(name: str) -> bool:
-    """Whether an order's medicine name names an opioid, or names no known drug at all."""
-    opioid, other = _drug_words()
-    words = set(_WORD.findall(name.lower()))
-    return bool(words & opioid) or not words & other
 
 
 def _incomplete(card: dict[str, Any], unread: Sequence[Unreadable]) -> None:

@@ -7,6 +7,7 @@ from the environment; every problem is reported at once with its key path.  A fi
     url = "https://cds.example.org"            # the base URL the EHR calls (the JWT audience)
     cors_origins = ["https://ehr.example.org"] # browser origins allowed (never "*")
     audit_log = "/var/log/mps-analgesia/feedback.jsonl"
+    table_file = "hospital-ome.toml"           # a local OME conversion table (default cdc-2022)
 
     [limits]                                   # all optional; the defaults are shown
     max_body_bytes = 2000000
@@ -30,7 +31,9 @@ from the environment; every problem is reported at once with its key path.  A fi
 
 The environment: ``MPS_CDS_CONFIG`` (the file), ``MPS_CDS_SERVICE_URL`` (``service.url``),
 ``MPS_CDS_CLIENTS`` (the ``auth.clients`` list as JSON), ``MPS_CDS_CORS_ORIGINS``
-(comma-separated), ``MPS_CDS_AUDIT_LOG``.  Variables override the file.
+(comma-separated), ``MPS_CDS_AUDIT_LOG``, ``MPS_CDS_TABLE_FILE`` (``service.table_file``).
+Variables override the file.  The conversion table is server configuration only: a request
+never names a table or a file.
 """
 
 from __future__ import annotations
@@ -135,11 +138,24 @@ class ServiceConfig:
     leeway_s: float = 30.0
     max_token_age_s: float = 300.0
     jwks_cache_s: float = 300.0
+    #: A local OME conversion table file (``serve --table-file``); ``None``: the default table.
+    table_file: str | None = None
 
     def __attrs_post_init__(self) -> None:
         problems = _problems(self)
         if problems:
             raise ServiceConfigError("<config>", problems)
+
+    def ome_table(self) -> Any:
+        """The local conversion table of :attr:`table_file` (read from the file), or ``None``.
+
+        Raises :class:`~mps_analgesia.errors.TableFileError` listing the file's problems.
+        """
+        if self.table_file is None:
+            return None
+        from ..conversion import load_table
+
+        return load_table(self.table_file)
 
     def audience(self, path: str) -> str:
         """The ``aud`` a token must carry to call ``path`` (the endpoint's URL)."""
@@ -204,6 +220,8 @@ def _problems(config: ServiceConfig) -> list[Problem]:
             out.append(
                 Problem(f"service.cors_origins[{i}]", f"an origin like https://host: {origin!r}")
             )
+    if config.table_file is not None:
+        out.extend(_table_problems(config.table_file))
     bad = [a for a in config.algorithms if a not in ALGORITHMS]
     if bad:
         out.append(
@@ -220,8 +238,28 @@ def _problems(config: ServiceConfig) -> list[Problem]:
     return out
 
 
+def _table_problems(table_file: object) -> list[Problem]:
+    """The problems of the configured table file, each under ``service.table_file``."""
+    from ..conversion import load_table
+    from ..errors import TableFileError
+
+    if not isinstance(table_file, str) or not table_file:
+        return [Problem("service.table_file", "must be the path of a conversion table file")]
+    try:
+        load_table(table_file)
+    except TableFileError as exc:
+        return [
+            Problem(
+                "service.table_file",
+                f"{exc.file}{f':{p.line}' if p.line is not None else ''}: {p}",
+            )
+            for p in exc.problems
+        ]
+    return []
+
+
 _SECTIONS: Final[Mapping[str, frozenset[str]]] = {
-    "service": frozenset({"url", "cors_origins", "audit_log"}),
+    "service": frozenset({"url", "cors_origins", "audit_log", "table_file"}),
     "limits": frozenset(f.name for f in attrs.fields(Limits)),
     "auth": frozenset({"leeway_s", "max_token_age_s", "jwks_cache_s", "algorithms", "clients"}),
 }
@@ -301,7 +339,7 @@ def _from_mapping(
                 continue
             if key == "clients":
                 kwargs["clients"] = _read_clients(v, "auth.clients", base, problems)
-            elif key == "audit_log" and isinstance(v, str) and base is not None:
+            elif key in ("audit_log", "table_file") and isinstance(v, str) and base is not None:
                 kwargs[key] = str(base / v) if not Path(v).is_absolute() else v
             else:
                 kwargs[key] = v
@@ -353,6 +391,8 @@ def load_config(
         kwargs["cors_origins"] = [o.strip() for o in env["MPS_CDS_CORS_ORIGINS"].split(",")]
     if env.get("MPS_CDS_AUDIT_LOG"):
         kwargs["audit_log"] = env["MPS_CDS_AUDIT_LOG"]
+    if env.get("MPS_CDS_TABLE_FILE"):
+        kwargs["table_file"] = env["MPS_CDS_TABLE_FILE"]
     limits = dict(kwargs.pop("limits", {}))
     limits.update(overrides.pop("limits", {}) or {})
     kwargs.update({k: v for k, v in overrides.items() if v is not None})

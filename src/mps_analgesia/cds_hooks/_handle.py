@@ -46,6 +46,7 @@ def _validate(
     rules: RuleRegistry | None,
     unreadable: list[Unreadable],
     problems: list[Problem],
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[Report, list[_Order], Any]:
     """Validate; if a check overflows, find the orders and patient values that make it overflow.
 
@@ -59,7 +60,7 @@ def _validate(
 
     def attempt(kept: Sequence[_Order], who: Any) -> Report | ArithmeticError:
         try:
-            return validate(Regimen([o.step for o in kept]), who, rules=rules)
+            return validate(Regimen([o.step for o in kept]), who, rules=rules, options=options)
         except ArithmeticError as exc:
             return exc
 
@@ -92,12 +93,15 @@ def _validate(
 
 
 def _cards(
-    data: Mapping[str, Any], rules: RuleRegistry | None, not_fetched: Mapping[str, str]
+    data: Mapping[str, Any],
+    rules: RuleRegistry | None,
+    not_fetched: Mapping[str, str],
+    options: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     request = read_request(data)
     unreadable, problems = request.unreadable, request.problems
     report, orders, _patient = _validate(
-        request.orders, request.patient, rules, unreadable, problems
+        request.orders, request.patient, rules, unreadable, problems, options
     )
     findings = sorted(report.findings, key=lambda f: SEVERITIES.index(f.severity))
     suggestions = {
@@ -132,6 +136,7 @@ def handle(
     *,
     rules: RuleRegistry | None = None,
     not_fetched: Mapping[str, str] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Answer one CDS Hooks service request: ``(HTTP status, JSON body)``; never raises.
 
@@ -139,7 +144,9 @@ def handle(
     request gives 200 with ``{"cards": [...]}``; a request that cannot be read gives 400, one
     the library refuses to check 422, and an internal error 500 (logged); every error body is
     OperationOutcome-shaped (:func:`outcome`).  No 200 is ever without ``cards``.
-    ``not_fetched`` names prefetch keys the service could not fetch, and why.
+    ``not_fetched`` names prefetch keys the service could not fetch, and why.  ``options``
+    are the rule options of the server's configuration (``{"ome_table": table}`` for a local
+    conversion table, ``serve --table-file``); a request never sets them.
 
     Example
     -------
@@ -153,7 +160,7 @@ def handle(
     """
     try:
         data = parse_body(body)
-        cards = _cards(data, rules, not_fetched or {})
+        cards = _cards(data, rules, not_fetched or {}, options)
         payload: dict[str, Any] = {"cards": cards}
         json.dumps(payload, allow_nan=False)
         return 200, payload

@@ -180,7 +180,9 @@ def worker_app() -> Starlette:
     settings = json.loads(os.environ.get(_WORKER_SETTINGS, "{}"))
     _setup_logging(settings.get("log_level", "info"))
     config = load_config(
-        settings.get("config"), insecure_no_auth=True if settings.get("insecure") else None
+        settings.get("config"),
+        insecure_no_auth=True if settings.get("insecure") else None,
+        table_file=settings.get("table_file"),
     )
     app = create_app(config)
     _warm_up(None)
@@ -197,12 +199,14 @@ def serve(
     certfile: str | None = None,
     keyfile: str | None = None,
     log_level: str = "info",
+    table_file: str | None = None,
 ) -> None:
     """Run the CDS Hooks service with uvicorn until interrupted; authentication is on.
 
     ``config_file`` is the TOML configuration (default: ``MPS_CDS_CONFIG`` and the
     environment); ``insecure_no_auth`` turns authentication off for local testing (logged at
-    start); ``workers`` runs that many processes; ``certfile``/``keyfile`` serve HTTPS.
+    start); ``workers`` runs that many processes; ``certfile``/``keyfile`` serve HTTPS;
+    ``table_file`` a local OME conversion table (over the configuration's ``table_file``).
 
     Example
     -------
@@ -216,7 +220,11 @@ def serve(
     if bool(certfile) != bool(keyfile):
         raise ValueError("give both --certfile and --keyfile for HTTPS, or neither")
     _setup_logging(log_level)
-    config = load_config(config_file, insecure_no_auth=True if insecure_no_auth else None)
+    config = load_config(
+        config_file,
+        insecure_no_auth=True if insecure_no_auth else None,
+        table_file=table_file,
+    )
     if workers == 1:
         server, sock = make_server(
             host, port, config=config, log_level=log_level, certfile=certfile, keyfile=keyfile
@@ -232,7 +240,12 @@ def serve(
     with tempfile.TemporaryDirectory(prefix="mps-cds-") as private:
         os.environ["MPS_CDS_REPLAY_DB"] = os.path.join(private, "jti.sqlite3")
         os.environ[_WORKER_SETTINGS] = json.dumps(
-            {"config": config_file, "insecure": insecure_no_auth, "log_level": log_level}
+            {
+                "config": config_file,
+                "insecure": insecure_no_auth,
+                "log_level": log_level,
+                "table_file": table_file,
+            }
         )
         uconfig = _uvicorn_config(
             f"{__name__}:worker_app",

@@ -29,7 +29,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from ..errors import MpsAnalgesiaError
-from ._common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, STDIN, fail, load_case_arg
+from ._common import (
+    EXIT_FINDINGS,
+    EXIT_INPUT,
+    EXIT_OK,
+    STDIN,
+    add_table_options,
+    fail,
+    load_case_arg,
+    table_arg,
+)
 from ._parsing import add_format
 
 if TYPE_CHECKING:
@@ -96,6 +105,7 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="write results as they are done, not in input order (and walk directories unsorted)",
     )
+    add_table_options(check, "for the daily OME and the checks that use it")
     check.add_argument(
         "--max-bytes",
         type=int,
@@ -285,6 +295,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except ValueError as exc:
         return fail(err, exc)
     max_bytes = args.max_bytes if args.max_bytes is not None else MAX_CASE_BYTES
+    try:
+        table = table_arg(args)
+    except MpsAnalgesiaError as exc:  # a table file with problems: every one is listed
+        return fail(err, exc)
     problems: list[str] = []
     post = functools.partial(_render, args.format, args.quiet, args.verbose)
     try:
@@ -295,6 +309,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             jobs=jobs,
             ordered=not args.unordered,
             max_bytes=max_bytes,
+            options={"ome_table": table} if table is not None else None,
         )
     except MpsAnalgesiaError as exc:  # e.g. an unknown rule id in --disable
         print(f"{exc}\n", file=err)

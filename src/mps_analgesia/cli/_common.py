@@ -10,10 +10,12 @@ __all__ = [
     "EXIT_INPUT",
     "EXIT_OK",
     "STDIN",
+    "add_table_options",
     "fail",
     "load_case_arg",
     "read_table",
     "stdin_text",
+    "table_arg",
 ]
 
 #: The file argument that means standard input.
@@ -82,3 +84,35 @@ def read_table(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CaseFileError(str(path), [Problem("", "the file must hold a table (an object)")])
     return data
+
+
+def add_table_options(parser: Any, what: str) -> None:
+    """``--table ID`` and ``--table-file PATH`` (a local conversion table file) for ``what``."""
+    parser.add_argument(
+        "--table",
+        default=None,
+        metavar="ID",
+        help=f"the OME conversion table {what} (an id: cdc-2022, palliative ...; default "
+        "cdc-2022); with --table-file, the table of that file to use when it defines several",
+    )
+    parser.add_argument(
+        "--table-file",
+        default=None,
+        metavar="PATH",
+        help="a local conversion table file (TOML or JSON, the shipped tables' format) to use "
+        "instead of a shipped table; reports name it and its edition",
+    )
+
+
+def table_arg(args: Any) -> Any:
+    """The table the options name: ``None`` (the default), an id, or a loaded local table.
+
+    A bad table file raises :class:`~mps_analgesia.errors.TableFileError` listing every problem.
+    """
+    path = getattr(args, "table_file", None)
+    table = getattr(args, "table", None)
+    if path is None:
+        return table
+    from ..conversion import load_table
+
+    return load_table(path, table_id=table)

@@ -19,7 +19,17 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from ..errors import MpsAnalgesiaError
-from ._common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, STDIN, fail, load_case_arg, read_table
+from ._common import (
+    EXIT_FINDINGS,
+    EXIT_INPUT,
+    EXIT_OK,
+    STDIN,
+    add_table_options,
+    fail,
+    load_case_arg,
+    read_table,
+    table_arg,
+)
 from ._parsing import add_format, lower
 
 __all__ = [
@@ -237,7 +247,9 @@ def cmd_summarize(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                         if target == STDIN
                         else load_case_arg(path)
                     )
-                    report = validate(case.regimen, case.patient)
+                    table = table_arg(args)
+                    options = {"ome_table": table} if table is not None else None
+                    report = validate(case.regimen, case.patient, options=options)
                     obj = (
                         {"file": "<stdin>" if target == STDIN else target, **report.to_dict()}
                         if args.format == "json"
@@ -317,7 +329,7 @@ def cmd_convert(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             to_drug=args.to,
             to_route=args.to_route,
             reduction=args.reduction,
-            table=args.table,
+            table=table_arg(args),
         )
     except MpsAnalgesiaError as exc:
         return fail(err, exc)
@@ -382,6 +394,7 @@ def add_subcommands(subparsers: Any) -> None:
     _add_output(p)
     _add_layout(p)
     _add_timeline(p)
+    add_table_options(p, "for a case file's report")
     p.set_defaults(handler=cmd_summarize)
 
     p = subparsers.add_parser(
@@ -426,7 +439,7 @@ def add_subcommands(subparsers: Any) -> None:
         metavar="RANGE",
         help="reduction for incomplete cross-tolerance, e.g. '25-50 %%' (default: the table's)",
     )
-    p.add_argument("--table", default=None, metavar="TABLE", help="the conversion table id")
+    add_table_options(p, "used on both sides")
     _add_output(p)
     p.set_defaults(handler=cmd_convert)
 

@@ -80,6 +80,22 @@ _REPORT: Final = _object(
         "counts": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
         "findings": {"type": "array", "items": _FINDING},
         "not_checked": {"type": "array"},
+        "unread_orders": {
+            "type": "array",
+            "description": "Orders that could not be read: none of their checks ran, and every "
+            "total over the orders (the daily OME) leaves them out, so it is incomplete",
+            "items": _object(
+                ["reference", "name", "message", "draft", "may_be_opioid"],
+                {
+                    "reference": {"type": "string"},
+                    "name": {"type": "string"},
+                    "message": {"type": "string"},
+                    "draft": {"type": "boolean"},
+                    "may_be_opioid": {"type": "boolean"},
+                },
+                "An order that could not be read",
+            ),
+        },
         "passed": {"type": "array"},
         "editions": {"type": "object"},
         "steps": {"type": "array"},

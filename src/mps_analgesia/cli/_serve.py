@@ -35,6 +35,13 @@ def add_parser(sub: Any) -> None:
     serve.add_argument(
         "--workers", type=int, default=1, metavar="N", help="worker processes (default 1)"
     )
+    serve.add_argument(
+        "--table-file",
+        metavar="PATH",
+        help="a local OME conversion table file (the shipped tables' format) for every request "
+        "(server configuration, never from a request); default: service.table_file of the "
+        "configuration, else cdc-2022",
+    )
     serve.add_argument("--certfile", metavar="PATH", help="TLS certificate (PEM) to serve HTTPS")
     serve.add_argument("--keyfile", metavar="PATH", help="TLS private key (PEM) to serve HTTPS")
     serve.add_argument(
@@ -68,6 +75,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             certfile=args.certfile,
             keyfile=args.keyfile,
             log_level=args.log_level,
+            table_file=args.table_file,
         )
     except (ImportError, OSError, ValueError) as exc:  # ServiceConfigError is a ValueError
         print(f"mps-analgesia serve: {exc}", file=err)

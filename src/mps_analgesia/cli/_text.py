@@ -21,12 +21,13 @@ def convert_from_text(
     to_drug: str,
     to_route: str | None = None,
     reduction: str | None = None,
-    table: str | None = None,
+    table: Any = None,
 ) -> Any:
     """Convert ``"60 mg/day oral morphine"`` (or ``"60 MME/day"``) to ``to_drug``.
 
     The text is a daily dose with its unit (mg/day, or mcg/h for a patch), then optionally the
-    route, then the drug.  Raises a library error (never a number) when it cannot be read.
+    route, then the drug.  ``table`` is a table id or a (local) ``ConversionTable``.
+    Raises a library error (never a number) when it cannot be read.
     """
     from .. import conversion
     from ..errors import ConversionError
@@ -38,7 +39,7 @@ def convert_from_text(
     kwargs: dict[str, Any] = {"to_drug": to_drug}
     if to_route:
         kwargs["to_route"] = to_route
-    if table:
+    if table is not None and table != "":
         kwargs["table"] = table
     if reduction:
         kwargs["reduction"] = _reduction_arg(reduction)

@@ -234,17 +234,42 @@ class OmeResult(Renderable):
 
     @property
     def range(self) -> QuantityRange:
-        """The total of the converted steps, MME/day, as a (possibly degenerate) range."""
+        """The total of the converted steps, MME/day, as a (possibly degenerate) range.
+
+        Raises :class:`ConversionError` when there were opioid steps to count and none could be
+        converted (:attr:`converted` is False, e.g. buprenorphine alone under CDC): there is no
+        total then, and it never reads 0 MME/day.  The same holds for :attr:`low`,
+        :attr:`high` and :attr:`total`.
+
+        Example
+        -------
+        >>> import mps_analgesia as mps
+        >>> from mps_analgesia.conversion import daily_ome
+        >>> patch = mps.OpioidStep(drug="buprenorphine", route="transdermal", rate="10 mcg/h")
+        >>> daily_ome(patch).range  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        mps_analgesia.errors.ConversionError: no total under cdc-2022: no opioid step ...
+        """
+        if not self.converted:
+            steps = "; ".join(s.text for s in self.not_converted)
+            raise ConversionError(
+                f"no total under {self.table}: no opioid step could be converted; not converted: "
+                f"{steps}; there is no total, never 0 MME/day (see .not_converted, or try "
+                "another table)"
+            )
         return QuantityRange(self.low_mme_per_day, self.high_mme_per_day, "MME/day")
 
     @property
     def low(self) -> Any:
-        """The low end of the converted total as a Quantity in MME/day."""
+        """The low end of the converted total as a Quantity in MME/day (raises
+        :class:`ConversionError` when no step could be converted, as :attr:`range` does)."""
         return self.range.low_quantity
 
     @property
     def high(self) -> Any:
-        """The high end of the converted total as a Quantity in MME/day."""
+        """The high end of the converted total as a Quantity in MME/day (raises
+        :class:`ConversionError` when no step could be converted, as :attr:`range` does)."""
         return self.range.high_quantity
 
     @property
@@ -254,6 +279,8 @@ class OmeResult(Renderable):
         Raises :class:`ConversionError` when a step was not converted (a partial total is not
         the total) or when the total is a range (read :attr:`low` and :attr:`high`).
         """
+        if not self.converted:
+            return self.range.quantity  # raises: no step could be converted, no total
         if self.not_converted:
             steps = "; ".join(s.text for s in self.not_converted)
             raise ConversionError(

@@ -31,9 +31,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from .. import _catalog, _files
+from .. import _catalog, _files, _units
 from .._catalog import ConversionTable, SourceRecord, TableEntry
-from ..errors import DataFileError, Problem, TableFileError
+from ..errors import DataFileError, MpsAnalgesiaError, Problem, TableFileError
 
 __all__ = ["load_table", "loads_table"]
 
@@ -159,9 +159,12 @@ def _read_meta(data: Mapping[str, Any], out: _Problems) -> tuple[str, str]:
 
 
 def _check_entry(raw: Mapping[str, Any], path: str, out: _Problems) -> bool:
-    """Keys and nested shapes of one entry; True when the catalog parser may read it."""
+    """Keys, fields and nested shapes of one entry, every problem of it at once; True when
+    the catalog parser may read it."""
+    before = len(out.items)
     out.keys(raw, _ENTRY_KEYS, path, "an entry")
-    ok = True
+    _check_fields(raw, path, out)
+    ok = len(out.items) == before
     tiers = raw.get("tiers")
     if tiers is not None:
         if not isinstance(tiers, list) or not tiers:
@@ -177,6 +180,56 @@ def _check_entry(raw: Mapping[str, Any], path: str, out: _Problems) -> bool:
         out.add(f"{path}.bands", "must name a band set of the file ([band_sets.<name>])")
         ok = False
     return ok
+
+
+def _check_fields(raw: Mapping[str, Any], path: str, out: _Problems) -> None:
+    """The fields the catalog parser would stop at one by one: drug, routes, source, level,
+    factor, dose unit and dose forms, each checked on its own."""
+    try:
+        _catalog.drug(str(raw.get("drug")))
+    except MpsAnalgesiaError as exc:
+        out.add(f"{path}.drug", str(exc))
+    routes = raw.get("routes")
+    if not isinstance(routes, list) or not routes:
+        out.add(f"{path}.routes", 'needs a non-empty list of routes, e.g. routes = ["oral"]')
+    else:
+        for r in routes:
+            if r != "*" and r not in _catalog.routes():
+                close = difflib.get_close_matches(str(r), list(_catalog.routes()), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                out.add(f"{path}.routes", f"unknown route {r!r}{hint}")
+    for check in (_catalog._source_of, _catalog.level_of):
+        try:
+            check(raw, path)
+        except DataFileError as exc:
+            out.from_catalog(exc, path)
+    factor = raw.get("factor")
+    if factor is not None:
+        values = factor if isinstance(factor, list) else [factor]
+        if isinstance(factor, list) and len(factor) != 2:
+            out.add(f"{path}.factor", "a range is [low, high]")
+        else:
+            try:
+                low, high = (
+                    _catalog._positive(v, f"{path}.factor") for v in (values[0], values[-1])
+                )
+                if low > high:
+                    out.add(f"{path}.factor", "low above high")
+            except DataFileError as exc:
+                out.from_catalog(exc, f"{path}.factor")
+    if "not_converted" not in raw:
+        unit = raw.get("dose_unit")
+        try:
+            info = _units.lookup_unit(str(unit))
+        except MpsAnalgesiaError as exc:
+            out.add(f"{path}.dose_unit", str(exc))
+        else:
+            if info.dimension != "mass_rate":
+                out.add(f"{path}.dose_unit", f"{unit!r} is not a mass per time (mg/day, mcg/h)")
+    forms = raw.get("dose_forms", [""])
+    known = _catalog.data_file("dose-forms.toml").get("forms", {})
+    if not isinstance(forms, list) or not all(f == "" or f in known for f in forms):
+        out.add(f"{path}.dose_forms", f"{forms!r} are not all dose forms (docs: dose forms)")
 
 
 def _read_band_sets(

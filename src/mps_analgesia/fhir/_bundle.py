@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,8 +64,13 @@ def _careplan_order(
     return ordered
 
 
-def from_bundle(bundle: Mapping[str, Any]) -> tuple[Patient, Regimen]:
+def from_bundle(
+    bundle: Mapping[str, Any], *, as_of: _dt.date | _dt.datetime | None = None
+) -> tuple[Patient, Regimen]:
     """Read a FHIR Bundle back into ``(patient, regimen)``.
+
+    ``as_of`` is the date an age from the Patient's ``birthDate`` is computed on (default:
+    today; see :func:`~mps_analgesia.fhir.patient_from_resources`).
 
     The inverse of :func:`to_bundle`: ``from_bundle(to_bundle(r, p)) == (p, r)``.  It also reads
     Bundles from other systems, using the standard elements where the project's extensions are
@@ -103,7 +109,7 @@ def from_bundle(bundle: Mapping[str, Any]) -> tuple[Patient, Regimen]:
         elif rtype == "CarePlan" and plan is None:
             plan = res
     try:
-        patient = patient_from_resources(patient_res, observations, statements)
+        patient = patient_from_resources(patient_res, observations, statements, as_of=as_of)
     except MpsAnalgesiaError as exc:
         problems.append(Problem("Patient", _message(exc)))
         patient = Patient()
@@ -140,10 +146,13 @@ def case_to_bundle(case: Case) -> dict[str, Any]:
     return to_bundle(case.regimen, case.patient, description=case.description)
 
 
-def case_from_bundle(bundle: Mapping[str, Any]) -> Case:
+def case_from_bundle(
+    bundle: Mapping[str, Any], *, as_of: _dt.date | _dt.datetime | None = None
+) -> Case:
     """Read a FHIR Bundle into a :class:`~mps_analgesia.Case`, with the CarePlan's title as its
-    name and its description as the case's description (see :func:`from_bundle`)."""
-    patient, regimen = from_bundle(bundle)
+    name and its description as the case's description (see :func:`from_bundle`, and its
+    ``as_of``)."""
+    patient, regimen = from_bundle(bundle, as_of=as_of)
     description = ""
     for _, res in _bundle_entries(bundle):
         if res["resourceType"] == "CarePlan" and isinstance(res.get("description"), str):

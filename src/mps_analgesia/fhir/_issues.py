@@ -11,6 +11,8 @@ from ..report import Report
 from ._base import CS_FINDING, CS_NOT_CHECKED, X_LEVEL, X_NOT_CHECKED, _coding, _ext
 from ._write import _resource_type
 
+#: The code (system ``.../CodeSystem/not-checked``) of the DetectedIssue of an order not read.
+UNREAD_ORDER: Final = "order.unread"
 #: FHIR ``DetectedIssue.severity`` for each finding severity.
 FHIR_SEVERITY: Final[Mapping[str, str]] = {"error": "high", "warning": "moderate", "info": "low"}
 
@@ -52,7 +54,10 @@ def report_to_fhir(
     written by :func:`to_bundle`); ``reference`` is the DOI link of the first source that has
     one.  With ``include_not_checked``, each check that could not run is also a low-severity
     DetectedIssue (code system ``.../CodeSystem/not-checked``), so an incomplete check never
-    reads as clean.
+    reads as clean.  Each of the report's :attr:`~mps_analgesia.report.Report.unread_orders` is
+    always a DetectedIssue (code ``order.unread`` in that system, ``implicated`` the order,
+    severity ``moderate`` when it may be an opioid, else ``low``): the checks and totals left it
+    out.  The ``opioid.ome-total`` finding's detail then says the total is incomplete.
 
     Example
     -------
@@ -110,4 +115,21 @@ def report_to_fhir(
                 ref = references.get(nc.step) or _default_reference(report, nc.step)
                 res["implicated"] = [{"reference": ref}]
             out.append(res)
+    for n, u in enumerate(report.unread_orders):
+        opioid = " It may be an opioid." if u.may_be_opioid else ""
+        out.append(
+            {
+                "resourceType": "DetectedIssue",
+                "id": f"unread-order-{n}",
+                "extension": [_ext(X_NOT_CHECKED, valueString=u.reference)],
+                "status": "preliminary",
+                "code": {"coding": [_coding(CS_NOT_CHECKED, UNREAD_ORDER)], "text": UNREAD_ORDER},
+                "severity": "moderate" if u.may_be_opioid else "low",
+                "patient": {"reference": patient_reference},
+                "implicated": [{"reference": u.reference, "display": u.name}],
+                "detail": f"Order not read (this is not a pass): none of its checks ran and any "
+                f"total over the orders, such as the daily OME, leaves it out and is incomplete."
+                f"{opioid} Why: {u.message}",
+            }
+        )
     return out

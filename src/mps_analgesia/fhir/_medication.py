@@ -15,7 +15,9 @@ MG/HR`` is 75 mcg/h).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
+from functools import cache
 from typing import Any, Final
 
 import attrs
@@ -26,7 +28,7 @@ from ..products import Ingredient, RxNormProduct
 from ._base import CS_DRUG, RXNORM, UCUM, _codes_in, _finite_number, _rxnorm_reverse, _shown
 from ._quantity import _ANNOTATION, from_fhir_quantity
 
-__all__ = ["Medication", "product_amount", "resolve_medication"]
+__all__ = ["Medication", "may_be_opioid", "names_opioid", "product_amount", "resolve_medication"]
 
 NDC: Final = "http://hl7.org/fhir/sid/ndc"
 #: HL7 v3 orderable drug forms (``TAB``, ``CAP``) sent as a dose unit's system.
@@ -273,3 +275,58 @@ def product_amount(
     raise StepError(
         field, f"a dose in {_units.format_unit(read.units)} cannot be read for a product"
     )
+
+
+# ---- does a name name an opioid? (for orders that could not be read) ---------------------------
+
+_WORD: Final = re.compile(r"[a-z]{3,}")
+_BRAND: Final = re.compile(r"\[([A-Za-z][A-Za-z \-]+)\]")
+#: Salt and other words shared by opioid and non-opioid names: they name no drug.
+_GENERIC_WORDS: Final = frozenset(
+    {"hydrochloride", "sulfate", "sulphate", "citrate", "phosphate", "tartrate"}
+)
+
+
+@cache
+def _drug_words() -> tuple[frozenset[str], frozenset[str]]:
+    """Words naming an opioid (catalog names, RxNorm opioid ingredients and brands), and words
+    naming a catalog drug that is not an opioid."""
+    opioid: set[str] = set()
+    other: set[str] = set()
+    for drug_id in _catalog.drug_ids():
+        record = _catalog.drug(drug_id)
+        words = {w for n in (drug_id, *record.names) for w in _WORD.findall(n.lower())}
+        (opioid if record.drug_class == "opioid" else other).update(words)
+    table = _catalog.data_file("rxnorm-products.toml").get("products", {})
+    for row in table.values():
+        name, _form, ingredients = row
+        opioid.update(str(i[0]).lower() for i in ingredients)
+        opioid.update(b.lower() for b in _BRAND.findall(str(name)))
+    return frozenset(opioid - _GENERIC_WORDS), frozenset(other - opioid - _GENERIC_WORDS)
+
+
+def names_opioid(name: str) -> bool:
+    """Whether a medicine name names an opioid (a catalog name, an RxNorm ingredient or brand).
+
+    Example
+    -------
+    >>> from mps_analgesia.fhir._medication import names_opioid
+    >>> names_opioid("OxyContin 10 MG"), names_opioid("acetaminophen 500 MG Oral Tablet")
+    (True, False)
+    """
+    return bool(set(_WORD.findall(name.lower())) & _drug_words()[0])
+
+
+def may_be_opioid(name: str) -> bool:
+    """Whether a medicine name names an opioid, or names no drug the library knows (then it
+    could be one).
+
+    Example
+    -------
+    >>> from mps_analgesia.fhir._medication import may_be_opioid
+    >>> may_be_opioid("MedicationRequest/x"), may_be_opioid("gabapentin 300 MG Oral Capsule")
+    (True, False)
+    """
+    opioid, other = _drug_words()
+    words = set(_WORD.findall(name.lower()))
+    return bool(words & opioid) or not words & other

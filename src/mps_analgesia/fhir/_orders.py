@@ -10,6 +10,7 @@ problems name the key (``context.draftOrders``, ``prefetch.weight``).
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -17,10 +18,14 @@ import attrs
 
 from ..errors import CaseFileError, MpsAnalgesiaError, Problem
 from ..patient import Patient
+from ..regimen import Regimen
+from ..report import Report
+from ..report import UnreadOrder as UnreadOrder
 from ..steps import Step
 from ._base import _list, _medication_name
 from ._bundle import _bundle_entries
 from ._dosage import medication_index, medication_of, steps_from_resource
+from ._medication import may_be_opioid
 from ._patient import patient_from_resources
 
 _REQUEST_FILE: Final = "<CDS Hooks request>"
@@ -50,17 +55,6 @@ class ReadOrder:
 
 
 @attrs.define(frozen=True)
-class UnreadOrder:
-    """One order that could not be read: its reference, the medicine's name as sent (or the
-    reference), why, and whether it was a draft order or an active one from prefetch."""
-
-    reference: str
-    name: str
-    message: str
-    draft: bool
-
-
-@attrs.define(frozen=True)
 class OrderSignRead:
     """What an order-sign request says, read once.
 
@@ -70,6 +64,8 @@ class OrderSignRead:
     could not be read (left out, so the checks needing them report *not checked*);
     ``outcomes`` ``(prefetch key, text)`` for each OperationOutcome sent instead of data;
     ``null_keys`` the prefetch keys sent as ``null`` (CDS Hooks 2.0: the client has no data).
+    Each unread order is a :class:`~mps_analgesia.report.UnreadOrder` (also importable as
+    ``mps_analgesia.fhir.UnreadOrder``).
     """
 
     patient: Patient
@@ -78,6 +74,35 @@ class OrderSignRead:
     problems: tuple[Problem, ...]
     outcomes: tuple[tuple[str, str], ...] = ()
     null_keys: tuple[str, ...] = ()
+
+    @property
+    def regimen(self) -> Regimen:
+        """The steps of the orders that were read, drafts first, as one regimen."""
+        return Regimen([step for order in self.orders for step in order.steps])
+
+    def validate(self, **options: Any) -> Report:
+        """Validate the orders that were read against the patient, never understated.
+
+        The same as ``validate(read.regimen, read.patient, **options)``, then
+        :meth:`Report.with_unread_orders <mps_analgesia.report.Report.with_unread_orders>`
+        with :attr:`unread`: the report lists each order that could not be read, its OME total
+        says it is incomplete, and an order that may be an opioid gives a warning.
+
+        Example
+        -------
+        >>> from mps_analgesia.fhir import read_order_sign
+        >>> bad = {"resourceType": "MedicationRequest", "id": "b", "status": "draft",
+        ...        "intent": "order", "medicationCodeableConcept": {"text": "oxycodone"}}
+        >>> read = read_order_sign({"draftOrders": {"resourceType": "Bundle",
+        ...                                         "entry": [{"resource": bad}]}})
+        >>> report = read.validate()
+        >>> report.status, [u.reference for u in report.unread_orders]
+        ('warnings', ['MedicationRequest/b'])
+        """
+        from ..rules import validate
+
+        report = validate(self.regimen, self.patient, **options)
+        return report.with_unread_orders(self.unread)
 
 
 def _resources(value: object, key: str) -> list[Mapping[str, Any]]:
@@ -131,8 +156,27 @@ def _label(res: Mapping[str, Any], ref: str, medications: Mapping[str, Mapping[s
     return _medication_name(concept) or ref
 
 
+def unread_order(
+    res: Mapping[str, Any],
+    reference: str,
+    medications: Mapping[str, Mapping[str, Any]],
+    message: str,
+    draft: bool,
+) -> UnreadOrder:
+    """The :class:`~mps_analgesia.report.UnreadOrder` of an order that could not be read: its
+    medicine's name as sent (or the reference) and whether that name may be an opioid."""
+    try:
+        name = _label(res, reference, medications)
+    except Exception:  # an order already refused: its name is only a label, never a crash
+        name = reference
+    return UnreadOrder(reference, name, message, draft, may_be_opioid(name))
+
+
 def read_order_sign(
-    context: Mapping[str, Any], prefetch: Mapping[str, Any] | None = None
+    context: Mapping[str, Any],
+    prefetch: Mapping[str, Any] | None = None,
+    *,
+    as_of: _dt.date | _dt.datetime | None = None,
 ) -> OrderSignRead:
     """Read an order-sign request's ``context`` and ``prefetch`` once into patient and orders.
 
@@ -144,6 +188,7 @@ def read_order_sign(
     the ``medications`` key is sent, the patient's other medicines are *recorded* (the active
     orders that are not drug steps by name).  An OperationOutcome is reported in ``outcomes``.
     A malformed shape raises :class:`~mps_analgesia.errors.CaseFileError` naming the key.
+    ``as_of`` is the date an age from ``birthDate`` is computed on (default: today).
 
     Example
     -------
@@ -204,7 +249,9 @@ def read_order_sign(
             (r for rs in by_key.values() for r in rs if r.get("resourceType") == "Patient"), None
         )
     problems: list[Problem] = []
-    patient = patient_from_resources(patient_res, observations, statements, problems=problems)
+    patient = patient_from_resources(
+        patient_res, observations, statements, problems=problems, as_of=as_of
+    )
     draft_meds = medication_index(_list(context["draftOrders"].get("entry")))
     orders: list[ReadOrder] = []
     unread: list[UnreadOrder] = []
@@ -219,7 +266,7 @@ def read_order_sign(
                 ReadOrder(steps_from_resource(res, medications=draft_meds), ref, res, True)
             )
         except MpsAnalgesiaError as exc:
-            unread.append(UnreadOrder(ref, _label(res, ref, draft_meds), str(exc), True))
+            unread.append(unread_order(res, ref, draft_meds, str(exc), True))
     active_meds = medication_index(_list(_as_mapping(prefetch.get("medications")).get("entry")))
     active_meds.update(medication_index(by_key.get("medications", ())))
     others: list[str] = []
@@ -234,7 +281,7 @@ def read_order_sign(
                 ReadOrder(steps_from_resource(res, medications=active_meds), ref, res, False)
             )
         except MpsAnalgesiaError as exc:
-            unread.append(UnreadOrder(ref, _label(res, ref, active_meds), str(exc), False))
+            unread.append(unread_order(res, ref, active_meds, str(exc), False))
             try:
                 name = _medication_name(medication_of(res, active_meds))
             except MpsAnalgesiaError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -63,9 +64,9 @@ def _effective(res: Mapping[str, Any]) -> str:
     return ""
 
 
-def _age_from_birth_date(text: object) -> float:
-    """The age in whole years on today's date; :class:`StepError` for a date that is not one."""
-    import datetime as _dt
+def _age_from_birth_date(text: object, as_of: _dt.date | None = None) -> float:
+    """The age in whole years on ``as_of`` (default: today's date); :class:`StepError` for a
+    date that is not one."""
 
     field = "birthDate"
     if not isinstance(text, str):
@@ -79,11 +80,20 @@ def _age_from_birth_date(text: object) -> float:
         born = _dt.date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
     except ValueError as exc:
         raise StepError(field, f"{text!r} is not a calendar date ({exc})") from None
-    today = _dt.date.today()
+    today = as_of if as_of is not None else _dt.date.today()
     years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
     if not 0 <= years <= 130:
         raise StepError(field, f"{text!r} gives an age of {years} years, outside 0-130")
     return float(years)
+
+
+def _as_date(value: _dt.date | _dt.datetime | None) -> _dt.date | None:
+    """A reference date: a datetime counts by its own date."""
+    if isinstance(value, _dt.datetime):
+        return value.date()
+    if value is None or isinstance(value, _dt.date):
+        return value
+    raise TypeError(f"as_of must be a date or datetime, not {type(value).__name__}")
 
 
 def _age_from_extension(ext: Mapping[str, Any]) -> float:
@@ -126,6 +136,7 @@ def patient_from_resources(
     statements: Iterable[Mapping[str, Any]] = (),
     *,
     problems: list[Problem] | None = None,
+    as_of: _dt.date | _dt.datetime | None = None,
 ) -> Patient:
     """Build a :class:`~mps_analgesia.patient.Patient` from FHIR resources.
 
@@ -138,7 +149,9 @@ def patient_from_resources(
     statement means "takes none"), else ``None`` (not recorded); the ``no-anticoagulant``
     extension records that the patient takes no anticoagulant (``"none"``).  With ``problems``
     given, a value that cannot be read is recorded there and left out (the check that needs it
-    then reports *not checked*); without it, the first problem raises.
+    then reports *not checked*); without it, the first problem raises.  ``as_of`` is the date
+    an age from ``birthDate`` is computed on (a datetime counts by its date; default: today),
+    so an audit ``--as-of`` a past date gives the age the patient had then.
 
     Example
     -------
@@ -169,7 +182,7 @@ def patient_from_resources(
                 fail("Patient.extension(age)", exc)
         if patient.get("birthDate") is not None:
             try:
-                birth = _age_from_birth_date(patient.get("birthDate"))
+                birth = _age_from_birth_date(patient.get("birthDate"), _as_date(as_of))
             except MpsAnalgesiaError as exc:
                 fail("Patient.birthDate", exc)
             else:

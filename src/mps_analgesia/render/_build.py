@@ -344,6 +344,8 @@ def report_document(report: Report, *, title: str = "", full_editions: bool = Tr
     blocks.append(Section("Findings", finding_blocks(report, have_steps=have_steps), "findings"))
     if report.not_checked:
         blocks.append(Section("Not checked", not_checked_blocks(report, have_steps), "not-checked"))
+    if report.unread_orders:
+        blocks.append(Section("Orders not read", unread_order_blocks(report), "not-read"))
     if have_steps:
         blocks.append(Section("Steps", steps_blocks(report.regimen.steps), "steps"))
     if report.not_applicable:
@@ -448,6 +450,31 @@ def not_checked_blocks(report: Report, have_steps: bool) -> tuple[Block, ...]:
     return (
         Para(inline("An input was missing, so these checks did not run: NOT passed.")),
         ItemList(nc),
+    )
+
+
+def unread_order_blocks(report: Report) -> tuple[Block, ...]:
+    """The orders that could not be read: none of their checks ran, and any total over the
+    orders (the daily OME) leaves them out, so it is incomplete."""
+    items = tuple(
+        Item(
+            inline(
+                Code(u.reference),
+                f" ({u.name}): {u.message}",
+                "; " if u.may_be_opioid else "",
+                Strong("may be an opioid", "warning") if u.may_be_opioid else "",
+            )
+        )
+        for u in report.unread_orders
+    )
+    return (
+        Para(
+            inline(
+                "These orders could not be read: none of their checks ran, and every total over "
+                "the orders leaves them out (INCOMPLETE)."
+            )
+        ),
+        ItemList(items),
     )
 
 
