@@ -68,8 +68,8 @@ def value_at(name: str, key: str) -> str | int | float:
 
     Example
     -------
-    >>> value_at("organ", "age.tramadol.over_age")
-    '75 year'
+    >>> value_at("radiotherapy", "schedules[0].fractions")  # ASTRO 2017's single fraction
+    1
     """
     if not name.endswith(".toml"):
         name += ".toml"

@@ -7,8 +7,8 @@ applies to adjuvant methadone only.  Values come from ``data/methadone.toml`` (Q
 schedule, titration interval, adjuvant range) and ``data/interactions.toml`` (the interaction
 list by CYP role and QT effect).
 
-``methadone.adjuvant-range``: the largest daily dose over the titration above 30 mg/day →
-warning; the final (target) daily dose below 15 mg/day → info.
+``methadone.adjuvant-range``: the largest daily dose over the titration above the range's upper
+end → warning; the final (target) daily dose below its lower end → info.
 ``methadone.qtc-contraindicated``: QTc above the contraindication threshold → error.
 ``methadone.qtc-prolonged``: QTc in the prolonged range (up to that threshold) → warning.
 ``methadone.ecg-required``: no QTc recorded → warning with the ECG schedule.

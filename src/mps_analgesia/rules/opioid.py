@@ -5,14 +5,14 @@ named by ``options["ome_table"]`` (default ``cdc-2022``) and the ``regular_only`
 is computed once per ``validate()`` call and kept in ``ctx.cache``.
 
 ``opioid.breakthrough-missing`` (warning): a regular strong opioid and no PRN opioid step.
-``opioid.breakthrough-dose`` (warning): a PRN dose outside 1/10–1/6 of the regular daily OME
+``opioid.breakthrough-dose`` (warning): a PRN dose outside the check window of the regular daily OME
 (compared in OME, so a PRN of another drug is judged too).
 ``opioid.fentanyl-patch-not-tolerant`` (error): a fentanyl patch for a patient recorded as not
 opioid tolerant, or, when tolerance is not recorded, whose other regular opioids come to less
-than 60 mg/day OME (FDA definition [S]); with neither, *not checked*.
+than the FDA tolerance threshold (``data/rotation.toml``, [S]); with neither, *not checked*.
 ``opioid.duplicate-long-acting`` (warning): regular long-acting opioids of two different drugs at
 once; ``methadone_adjuvant`` steps are exempt (that combination is the point of them).
-``opioid.ome-total`` (info): the daily OME with its table and receipt; CDC 2016's 50/90 MME/day
+``opioid.ome-total`` (info): the daily OME with its table and receipt; CDC 2016's MME/day
 thresholds shown as information only, because CDC 2016 excluded palliative and end-of-life care.
 """
 

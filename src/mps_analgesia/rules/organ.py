@@ -1,13 +1,13 @@
 """Organ function and age: drugs to avoid and doses to lower in renal or hepatic impairment and
 in old age.
 
-``renal.avoid``: regular morphine below 30 mL/min → warning; regular codeine below 30 mL/min,
-pethidine below 60 mL/min and tramadol modified-release below 30 mL/min → error (the sources say
-avoid / contraindicated: the severity is data, ``organ.toml``).
+``renal.avoid``: regular morphine below its renal threshold → warning; regular codeine, pethidine
+and tramadol modified-release below theirs → error (the sources say avoid / contraindicated: the
+thresholds and severity are data, ``organ.toml``).
 ``renal.dose-adjust``: gabapentin, pregabalin or tramadol above the maximum daily dose of the
-patient's renal band → warning; error above a label maximum (tramadol below 30 mL/min).
-``hepatic.dose-adjust``: acetaminophen above 3 g/day with hepatic impairment (mild or worse) or a
-weight below 50 kg; any tramadol step in severe hepatic impairment (above the label's cirrhosis
+patient's renal band → warning; error above a label maximum (tramadol's lowest band).
+``hepatic.dose-adjust``: acetaminophen above its hepatic maximum with hepatic impairment (mild or
+worse) or a low weight; any tramadol step in severe hepatic impairment (above the label's cirrhosis
 dose, as modified-release tablets, or within the cirrhosis dose, which the finding names as the
 reference point) → warning.
 ``age.dose-adjust``: tramadol above its daily maximum in older patients (``data/organ.toml``

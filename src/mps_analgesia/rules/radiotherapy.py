@@ -1,13 +1,13 @@
 """Palliative radiotherapy checks (``data/radiotherapy.toml``).
 
 ``radiotherapy.bed-eqd2`` (info): every radiotherapy step reports its BED and EQD2 at the α/β
-values of the data file (10 Gy and 3 Gy).
+values of the data file (tumour and late-responding tissue).
 ``radiotherapy.schedule-nonstandard`` (info): the course is not one of the ASTRO 2017 schedules
-(8 Gy/1, 20 Gy/5, 24 Gy/6, 30 Gy/10).
-``radiotherapy.dose-per-fraction`` (warning): more than 8 Gy per fraction.
+of the data file.
+``radiotherapy.dose-per-fraction`` (warning): more than the largest ASTRO 2017 dose per fraction.
 ``radiotherapy.reirradiation`` (warning): an earlier dose to the same site (the step's
 ``prior_dose``, or an earlier radiotherapy step of the regimen to the same site); the cumulative
-EQD2 at α/β 3 Gy is reported, or the finding says what could not be computed.
+EQD2 at the late-responding α/β is reported, or the finding says what could not be computed.
 
 A radiotherapy step always carries its total dose and fractions, so these rules never report
 *not checked*.
