@@ -349,6 +349,7 @@ RULE_MODULES: Final[tuple[str, ...]] = (
     "radiotherapy",
     "plausibility",
     "taper",
+    "naive",
 )
 
 _DEFAULT: list[RuleRegistry] = []
