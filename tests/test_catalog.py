@@ -374,15 +374,29 @@ def _rule_templates() -> list[tuple[str, str, str]]:
     folder = Path(_engine.__file__).parent
     for name in _engine.RULE_MODULES:
         tree = ast.parse((folder / f"{name}.py").read_text(encoding="utf-8"))
+        # module constants a declaration may use (CODE: Final = "dose.x"; rule(CODE, ...))
+        constants = {
+            target.id: node.value.value
+            for node in tree.body
+            if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Constant)
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(target, ast.Name)
+        }
+
+        def literal(node: ast.expr, constants: dict[str, Any] = constants) -> Any:
+            if isinstance(node, ast.Name) and node.id in constants:
+                return constants[node.id]
+            return ast.literal_eval(node)
+
         for fn in ast.walk(tree):
             if not isinstance(fn, ast.FunctionDef):
                 continue
             for deco in fn.decorator_list:
                 if not (isinstance(deco, ast.Call) and getattr(deco.func, "id", "") == "rule"):
                     continue
-                rule_id = ast.literal_eval(deco.args[0])
+                rule_id = literal(deco.args[0])
                 texts = {
-                    k.arg: ast.literal_eval(k.value)
+                    k.arg: literal(k.value)
                     for k in deco.keywords
                     if k.arg in ("title", "severity", "description")
                 }
