@@ -302,7 +302,8 @@ def daily_ome(
         ``methadone_adjuvant`` steps count through the table's methadone factor (an estimate).
     table:
         ``cdc-2022`` (default), ``cdc-2016``, ``palliative``, ``palliative-duragesic``,
-        ``palliative-uk`` or ``anzca-2021`` (see :func:`ome_tables`), or a local table read by
+        ``palliative-uk``, ``palliative-nougg``, ``palliative-scotland`` or ``anzca-2021`` (see
+        :func:`ome_tables`), or a local table read by
         :func:`~mps_analgesia.load_table`.  A string is always an id, never a path.
     prn:
         ``regular_only`` (default: scheduled doses only) or ``with_prn_maximum`` (plus each PRN
