@@ -5,10 +5,10 @@ Read into the step's schedule (``every``, ``times_per_day``, ``once``, ``at``) a
 ``data/ucum.toml`` (``[event_times]``, level U: FHIR defines no clock times), moved by
 ``offset``; a code whose time cannot be known (``C``, ``AC``, ``PC``, ``PHS``) is refused.
 ``timeOfDay`` and ``when`` together are refused (FHIR's rule tim-10).  Ranges read at their
-most frequent end, so that a check never understates: ``frequency``/``frequencyMax`` gives ``frequencyMax`` doses, ``period``/``periodMax`` the shorter
-``period``.  Every unit of time of FHIR (``s``, ``min``, ``h``, ``d``, ``wk``, ``mo``, ``a``; UCUM
-lengths from ``data/ucum.toml``) is read.  What cannot be read is a :class:`StepError` naming the
-element.
+most frequent end, so that a check never understates: ``frequency``/``frequencyMax`` gives
+``frequencyMax`` doses, ``period``/``periodMax`` the shorter ``period``.  Every unit of time of
+FHIR (``s``, ``min``, ``h``, ``d``, ``wk``, ``mo``, ``a``; UCUM lengths from ``data/ucum.toml``)
+is read.  What cannot be read is a :class:`StepError` naming the element.
 """
 
 from __future__ import annotations
