@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mps_analgesia as mps
 
@@ -41,6 +43,7 @@ from mps_analgesia.cds_hooks import (  # noqa: E402
     ServiceConfig,
     ServiceConfigError,
     TrustedClient,
+    _app,
     create_app,
     handle,
     load_config,
@@ -478,6 +481,111 @@ class TestAnswers:
         assert ok.headers["x-request-id"] == "abc-123"
         bad = post_json(client, PATH, _request(), headers={"X-Request-ID": "<script>"})
         assert bad.headers["x-request-id"] != "<script>"
+
+
+# ---- the fast paths: JSON, request ids, the token read once -------------------------------------
+
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+)
+_JSON_VALUES = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=12,
+)
+_LENIENT = [  # what json.loads reads and orjson refuses, or reads otherwise
+    b'{"a": NaN}',
+    b"[1e400, -Infinity]",
+    b'"\\ud800 lone"',
+    b"18446744073709551616",
+    b"-9223372036854775809",
+    b"[" * 1500 + b"]" * 1500,
+    b"\xef\xbb\xbf{}",
+    b"{not json",
+    b"",
+]
+
+
+def _json_or_error(read: Any, body: bytes) -> Any:
+    try:
+        return ("value", repr(read(body)))
+    except (ValueError, RecursionError) as exc:
+        return ("error", type(exc))
+
+
+class TestFastPaths:
+    @settings(deadline=None)
+    @given(value=_JSON_VALUES, ascii_only=st.booleans())
+    def test_loads_reads_as_the_standard_library(self, value: Any, ascii_only: bool) -> None:
+        """The request body is read to the very value json.loads gives (ints stay ints)."""
+        body = json.dumps(value, ensure_ascii=ascii_only).encode()
+        assert repr(_app.loads(body)) == repr(json.loads(body))
+
+    @pytest.mark.parametrize("body", _LENIENT)
+    @pytest.mark.parametrize("orjson", [True, False])
+    def test_loads_lenient_input_as_the_standard_library(
+        self, body: bytes, orjson: bool, monkeypatch: Any
+    ) -> None:
+        """NaN, 1e400, a lone surrogate, big integers, deep nesting: json.loads's answer."""
+        if not orjson:
+            monkeypatch.setattr(_app, "_orjson", None)
+        assert _json_or_error(_app.loads, body) == _json_or_error(json.loads, body)
+
+    @settings(deadline=None)
+    @given(value=_JSON_VALUES)
+    def test_dumps_round_trips(self, value: Any) -> None:
+        """An answer's bytes are JSON that reads back to the same value."""
+        assert repr(json.loads(_app.dumps({"v": value}))) == repr({"v": value})
+
+    @pytest.mark.parametrize("orjson", [True, False])
+    def test_dumps_writes_a_lone_surrogate_as_an_escape(
+        self, orjson: bool, monkeypatch: Any
+    ) -> None:
+        """A lone surrogate (which UTF-8 cannot hold) is written as \\ud800, never an error."""
+        if not orjson:
+            monkeypatch.setattr(_app, "_orjson", None)
+        out = _app.dumps({"text": "x \ud800 y"})
+        assert b"\\ud800" in out
+        assert json.loads(out) == {"text": "x \ud800 y"}
+
+    def test_request_ids_are_unique_safe_tokens(self) -> None:
+        """Made request ids never repeat, and are what an X-Request-ID may be."""
+        ids = [_app._request_ids.next() for _ in range(1000)]
+        assert len(set(ids)) == len(ids)
+        assert all(_app._REQUEST_ID.match(i) for i in ids)
+
+    def test_request_ids_differ_between_processes(self, monkeypatch: Any) -> None:
+        """A forked worker (a new pid) makes ids with a prefix of its own."""
+        made = _app._RequestIds()
+        first = made.next()
+        monkeypatch.setattr(_app.os, "getpid", lambda: -2)
+        second = made.next()
+        assert first[:16] != second[:16]
+
+    @pytest.mark.parametrize(
+        "token",
+        [
+            "a.b",
+            "a.b.c.d",
+            "!!!!.e30.",
+            "e30.!!!!.",
+            "A.e30.",  # a header that is not base64 of anything
+            "bnVsbA.e30.",  # the header is JSON null, not an object
+            "e30.WzFd.",  # the claims are a list
+            "e30." + "W" * 4000 + ".",  # not JSON
+        ],
+    )
+    def test_malformed_token_is_401(self, signer: Signer, token: str) -> None:
+        """A token that is not three base64url JSON segments is refused as not a JWT."""
+        config = ServiceConfig(
+            url=SERVICE_URL, clients=[TrustedClient(EHR_ISS, jwks=signer.jwks())]
+        )
+        with pytest.raises(AuthError, match="not a JWT"):
+            Verifier(config, replay=ReplayGuard()).verify(f"Bearer {token}", PATH)
 
 
 # ---- escaping -----------------------------------------------------------------------------------

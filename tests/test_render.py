@@ -684,6 +684,8 @@ class TestErrors:
 
 # ---- pictures -----------------------------------------------------------------------------------
 
+SVG = "{http://www.w3.org/2000/svg}"
+
 
 class TestTimeline:
     """The SVG timeline of a plan."""
@@ -704,11 +706,134 @@ class TestTimeline:
         svg = timeline_svg(
             self._regimen(), checkpoints=[Checkpoint(0, "ECG"), Checkpoint(14, "ECG")], ome=False
         )
-        assert svg.count("<circle") == 2
-        assert svg.count('stroke-dasharray="3 3"') == 2
+        assert svg.count('<circle class="change"') == 2
+        assert svg.count('<line class="checkpoint"') == 2
         for drug in ("oxycodone", "methadone", "pregabalin", "acetaminophen"):
             assert f">{drug} (" in svg
         check_html(svg, standalone=False)
+
+    def _svg(self, obj: Any, **kwargs: Any) -> Any:
+        """The standalone SVG parsed as XML (the tests read its values back)."""
+        import xml.etree.ElementTree as ET
+
+        text = timeline_svg(obj, standalone=True, **kwargs)
+        check_html(text, standalone=False)
+        return ET.fromstring(text)
+
+    @staticmethod
+    def _panel(root: Any, label: str) -> Any:
+        return next(g for g in root.iter(SVG + "g") if g.get("data-label") == label)
+
+    def test_value_axes_are_labelled_with_ticks(self) -> None:
+        """Each panel names its unit (mg/day, MME/day) and carries round tick values."""
+        root = self._svg(self._regimen())
+        methadone = self._panel(root, "methadone (step 3)")
+        assert methadone.get("data-unit") == "mg/day"
+        ticks = [t.text for t in methadone.iter(SVG + "text") if t.get("class") == "tick-y"]
+        assert ticks == ["0", "10", "20", "30"]
+        units = [t.text for t in methadone.iter(SVG + "text") if t.get("class") == "axis-label"]
+        assert units == ["mg/day"]
+        ome = self._panel(root, "total OME (cdc-2022)")
+        assert [t.text for t in ome.iter(SVG + "text") if t.get("class") == "axis-label"] == [
+            "MME/day"
+        ]
+        ome_ticks = [t.text for t in ome.iter(SVG + "text") if t.get("class") == "tick-y"]
+        assert ome_ticks == ["0", "100", "200", "300", "400"]
+
+    def test_day_axis_in_plan_days_or_dates(self) -> None:
+        """The day axis says plan days, or dates from the start date, with a tick per step."""
+        root = self._svg(self._regimen())
+        axis = next(g for g in root.iter(SVG + "g") if g.get("class") == "axis-x")
+        texts = {t.get("class"): t for t in axis.iter(SVG + "text")}
+        assert texts["axis-label"].text == "plan day (day 0 = first day of the plan)"
+        ticks = [t.text for t in axis.iter(SVG + "text") if t.get("class") == "tick-x"]
+        assert ticks[:4] == ["0", "2", "4", "6"]
+        dated = mps.Regimen(self._regimen().steps, start_date="2026-12-07")
+        axis = next(g for g in self._svg(dated).iter(SVG + "g") if g.get("class") == "axis-x")
+        ticks = [t.text for t in axis.iter(SVG + "text") if t.get("class") == "tick-x"]
+        assert ticks[:3] == ["7 Dec", "9 Dec", "11 Dec"]
+        label = [t.text for t in axis.iter(SVG + "text") if t.get("class") == "axis-label"]
+        assert label == ["date (plan day 0 = 2026-12-07)"]
+
+    def test_lines_hold_the_day_plan_values(self) -> None:
+        """Each line's values are the day plan's daily totals and OME, day by day."""
+        reg = self._regimen()
+        root = self._svg(reg)
+        days = [
+            int(t.get("data-day")) for t in root.iter(SVG + "text") if t.get("class") == "tick-x"
+        ]
+        plan = mps.schedule(reg, days=days[-1] + 2)
+        methadone = self._panel(root, "methadone (step 3)")
+        (line,) = [p for p in methadone.iter(SVG + "path") if p.get("class") == "line-regular"]
+        values = [float(v) for v in line.get("data-values").split()]
+        assert values[0] == 15.0
+        assert values[7] == 22.5
+        assert values[14] == 30.0
+        assert values == [d.regular_totals_mg["methadone"] for d in plan][: len(values)]
+        ome = self._panel(root, "total OME (cdc-2022)")
+        lines = {p.get("class"): p.get("data-values") for p in ome.iter(SVG + "path")}
+        assert lines["line-regular"].split()[:1] == ["160.5"]
+        assert lines["line-prn"].split()[:1] == ["250.5"]
+        dots = [(c.get("data-day"), c.get("data-value")) for c in methadone.iter(SVG + "circle")]
+        assert dots == [("7", "22.5"), ("14", "30")]
+
+    def test_block_and_fractions_are_bars_over_their_days(self) -> None:
+        """The catheter block is a bar on days 1-3 with its daily mg, RT one on days 2-6."""
+        root = self._svg(self._regimen())
+        groups = {g.get("class"): g for g in root.iter(SVG + "g")}
+        block = list(groups["bars block"].iter(SVG + "rect"))
+        assert [r.get("data-day") for r in block] == ["1", "2", "3"]
+        assert block[0].find(SVG + "title").text == "day 1: ropivacaine ≤ 328 mg"
+        rt = list(groups["bars radiotherapy"].iter(SVG + "rect"))
+        assert [r.get("data-day") for r in rt] == ["2", "3", "4", "5", "6"]
+        assert rt[0].find(SVG + "title").text == "day 2: fraction 1 of 5, 4 Gy"
+        dated = mps.Regimen(self._regimen().steps, start_date="2026-12-08")  # a Tuesday
+        groups = {g.get("class"): g for g in self._svg(dated).iter(SVG + "g")}
+        rt_days = [r.get("data-day") for r in groups["bars radiotherapy"].iter(SVG + "rect")]
+        assert rt_days == ["2", "3", "6", "7", "8"]  # Thursday, Friday, then Monday on
+
+    def test_legend_names_every_mark(self) -> None:
+        """The legend names the lines, the dots, both bars and the checkpoints."""
+        root = self._svg(self._regimen(), checkpoints=[Checkpoint(14, "ECG")])
+        legend = next(g for g in root.iter(SVG + "g") if g.get("class") == "legend")
+        words = [t.text for t in legend.iter(SVG + "text")]
+        assert words == [
+            "regular daily dose",
+            "with PRN at its maximum",
+            "new daily total (titration, taper)",
+            "psoas block: bolus and catheter days",
+            "radiotherapy fraction",
+            "checkpoint",
+        ]
+
+    def test_taper_is_drawn_as_daily_totals(self) -> None:
+        """A taper's reductions are the drug's daily totals, each reduction day a dot."""
+        reg = mps.Regimen(
+            [
+                mps.OpioidStep(drug="oxycodone", dose="30 mg", every="12 h"),
+                mps.TaperStep(
+                    drug="oxycodone",
+                    reduce_by_percent=25,
+                    every="7 day",
+                    floor="20 mg/day",
+                    start_day=7,
+                ),
+            ]
+        )
+        root = self._svg(reg, ome=False)
+        panel = self._panel(root, "oxycodone (step 1)")
+        dots = [(c.get("data-day"), c.get("data-value")) for c in panel.iter(SVG + "circle")]
+        assert dots == [("7", "45"), ("14", "33.75"), ("21", "25.31"), ("28", "20")]
+
+    def test_a_day_plan_is_drawn_as_given(self) -> None:
+        """Given a DayPlan, the picture has exactly its days (the renderer schedules nothing)."""
+        plan = mps.schedule(self._regimen(), days=10)
+        root = self._svg(plan, ome=False)
+        methadone = self._panel(root, "methadone (step 3)")
+        (line,) = [p for p in methadone.iter(SVG + "path") if p.get("class") == "line-regular"]
+        assert len(line.get("data-values").split()) == 10
+        ticks = [t.get("data-day") for t in root.iter(SVG + "text") if t.get("class") == "tick-x"]
+        assert ticks[-1] == "9"
 
     def test_standalone_svg_has_namespace(self) -> None:
         """A standalone SVG carries the SVG namespace so it opens as a file."""

@@ -214,7 +214,9 @@ class TestSaveTimelineSvg:
 
     def test_unknown_object(self, tmp_path: Path) -> None:
         """An object with no days (a protocol) is refused, naming what is accepted."""
-        with pytest.raises(UnknownNameError, match="a Regimen, a Case or an InstantiatedPlan"):
+        with pytest.raises(
+            UnknownNameError, match="a Regimen, a DayPlan, a Case or an InstantiatedPlan"
+        ):
             save_timeline(load_protocol(PROTOCOL), tmp_path / "t.svg")
 
 
@@ -309,7 +311,8 @@ class TestTimelineFigure:
         assert labels.count("morphine (steps 1, 2)") == 1
         assert labels.count("methadone (step 3)") == 1
         assert labels.count("morphine (steps 1, 2), with PRN maximum") == 1
-        assert [x for x in labels if x.startswith("total OME")] == ["total OME (cdc-2022)"]
+        ome = [x for x in labels if x.startswith("total OME")]
+        assert ome == ["total OME (cdc-2022), with PRN maximum", "total OME (cdc-2022)"]
         assert len(fig.axes) == 3  # two drugs and the total
 
     def test_lines_hold_the_daily_doses(self) -> None:
@@ -324,12 +327,40 @@ class TestTimelineFigure:
         assert list(prn.get_ydata()) == pytest.approx([90.0] * len(prn.get_ydata()))
 
     def test_titration_step_is_marked(self) -> None:
-        """The titration step is a dot at (day 7, 22.5 mg/day) with its new dose written."""
+        """The titration step is a dot at (day 7, 22.5 mg/day) with its new daily total written."""
         fig = timeline_figure(_regimen(), ome=False)
         ax = next(a for a in fig.axes if a.get_title(loc="left") == "methadone (step 3)")
         points = [tuple(p) for c in ax.collections for p in c.get_offsets()]
         assert points == [(7.0, pytest.approx(22.5))]
-        assert "7.5 mg" in [t.get_text() for t in ax.texts]
+        assert "22.5 mg/day" in [t.get_text() for t in ax.texts]
+
+    def test_axes_carry_labels_and_values(self) -> None:
+        """Each panel has its unit as y label and round ticks; the day axis is labelled."""
+        fig = timeline_figure(_regimen(), ome=True)
+        methadone = next(a for a in fig.axes if a.get_title(loc="left") == "methadone (step 3)")
+        assert methadone.get_ylabel() == "mg/day"
+        assert [t.get_text() for t in methadone.get_yticklabels()] == ["0", "10", "20", "30"]
+        ome = next(a for a in fig.axes if a.get_title(loc="left").startswith("total OME"))
+        assert ome.get_ylabel() == "MME/day"
+        assert fig.axes[-1].get_xlabel() == "plan day (day 0 = first day of the plan)"
+        assert [t.get_text() for t in fig.axes[-1].get_xticklabels()][:3] == ["0", "1", "2"]
+
+    def test_dates_label_the_day_axis(self) -> None:
+        """With a start date the day axis shows dates and says which date day 0 is."""
+        reg = mps.Regimen(_regimen().steps, start_date="2026-12-07")
+        fig = timeline_figure(reg, ome=False)
+        assert fig.axes[-1].get_xlabel() == "date (plan day 0 = 2026-12-07)"
+        assert [t.get_text() for t in fig.axes[-1].get_xticklabels()][:2] == ["7 Dec", "8 Dec"]
+
+    def test_legend_names_the_marks(self) -> None:
+        """The figure legend names the solid, dashed and dot marks the panels use."""
+        fig = timeline_figure(_regimen(), ome=False)
+        (legend,) = fig.legends
+        assert [t.get_text() for t in legend.get_texts()] == [
+            "regular daily dose",
+            "with PRN at its maximum",
+            "new daily total (titration, taper)",
+        ]
 
     def test_plan_marks_its_ecg_checkpoints(self) -> None:
         """A plan's dated ECG checks (days 0 and 14) are vertical lines on every panel."""
@@ -344,12 +375,20 @@ class TestTimelineFigure:
         fig = timeline_figure(_plan(), checkpoints=[])
         assert not [line for line in _lines(fig) if line.get_label() == "ECG"]
 
-    def test_block_and_radiotherapy_start_are_written(self) -> None:
-        """The start of a block and of radiotherapy is written under the day axis."""
+    def test_block_and_radiotherapy_are_bars_over_their_days(self) -> None:
+        """The block covers days 1-3 and the radiotherapy fractions days 2-6, as bars."""
         fig = timeline_figure(load_case(ROOT / "examples" / "mps-multimodal.toml"))
-        texts = [t.get_text() for t in fig.axes[-1].texts]
-        assert "▲ step 6: block" in texts
-        assert "▲ step 7: radiotherapy starts" in texts
+        ax = fig.axes[-1]
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert labels == [
+            "step 6: left psoas block (ropivacaine, catheter)",
+            "step 7: radiotherapy to left psoas",
+        ]
+        bars = {c.get_label(): c for c in ax.collections}
+        block = bars["step 6: left psoas block (ropivacaine, catheter)"]
+        rt = bars["step 7: radiotherapy to left psoas"]
+        assert sorted(round(p.vertices[:, 0].min()) for p in block.get_paths()) == [1, 2, 3]
+        assert sorted(round(p.vertices[:, 0].min()) for p in rt.get_paths()) == [2, 3, 4, 5, 6]
 
     def test_no_global_pyplot_state(self) -> None:
         """Drawing does not import pyplot (the caller's backend is left alone)."""

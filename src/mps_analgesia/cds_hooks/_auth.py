@@ -17,8 +17,12 @@ Anything else is :class:`AuthError` (HTTP 401).  The token and its claims are ne
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -40,6 +44,12 @@ _JWKS_MAX_BYTES: Final = 256_000
 _JWKS_TIMEOUT_S: Final = 3.0
 #: The most ``jti`` values one process remembers; past that, new tokens are refused (503).
 MAX_REMEMBERED_JTI: Final = 500_000
+
+
+#: A JWS in compact form: three base64url segments (the signature's may be empty: ``alg: none``).
+_COMPACT: Final = re.compile(
+    r"^([A-Za-z0-9_-]+)={0,2}\.([A-Za-z0-9_-]+)={0,2}\.[A-Za-z0-9_-]*={0,2}$"
+)
 
 
 class AuthError(MpsAnalgesiaError, PermissionError):
@@ -167,6 +177,28 @@ class _KeySet:
                 continue  # an unusable key is skipped; its kid then fails to verify
 
 
+def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims of a compact JWT, not verified: only to choose the key.
+
+    One pass over the token (PyJWT's own unverified reading parses it again per call); the
+    signature and every claim are then verified by :func:`jwt.decode`.
+    """
+    match = _COMPACT.match(token)
+    if match is None:
+        raise AuthError("the token is not a JWT")
+    try:
+        parts = [
+            json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+            for segment in match.groups()
+        ]
+    except (binascii.Error, ValueError, RecursionError):
+        raise AuthError("the token is not a JWT") from None
+    header, claims = parts
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise AuthError("the token is not a JWT")
+    return header, claims
+
+
 class Verifier:
     """Verifies the bearer token of each request against a :class:`~._config.ServiceConfig`."""
 
@@ -286,11 +318,7 @@ class Verifier:
             raise AuthError("the Authorization header must be 'Bearer <JWT>'")
         if len(token) > 16_384:
             raise AuthError("the token is too long")
-        try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
-        except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
-            raise AuthError("the token is not a JWT") from None
+        header, unverified = _peek(token)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.config.algorithms:
             raise AuthError("the token's alg is not accepted (an asymmetric signature is needed)")

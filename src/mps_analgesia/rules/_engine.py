@@ -348,6 +348,7 @@ RULE_MODULES: Final[tuple[str, ...]] = (
     "radiotherapy",
     "plausibility",
     "taper",
+    "naive",
 )
 
 _DEFAULT: list[RuleRegistry] = []
