@@ -31,7 +31,7 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 import attrs
 
-from .. import _catalog
+from .. import _catalog, _datatext
 from .._memo import IdentityMemo, Memo
 from ..errors import UnknownNameError, expect
 from ..patient import Patient
@@ -281,17 +281,18 @@ def rule(
     """
 
     def wrap(fn: CheckFn) -> Rule:
+        # a {file:key} placeholder names a data value instead of restating it (_datatext)
         return Rule(
             id,
-            title,
+            _datatext.fill(title),
             tuple(applies_to),
             tuple(needs),
             tuple(sources),
-            severity,
+            _datatext.fill(severity),
             fn,
             scope,
             tuple(data_files),
-            description or (fn.__doc__ or "").strip(),
+            _datatext.fill(description or (fn.__doc__ or "").strip()),
         )
 
     return wrap

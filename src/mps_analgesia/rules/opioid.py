@@ -5,14 +5,14 @@ named by ``options["ome_table"]`` (default ``cdc-2022``) and the ``regular_only`
 is computed once per ``validate()`` call and kept in ``ctx.cache``.
 
 ``opioid.breakthrough-missing`` (warning): a regular strong opioid and no PRN opioid step.
-``opioid.breakthrough-dose`` (warning): a PRN dose outside 1/10–1/6 of the regular daily OME
+``opioid.breakthrough-dose`` (warning): a PRN dose outside the check window of the regular daily OME
 (compared in OME, so a PRN of another drug is judged too).
 ``opioid.fentanyl-patch-not-tolerant`` (error): a fentanyl patch for a patient recorded as not
 opioid tolerant, or, when tolerance is not recorded, whose other regular opioids come to less
-than 60 mg/day OME (FDA definition [S]); with neither, *not checked*.
+than the FDA tolerance threshold (``data/rotation.toml``, [S]); with neither, *not checked*.
 ``opioid.duplicate-long-acting`` (warning): regular long-acting opioids of two different drugs at
 once; ``methadone_adjuvant`` steps are exempt (that combination is the point of them).
-``opioid.ome-total`` (info): the daily OME with its table and receipt; CDC 2016's 50/90 MME/day
+``opioid.ome-total`` (info): the daily OME with its table and receipt; CDC 2016's MME/day
 thresholds shown as information only, because CDC 2016 excluded palliative and end-of-life care.
 """
 
@@ -235,18 +235,21 @@ def breakthrough_missing(ctx: Context, index: int | None, step: Any) -> Any:
 
 @rule(
     "opioid.breakthrough-dose",
-    title="Breakthrough dose outside 1/10–1/6 of the regular daily OME",
+    title="Breakthrough dose outside "
+    "{breakthrough:check_window.low}–{breakthrough:check_window.high} of the regular daily OME",
     applies_to=("opioid",),
     needs=("step.dose", "regimen.regular opioids"),
     sources=("nccn-2011-breakthrough", "japan-morphine-label"),
-    severity="warning; error above twice 1/6 (a usual rule far exceeded: severity policy)",
+    severity="warning; error above twice {breakthrough:check_window.high} (a usual rule far "
+    "exceeded: severity policy)",
     data_files=(*_OME_FILES, "breakthrough.toml", "severity-policy.toml"),
     description="A PRN opioid dose (the largest over its titration), converted to OME, below "
-    "1/10 (NCCN 2011) or above 1/6 (Japanese morphine label) of the regular daily OME of the "
-    "opioid it replaces: the regular steps of the PRN's `rescue_for` drug, else of its own "
-    "drug, else every regular opioid step; adjuvant methadone is left out (CDC 2022: its "
-    "factor is not for dosing).  More than twice 1/6 is an error (severity policy).  Not "
-    "checked when the table cannot convert the PRN drug or a regular opioid.",
+    "{breakthrough:check_window.low} (NCCN 2011) or above {breakthrough:check_window.high} "
+    "(Japanese morphine label) of the regular daily OME of the opioid it replaces: the regular "
+    "steps of the PRN's `rescue_for` drug, else of its own drug, else every regular opioid step; "
+    "adjuvant methadone is left out (CDC 2022: its factor is not for dosing).  More than twice "
+    "{breakthrough:check_window.high} is an error (severity policy).  Not checked when the table "
+    "cannot convert the PRN drug or a regular opioid.",
 )
 def breakthrough_dose(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare one PRN dose, in OME, with the regular daily OME."""
@@ -407,10 +410,10 @@ def _other_ome(ctx: Context) -> conversion.OmeResult:
     sources=("fda-opioid-tolerance",),
     severity="error",
     data_files=(*_OME_FILES, "rotation.toml"),
-    description="A transdermal fentanyl patch when the patient is recorded as not opioid "
-    "tolerant; when tolerance is not recorded, when the regimen's other regular opioids come to "
-    "less than 60 mg/day oral morphine equivalent (FDA definition of opioid tolerance, [S]).  "
-    "Not checked when neither is known.",
+    description="A transdermal fentanyl patch when the patient is recorded as not opioid tolerant; "
+    "when tolerance is not recorded, when the regimen's other regular opioids come to less than "
+    "{rotation:opioid_tolerance} of oral morphine equivalent (FDA definition of opioid "
+    "tolerance, [S]).  Not checked when neither is known.",
 )
 @for_drugs(lambda drug: drug == "fentanyl")
 def fentanyl_patch_not_tolerant(ctx: Context, index: int | None, step: Any) -> Any:
@@ -538,10 +541,10 @@ def duplicate_long_acting(ctx: Context, index: int | None, step: Any) -> Any:
     severity="info",
     scope="regimen",
     data_files=_OME_FILES,
-    description="The regimen's regular daily oral morphine equivalent with its table, edition "
-    "and receipt (PRN doses excluded), and the steps the table cannot convert.  CDC 2016's 50 "
-    "and 90 MME/day thresholds are shown as information only: CDC 2016 excluded palliative and "
-    "end-of-life care.",
+    description="The regimen's regular daily oral morphine equivalent with its table, edition and "
+    "receipt (PRN doses excluded), and the steps the table cannot convert.  CDC 2016's "
+    "{ome-cdc-2016:thresholds.reassess!n} and {ome-cdc-2016:thresholds.avoid} thresholds are shown "
+    "as information only: CDC 2016 excluded palliative and end-of-life care.",
 )
 def ome_total(ctx: Context, index: int | None, step: Any) -> Any:
     """Report the daily OME of the regular opioids, with the table it came from."""
