@@ -201,3 +201,20 @@ class AsyncLeanClient:
         self.writer.close()
         with contextlib.suppress(OSError):
             await self.writer.wait_closed()
+
+
+# ---- a replay store named by the configuration (auth.jti_store = "cds_support:file_store") -----
+
+
+def file_store(config: ServiceConfig) -> Any:
+    """A replay store factory as a deployment names one: here a SQLite file from the environment."""
+    import os
+
+    from mps_analgesia.cds_hooks import SqliteJtiStore
+
+    return SqliteJtiStore(os.environ["MPS_TEST_JTI_FILE"])
+
+
+def not_a_store(config: ServiceConfig) -> Any:
+    """A factory making something that is not a replay store."""
+    return object()

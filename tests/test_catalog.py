@@ -363,10 +363,125 @@ def _data_quantities() -> set[tuple[str, float]]:
     return out
 
 
+def _rule_templates() -> list[tuple[str, str, str]]:
+    """(rule id, field, text as written) of every ``@rule(...)`` in the default rule modules:
+    ``title``, ``severity`` and ``description`` (the check's docstring when it has none)."""
+    import ast
+
+    from mps_analgesia.rules import _engine
+
+    out = []
+    folder = Path(_engine.__file__).parent
+    for name in _engine.RULE_MODULES:
+        tree = ast.parse((folder / f"{name}.py").read_text(encoding="utf-8"))
+        # module constants a declaration may use (CODE: Final = "dose.x"; rule(CODE, ...))
+        constants = {
+            target.id: node.value.value
+            for node in tree.body
+            if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Constant)
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(target, ast.Name)
+        }
+
+        def literal(node: ast.expr, constants: dict[str, Any] = constants) -> Any:
+            if isinstance(node, ast.Name) and node.id in constants:
+                return constants[node.id]
+            return ast.literal_eval(node)
+
+        for fn in ast.walk(tree):
+            if not isinstance(fn, ast.FunctionDef):
+                continue
+            for deco in fn.decorator_list:
+                if not (isinstance(deco, ast.Call) and getattr(deco.func, "id", "") == "rule"):
+                    continue
+                rule_id = literal(deco.args[0])
+                texts = {
+                    k.arg: literal(k.value)
+                    for k in deco.keywords
+                    if k.arg in ("title", "severity", "description")
+                }
+                if not texts.get("description"):
+                    texts["description"] = (ast.get_docstring(fn, clean=False) or "").strip()
+                for what in ("title", "severity", "description"):
+                    out.append((rule_id, what, str(texts.get(what, ""))))
+    return out
+
+
+#: Digits that are not a clinical number: years of a source (ASTRO 2017), names (CYP3A4, 2B6,
+#: EQD2, Table D-4, Fast Fact #161).
+_NAMES = re.compile(
+    r"(?<![\d.])(?:19|20)\d\d(?![\d.]|\s*(?:mg|mcg|MME|ms|Gy|day|h\b))"
+    r"|\b[A-Za-z]\w*\d\w*|\b\d+(?!mg|mcg|ms|mL|mm|kg|g\b|h\b|hr|day|Gy|MME)[A-Za-z]\w*"
+    r"|\b[A-Z]-\d+\b|#\d+"
+)
+#: A source's own words: “…” followed by its source id in parentheses.
+_QUOTE = re.compile(r"“[^”]*”\s*\(([a-z0-9][a-z0-9-]*)\)")
+#: Numbers a rule text states by definition, not as clinical values: the formulas of BED and
+#: EQD2 (EQD2 is the dose in 2 Gy fractions) and the period of a 24-hour cap.
+_RULE_DEFINITIONS: dict[str, tuple[str, ...]] = {
+    "radiotherapy.bed-eqd2": ("(1 + d/(α/β))", "(1 + 2/(α/β))", "in 2 Gy fractions"),
+    "block.local-anaesthetic-max": ("over any 24 hours", "the 24-hour cap", "a 24-hour cap"),
+    "block.cumulative-dose": ("its 24-hour cap",),
+}
+
+
+def _without_allowed_numbers(rule_id: str, text: str) -> str:
+    """``text`` without its placeholders, sourced quotations, names and definitions."""
+    from mps_analgesia import _datatext
+
+    sources = set(_catalog.sources())
+    text = _datatext.PLACEHOLDER.sub("", text)
+    text = _QUOTE.sub(lambda m: "" if m.group(1) in sources else m.group(0), text)
+    for phrase in _RULE_DEFINITIONS.get(rule_id, ()):
+        text = text.replace(phrase, "")
+    return _NAMES.sub("", text)
+
+
 _QTC_THRESHOLD = re.compile(
     rf"(?:above|below|from|over|under|at least|more than|less than|≥|≤|>|<|to)\s*({_NUMBER})\s*"
     rf"(?:[–-]\s*({_NUMBER})\s*)?ms\b"
 )
+
+
+_REGENERATE = "python -m mps_analgesia._docgen docs/"
+_UNIT = (
+    r"(?:ms|mg/kg|mg/day|mg/d|mg|mcg/h|mcg|MME/day|Gy|days?|weeks?|kg/m2|kg|mL/min|mL|"
+    r"years?|h|hours?|g/day|g|%)"
+)
+_PROSE_THRESHOLD = re.compile(
+    r"(?i)(?:above|below|over|under|at least|at most|more than|less than|up to|exceeds?|"
+    r"maximum(?: of)?|limit(?: of)?|cap(?: of)?|threshold(?: of)?|within|≥|≤|>=|<=|>|<)"
+    rf"\s*{_NUMBER}(?:/\d+)?(?:\s*[–-]\s*{_NUMBER})?\s*{_UNIT}(?![\w/])"
+)
+#: Figures in hand-written pages that are not clinical values: service and planner speed
+#: budgets, and a day as 24 hours.
+_NOT_CLINICAL = {
+    ("docs/cds-hooks-service.md", "≤ 20 ms"),
+    ("docs/day-plan.md", "over 28 days"),
+    ("docs/day-plan.md", "under 1 ms"),
+    ("docs/equianalgesia.md", "over 24 hours"),
+}
+
+
+def _prose_thresholds(text: str) -> list[tuple[str, int]]:
+    """(threshold as written, line) in the prose of a Markdown page: fenced code, inline code,
+    data spans and sourced quotations (“…” (source-id)) left out."""
+    from mps_analgesia import _docgen
+
+    sources = set(_catalog.sources())
+    text = _docgen.DATA_SPAN.sub("", text)
+    out = []
+    fenced = False
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+            continue
+        if fenced:
+            continue
+        line = re.sub(r"`[^`]*`", "", line)
+        line = _QUOTE.sub(lambda m: "" if m.group(1) in sources else m.group(0), line)
+        out += [(m.group(0), number) for m in _PROSE_THRESHOLD.finditer(line)]
+    return out
 
 
 def _hand_written_texts() -> list[tuple[str, str]]:
@@ -406,13 +521,88 @@ class TestOneNumber:
                         stale.append(f"{r.id} {what}: {number} {unit}")
         assert not stale, f"stated but not in the data: {stale}"
 
-    def test_methadone_qtc_texts_state_no_number(self) -> None:
-        """The QTc rules say their thresholds in words: a changed threshold leaves no stale text."""
-        import mps_analgesia as mps_
+    def test_rule_texts_state_no_number_of_their_own(self) -> None:
+        """A rule title, description or severity names each threshold by its data key
+        (``{file:key}``) or says it in words: no number is written in the text itself."""
+        stated = []
+        for rule_id, what, template in _rule_templates():
+            rest = _without_allowed_numbers(rule_id, template)
+            for m in re.finditer(r"\d[\d.,/]*", rest):
+                around = rest[max(0, m.start() - 30) : m.end() + 20].strip()
+                stated.append(f"{rule_id} {what}: {m.group(0)!r} in …{around}…")
+        assert not stated, (
+            "numbers written into rule texts: name the data value as {file:key} "
+            f"(see mps_analgesia._datatext) or say it in words: {stated}"
+        )
 
-        for rule_id in ("methadone.qtc-contraindicated", "methadone.qtc-prolonged"):
-            r = mps_.default_rules().get(rule_id)
-            assert not re.search(r"\d\s*ms", r.title + r.description), rule_id
+    def test_rule_templates_cover_every_default_rule(self) -> None:
+        """The scan of the rule modules finds every rule of the default registry, and its
+        filled texts are the registry's (so the test above reads what users see)."""
+        import mps_analgesia as mps_
+        from mps_analgesia import _datatext
+
+        rules = {r.id: r for r in mps_.default_rules()}
+        seen = {}
+        for rule_id, what, template in _rule_templates():
+            seen.setdefault(rule_id, set()).add(what)
+            assert getattr(rules[rule_id], what) == _datatext.fill(template), (rule_id, what)
+        assert set(seen) == set(rules)
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "QTc above 500 ms",
+            "at least 7 days apart",
+            "outside 1/10–1/6 of the daily dose",
+            "over 75 years",
+            "more than 10 times the largest unit",
+        ],
+    )
+    def test_a_restated_number_fails_the_scan(self, text: str) -> None:
+        """A number written into a rule text is caught (the scan above can fail)."""
+        assert re.search(r"\d", _without_allowed_numbers("x.y", text))
+
+    def test_placeholders_quotes_and_names_pass_the_scan(self) -> None:
+        """Placeholders, a source's quoted words with its id, years and names carry no number."""
+        ok = (
+            "QTc above {methadone:qtc.contraindicated_above} (APS/CPDD 2014; CYP3A4/2B6/2C19, "
+            "VA/DoD Table D-4, Fast Fact #161); the label: “no increase for at least 7 days” "
+            "(methapain-label)"
+        )
+        assert not re.search(r"\d", _without_allowed_numbers("x.y", ok))
+        unsourced = "the label: “no increase for at least 7 days” (no-such-source)"
+        assert re.search(r"\d", _without_allowed_numbers("x.y", unsourced))
+
+    def test_hand_written_docs_take_thresholds_from_data(self) -> None:
+        """A threshold in the prose of a hand-written page or the README (a number with a unit
+        after "above", "below", "at most", "≤" …) is a data span the docs generator fills
+        (``<!--{file:key}-->…<!--/-->``) or a source's quoted words with its id; code blocks,
+        inline code and the few non-clinical figures listed here are left out."""
+        stated = []
+        for where, text in _hand_written_texts():
+            if where.startswith("protocols/"):
+                continue
+            for number, line in _prose_thresholds(text):
+                if (where, number) not in _NOT_CLINICAL:
+                    stated.append(f"{where}:{line}: {number!r}")
+        assert not stated, (
+            "thresholds written into hand-written docs: write them as data spans "
+            f"<!--{{file:key}}-->value<!--/--> (then run `{_REGENERATE}`) or in words: {stated}"
+        )
+
+    @pytest.mark.parametrize(
+        ("text", "found"),
+        [
+            ("a QTc above 500 ms", ["above 500 ms"]),
+            ("| lidocaine | ≤ 300 mg |", ["≤ 300 mg"]),
+            ("at least <!--{methadone:titration.min_interval}-->7 days<!--/--> apart", []),
+            ("```toml\nqtc = 'above 500 ms'\n```\nand `at most 30 mg/day`", []),
+            ("the label: “below 30 mL/min” (ultram-label)", []),
+        ],
+    )
+    def test_the_prose_scan_finds_written_thresholds(self, text: str, found: list[str]) -> None:
+        """The scan finds a written threshold and passes spans, code and sourced quotations."""
+        assert [n for n, _line in _prose_thresholds(text)] == found
 
     def test_hand_written_qtc_thresholds_are_the_data_values(self) -> None:
         """A QTc threshold written in a doc, the README or a protocol text is a data value."""

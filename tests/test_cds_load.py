@@ -314,6 +314,53 @@ class TestLoad:
         assert results.count("lost") <= clients, results.count("lost")
         assert results[-clients:] == ["ok"] * clients  # and the service goes on answering
 
+    def test_token_replayed_to_the_other_worker_is_refused(
+        self, process_env: dict[str, str], signer: Signer
+    ) -> None:
+        """--workers 2: a token answered by one worker is refused by the other (one jti store)."""
+        psutil = pytest.importorskip("psutil")
+        server = _Process(process_env, workers=2)
+        clients: list[LeanClient] = []
+        try:
+            deadline = time.monotonic() + 60
+            while len(server.children()) < 2:
+                assert time.monotonic() < deadline, "the workers did not start"
+                time.sleep(0.1)
+            workers = server.children()
+            body = _acetaminophen_body(1000)
+            by_worker: dict[int, LeanClient] = {}
+            # connections until each worker holds one (the kernel hands each to either)
+            for _ in range(400):
+                client = LeanClient(server.port)
+                clients.append(client)
+                status, _ = client.post(PATH, body, _headers(signer))
+                assert status == 200
+                mine = client.sock.getsockname()
+                owner = next(
+                    pid
+                    for pid in workers
+                    if any(
+                        c.raddr and (c.raddr.ip, c.raddr.port) == mine
+                        for c in psutil.Process(pid).net_connections("tcp")
+                    )
+                )
+                by_worker.setdefault(owner, client)
+                if len(by_worker) == 2:
+                    break
+            assert len(by_worker) == 2, "every connection went to one worker"
+            print(f"connections until both workers held one: {len(clients)}")
+            first, second = by_worker.values()
+            for one, other in ((first, second), (second, first)):
+                headers = _headers(signer)
+                assert one.post(PATH, body, headers)[0] == 200
+                status, answer = other.post(PATH, body, headers)  # the same token
+                assert status == 401
+                assert b"replayed" in answer
+        finally:
+            for client in clients:
+                client.close()
+            server.stop()
+
 
 # ---- fuzzing ------------------------------------------------------------------------------------
 

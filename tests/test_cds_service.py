@@ -40,8 +40,11 @@ from cds_support import (  # noqa: E402
 from mps_analgesia.cds_hooks import (  # noqa: E402
     SERVICE_ID,
     AuthError,
+    JtiStore,
+    MemoryJtiStore,
     ServiceConfig,
     ServiceConfigError,
+    SqliteJtiStore,
     TrustedClient,
     _app,
     create_app,
@@ -50,6 +53,7 @@ from mps_analgesia.cds_hooks import (  # noqa: E402
     make_server,
 )
 from mps_analgesia.cds_hooks._auth import ReplayGuard, Verifier  # noqa: E402
+from mps_analgesia.cds_hooks._jti import make_store  # noqa: E402
 from mps_analgesia.fhir import to_bundle  # noqa: E402
 
 PATH = f"/cds-services/{SERVICE_ID}"
@@ -364,6 +368,168 @@ class TestKeyRotation:
             guard.first_use("i", "c", now + 60, now)
         assert info.value.status == 503
         assert guard.first_use("i", "c", now + 200, now + 100)  # a and b expired
+
+
+_STORES = {
+    "memory": lambda path: MemoryJtiStore(),
+    "sqlite": lambda path: SqliteJtiStore(path),
+}
+
+_OTHER_PROCESS = """
+import sys, time
+from mps_analgesia.cds_hooks import SqliteJtiStore
+store = SqliteJtiStore(sys.argv[1])
+now = time.time()
+print(store.first_use("iss", sys.argv[2], now + 60, now))
+"""
+
+
+class TestJtiStore:
+    @pytest.mark.parametrize("kind", sorted(_STORES))
+    def test_a_jti_is_used_once_within_its_window(self, kind: str, tmp_path: Path) -> None:
+        """First use true, a replay false, another issuer's same jti true, expired reusable."""
+        store = _STORES[kind](str(tmp_path / "jti.sqlite3"))
+        assert isinstance(store, JtiStore)
+        now = 1_000_000.0
+        assert store.first_use("iss-a", "j1", now + 60, now)
+        assert not store.first_use("iss-a", "j1", now + 60, now + 1)
+        assert store.first_use("iss-b", "j1", now + 60, now + 1)  # jti is per issuer
+        assert not store.first_use("iss-a", "j1", now + 120, now + 59)
+        assert store.first_use("iss-a", "j1", now + 200, now + 61)  # its window is over
+        assert not store.first_use("iss-a", "j1", now + 200, now + 62)
+
+    @pytest.mark.parametrize("kind", sorted(_STORES))
+    def test_concurrent_uses_of_one_jti_accept_exactly_one(self, kind: str, tmp_path: Path) -> None:
+        """Threads racing with one token (one store per worker's threads): one is accepted."""
+        import threading
+
+        store = _STORES[kind](str(tmp_path / "jti.sqlite3"))
+        now = time.time()
+        for round_ in range(20):
+            results: list[bool] = []
+            start = threading.Barrier(8)
+
+            def use(
+                jti: str = f"race-{round_}",
+                start: threading.Barrier = start,
+                results: list[bool] = results,
+            ) -> None:
+                start.wait()
+                results.append(store.first_use("iss", jti, now + 60, now))
+
+            threads = [threading.Thread(target=use) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert sorted(results) == [False] * 7 + [True]
+
+    def test_every_process_of_a_host_sees_every_jti(self, tmp_path: Path) -> None:
+        """A jti recorded by another process is refused here, and the other way round."""
+        import subprocess
+        import sys
+
+        path = str(tmp_path / "jti.sqlite3")
+        here = SqliteJtiStore(path)
+        now = time.time()
+        assert here.first_use("iss", "mine", now + 60, now)
+
+        def other(jti: str) -> str:
+            run = [sys.executable, "-c", _OTHER_PROCESS, path, jti]
+            return subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip()
+
+        assert other("mine") == "False"  # recorded here: refused there
+        assert other("theirs") == "True"
+        assert not here.first_use("iss", "theirs", now + 60, now)  # recorded there: refused here
+
+    def test_an_unusable_file_is_refused_at_start(self, tmp_path: Path) -> None:
+        """A store file that cannot be opened stops the service from starting (503 error)."""
+        with pytest.raises(AuthError, match="cannot be opened") as info:
+            SqliteJtiStore(tmp_path / "no-such-folder" / "jti.sqlite3")
+        assert info.value.status == 503
+
+    def test_memory_store_is_bounded(self) -> None:
+        """Past its size the in-memory store refuses new tokens (503), never forgets early."""
+        store = MemoryJtiStore(max_entries=1)
+        assert store.first_use("i", "a", 60.0, 0.0)
+        with pytest.raises(AuthError) as info:
+            store.first_use("i", "b", 60.0, 1.0)
+        assert info.value.status == 503
+        assert not store.first_use("i", "a", 60.0, 2.0)  # still remembered
+
+
+class TestJtiStoreConfiguration:
+    def _config(self, signer: Signer, **kwargs: Any) -> ServiceConfig:
+        return ServiceConfig(
+            url=SERVICE_URL, clients=[TrustedClient(EHR_ISS, jwks=signer.jwks())], **kwargs
+        )
+
+    def test_default_is_memory_for_one_process(self, signer: Signer) -> None:
+        """Without a store configured, one process remembers in memory."""
+        assert isinstance(make_store(self._config(signer), environ={}), MemoryJtiStore)
+
+    def test_serve_workers_share_a_file(self, signer: Signer, tmp_path: Path) -> None:
+        """serve(workers=N) names one file for its workers; each opens it."""
+        env = {"MPS_CDS_REPLAY_DB": str(tmp_path / "shared.sqlite3")}
+        store = make_store(self._config(signer), environ=env)
+        assert isinstance(store, SqliteJtiStore)
+        assert store.path == env["MPS_CDS_REPLAY_DB"]
+
+    def test_configured_file(self, signer: Signer, tmp_path: Path) -> None:
+        """auth.jti_store naming a file: a SQLite store there, read relative to the file."""
+        config_file = tmp_path / "cds.toml"
+        config_file.write_text(
+            f'[service]\nurl = "{SERVICE_URL}"\n[auth]\njti_store = "state/jti.sqlite3"\n'
+            f"[[auth.clients]]\niss = \"{EHR_ISS}\"\njwks = '{json.dumps(signer.jwks())}'\n"
+        )
+        (tmp_path / "state").mkdir()
+        config = load_config(config_file, environ={})
+        assert config.jti_store == str(tmp_path / "state" / "jti.sqlite3")
+        store = make_store(config, environ={"MPS_CDS_REPLAY_DB": str(tmp_path / "other")})
+        assert isinstance(store, SqliteJtiStore)
+        assert store.path == config.jti_store  # the configured file wins
+
+    def test_configured_factory_for_several_hosts(
+        self, signer: Signer, tmp_path: Path, monkeypatch: Any
+    ) -> None:
+        """auth.jti_store naming a factory: the store it makes answers for every request."""
+        monkeypatch.setenv("MPS_TEST_JTI_FILE", str(tmp_path / "hosts.sqlite3"))
+        config = load_config(
+            environ={"MPS_CDS_JTI_STORE": "cds_support:file_store"},
+            url=SERVICE_URL,
+            clients=[TrustedClient(EHR_ISS, jwks=signer.jwks())],
+        )
+        one, two = Verifier(config), Verifier(config)  # two hosts, one shared store
+        token = signer.token(PATH)
+        assert one.verify(f"Bearer {token}", PATH).verified
+        with pytest.raises(AuthError, match="replayed"):
+            two.verify(f"Bearer {token}", PATH)
+
+    def test_factory_must_make_a_store(self, signer: Signer) -> None:
+        """A factory making something else stops the service from starting."""
+        config = self._config(signer, jti_store="cds_support:not_a_store")
+        with pytest.raises(TypeError, match="not a JtiStore"):
+            make_store(config)
+
+    def test_empty_name_is_a_configuration_problem(self, signer: Signer) -> None:
+        """auth.jti_store = "" is reported under its key path."""
+        with pytest.raises(ServiceConfigError, match=r"auth\.jti_store"):
+            self._config(signer, jti_store="")
+
+    def test_server_takes_a_store(self, signer: Signer) -> None:
+        """make_server(jti_store=...) checks every request's jti in that store."""
+        store = MemoryJtiStore()
+        token = signer.token(PATH)
+        jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+        assert store.first_use(EHR_ISS, jti, time.time() + 600, time.time())  # seen elsewhere
+        with (
+            running_server(config=self._config(signer), jti_store=store) as url,
+            httpx.Client(base_url=url) as client,
+        ):
+            refused = post_json(client, PATH, _request(), headers=_bearer(token))
+            fresh = post_json(client, PATH, _request(), headers=_bearer(signer.token(PATH)))
+        assert "replayed" in _is_outcome(refused, 401)["error"]
+        assert fresh.status_code == 200
 
 
 class TestConfiguration:

@@ -208,8 +208,9 @@ class TestNotConverted:
         [
             [BUP_PATCH],
             [Step(drug="buprenorphine", route="sublingual", dose="0.4 mg", every="8 h")],
-            [Step(drug="pethidine", dose="50 mg", every="4 h")],
-            [BUP_PATCH, Step(drug="pethidine", dose="50 mg", every="4 h")],
+            # parenteral pethidine: neither CDC table converts it (cdc-2016 has oral pethidine)
+            [Step(drug="pethidine", route="intravenous", dose="50 mg", every="4 h")],
+            [BUP_PATCH, Step(drug="pethidine", route="intravenous", dose="50 mg", every="4 h")],
         ],
         ids=["bup-patch", "bup-sublingual", "pethidine", "bup-and-pethidine"],
     )

@@ -528,3 +528,78 @@ class TestService:
             answer = post_json(client, "/cds-services/mps-analgesia", _order_sign(_morphine_iv()))
         assert answer.status_code == 200
         assert "example-hospital" in answer.text
+
+
+class TestPeerValues:
+    """The peers' values the shipped tables now express, each with its source."""
+
+    def test_pethidine(self) -> None:
+        """Pethidine: ANZCA parenteral 0.4 [S], CDC/CMS analytic file oral 0.1 [V]."""
+        iv = mps.OpioidStep(drug="pethidine", route="intravenous", dose="50 mg", every="4 h")
+        oral = mps.OpioidStep(drug="pethidine", dose="50 mg", every="4 h")
+        [line] = mps.daily_ome(iv, table="anzca-2021").lines
+        assert (line.factor_low, line.source, line.level) == (0.4, "anzca-2021", "S")
+        [line] = mps.daily_ome(oral, table="cdc-2016").lines
+        assert (line.factor_low, line.source, line.level) == (0.1, "cdc-mme-data-file", "V")
+        assert not mps.daily_ome(oral, table="anzca-2021").lines  # no oral factor: not converted
+        assert not mps.daily_ome(iv, table="cdc-2016").lines
+
+    def test_uk_codeine(self) -> None:
+        """palliative-uk: oral codeine 240 mg/day is 24 MME/day (divide by 10)."""
+        step = mps.OpioidStep(drug="codeine", dose="60 mg", every="6 h")
+        result = mps.daily_ome(step, table="palliative-uk")
+        assert result.low_mme_per_day == pytest.approx(24.0)
+        assert result.lines[0].source == "scottish-palliative-guidelines"
+        assert mps.daily_ome(step, table="palliative").low_mme_per_day == pytest.approx(36.0)
+
+    def test_iv_morphine_two_to_one(self) -> None:
+        """palliative-nougg: IV morphine 2:1 (NOUGG [V]); palliative keeps the European 3:1."""
+        assert mps.daily_ome(_morphine_iv(), table="palliative-nougg").low_mme_per_day == 60.0
+        assert mps.daily_ome(_morphine_iv(), table="palliative").low_mme_per_day == 90.0
+
+    def test_the_12_mcg_patch(self) -> None:
+        """palliative-scotland gives the 12 mcg/h patch 30-60 MME/day; an OME on a shared end
+        point takes the lower patch; outside the rows, no patch."""
+        patch = mps.OpioidStep(drug="fentanyl", route="transdermal", rate="12 mcg/h")
+        assert mps.daily_ome(patch, table="palliative-scotland").range.text == "30–60 MME/day"
+        assert not mps.daily_ome(patch, table="palliative").lines  # NOUGG: no 12 mcg/h band
+
+        def to_patch(ome: str) -> str:
+            conv = mps.convert_opioid(
+                ome,
+                to_drug="fentanyl",
+                to_route="transdermal",
+                table="palliative-scotland",
+                reduction="none",
+            )
+            return conv.calculated.text
+
+        assert [to_patch(f"{v} MME/day") for v in (30, 45, 60, 61, 90, 91)] == [
+            "12 mcg/h",
+            "12 mcg/h",
+            "12 mcg/h",
+            "25 mcg/h",
+            "25 mcg/h",
+            "37 mcg/h",
+        ]
+        with pytest.raises(mps.ConversionError, match="below 30 MME/day"):
+            to_patch("20 MME/day")
+
+    def test_band_rows_may_touch_not_overlap(self) -> None:
+        """A band set's rows may share an end point; rows that overlap are refused."""
+        bands = """
+[band_sets.b]
+source = "cdc-2022"
+level = "V"
+rows = [
+  { rate = "12 mcg/h", low = "30 MME/day", high = "60 MME/day" },
+  { rate = "25 mcg/h", low = "LOW MME/day", high = "90 MME/day" },
+]
+"""
+        entry = ENTRY.replace('drug = "morphine"', 'drug = "fentanyl"')
+        entry = entry.replace('["oral"]', '["transdermal"]').replace('"mg/day"', '"mcg/h"')
+        entry = entry.replace("factor = 1.0", 'bands = "b"')
+        table = _load(HEAD + entry + bands.replace("LOW", "60"))
+        assert len(table.lookup("fentanyl", "transdermal").bands) == 2  # type: ignore[union-attr]
+        problems = _problems(HEAD + entry + bands.replace("LOW", "59"))
+        assert any("without overlap" in m for _, m, _ in problems)

@@ -95,6 +95,38 @@ class TestGeneratedPages:
             f"protocols: run `{_docgen.REGENERATE}` and commit the result"
         )
 
+    def test_hand_written_data_values_are_current(self) -> None:
+        """Every data span of a hand-written page (``<!--{file:key}-->value<!--/-->``) shows the
+        value the data holds today, and names a real data key."""
+        stale = [
+            path.relative_to(DOCS).as_posix()
+            for path in _docgen.hand_written_pages(DOCS)
+            if _docgen.fill_data_spans(t := path.read_text(encoding="utf-8"), str(path)) != t
+        ]
+        assert not stale, f"data values out of date in {stale}: run `{_docgen.REGENERATE}`"
+
+    def test_check_mode_reports_a_stale_data_span(self, tmp_path: Path) -> None:
+        """A hand-written page whose data span no longer shows the data fails `--check`, and
+        writing the pages rewrites the value (and only it)."""
+        _docgen.write_all(tmp_path)
+        page = tmp_path / "notes.md"
+        page.write_text("at least <!--{methadone:titration.min_interval}-->5 days<!--/-->\n")
+        assert _docgen.main([str(tmp_path), "--check"]) == 1
+        assert _docgen.write_all(tmp_path) == [page]
+        assert page.read_text() == (
+            "at least <!--{methadone:titration.min_interval}-->7 days<!--/-->\n"
+        )
+        assert _docgen.main([str(tmp_path), "--check"]) == 0
+
+    def test_a_data_span_naming_no_data_key_fails(self) -> None:
+        """A span whose placeholder names no data value is an error naming the page."""
+        from mps_analgesia.errors import DataFileError
+
+        with pytest.raises(DataFileError, match="no key"):
+            _docgen.fill_data_spans("<!--{methadone:no.such.key}-->1<!--/-->", "page.md")
+        with pytest.raises(ValueError, match=r"page\.md"):
+            _docgen.fill_data_spans("<!--{not a placeholder}-->1<!--/-->", "page.md")
+
     def test_generator_writes_exactly_these_pages(self, generated: dict[str, str]) -> None:
         """The generator writes the reference pages and a page for each shipped protocol, and
         no generated protocol page is left over in docs/protocols/."""

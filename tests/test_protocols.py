@@ -1285,3 +1285,58 @@ class TestNeverAboveCatalogMaximum:
             f for f in report.findings if f.code.startswith("dose.max") and f.step in new_indices
         ]
         assert bad == []
+
+
+class TestDataPlaceholders:
+    """Protocol texts name data values as {file:key}; the reader writes the value in."""
+
+    @staticmethod
+    def _takase() -> str:
+        from importlib import resources
+
+        folder = resources.files("mps_analgesia") / "data" / "protocols"
+        return (folder / "takase-2015-methadone-adjuvant.toml").read_text(encoding="utf-8")
+
+    def test_a_placeholder_reads_the_data_value(self) -> None:
+        """The Takase indication names the Methapain minimum OME; the protocol shows its value."""
+        from mps_analgesia import _catalog
+
+        text = self._takase()
+        assert "{methadone:adjuvant_prerequisite.min_ome}" in text
+        value = _catalog.data_entry("methadone.toml", "adjuvant_prerequisite.min_ome")["value"]
+        indication = loads_protocol(text).indication
+        assert f"at least {value} oral morphine equivalent" in indication
+        assert "{" not in indication
+
+    def test_a_placeholder_naming_no_data_value_is_a_problem_with_its_line(self) -> None:
+        """A placeholder with an unknown key is reported at its key path and line."""
+        text = self._takase().replace(
+            "{methadone:adjuvant_prerequisite.min_ome}", "{methadone:no_such.key}", 1
+        )
+        with pytest.raises(ProtocolFileError) as info:
+            loads_protocol(text, file="takase.toml")
+        (problem,) = info.value.problems
+        assert problem.path == "indication"
+        assert problem.line == 11
+        assert "no_such.key" in problem.message
+
+    def test_a_number_check_reads_a_data_value_in_its_unit(self) -> None:
+        """Yoshioka's over-75 caution takes its age from data/organ.toml, as a whole number."""
+        from mps_analgesia import _datatext, load_protocol
+
+        (check,) = [
+            c for c in load_protocol("yoshioka-2025-nociceptive").caution if c.id == "over-75"
+        ]
+        over = _datatext.value_at("organ", "age.tramadol.over_age")
+        assert check.value == float(str(over).split()[0])
+        assert isinstance(check.value, int)
+
+    def test_a_data_value_in_another_unit_is_a_problem(self) -> None:
+        """A number check naming a data value that is not in the field's unit is refused."""
+        from importlib import resources
+
+        folder = resources.files("mps_analgesia") / "data" / "protocols"
+        text = (folder / "yoshioka-2025-nociceptive.toml").read_text(encoding="utf-8")
+        text = text.replace('key = "age.tramadol.over_age"', 'key = "age.tramadol.max_daily"')
+        with pytest.raises(ProtocolFileError, match=r"is not a number in year"):
+            loads_protocol(text, file="yoshioka.toml")

@@ -687,9 +687,8 @@ def _parse_bands(raw: Mapping[str, Any], where: str) -> tuple[Band, ...]:
         low = _magnitude(row.get("low"), "ome_rate", "MME/day", f"{rw}.low")
         high = _magnitude(row.get("high"), "ome_rate", "MME/day", f"{rw}.high")
         prev = bands[-1] if bands else None
-        overlap = prev is not None and (
-            prev.rate >= rate or (prev.high > low if prev.low is None else prev.high >= low)
-        )
+        # adjacent rows may share an end point (12 mcg/h 30-60, 25 mcg/h 60-90 mg/day)
+        overlap = prev is not None and (prev.rate >= rate or prev.high > low)
         if high < low or overlap:
             raise DataFileError(f"{rw}: rows must rise in rate and in OME without overlap")
         bands.append(Band(rate, low, high))

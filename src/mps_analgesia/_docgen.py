@@ -24,20 +24,23 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from . import _catalog
+from . import _catalog, _datatext
 from .cds_hooks import CDS_INDICATOR
 from .fhir import FHIR_SEVERITY
 from .report import SEVERITIES, UNREAD_OPIOID, Finding, NotChecked, Report
 from .rules import Rule, RuleRegistry, default_rules
 
 __all__ = [
+    "DATA_SPAN",
     "GENERATED_PAGES",
     "PROTOCOL_PAGES_DIR",
     "REGENERATE",
     "data_files",
     "drugs_markdown",
+    "fill_data_spans",
     "finding_codes_markdown",
     "generated_pages",
+    "hand_written_pages",
     "main",
     "protocol_markdown",
     "protocol_pages",
@@ -766,10 +769,62 @@ def _stale_protocol_pages(folder: Path, pages: Mapping[str, str]) -> list[Path]:
     ]
 
 
+#: A value in a hand-written page that the generator keeps equal to the data: the
+#: ``{file:key}`` placeholder of a rule text in an HTML comment (not shown on the page), then
+#: the value as the page shows it, then ``<!--/-->``: ``<!--{methadone:qtc.prolonged_from}-->450
+#: ms<!--/-->``.  The generator rewrites the value from the data; ``--check`` reports a stale one.
+DATA_SPAN: Final = re.compile(r"<!--(\{[^{}<>]*\})-->(.*?)<!--/-->", re.DOTALL)
+
+
+def fill_data_spans(text: str, where: str = "<page>") -> str:
+    """``text`` with the value of each data span written from the data.
+
+    Example
+    -------
+    >>> fill_data_spans("<!--{radiotherapy:schedules[0].fractions}-->3<!--/--> fraction")
+    '<!--{radiotherapy:schedules[0].fractions}-->1<!--/--> fraction'
+    """
+
+    def one(m: re.Match[str]) -> str:
+        placeholder = m.group(1)
+        if not _datatext.PLACEHOLDER.fullmatch(placeholder):
+            raise ValueError(
+                f"{where}: {placeholder!r} is not a data placeholder {{file:key}} or "
+                "{file:key!n} (see mps_analgesia._datatext)"
+            )
+        return f"<!--{placeholder}-->{_datatext.fill(placeholder)}<!--/-->"
+
+    return DATA_SPAN.sub(one, text)
+
+
+def hand_written_pages(docs_dir: str | Path) -> list[Path]:
+    """The pages of ``docs_dir`` the generator does not write (their data spans it fills)."""
+    folder = Path(docs_dir)
+    generated = set(GENERATED_PAGES)
+    return [
+        path
+        for path in sorted(folder.rglob("*.md"))
+        if (rel := path.relative_to(folder).as_posix()) not in generated
+        and not rel.startswith(f"{PROTOCOL_PAGES_DIR}/")
+    ]
+
+
+def _stale_data_spans(folder: Path) -> dict[Path, str]:
+    """Hand-written pages whose data spans differ from the data, with their filled text."""
+    out = {}
+    for path in hand_written_pages(folder):
+        text = path.read_text(encoding="utf-8")
+        filled = fill_data_spans(text, str(path))
+        if filled != text:
+            out[path] = filled
+    return out
+
+
 def write_all(docs_dir: str | Path) -> list[Path]:
     """Write the generated pages into ``docs_dir``; return the files that changed.
 
-    A generated protocol page whose protocol is no longer shipped is removed (and returned).
+    A generated protocol page whose protocol is no longer shipped is removed (and returned); the
+    data spans (:data:`DATA_SPAN`) of the hand-written pages are rewritten from the data.
 
     Example
     -------
@@ -793,6 +848,9 @@ def write_all(docs_dir: str | Path) -> list[Path]:
             changed.append(path)
     for path in _stale_protocol_pages(folder, pages):
         path.unlink()
+        changed.append(path)
+    for path, filled in _stale_data_spans(folder).items():
+        path.write_text(filled, encoding="utf-8", newline="\n")
         changed.append(path)
     return changed
 
@@ -897,7 +955,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         gone = _stale_protocol_pages(folder, pages)
         for path in gone:
             print(f"{path} is no longer a shipped protocol: run `{REGENERATE}`", file=sys.stderr)
-        return 1 if stale or gone else 0
+        spans = _stale_data_spans(folder)
+        for path in spans:
+            print(f"{path}: a data value is out of date: run `{REGENERATE}`", file=sys.stderr)
+        return 1 if stale or gone or spans else 0
     for path in write_all(folder):
         print(f"wrote {path}")
     return 0

@@ -276,23 +276,31 @@ def _protocol_schema() -> dict[str, Any]:
     }
     props["phase"]["minItems"] = 1
     props["sources"]["items"] = {"type": "string", "enum": sorted(_catalog.sources())}
+    data_ref = {
+        "type": "object",
+        "description": "a value of a data file, named instead of restated: "
+        '{data = "methadone.toml", key = "titration.min_interval"}',
+        "properties": {"data": {"type": "string"}, "key": {"type": "string"}},
+        "required": ["data", "key"],
+        "additionalProperties": False,
+    }
     check_value = b.defs["Check"]["properties"]["value"]
     check_value.clear()
     check_value.update(
         {
             "description": "the value compared with: a quantity text, a number, a text, a list "
             "of texts or true/false, or a value of a data file ({data, key})",
-            "anyOf": [
-                {"type": ["string", "number", "boolean", "array"]},
-                {
-                    "type": "object",
-                    "properties": {"data": {"type": "string"}, "key": {"type": "string"}},
-                    "required": ["data", "key"],
-                    "additionalProperties": False,
-                },
-            ],
+            "anyOf": [{"type": ["string", "number", "boolean", "array"]}, data_ref],
         }
     )
+    # every quantity a protocol holds may name a data value instead ({data, key})
+    for definition in b.defs.values():
+        for key, prop in definition.get("properties", {}).items():
+            if prop.get("pattern") == QUANTITY_PATTERN:
+                definition["properties"][key] = {
+                    "description": prop["description"] + ", or a value of a data file",
+                    "anyOf": [{k: v for k, v in prop.items() if k != "description"}, data_ref],
+                }
     for cls_name in (f"StepTemplate_{k}" for k in (*STEP_KINDS, "action")):
         b.defs[cls_name]["properties"]["sources"]["items"] = {
             "type": "string",

@@ -35,6 +35,7 @@ The package's modules
 ``_markdown``   summaries and escaping of untrusted text
 ``_indicator``  the card indicator of each severity
 ``_config``     the service configuration (file, environment); ``_auth`` JWT verification
+``_jti``        the replay store of token ids, shared by every process answering
 ``_fetch``      missing prefetch fetched from the EHR (verified clients); ``_http`` bounded GETs
 ``_audit``      feedback validated, the JSON Lines audit log
 ``_errors``     OperationOutcome-shaped error answers
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from ._errors import CdsRequestError, outcome
     from ._handle import handle
     from ._indicator import CDS_INDICATOR
+    from ._jti import JtiStore, MemoryJtiStore, SqliteJtiStore
     from ._server import listening_socket, make_server, serve
 
 __all__ = [
@@ -65,9 +67,12 @@ __all__ = [
     "SERVICE_ID",
     "AuthError",
     "CdsRequestError",
+    "JtiStore",
     "Limits",
+    "MemoryJtiStore",
     "ServiceConfig",
     "ServiceConfigError",
+    "SqliteJtiStore",
     "TrustedClient",
     "create_app",
     "discovery_document",
@@ -89,6 +94,9 @@ _LAZY = {
     "SERVICE_ID": "._discovery",
     "AuthError": "._auth",
     "CdsRequestError": "._errors",
+    "JtiStore": "._jti",
+    "MemoryJtiStore": "._jti",
+    "SqliteJtiStore": "._jti",
     "Limits": "._config",
     "ServiceConfig": "._config",
     "ServiceConfigError": "._config",

@@ -29,6 +29,7 @@ from ._discovery import SERVICE_IDS, discovery_document
 from ._errors import outcome
 from ._fetch import complete_prefetch
 from ._handle import handle, internal_error
+from ._jti import JtiStore
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -105,12 +106,17 @@ class Service:
     """The service's work for one request, done in a worker thread; never raises."""
 
     def __init__(
-        self, config: ServiceConfig, rules: RuleRegistry | None = None, *, transport: Any = None
+        self,
+        config: ServiceConfig,
+        rules: RuleRegistry | None = None,
+        *,
+        transport: Any = None,
+        jti_store: JtiStore | None = None,
     ) -> None:
         self.config = config
         self.rules = rules
         self.transport = transport
-        self.verifier = Verifier(config, transport=transport)
+        self.verifier = Verifier(config, transport=transport, replay=jti_store)
         self.audit = AuditLog(config.audit_log)
         table = config.ome_table()  # server configuration only, never from a request
         self.options = {"ome_table": table} if table is not None else None
@@ -220,6 +226,7 @@ def create_app(
     insecure_no_auth: bool = False,
     max_body_bytes: int | None = None,
     transport: Any = None,
+    jti_store: JtiStore | None = None,
 ) -> Starlette:
     """The CDS Hooks service as a Starlette ASGI application; authentication is on.
 
@@ -228,7 +235,8 @@ def create_app(
     clients).  ``insecure_no_auth=True`` turns authentication off, for local testing only; it is
     logged as a warning.  ``rules`` replaces the default rule registry (for example
     ``default_rules().disable(...)``); ``transport`` an httpx transport for outgoing requests
-    (tests).
+    (tests); ``jti_store`` the replay store (a :class:`JtiStore`; default: the configuration's
+    ``auth.jti_store``, else in memory — every process answering the service must share one).
 
     Example
     -------
@@ -261,7 +269,7 @@ def create_app(
             config, limits=attrs.evolve(config.limits, max_body_bytes=max_body_bytes)
         )
     limits = config.limits
-    service = Service(config, rules, transport=transport)
+    service = Service(config, rules, transport=transport, jti_store=jti_store)
     announce(config)
     # asyncio (uvicorn): an admission semaphore and a thread pool, made in the event loop; the
     # hop through asyncio's executor costs about a third of anyio's (measured in issue 15)

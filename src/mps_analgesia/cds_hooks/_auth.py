@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import os
 import re
-import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -35,16 +32,14 @@ import attrs
 from ..errors import MpsAnalgesiaError
 from ._config import ServiceConfig, TrustedClient
 from ._http import FetchError, get_json
+from ._jti import MAX_REMEMBERED_JTI, JtiStore, MemoryJtiStore, SqliteJtiStore, make_store
 
-__all__ = ["AuthError", "Caller", "ReplayGuard", "Verifier"]
+__all__ = ["MAX_REMEMBERED_JTI", "AuthError", "Caller", "ReplayGuard", "Verifier"]
 
 #: A JWK Set URL is fetched again for an unknown ``kid`` at most this often (seconds).
 _REFETCH_MIN_S: Final = 10.0
 _JWKS_MAX_BYTES: Final = 256_000
 _JWKS_TIMEOUT_S: Final = 3.0
-#: The most ``jti`` values one process remembers; past that, new tokens are refused (503).
-MAX_REMEMBERED_JTI: Final = 500_000
-
 
 #: A JWS in compact form: three base64url segments (the signature's may be empty: ``alg: none``).
 _COMPACT: Final = re.compile(
@@ -83,70 +78,9 @@ class Caller:
 UNVERIFIED: Final = Caller(None)
 
 
-class ReplayGuard:
-    """The ``jti`` values seen within the token window: in memory, or in a SQLite file.
-
-    The file form is shared by the worker processes of one server (``--workers N``), so a token
-    replayed to another worker is refused too.
-    """
-
-    def __init__(self, path: str | None = None, max_entries: int = MAX_REMEMBERED_JTI) -> None:
-        self._lock = threading.Lock()
-        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._max = max_entries
-        self._path = path
-        self._local = threading.local()
-        self._inserts = 0
-        if path is not None:
-            self._db().execute(
-                "CREATE TABLE IF NOT EXISTS jti (k TEXT PRIMARY KEY, exp REAL NOT NULL)"
-            )
-
-    def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            assert self._path is not None
-            db = sqlite3.connect(self._path, timeout=5.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=OFF")
-            self._local.db = db
-        return db
-
-    def first_use(self, iss: str, jti: str, until: float, now: float) -> bool:
-        """Record ``jti`` of ``iss`` until ``until``; false if it was already recorded."""
-        if self._path is not None:
-            return self._first_use_db(f"{iss}\x00{jti}", until, now)
-        key = (iss, jti)
-        with self._lock:
-            while self._seen:
-                oldest_key, oldest = next(iter(self._seen.items()))
-                if oldest > now:
-                    break
-                del self._seen[oldest_key]
-            if key in self._seen:
-                return False
-            if len(self._seen) >= self._max:
-                raise AuthError("too many recent tokens to check for replay; retry later", 503)
-            self._seen[key] = until
-            return True
-
-    def _first_use_db(self, key: str, until: float, now: float) -> bool:
-        db = self._db()
-        try:
-            db.execute("INSERT INTO jti (k, exp) VALUES (?, ?)", (key, until))
-        except sqlite3.IntegrityError:
-            row = db.execute("SELECT exp FROM jti WHERE k = ?", (key,)).fetchone()
-            if row is not None and row[0] <= now:  # an expired entry not yet pruned
-                db.execute("UPDATE jti SET exp = ? WHERE k = ?", (until, key))
-                return True
-            return False
-        except sqlite3.Error as exc:
-            raise AuthError(f"the replay check is unavailable ({exc})", 503) from None
-        self._inserts += 1
-        if self._inserts % 1000 == 0:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("DELETE FROM jti WHERE exp <= ?", (now,))
-        return True
+def ReplayGuard(path: str | None = None, max_entries: int = MAX_REMEMBERED_JTI) -> JtiStore:
+    """A replay store: :class:`~._jti.SqliteJtiStore` on ``path``, else in memory."""
+    return SqliteJtiStore(path) if path is not None else MemoryJtiStore(max_entries)
 
 
 class _KeySet:
@@ -208,7 +142,7 @@ class Verifier:
         *,
         transport: Any = None,
         clock: Callable[[], float] = time.time,
-        replay: ReplayGuard | None = None,
+        replay: JtiStore | None = None,
     ) -> None:
         self.config = config
         self._transport = transport
@@ -217,7 +151,8 @@ class Verifier:
         self._configured: dict[str, _KeySet] = {}
         self._fetched: dict[str, _KeySet] = {}
         self._last_fetch: dict[str, float] = {}
-        self.replay = replay or ReplayGuard(os.environ.get("MPS_CDS_REPLAY_DB"))
+        #: the replay store: every process answering the service must share one (see _jti)
+        self.replay = replay if replay is not None else make_store(config)
         for c in config.clients:
             if c.jwks is not None:
                 self._configured[c.iss] = _KeySet(c.jwks, clock())

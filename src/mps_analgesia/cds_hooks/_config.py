@@ -22,6 +22,9 @@ from the environment; every problem is reported at once with its key path.  A fi
     leeway_s = 30                              # clock skew allowed on exp and iat
     max_token_age_s = 300                      # iat older than this: refused (the jti window)
     jwks_cache_s = 300                         # a fetched JWK Set is re-read after this
+    jti_store = "/var/lib/mps-analgesia/jti.sqlite3"  # the replay store (see _jti): a file
+                                               # shared by this host's workers, or a
+                                               # "package.module:factory" for several hosts
 
     [[auth.clients]]                           # one per trusted CDS client (EHR)
     iss = "https://ehr.example.org"
@@ -31,7 +34,8 @@ from the environment; every problem is reported at once with its key path.  A fi
 
 The environment: ``MPS_CDS_CONFIG`` (the file), ``MPS_CDS_SERVICE_URL`` (``service.url``),
 ``MPS_CDS_CLIENTS`` (the ``auth.clients`` list as JSON), ``MPS_CDS_CORS_ORIGINS``
-(comma-separated), ``MPS_CDS_AUDIT_LOG``, ``MPS_CDS_TABLE_FILE`` (``service.table_file``).
+(comma-separated), ``MPS_CDS_AUDIT_LOG``, ``MPS_CDS_TABLE_FILE`` (``service.table_file``),
+``MPS_CDS_JTI_STORE`` (``auth.jti_store``).
 Variables override the file.  The conversion table is server configuration only: a request
 never names a table or a file.
 """
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -76,6 +81,10 @@ ALGORITHMS: Final = (
 
 class ServiceConfigError(_FileProblems, ValueError):
     """A service configuration with problems; every problem is listed with its key path."""
+
+
+#: ``auth.jti_store`` naming a factory rather than a file: ``package.module:callable``.
+_FACTORY: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _https(url: str) -> bool:
@@ -140,6 +149,10 @@ class ServiceConfig:
     jwks_cache_s: float = 300.0
     #: A local OME conversion table file (``serve --table-file``); ``None``: the default table.
     table_file: str | None = None
+    #: The replay store (:mod:`._jti`): a SQLite file for this host's workers, or a
+    #: ``package.module:factory`` making a store shared by several hosts; ``None``: in
+    #: memory for one process, a private file for ``serve(workers=N)``.
+    jti_store: str | None = None
 
     def __attrs_post_init__(self) -> None:
         problems = _problems(self)
@@ -222,6 +235,10 @@ def _problems(config: ServiceConfig) -> list[Problem]:
             )
     if config.table_file is not None:
         out.extend(_table_problems(config.table_file))
+    if config.jti_store is not None and (
+        not isinstance(config.jti_store, str) or not config.jti_store
+    ):
+        out.append(Problem("auth.jti_store", "a SQLite file's path, or a 'package.module:factory'"))
     bad = [a for a in config.algorithms if a not in ALGORITHMS]
     if bad:
         out.append(
@@ -261,7 +278,9 @@ def _table_problems(table_file: object) -> list[Problem]:
 _SECTIONS: Final[Mapping[str, frozenset[str]]] = {
     "service": frozenset({"url", "cors_origins", "audit_log", "table_file"}),
     "limits": frozenset(f.name for f in attrs.fields(Limits)),
-    "auth": frozenset({"leeway_s", "max_token_age_s", "jwks_cache_s", "algorithms", "clients"}),
+    "auth": frozenset(
+        {"leeway_s", "max_token_age_s", "jwks_cache_s", "algorithms", "clients", "jti_store"}
+    ),
 }
 _CLIENT_KEYS: Final = frozenset(f.name for f in attrs.fields(TrustedClient))
 
@@ -341,6 +360,8 @@ def _from_mapping(
                 kwargs["clients"] = _read_clients(v, "auth.clients", base, problems)
             elif key in ("audit_log", "table_file") and isinstance(v, str) and base is not None:
                 kwargs[key] = str(base / v) if not Path(v).is_absolute() else v
+            elif key == "jti_store" and isinstance(v, str) and v and base is not None:
+                kwargs[key] = v if _FACTORY.match(v) or Path(v).is_absolute() else str(base / v)
             else:
                 kwargs[key] = v
     return kwargs
@@ -393,6 +414,8 @@ def load_config(
         kwargs["audit_log"] = env["MPS_CDS_AUDIT_LOG"]
     if env.get("MPS_CDS_TABLE_FILE"):
         kwargs["table_file"] = env["MPS_CDS_TABLE_FILE"]
+    if env.get("MPS_CDS_JTI_STORE"):
+        kwargs["jti_store"] = env["MPS_CDS_JTI_STORE"]
     limits = dict(kwargs.pop("limits", {}))
     limits.update(overrides.pop("limits", {}) or {})
     kwargs.update({k: v for k, v in overrides.items() if v is not None})

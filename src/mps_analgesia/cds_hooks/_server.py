@@ -1,8 +1,9 @@
 """Running the service: a listening socket, a uvicorn server, worker processes, TLS.
 
 ``serve(workers=N)`` runs N processes on one listening socket (uvicorn's supervisor restarts a
-worker that dies; the others keep answering).  They share the ``jti`` replay store (a SQLite
-file in a private temporary directory), so a token replayed to another worker is refused too.
+worker that dies; the others keep answering).  They share the ``jti`` replay store (:mod:`._jti`:
+the configuration's ``auth.jti_store``, else a SQLite file in a private temporary directory),
+so a token replayed to another worker is refused too.
 Timeouts: a request head must arrive within ``limits.header_timeout_s`` (the connection is
 closed otherwise), its body too (408), and an idle keep-alive connection is closed after
 ``limits.timeout_keep_alive_s``.  ``certfile``/``keyfile`` serve HTTPS directly; behind a
@@ -26,6 +27,7 @@ from ..regimen import Regimen
 from ._app import _require_serve_extra, announce, create_app
 from ._config import ServiceConfig, load_config
 from ._handle import handle
+from ._jti import SHARED_FILE_VARIABLE, JtiStore
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -128,13 +130,15 @@ def make_server(
     certfile: str | None = None,
     keyfile: str | None = None,
     transport: Any = None,
+    jti_store: JtiStore | None = None,
 ) -> tuple[Any, socket.socket]:
     """A uvicorn ``Server`` for the service and the socket to run it on (not started).
 
     Authentication is on: ``config`` (default :func:`load_config` from the environment) must
     name the trusted clients, unless ``insecure_no_auth=True`` (local testing; logged).  Start
     the server with ``server.run(sockets=[sock])`` (blocking; in a thread for tests) and stop
-    it with ``server.should_exit = True``.
+    it with ``server.should_exit = True``.  ``jti_store`` is the replay store (see
+    :func:`create_app`).
 
     Example
     -------
@@ -152,7 +156,7 @@ def make_server(
         config = load_config(insecure_no_auth=True if insecure_no_auth else None)
     elif insecure_no_auth:
         config = attrs.evolve(config, insecure_no_auth=True)
-    app = create_app(config, rules=rules, transport=transport)
+    app = create_app(config, rules=rules, transport=transport, jti_store=jti_store)
     sock = listening_socket(host, port)
     uconfig = _uvicorn_config(app, config, log_level=log_level, certfile=certfile, keyfile=keyfile)
     _warm_up(rules)
@@ -238,7 +242,7 @@ def serve(
 
     announce(config)
     with tempfile.TemporaryDirectory(prefix="mps-cds-") as private:
-        os.environ["MPS_CDS_REPLAY_DB"] = os.path.join(private, "jti.sqlite3")
+        os.environ[SHARED_FILE_VARIABLE] = os.path.join(private, "jti.sqlite3")
         os.environ[_WORKER_SETTINGS] = json.dumps(
             {
                 "config": config_file,
@@ -261,5 +265,5 @@ def serve(
             Multiprocess(uconfig, sockets=[sock]).run()
         finally:
             sock.close()
-            os.environ.pop("MPS_CDS_REPLAY_DB", None)
+            os.environ.pop(SHARED_FILE_VARIABLE, None)
             os.environ.pop(_WORKER_SETTINGS, None)

@@ -7,9 +7,11 @@ and verification level of the factor.  The clinical values are data files, never
 ==============================  =================================================================
 ``data/ome-cdc-2022.toml``      ``cdc-2022`` (default): CDC 2022 MME factors
 ``data/ome-cdc-2016.toml``      ``cdc-2016``: hydromorphone 4, methadone tiered by dose
-``data/ome-palliative.toml``    ``palliative``, ``palliative-duragesic``, ``palliative-uk``:
-                                route-specific ratios (SC/IV morphine, parenteral hydromorphone
-                                and oxycodone) and transdermal-fentanyl *bands* (ranges)
+``data/ome-palliative.toml``    ``palliative``, ``palliative-duragesic``, ``palliative-uk``,
+                                ``palliative-nougg`` (IV morphine 2:1), ``palliative-scotland``
+                                (its 12 mcg/h patch row): route-specific ratios (SC/IV morphine,
+                                parenteral hydromorphone and oxycodone) and transdermal-fentanyl
+                                *bands* (ranges)
 ``data/ome-anzca-2021.toml``    ``anzca-2021``: ANZCA PS01(PM) factors [S]
 ``data/rotation.toml``          reductions for incomplete cross-tolerance; opioid tolerance
 ``data/methadone-schemes.toml`` switching schemes to methadone (one way only)

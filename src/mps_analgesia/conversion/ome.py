@@ -7,6 +7,7 @@ from typing import Any, Final
 
 from .. import _catalog
 from .._catalog import ConversionTable, TableEntry, find_tier
+from .._memo import Memo
 from ..errors import ConversionError
 from ..regimen import Regimen
 from ..steps import MethadoneAdjuvantStep, OpioidStep
@@ -186,13 +187,13 @@ def _no_entry(table: ConversionTable, index: int, step: Any) -> SkippedStep:
 
 
 # Receipt lines are immutable values and depend only on the table entry, the step index, the
-# step, its daily dose and (for a tiered entry) the drug's total, so each is built once and
-# shared by every result that contains it: a regimen edited one step at a time rebuilds only
-# the changed step's line.  Keyed by the entry's id; the entry is kept with the line (alive, so
-# its id is not reused) and compared by identity.  Bounded.
-_LINES: dict[
-    tuple[int, int, Any, float, float | None], tuple[TableEntry, OmeLine | SkippedStep]
-] = {}
+# step's kind, drug, route and PRN flag, its daily dose and (for a tiered entry) the drug's
+# total, so each is built once and shared by every result that contains it: a regimen edited
+# one step at a time rebuilds only the changed step's line.  Keyed by the entry's id and those
+# canonical values (never the step, which may carry free text); the entry is kept with the line
+# (alive, so its id is not reused) and compared by identity.  Bounded in bytes.
+_LINES: Final = Memo("conversion.ome: receipt lines", 1 << 20)
+_LINE_SIZE: Final = 1024
 _EXCLUDED: dict[tuple[int, str, str], SkippedStep] = {}
 _MEMO_MAX: Final = 4096
 
@@ -201,14 +202,12 @@ def _cached_line(
     entry: TableEntry, index: int, step: Any, dose_mg: float, totals: Mapping[str, float]
 ) -> OmeLine | SkippedStep:
     total = totals.get(step.drug) if entry.kind == "tiers" else None
-    key = (id(entry), index, step, dose_mg, total)
-    hit = _LINES.get(key)
+    key = (id(entry), index, step.kind, step.drug, step.route, step.prn, dose_mg, total)
+    hit = _LINES.data.get(key)
     if hit is not None and hit[0] is entry:
-        return hit[1]
+        return hit[1]  # type: ignore[no-any-return]
     line = _line(entry, index, step, dose_mg, totals)
-    if len(_LINES) >= _MEMO_MAX:
-        _LINES.clear()
-    _LINES[key] = (entry, line)
+    _LINES.put(key, (entry, line), _LINE_SIZE)
     return line
 
 
@@ -303,7 +302,8 @@ def daily_ome(
         ``methadone_adjuvant`` steps count through the table's methadone factor (an estimate).
     table:
         ``cdc-2022`` (default), ``cdc-2016``, ``palliative``, ``palliative-duragesic``,
-        ``palliative-uk`` or ``anzca-2021`` (see :func:`ome_tables`), or a local table read by
+        ``palliative-uk``, ``palliative-nougg``, ``palliative-scotland`` or ``anzca-2021`` (see
+        :func:`ome_tables`), or a local table read by
         :func:`~mps_analgesia.load_table`.  A string is always an id, never a path.
     prn:
         ``regular_only`` (default: scheduled doses only) or ``with_prn_maximum`` (plus each PRN

@@ -171,7 +171,8 @@ def _band_rate(entry: TableEntry, ome: float) -> float:
         if i + 1 < len(bands):
             upper = bands[i + 1].low
             assert upper is not None
-            if ome < upper - tol:
+            # below the next row, or on an end point it shares with it: the LOWER patch
+            if ome < upper - tol or ome <= band.high + tol:
                 return band.rate
         elif ome <= band.high + tol:
             return band.rate

@@ -186,7 +186,7 @@ def _check_fields(raw: Mapping[str, Any], path: str, out: _Problems) -> None:
     """The fields the catalog parser would stop at one by one: drug, routes, source, level,
     factor, dose unit and dose forms, each checked on its own."""
     try:
-        _catalog.drug(str(raw.get("drug")))
+        _catalog.drug(str(raw.get("drug")), field="")
     except MpsAnalgesiaError as exc:
         out.add(f"{path}.drug", str(exc))
     routes = raw.get("routes")

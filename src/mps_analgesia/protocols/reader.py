@@ -10,7 +10,7 @@ from typing import Any, Final
 
 import attrs
 
-from .. import _catalog, _files, _units
+from .. import _catalog, _datatext, _files, _units
 from .._files import file_keys
 from .._files import line_of as _line
 from ..errors import (
@@ -80,7 +80,17 @@ class _Reader:
         if not isinstance(value, str) or (required and not value.strip()):
             self.add(where, f"must be text, not {value!r}")
             return ""
-        return value.strip()
+        text = value.strip()
+        if "{" in text:  # a {file:key} placeholder names a data value instead of restating it
+            try:
+                text = _datatext.fill(text)
+            except DataFileError as exc:
+                self.add(
+                    where,
+                    f"{exc}; a placeholder is {{file:key}}, e.g. "
+                    "{methadone:titration.min_interval}",
+                )
+        return text
 
     def ident(self, data: Mapping[str, Any], key: str, path: str, *, required: bool) -> str:
         value = self.text(data, key, path, required=required)
@@ -172,8 +182,13 @@ class _Reader:
         return ok_source, ok_level
 
     def quantity(self, value: Any, where: str, dimensions: Sequence[str]) -> tuple[Any, str] | None:
-        """Read a quantity text of one of ``dimensions``: ``(Quantity, dimension)`` or None."""
+        """Read a quantity text of one of ``dimensions``: ``(Quantity, dimension)`` or None; a
+        ``{data = "file.toml", key = "a.b"}`` reference reads the value of a data file."""
         example = _units.DIMENSIONS[dimensions[0]][1]
+        if isinstance(value, Mapping) and "data" in value:
+            value = _data_value(self, dict(value), where)
+            if value is None:
+                return None
         if isinstance(value, (bool, int | float)):
             self.add(where, f"{value!r} has no unit; write e.g. {example!r}")
             return None
@@ -295,10 +310,15 @@ def _read_check(r: _Reader, data: Any, path: str, *, guards: bool = True) -> Che
                 threshold = _units.magnitude_in(read[0], spec.unit)
             needs_number = True
         elif spec.kind == "number":
+            if isinstance(value, dict):  # {data, key}: a data value in the field's unit
+                value = _data_number(r, value, vpath, spec.name)
+                if value is None:
+                    value = math.nan  # reported; keeps the checks below from adding another
             if isinstance(value, bool) or not isinstance(value, int | float):
                 r.add(vpath, f"must be a number, not {value!r}")
             elif not math.isfinite(value):
-                r.add(vpath, "must be a finite number")
+                if not any(p.path == vpath for p in r.problems):
+                    r.add(vpath, "must be a finite number")
             else:
                 threshold = float(value)
             needs_number = True
@@ -337,15 +357,36 @@ def _read_check(r: _Reader, data: Any, path: str, *, guards: bool = True) -> Che
 
 def _data_value(r: Any, ref: dict[str, Any], path: str) -> Any:
     """The quantity text a ``{data = "file.toml", key = "a.b"}`` reference names, so a protocol
-    takes a threshold from the data file instead of restating it."""
+    takes a threshold from the data file instead of restating it (``key`` as in
+    :mod:`mps_analgesia._datatext`: a table with a value, or the value itself)."""
     if set(ref) != {"data", "key"}:
         r.add(path, 'a reference to a data value is {data = "file.toml", key = "a.b"}')
         return None
     try:
-        return _catalog.data_entry(str(ref["data"]), str(ref["key"])).get("value")
+        return _datatext.value_at(str(ref["data"]), str(ref["key"]))
     except DataFileError as exc:
         r.add(path, str(exc))
         return None
+
+
+#: The unit a data value must have to stand for a number check of each field.
+_NUMBER_UNITS: Final = {"age": "year", "bmi": "kg/m2"}
+
+
+def _data_number(r: Any, ref: dict[str, Any], path: str, field: str) -> float | None:
+    """The number of a data value named for a number check (``age``: a value in years)."""
+    value = _data_value(r, ref, path)
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    number, _sep, unit = str(value).partition(" ")
+    wanted = _NUMBER_UNITS.get(field)
+    if wanted is None or unit.strip() != wanted:
+        r.add(path, f"{value!r} is not a number in {wanted or 'the unit of ' + field}")
+        return None
+    read = float(number)
+    return int(read) if read.is_integer() else read  # 75 reads as the TOML number 75
 
 
 def _default_id(field: str, op: str, value: Any) -> str:

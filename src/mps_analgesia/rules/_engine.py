@@ -31,7 +31,8 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 import attrs
 
-from .. import _catalog
+from .. import _catalog, _datatext
+from .._memo import IdentityMemo, Memo
 from ..errors import UnknownNameError, expect
 from ..patient import Patient
 from ..regimen import Regimen
@@ -49,6 +50,7 @@ __all__ = [
     "default_rules",
     "finding",
     "for_drugs",
+    "kept",
     "rule",
     "shape_of",
     "validate",
@@ -167,6 +169,42 @@ def shape_of(ctx: Context) -> Shape:
     return result
 
 
+#: The bytes the outcomes kept per regimen object may take, all regimens together.
+KEPT_BYTES: Final = 4 << 20
+#: What one kept outcome is reckoned to take (a key, a pointer, a shared or small value); a
+#: kept finding adds its own size (``grow_kept``).
+KEPT_CELL_BYTES: Final = 256
+_KEPT: Final = IdentityMemo("rules: outcomes kept per regimen object", KEPT_BYTES)
+_KEPT_KEY: Final = "engine.kept"
+
+
+def kept(ctx: Context) -> dict[Any, Any]:
+    """Outcomes kept for this very regimen object while it lives (set up by ``validate()``).
+
+    Rules put here what depends only on the regimen's immutable steps (``step_outcomes``);
+    the memo holds a weak reference to the regimen, never the regimen or its free text, and is
+    bounded in bytes (:data:`KEPT_BYTES`).  A regimen built again from the same steps starts
+    empty, and so does a regimen never seen before, at the cost of one dict.
+    """
+    hit = ctx.cache.get(_KEPT_KEY)
+    if hit is None:
+        hit = ctx.cache[_KEPT_KEY] = _kept(ctx.regimen, len(ctx.regimen.steps))
+    result: dict[Any, Any] = hit
+    return result
+
+
+def _kept(regimen: Regimen, cells: int) -> dict[Any, Any]:
+    hit: dict[Any, Any] | None = _KEPT.get(regimen)
+    if hit is None:
+        hit = _KEPT.put(regimen, {}, 256 + KEPT_CELL_BYTES * cells * len(default_rules()))
+    return hit
+
+
+def grow_kept(ctx: Context, nbytes: int) -> None:
+    """Count ``nbytes`` more against the kept outcomes' bound (a kept finding's size)."""
+    _KEPT.grow(ctx.regimen, nbytes)
+
+
 CheckFn: TypeAlias = Callable[[Context, "int | None", Any], Any]
 CheckFnT = TypeVar("CheckFnT", bound=Callable[..., Any])
 
@@ -243,17 +281,18 @@ def rule(
     """
 
     def wrap(fn: CheckFn) -> Rule:
+        # a {file:key} placeholder names a data value instead of restating it (_datatext)
         return Rule(
             id,
-            title,
+            _datatext.fill(title),
             tuple(applies_to),
             tuple(needs),
             tuple(sources),
-            severity,
+            _datatext.fill(severity),
             fn,
             scope,
             tuple(data_files),
-            description or (fn.__doc__ or "").strip(),
+            _datatext.fill(description or (fn.__doc__ or "").strip()),
         )
 
     return wrap
@@ -495,20 +534,20 @@ def _disabled(registry: RuleRegistry, disable: Iterable[str]) -> RuleRegistry:
 
 
 # NotChecked records are immutable: one per (rule, step, missing, reason) is shared by every
-# report that has it, which spares building the same record on each call.
-_NOT_CHECKED: dict[tuple[str, int | None, Any, Any], NotChecked] = {}
+# report that has it, which spares building the same record on each call.  Bounded in bytes; a
+# reason longer than a sentence (one naming a long medicine name, say) is not kept.
+_NOT_CHECKED: Final = Memo("rules: not-checked records", 1 << 20, max_text=512)
 
 
 def _not_checked(rule_id: str, index: int | None, result: Missing) -> NotChecked:
     key = (rule_id, index, result.missing, result.reason)
     try:
-        hit = _NOT_CHECKED.get(key)
+        hit = _NOT_CHECKED.data.get(key)
     except TypeError:  # an unhashable missing/reason from a custom rule
         return NotChecked(rule_id, index, result.missing, result.reason)
     if hit is None:
-        if len(_NOT_CHECKED) >= 4096:
-            _NOT_CHECKED.clear()
-        hit = _NOT_CHECKED[key] = NotChecked(rule_id, index, result.missing, result.reason)
+        hit = NotChecked(rule_id, index, result.missing, result.reason)
+        _NOT_CHECKED.put(key, hit, 160)
     return hit
 
 

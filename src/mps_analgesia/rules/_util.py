@@ -9,7 +9,9 @@ from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 from .. import _catalog, _format
-from ._engine import PASSED, Missing, Shape, shape_of
+from .._memo import value_size
+from ..report import Finding
+from ._engine import PASSED, Missing, Shape, grow_kept, kept, shape_of
 
 __all__ = [
     "DRUG_KINDS",
@@ -20,6 +22,7 @@ __all__ = [
     "measure",
     "measure_range",
     "num",
+    "outcome_size",
     "rekey",
     "step_outcomes",
     "suggested_dose",
@@ -165,36 +168,67 @@ def drug_total(ctx: Any, drug: str) -> tuple[float, list[tuple[int, Any]]]:
     return hit
 
 
-_STEP_OUTCOMES_MAX: Final = 4096
-
 CheckFn = Callable[[Any, "int | None", Any], Any]
 
 
-def step_outcomes(check: CheckFn) -> CheckFn:
-    """Keep a check's outcomes that depend on the step alone and are immutable values.
+def outcome_size(result: Any) -> int | None:
+    """The bytes a kept outcome adds beyond its cell: ``None`` and :data:`PASSED` nothing, a
+    :class:`Missing` its two texts, a finding its texts and details (``None``: not kept, a
+    value too large or not immutable)."""
+    if result is None or result is PASSED:
+        return 0
+    cls = result.__class__
+    if cls is Missing:
+        missing, reason = value_size(result.missing), value_size(result.reason, max_text=4096)
+        if missing is None or reason is None:
+            return None
+        return missing + reason
+    if cls is Finding:
+        return _finding_size(result)
+    if cls is list and len(result) <= 8 and all(f.__class__ is Finding for f in result):
+        sizes = [_finding_size(f) for f in result]
+        return None if None in sizes else sum(s for s in sizes if s is not None)
+    return None
 
-    For a check whose result is a function of the step only (not of its index, the patient or
-    the other steps): ``None``, :data:`PASSED` and :class:`Missing` outcomes are kept per step
-    (steps are immutable, hashable values; bounded), so an unchanged step costs one lookup.
-    Findings are computed on every call.
+
+def _finding_size(f: Finding) -> int | None:
+    if not isinstance(f.detail, dict):  # a detail still to build may hold anything
+        return None
+    texts = len(f.message) + len(f.arithmetic)
+    if texts > 8192:
+        return None
+    return 1024 + 2 * texts + 128 * len(f.detail)
+
+
+def step_outcomes(check: CheckFn) -> CheckFn:
+    """Keep a check's outcomes that depend on the step alone (immutable values).
+
+    For a check whose result is a function of the step only (not of the patient or the other
+    steps): its outcomes (``None``, :data:`PASSED`, :class:`Missing`, findings) are kept for
+    the very regimen object (:func:`~mps_analgesia.rules._engine.kept`: a weak reference,
+    never the steps and their free text; bounded in bytes), so validating an unchanged regimen
+    again costs one lookup per step, and a step never seen before costs no hashing.
     """
-    memo: dict[Any, tuple[Any, Any]] = {}
 
     @functools.wraps(check)
     def wrapped(ctx: Any, index: int | None, step: Any) -> Any:
-        hit = memo.get(step)
-        if hit is not None:
-            if hit[0] is not step:
-                hit = rekey(memo, step, (step, hit[1]))
-            return hit[1]
+        outcomes = kept(ctx)
+        key = (wrapped, index)
+        hit = outcomes.get(key, _MISSING)
+        if hit is not _MISSING:
+            return hit
         result = check(ctx, index, step)
-        if result is None or result is PASSED or isinstance(result, Missing):
-            if len(memo) >= _STEP_OUTCOMES_MAX:
-                memo.clear()
-            memo[step] = (step, result)
+        size = outcome_size(result)
+        if size is not None:
+            outcomes[key] = result
+            if size:
+                grow_kept(ctx, size)
         return result
 
     return wrapped
+
+
+_MISSING: Final = object()
 
 
 V = TypeVar("V")

@@ -24,7 +24,6 @@ from ._util import (
     drug_total,
     measure,
     num,
-    rekey,
     suggested_dose,
     suggested_dose_within_daily,
 )
@@ -113,38 +112,10 @@ def _limits(step: Any, kind: str) -> tuple[_catalog.Limit, ...] | Missing | NoLi
     return hit[1]
 
 
-class _StepLimits:
-    """A step's catalog limits of both kinds, and whether its single dose passed.
-
-    Steps are immutable values, so this depends only on the step (and the catalog, whose
-    ``drug`` function and loaded records are kept to notice a different one).
-    """
-
-    __slots__ = ("catalog", "daily", "records", "single", "single_passed", "step")
-
-    def __init__(self, step: Any) -> None:
-        self.step = step
-        self.catalog = _catalog.drug
-        self.records = _catalog._drugs()
-        self.single = _limits(step, "max_single")
-        self.daily = _limits(step, "max_daily")
-        self.single_passed = False
-
-
-# step → _StepLimits; bounded.  Equal steps have the same drug, route and formulation.
-_STEP_LIMITS: dict[Any, _StepLimits] = {}
-
-
-def _step_limits(step: Any) -> _StepLimits:
-    hit = _STEP_LIMITS.get(step)
-    if hit is None or hit.catalog is not _catalog.drug or hit.records is not _catalog._drugs():
-        if len(_STEP_LIMITS) >= 4096:
-            _STEP_LIMITS.clear()
-        hit = _STEP_LIMITS[step] = _StepLimits(step)
-    elif hit.step is not step:
-        rekey(_STEP_LIMITS, step, hit)
-        hit.step = step
-    return hit
+def _step_limits(step: Any, kind: str) -> tuple[_catalog.Limit, ...] | Missing | NoLimit:
+    """The step's catalog limits of ``kind``, looked up by its drug, route and formulation
+    (closed vocabularies: the memo never holds a step, and its size is bounded by them)."""
+    return _limits(step, kind)
 
 
 def _single_doses(step: Any) -> list[float]:
@@ -168,10 +139,7 @@ def max_single(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare the largest dose per administration with the catalog maximum single dose."""
     if step.is_continuous:
         return None
-    entry = _step_limits(step)
-    if entry.single_passed:
-        return PASSED
-    limits = entry.single
+    limits = _step_limits(step, "max_single")
     if isinstance(limits, Missing | NoLimit):
         return limits
     dose = max(_single_doses(step))
@@ -198,10 +166,7 @@ def max_single(ctx: Context, index: int | None, step: Any) -> Any:
                     },
                 )
             )
-    if out:
-        return out
-    entry.single_passed = True  # depends on the step alone
-    return PASSED
+    return out or PASSED
 
 
 def _what(lim: _catalog.Limit) -> str:
@@ -229,22 +194,16 @@ def _static(step: Any) -> bool:
 _Stretch = tuple[int, "int | None", float, tuple[tuple[int, Any], ...]]
 
 
-# (the drug's (index, step) parts) → its stretches; steps are immutable, hashable values.
-_STRETCHES: dict[tuple[tuple[int, Any], ...], tuple[_Stretch, ...]] = {}
-
-
 def _day_totals(ctx: Context, drug: str) -> tuple[tuple[_Stretch, ...], list[tuple[int, Any]]]:
     """The drug's total on each stretch of days on which it does not change, and its steps.
 
     A regimen without time structure (every step of the drug static) is one stretch whose
     total is the sum of the steps' daily doses, as before; otherwise the totals are evaluated
-    at each day a step of the drug starts, changes or stops (kept per set of steps).
+    at each day a step of the drug starts, changes or stops (computed on each call: a memo
+    keyed on the steps would hold them, free text and all).
     """
     total, parts = drug_total(ctx, drug)
     key = tuple(parts)
-    hit = _STRETCHES.get(key)
-    if hit is not None:
-        return hit, parts
     if all(_static(s) for _, s in parts):
         stretches: tuple[_Stretch, ...] = ((0, None, total, key),)
     else:
@@ -262,9 +221,6 @@ def _day_totals(ctx: Context, drug: str) -> tuple[tuple[_Stretch, ...], list[tup
             if given:
                 out.append((day, last, sum(s.daily_dose_mg_on(day) for _, s in given), given))
         stretches = tuple(out)
-    if len(_STRETCHES) >= 4096:
-        _STRETCHES.clear()
-    _STRETCHES[key] = stretches
     return stretches, parts
 
 
@@ -305,7 +261,7 @@ def _merge(spans: list[tuple[int, int | None]]) -> list[tuple[int, int | None]]:
 )
 def max_daily(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare the drug's total on each day, over all its steps, with the catalog maximum."""
-    limits = _step_limits(step).daily
+    limits = _step_limits(step, "max_daily")
     if isinstance(limits, Missing | NoLimit):
         return limits
     stretches, parts = _day_totals(ctx, step.drug)

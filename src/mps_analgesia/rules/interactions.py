@@ -24,6 +24,7 @@ from typing import Any, Final
 import attrs
 
 from .. import _catalog
+from .._memo import MAX_KEY_TEXT
 from ..errors import DataFileError
 from ._engine import PASSED, Context, Missing, Rule, finding, rule, shape_of
 
@@ -295,8 +296,10 @@ class Party:
 _SPLIT: Final = re.compile(r"\s*(?:/|\+|,|;|&|\band\b|\bwith\b)\s*")
 
 
-@lru_cache(maxsize=4096)
-def resolve_medication(name: str) -> tuple[tuple[tuple[str, frozenset[str]], ...], tuple[str, ...]]:
+_Resolved = tuple[tuple[tuple[str, frozenset[str]], ...], tuple[str, ...]]
+
+
+def resolve_medication(name: str) -> _Resolved:
     """Resolve a medicine name to ``((canonical, classes), ...)`` and the parts it cannot read.
 
     A combination (``"lopinavir/ritonavir"``) is split; a strength or form after the name
@@ -310,6 +313,16 @@ def resolve_medication(name: str) -> tuple[tuple[tuple[str, frozenset[str]], ...
     >>> resolve_medication("letrozole")
     ((), ('letrozole',))
     """
+    # a name of a medicine's length is kept (bounded); a longer text is free text, never kept
+    return _resolve_kept(name) if len(name) <= MAX_KEY_TEXT else _resolve(name)
+
+
+@lru_cache(maxsize=4096)
+def _resolve_kept(name: str) -> _Resolved:
+    return _resolve(name)
+
+
+def _resolve(name: str) -> _Resolved:
     index = tables().names
     known: list[tuple[str, frozenset[str]]] = []
     unknown: list[str] = []
@@ -375,6 +388,18 @@ def _layout(
     return Parties(tuple(out), tuple(dict.fromkeys(unknown)), steps, medications is not None)
 
 
+def _keepable(medications: tuple[str, ...] | None) -> bool:
+    """True when the medicine names may key a memo: a few names of a medicine's length (a
+    longer text is free text, which no memo keeps)."""
+    return medications is None or (
+        len(medications) <= _MAX_KEPT_MEDICATIONS
+        and all(len(m) <= MAX_KEY_TEXT for m in medications)
+    )
+
+
+_MAX_KEPT_MEDICATIONS: Final = 32
+
+
 def parties(ctx: Context) -> Parties:
     """The drugs of the regimen's steps and the patient's medicines, resolved once per call.
 
@@ -402,6 +427,10 @@ def parties(ctx: Context) -> Parties:
                 for i, (kind, drug) in enumerate(shape.signature)
                 if kind in _DRUG_KINDS
             )
+            if not _keepable(medications):  # free text beyond a medicine name: never kept
+                hit = _layout.__wrapped__(steps, medications)
+                ctx.cache[_KEY] = hit
+                return hit
             hit = _layout(steps, medications)
             if len(layouts) >= 64:
                 layouts.clear()

@@ -7,13 +7,13 @@ applies to adjuvant methadone only.  Values come from ``data/methadone.toml`` (Q
 schedule, titration interval, adjuvant range) and ``data/interactions.toml`` (the interaction
 list by CYP role and QT effect).
 
-``methadone.adjuvant-range``: the largest daily dose over the titration above 30 mg/day →
-warning; the final (target) daily dose below 15 mg/day → info.
+``methadone.adjuvant-range``: the largest daily dose over the titration above the range's upper
+end → warning; the final (target) daily dose below its lower end → info.
 ``methadone.qtc-contraindicated``: QTc above the contraindication threshold → error.
 ``methadone.qtc-prolonged``: QTc in the prolonged range (up to that threshold) → warning.
 ``methadone.ecg-required``: no QTc recorded → warning with the ECG schedule.
-``methadone.titration-interval``: a dose increase sooner than 7 days after the start or after
-the previous increase → warning.
+``methadone.titration-interval``: a dose increase sooner than the least interval of
+``data/methadone.toml`` after the start or after the previous increase → warning.
 ``methadone.interaction``: a CYP inhibitor or inducer, a QT-prolonging drug, an opioid antagonist
 or partial agonist among the other steps or the patient's medicines → warning.
 """
@@ -201,13 +201,16 @@ def _daily_text(step: Any, per: float, daily: float) -> str:
     applies_to=("methadone_adjuvant",),
     needs=("step.dose", "step.schedule", "step.titration"),
     sources=("takase-2015", "palliverse-2015"),
-    severity="warning above 30 mg/day, error above twice it (a usual range, far beyond: the "
-    "severity policy); info when the final dose is below 15 mg/day",
+    severity="warning above {methadone:adjuvant_range.upper}, error above twice it (a usual range, "
+    "far beyond: the severity policy); info when the final dose is below "
+    "{methadone:adjuvant_range.lower}",
     data_files=(_FILE, "severity-policy.toml"),
-    description="Adjuvant methadone outside the 15–30 mg/day range of the Takase 2015 MPS series "
-    "[S]: the largest daily dose over the titration above 30 mg/day is a warning, and more than "
-    "twice it an error (a usual range far exceeded, data/severity-policy.toml); a final "
-    "(target) daily dose below 15 mg/day is information.",
+    description="Adjuvant methadone outside the "
+    "{methadone:adjuvant_range.lower!n}–{methadone:adjuvant_range.upper} range of the Takase 2015 "
+    "MPS series [S]: the largest daily dose over the titration above "
+    "{methadone:adjuvant_range.upper} is a warning, and more than twice it an error (a usual range "
+    "far exceeded, data/severity-policy.toml); a final (target) daily dose below "
+    "{methadone:adjuvant_range.lower} is information.",
 )
 @_peak_shown
 @step_outcomes
@@ -361,8 +364,10 @@ def qtc_prolonged(ctx: Context, index: int | None, step: Any) -> Any:
     severity="warning when no QTc is recorded",
     data_files=(_FILE,),
     description="Methadone with no QTc recorded: a warning carrying the ECG schedule of "
-    "data/methadone.toml [ecg] (baseline, 2–4 weeks, at 30–40 mg/day, at 100 mg/day; VA/DoD "
-    "Table D-4) and the days on which the step's titration reaches the dose checkpoints.",
+    "data/methadone.toml [ecg] (baseline, "
+    "{methadone:ecg.follow_up_from!n}–{methadone:ecg.follow_up_to} after the start, at "
+    "{methadone:ecg.checkpoints[0]}, at {methadone:ecg.checkpoints[1]}; VA/DoD Table D-4) and the "
+    "days on which the step's titration reaches the dose checkpoints.",
 )
 @for_drugs(_methadone_drug)
 @_peak_shown
@@ -403,21 +408,22 @@ def _ecg_text(v: _Values) -> str:
 
 @rule(
     "methadone.titration-interval",
-    title="Methadone dose increases at least 7 days apart",
+    title="Methadone dose increases at least {methadone:titration.min_interval} apart",
     applies_to=_KINDS,
     needs=("step.titration",),
     sources=("methapain-label", "va-2016-methadone"),
     severity="warning",
     data_files=(_FILE,),
-    description="A methadone dose increase sooner than 7 days after the start or after the "
-    "previous increase (Japanese Methapain label: no increase for at least 7 days; VA 2016: "
-    "5 to 7 days on a dose).",
+    description="A methadone dose increase sooner than {methadone:titration.min_interval} after "
+    "the start or after the previous increase (the Japanese Methapain label's least interval; VA "
+    "2016 methadone guidance gives a similar pace).",
 )
 @for_drugs(_methadone_drug)
 @_peak_shown
 @step_outcomes
 def titration_interval(ctx: Context, index: int | None, step: Any) -> Any:
-    """Flag each methadone dose increase that comes sooner than 7 days after the last."""
+    """Flag each methadone dose increase that comes sooner than the least interval after the
+    last."""
     if not _is_methadone(step):
         return None
     v = _values()
@@ -483,9 +489,9 @@ def _level_note(level: str) -> str:
     sources=("aps-cpdd-2014",),
     severity="warning (the limit is [U])",
     data_files=(_FILE,),
-    description="A methadone titration step that raises the daily dose by more than the "
-    "largest step of data/methadone.toml [titration.max_increase] (10 mg/day, APS/CPDD 2014 as "
-    "commonly cited, unverified [U]: a warning only); the finding names the day.",
+    description="A methadone titration step that raises the daily dose by more than the largest "
+    "step of data/methadone.toml [titration.max_increase] ({methadone:titration.max_increase}, "
+    "APS/CPDD 2014 as commonly cited, unverified [U]: a warning only); the finding names the day.",
 )
 @for_drugs(_methadone_drug)
 @_peak_shown
@@ -550,8 +556,10 @@ def _follow_up() -> tuple[_catalog.SourcedValue, _catalog.SourcedValue]:
     severity="info",
     data_files=(_FILE,),
     description="The plan days on which the ECG schedule of data/methadone.toml asks for a "
-    "re-check: the follow-up window after the start (VA/DoD Table D-4: 2–4 weeks), each dose "
-    "increase, and the first day the daily dose reaches each checkpoint (30 and 100 mg/day).",
+    "re-check: the follow-up window after the start (VA/DoD Table D-4: "
+    "{methadone:ecg.follow_up_from!n}–{methadone:ecg.follow_up_to}), each dose increase, and the "
+    "first day the daily dose reaches each checkpoint ({methadone:ecg.checkpoints[0]!n} and "
+    "{methadone:ecg.checkpoints[1]}).",
 )
 @for_drugs(_methadone_drug)
 @_peak_shown
@@ -695,15 +703,17 @@ def _peak_daily(step: Any) -> tuple[int, float]:
     applies_to=(),
     needs=("step.dose", "step.schedule", "step.titration"),
     sources=("takase-2015", "palliverse-2015"),
-    severity="warning above 30 mg/day, error above twice it (usual range, severity policy)",
+    severity="warning above {methadone:adjuvant_range.upper}, error above twice it (usual range, "
+    "severity policy)",
     scope="regimen",
     data_files=(_FILE, "severity-policy.toml"),
     description="When a regimen gives methadone in more than one step with at least one "
-    "methadone_adjuvant step (two adjuvant steps, or main methadone plus adjuvant methadone), "
-    "the sum of each step's largest daily dose over its titration against the 15–30 mg/day "
-    "adjuvant range of the Takase 2015 series [S]: above 30 mg/day a warning, more than twice it "
-    "an error (a usual range far exceeded, data/severity-policy.toml). Each step's peak is "
-    "summed, whichever day it falls on (conservative); the finding names each step's peak day.",
+    "methadone_adjuvant step (two adjuvant steps, or main methadone plus adjuvant methadone), the "
+    "sum of each step's largest daily dose over its titration against the "
+    "{methadone:adjuvant_range.lower!n}–{methadone:adjuvant_range.upper} adjuvant range of the "
+    "Takase 2015 series [S]: above {methadone:adjuvant_range.upper} a warning, more than twice it "
+    "an error (a usual range far exceeded, data/severity-policy.toml). Each step's peak is summed, "
+    "whichever day it falls on (conservative); the finding names each step's peak day.",
 )
 def total_daily(ctx: Context, index: int | None, step: Any) -> Any:
     """Sum the methadone of every methadone step and compare it with the adjuvant range."""
@@ -778,17 +788,18 @@ def _min_ome() -> _catalog.SourcedValue:
     applies_to=("methadone_adjuvant",),
     needs=("regimen", "patient.opioid_tolerant"),
     sources=("methapain-label", "mercadante-2022"),
-    severity="error when the patient is recorded as not opioid tolerant (the Japanese label: "
-    "only as a switch from a strong opioid at 60 mg/day OME or more); warning when tolerance is "
-    "not recorded",
+    severity="error when the patient is recorded as not opioid tolerant (the Japanese label: only "
+    "as a switch from a strong opioid at {methadone:adjuvant_prerequisite.min_ome} OME or more); "
+    "warning when tolerance is not recorded",
     data_files=(_FILE,),
     description="A methadone_adjuvant step is methadone added to a current opioid (Takase 2015). "
-    "With no regular strong opioid among the other steps, it needs recorded opioid tolerance: "
-    "the Japanese Methapain label (Japan) allows methadone only as a switch from another strong "
-    "opioid at 60 mg/day oral morphine equivalent or more (patient.opioid_tolerant = true meets "
-    "it: the FDA definition uses the same 60 mg/day). Recorded as not tolerant: an error; "
-    "tolerance not recorded: a warning. Methadone first-line in an opioid-naive patient "
-    "(Mercadante 2022) is an `opioid` step, not an adjuvant, and is not flagged here.",
+    "With no regular strong opioid among the other steps, it needs recorded opioid tolerance: the "
+    "Japanese Methapain label (Japan) allows methadone only as a switch from another strong opioid "
+    "at {methadone:adjuvant_prerequisite.min_ome} oral morphine equivalent or more "
+    "(patient.opioid_tolerant = true meets it: the FDA definition of opioid tolerance is "
+    "{rotation:opioid_tolerance}). Recorded as not tolerant: an error; tolerance not recorded: a "
+    "warning. Methadone first-line in an opioid-naive patient (Mercadante 2022) is an `opioid` "
+    "step, not an adjuvant, and is not flagged here.",
 )
 @_peak_shown
 def adjuvant_without_opioid(ctx: Context, index: int | None, step: Any) -> Any:

@@ -8,7 +8,8 @@ published starting dose of that drug, route and formulation (``data/opioid-naive
   every 12 hours, methadone first-line 9 mg/day, Mercadante 2022) exceeded is a warning, more
   than twice it an error (``data/severity-policy.toml``);
 - a label reservation for opioid-tolerant patients (``kind = "contraindication"``: OxyContin
-  above 40 mg per dose or 80 mg/day, buccal fentanyl at any dose) exceeded is an error.
+  above its tolerant-only dose per dose or per day, buccal fentanyl at any dose) exceeded is an
+  error.
 
 When tolerance is not recorded, a step that a row applies to is *not checked* (record
 ``opioid_tolerant``); a recorded tolerant patient is not this rule's (nothing is reported), nor
@@ -162,7 +163,11 @@ def _limit_text(row: Start) -> str:
     "hydromorphone per dose, OxyContin per dose and per day, methadone first-line per day "
     "(Mercadante 2022). Above a starting dose is a warning and more than twice it an error (a "
     "usual range, data/severity-policy.toml); above a label's reservation for opioid-tolerant "
-    "patients (OxyContin above 40 mg per dose or 80 mg/day) or a contraindication in "
+    "patients (OxyContin above "
+    "{opioid-naive:starts[drug=oxycodone,formulation=modified-release,kind=contraindication].dose} "
+    "per dose or "
+    "{opioid-naive:starts[drug=oxycodone,formulation=modified-release,kind=contraindication].daily})"
+    " or a contraindication in "
     "non-tolerant patients (buccal fentanyl, at any dose) is an error. The per-day limits are "
     "not applied to as-needed steps. With tolerance not recorded the check is not checked; a "
     "tolerant patient, and a drug, route or formulation without a row, are not this rule's. "

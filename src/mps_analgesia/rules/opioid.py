@@ -5,14 +5,14 @@ named by ``options["ome_table"]`` (default ``cdc-2022``) and the ``regular_only`
 is computed once per ``validate()`` call and kept in ``ctx.cache``.
 
 ``opioid.breakthrough-missing`` (warning): a regular strong opioid and no PRN opioid step.
-``opioid.breakthrough-dose`` (warning): a PRN dose outside 1/10–1/6 of the regular daily OME
+``opioid.breakthrough-dose`` (warning): a PRN dose outside the check window of the regular daily OME
 (compared in OME, so a PRN of another drug is judged too).
 ``opioid.fentanyl-patch-not-tolerant`` (error): a fentanyl patch for a patient recorded as not
 opioid tolerant, or, when tolerance is not recorded, whose other regular opioids come to less
-than 60 mg/day OME (FDA definition [S]); with neither, *not checked*.
+than the FDA tolerance threshold (``data/rotation.toml``, [S]); with neither, *not checked*.
 ``opioid.duplicate-long-acting`` (warning): regular long-acting opioids of two different drugs at
 once; ``methadone_adjuvant`` steps are exempt (that combination is the point of them).
-``opioid.ome-total`` (info): the daily OME with its table and receipt; CDC 2016's 50/90 MME/day
+``opioid.ome-total`` (info): the daily OME with its table and receipt; CDC 2016's MME/day
 thresholds shown as information only, because CDC 2016 excluded palliative and end-of-life care.
 """
 
@@ -21,8 +21,9 @@ from __future__ import annotations
 from typing import Any, Final
 
 from .. import _catalog, conversion
+from .._memo import Memo
 from ._engine import PASSED, Context, Missing, Rule, Shape, finding, for_drugs, rule, shape_of
-from ._util import above, below, measure, measure_range, num, rekey
+from ._util import above, below, measure, measure_range, num
 
 __all__ = ["RULES"]
 
@@ -91,15 +92,25 @@ class _Opioids:
         return self._sources
 
 
-# (table id, regular opioid pairs, PRN (index, drug, route), methadone_adjuvant pairs) →
-# _Opioids; and (table id, shape, ids of the opioid steps) → (those steps, _Opioids).  Bounded.
-_OPIOIDS: dict[tuple[str, Any, Any, Any], _Opioids] = {}
-_OPIOIDS_BY_ID: dict[tuple[Any, ...], tuple[tuple[Any, ...], _Opioids]] = {}
-_OPIOIDS_MAX: Final = 1024
+# (table id, the canonical facts of each opioid and methadone_adjuvant step) → _Opioids:
+# strings from closed vocabularies and floats, never a step (which may carry free text).
+# Bounded in bytes; a record's size counts its receipt and the few findings its memo keeps.
+_OPIOIDS: Final = Memo("rules.opioid: regular OME per regimen", 2 << 20)
+_STATE_MEMO_MAX: Final = 8
+_STATE_SIZE: Final = 4096 + _STATE_MEMO_MAX * 2048
 
 
 def _by_index(pair: tuple[int, Any]) -> int:
     return pair[0]
+
+
+def _facts(step: Any) -> tuple[Any, ...]:
+    """What a step's regular-only OME depends on (``conversion._compute``): canonical values
+    only; a PRN step is only listed as left out, so its dose is not part of it (a record is
+    shared by PRN edits)."""
+    if step.prn:
+        return (step.kind, step.drug, step.route, True)
+    return (step.kind, step.drug, step.route, step.dose_form, False, step.daily_dose_mg)
 
 
 def _opioids(ctx: Context) -> _Opioids:
@@ -110,40 +121,25 @@ def _opioids(ctx: Context) -> _Opioids:
     if hit is None:
         # an unknown table raises here, as daily_ome() does
         tab = _catalog.conversion_table(_option(ctx))
-        # fast path: the very step objects seen before (an unchanged step of an edited regimen)
-        shape = shape_of(ctx)
         steps = ctx.regimen.steps
-        held = tuple([steps[i] for i in _opioid_indices(shape)])
-        fast = (table, shape, *[id(s) for s in held])
-        entry = _OPIOIDS_BY_ID.get(fast)
-        if entry is not None and entry[1].table is tab:
-            hit = entry[1]
-        else:
+        indices = _opioid_indices(shape_of(ctx))
+        sig = (table, indices, *[_facts(steps[i]) for i in indices])
+        hit = _OPIOIDS.data.get(sig)
+        if hit is None or hit.table is not tab:
             hit = _lookup(ctx, table, tab)
-            if len(_OPIOIDS_BY_ID) >= _OPIOIDS_MAX:
-                _OPIOIDS_BY_ID.clear()
-            # the entry holds the steps, so their ids are not reused while it is kept
-            _OPIOIDS_BY_ID[fast] = (held, hit)
+            _OPIOIDS.put(sig, hit, _STATE_SIZE + 1024 * len(indices))
         ctx.cache[key] = hit
     result: _Opioids = hit
     return result
 
 
 def _lookup(ctx: Context, table: str, tab: Any) -> _Opioids:
-    """The record by the values of the opioid steps (equal steps share it), or a new one."""
+    """A new record: the regular-only OME of the opioid and methadone_adjuvant steps."""
     opioids, adjuvant = ctx.steps_of("opioid"), ctx.steps_of("methadone_adjuvant")
-    prn = tuple([(i, s.drug, s.route) for i, s in opioids if s.prn])
-    regular = tuple([pair for pair in opioids if not pair[1].prn]) if prn else opioids
-    sig = (table, regular, prn, adjuvant)
-    hit = _OPIOIDS.get(sig)
-    if hit is None or hit.table is not tab:
-        if len(_OPIOIDS) >= _OPIOIDS_MAX:
-            _OPIOIDS.clear()
-        # = daily_ome(ctx.regimen, table, "regular_only"): only these steps have an OME
-        pairs = sorted((*opioids, *adjuvant), key=_by_index) if adjuvant else opioids
-        ome = conversion.ome_of_steps(pairs, tab, "regular_only")
-        hit = _OPIOIDS[sig] = _Opioids(tab, ome)
-    return hit
+    # = daily_ome(ctx.regimen, table, "regular_only"): only these steps have an OME
+    pairs = sorted((*opioids, *adjuvant), key=_by_index) if adjuvant else opioids
+    ome = conversion.ome_of_steps(pairs, tab, "regular_only")
+    return _Opioids(tab, ome)
 
 
 _OPIOID_INDICES: Final = "opioid.indices"
@@ -239,36 +235,44 @@ def breakthrough_missing(ctx: Context, index: int | None, step: Any) -> Any:
 
 @rule(
     "opioid.breakthrough-dose",
-    title="Breakthrough dose outside 1/10–1/6 of the regular daily OME",
+    title="Breakthrough dose outside "
+    "{breakthrough:check_window.low}–{breakthrough:check_window.high} of the regular daily OME",
     applies_to=("opioid",),
     needs=("step.dose", "regimen.regular opioids"),
     sources=("nccn-2011-breakthrough", "japan-morphine-label"),
-    severity="warning; error above twice 1/6 (a usual rule far exceeded: severity policy)",
+    severity="warning; error above twice {breakthrough:check_window.high} (a usual rule far "
+    "exceeded: severity policy)",
     data_files=(*_OME_FILES, "breakthrough.toml", "severity-policy.toml"),
     description="A PRN opioid dose (the largest over its titration), converted to OME, below "
-    "1/10 (NCCN 2011) or above 1/6 (Japanese morphine label) of the regular daily OME of the "
-    "opioid it replaces: the regular steps of the PRN's `rescue_for` drug, else of its own "
-    "drug, else every regular opioid step; adjuvant methadone is left out (CDC 2022: its "
-    "factor is not for dosing).  More than twice 1/6 is an error (severity policy).  Not "
-    "checked when the table cannot convert the PRN drug or a regular opioid.",
+    "{breakthrough:check_window.low} (NCCN 2011) or above {breakthrough:check_window.high} "
+    "(Japanese morphine label) of the regular daily OME of the opioid it replaces: the regular "
+    "steps of the PRN's `rescue_for` drug, else of its own drug, else every regular opioid step; "
+    "adjuvant methadone is left out (CDC 2022: its factor is not for dosing).  More than twice "
+    "{breakthrough:check_window.high} is an error (severity policy).  Not checked when the table "
+    "cannot convert the PRN drug or a regular opioid.",
 )
 def breakthrough_dose(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare one PRN dose, in OME, with the regular daily OME."""
     if not step.prn:
         return None
     state = _opioids(ctx)
-    key = ("opioid.breakthrough-dose", index, step)  # the record is shared by PRN edits
+    # what the outcome depends on besides the record (which holds the regular opioids)
+    key = (index, step.drug, step.route, step.dose_form, step.rescue_for, _largest_dose(step))
     memo = state.memo
-    hit = memo.get(key)
-    if hit is not None:
-        if hit[0] is not step:
-            hit = rekey(memo, key, (step, hit[1]))
-        return hit[1]
-    if len(memo) >= 256:
-        memo.clear()
+    if key in memo:
+        return memo[key]
     result = _breakthrough_dose(state, _table(ctx), index, step, _rescue_basis(ctx, step))
-    memo[key] = (step, result)
+    if len(memo) >= _STATE_MEMO_MAX:
+        memo.clear()
+    memo[key] = result
     return result
+
+
+def _largest_dose(step: Any) -> float | None:
+    """The largest dose per administration over the titration (``None`` without one)."""
+    doses = [step.dose_mg] if step.dose_mg is not None else []
+    doses.extend(p.dose_mg for p in step.titration if p.dose_mg is not None)
+    return max(doses) if doses else None
 
 
 def _rescue_basis(ctx: Context, step: Any) -> tuple[Any, str]:
@@ -297,22 +301,20 @@ def _rescue_basis(ctx: Context, step: Any) -> tuple[Any, str]:
     return result
 
 
-# (table id, PRN step) → (the _Table, single_dose_ome(), its MME text, the step); bounded.
-_PRN_DOSES: dict[tuple[str, Any], tuple[Any, tuple[float, float] | str, str, Any]] = {}
+# (table id, drug, route, dose form, largest dose) → (the _Table, single_dose_ome(), its MME
+# text); bounded in bytes.
+_PRN_DOSES: Final = Memo("rules.opioid: PRN dose OME", 256 * 1024)
 
 
 def _prn_dose(state: _Opioids, table: str, step: Any) -> tuple[tuple[float, float] | str, str]:
-    """The OME of one PRN dose (``conversion.single_dose_ome``) and its text, per step."""
-    key = (table, step)
-    hit = _PRN_DOSES.get(key)
+    """The OME of one PRN dose (``conversion.single_dose_ome``) and its text."""
+    key = (table, step.drug, step.route, step.dose_form, _largest_dose(step))
+    hit = _PRN_DOSES.data.get(key)
     if hit is None or hit[0] is not state.table:
         dose = conversion.single_dose_ome(step, state.table)
         text = "" if isinstance(dose, str) else _span(dose[0], dose[1], "MME")
-        if len(_PRN_DOSES) >= 4096:
-            _PRN_DOSES.clear()
-        hit = _PRN_DOSES[key] = (state.table, dose, text, step)
-    elif hit[3] is not step:
-        hit = rekey(_PRN_DOSES, key, (hit[0], hit[1], hit[2], step))
+        hit = (state.table, dose, text)
+        _PRN_DOSES.put(key, hit, 512)
     return hit[1], hit[2]
 
 
@@ -408,10 +410,10 @@ def _other_ome(ctx: Context) -> conversion.OmeResult:
     sources=("fda-opioid-tolerance",),
     severity="error",
     data_files=(*_OME_FILES, "rotation.toml"),
-    description="A transdermal fentanyl patch when the patient is recorded as not opioid "
-    "tolerant; when tolerance is not recorded, when the regimen's other regular opioids come to "
-    "less than 60 mg/day oral morphine equivalent (FDA definition of opioid tolerance, [S]).  "
-    "Not checked when neither is known.",
+    description="A transdermal fentanyl patch when the patient is recorded as not opioid tolerant; "
+    "when tolerance is not recorded, when the regimen's other regular opioids come to less than "
+    "{rotation:opioid_tolerance} of oral morphine equivalent (FDA definition of opioid "
+    "tolerance, [S]).  Not checked when neither is known.",
 )
 @for_drugs(lambda drug: drug == "fentanyl")
 def fentanyl_patch_not_tolerant(ctx: Context, index: int | None, step: Any) -> Any:
@@ -539,10 +541,10 @@ def duplicate_long_acting(ctx: Context, index: int | None, step: Any) -> Any:
     severity="info",
     scope="regimen",
     data_files=_OME_FILES,
-    description="The regimen's regular daily oral morphine equivalent with its table, edition "
-    "and receipt (PRN doses excluded), and the steps the table cannot convert.  CDC 2016's 50 "
-    "and 90 MME/day thresholds are shown as information only: CDC 2016 excluded palliative and "
-    "end-of-life care.",
+    description="The regimen's regular daily oral morphine equivalent with its table, edition and "
+    "receipt (PRN doses excluded), and the steps the table cannot convert.  CDC 2016's "
+    "{ome-cdc-2016:thresholds.reassess!n} and {ome-cdc-2016:thresholds.avoid} thresholds are shown "
+    "as information only: CDC 2016 excluded palliative and end-of-life care.",
 )
 def ome_total(ctx: Context, index: int | None, step: Any) -> Any:
     """Report the daily OME of the regular opioids, with the table it came from."""

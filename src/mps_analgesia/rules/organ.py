@@ -1,16 +1,17 @@
 """Organ function and age: drugs to avoid and doses to lower in renal or hepatic impairment and
 in old age.
 
-``renal.avoid``: regular morphine below 30 mL/min → warning; regular codeine below 30 mL/min,
-pethidine below 60 mL/min and tramadol modified-release below 30 mL/min → error (the sources say
-avoid / contraindicated: the severity is data, ``organ.toml``).
+``renal.avoid``: regular morphine below its renal threshold → warning; regular codeine, pethidine
+and tramadol modified-release below theirs → error (the sources say avoid / contraindicated: the
+thresholds and severity are data, ``organ.toml``).
 ``renal.dose-adjust``: gabapentin, pregabalin or tramadol above the maximum daily dose of the
-patient's renal band → warning; error above a label maximum (tramadol below 30 mL/min).
-``hepatic.dose-adjust``: acetaminophen above 3 g/day with hepatic impairment (mild or worse) or a
-weight below 50 kg; any tramadol step in severe hepatic impairment (above the label's cirrhosis
+patient's renal band → warning; error above a label maximum (tramadol's lowest band).
+``hepatic.dose-adjust``: acetaminophen above its hepatic maximum with hepatic impairment (mild or
+worse) or a low weight; any tramadol step in severe hepatic impairment (above the label's cirrhosis
 dose, as modified-release tablets, or within the cirrhosis dose, which the finding names as the
 reference point) → warning.
-``age.dose-adjust``: tramadol above 300 mg/day over 75 years → warning.
+``age.dose-adjust``: tramadol above its daily maximum in older patients (``data/organ.toml``
+[age.tramadol]) → warning.
 
 Renal function is the creatinine clearance when recorded, else the eGFR; each finding names the
 one it used.  A daily dose is the drug's total over every step that gives it (regular doses and
@@ -258,9 +259,11 @@ def _eq(measure: str) -> str:
     severity="warning (morphine); error (codeine, pethidine, tramadol modified-release)",
     data_files=(_FILE,),
     description="Regular morphine with a creatinine clearance (or, without one, an eGFR) below "
-    "30 mL/min is a warning (caution or avoid); regular codeine below 30 mL/min (avoid, Fast "
-    "Fact #161) and pethidine below 60 mL/min (avoid in renal impairment) are errors; tramadol "
-    "modified-release below 30 mL/min is an error (Ultram ER label: not for such patients).",
+    "{organ:renal.avoid[drug=morphine].below} is a warning (caution or avoid); regular codeine "
+    "below {organ:renal.avoid[drug=codeine].below} (avoid, Fast Fact #161) and pethidine below "
+    "{organ:renal.avoid[drug=pethidine].below} (avoid in renal impairment) are errors; tramadol "
+    "modified-release below {organ:renal.avoid[drug=tramadol].below} is an error (Ultram ER label: "
+    "not for such patients).",
 )
 @for_drugs(lambda drug: bool(_tables().avoid.get(drug)))
 def renal_avoid(ctx: Context, index: int | None, step: Any) -> Any:
@@ -341,12 +344,14 @@ def _band_kind(where: str) -> str:
     applies_to=_KINDS,
     needs=("patient.creatinine_clearance or patient.egfr", "step.dose", "step.schedule"),
     sources=("gabapentin-label", "pregabalin-cdhb", "ultram-label"),
-    severity="error above a label maximum of the band (tramadol below 30 mL/min, [V]); warning "
-    "for the other bands (severity policy: limit_kind in organ.toml)",
+    severity="error above a label maximum of the band (tramadol below "
+    "{organ:renal.dose.tramadol[limit_kind=label-maximum].below}, [V]); warning for the other "
+    "bands (severity policy: limit_kind in organ.toml)",
     data_files=(_FILE,),
     description="The total daily dose of gabapentin, pregabalin or tramadol above the maximum of "
     "the patient's renal band (gabapentin label table [S], pregabalin Canterbury DHB sheet [S], "
-    "tramadol below 30 mL/min: 200 mg/day [V]).",
+    "tramadol below {organ:renal.dose.tramadol[limit_kind=label-maximum].below}: "
+    "{organ:renal.dose.tramadol[limit_kind=label-maximum].max_daily} [V]).",
 )
 @for_drugs(lambda drug: drug in _tables().bands)
 def renal_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
@@ -583,11 +588,13 @@ def _tramadol_in_impairment(
     ),
     severity="warning",
     data_files=(_FILE,),
-    description="Acetaminophen above 3 g/day with hepatic impairment (mild or worse) [S] or a "
-    "weight below 50 kg [U: the threshold is not in the reference notes]; any tramadol step in "
-    "severe hepatic impairment: as modified-release tablets (not for Child-Pugh C), above the "
-    "label's cirrhosis dose (50 mg every 12 hours), or, within it, a warning naming that dose "
-    "as the reference point [V].",
+    description="Acetaminophen above {organ:hepatic.acetaminophen.max_daily} with hepatic "
+    "impairment (mild or worse) [S] or a weight below "
+    "{organ:hepatic.acetaminophen_low_weight.below_weight} [U: the threshold is not in the "
+    "reference notes]; any tramadol step in severe hepatic impairment: as modified-release tablets "
+    "(not for Child-Pugh C), above the label's cirrhosis dose ({organ:hepatic.tramadol.max_single} "
+    "a dose, {organ:hepatic.tramadol.max_daily}), or, within it, a warning naming that dose as the "
+    "reference point [V].",
 )
 @for_drugs(lambda drug: drug in ("acetaminophen", "tramadol"))
 def hepatic_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
@@ -604,18 +611,18 @@ def hepatic_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
 
 @rule(
     "age.dose-adjust",
-    title="Tramadol over 75 years",
+    title="Tramadol over {organ:age.tramadol.over_age}",
     applies_to=_KINDS,
     needs=("patient.age", "step.dose", "step.schedule"),
     sources=("tramadol-elderly-secondary",),
     severity="warning",
     data_files=(_FILE,),
-    description="Tramadol above 300 mg/day (total over its steps) in a patient over 75 years "
-    "[S, secondary summaries of the label].",
+    description="Tramadol above {organ:age.tramadol.max_daily} (total over its steps) in a patient "
+    "over {organ:age.tramadol.over_age} [S, secondary summaries of the label].",
 )
 @for_drugs(lambda drug: drug == _tables().age_drug)
 def age_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
-    """Compare tramadol's total daily dose with the maximum over 75 years."""
+    """Compare tramadol's total daily dose with the maximum above the age of data/organ.toml."""
     t = _tables()
     if step.drug != t.age_drug:
         return None

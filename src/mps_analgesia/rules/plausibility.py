@@ -383,16 +383,20 @@ def _block(step: Any, index: int | None) -> Any:
     severity="error (the library's plausibility guard; a warning when the strength it rests on "
     "is [U])",
     data_files=(_FILE, _policy.FILE, "drugs.toml"),
-    description="A dose per administration, or a rate, more than 10 times (the guard's multiple, "
+    description="A dose per administration, or a rate, more than "
+    "{severity-policy:guards.dose-implausible.multiple} times (the guard's multiple, "
     "data/severity-policy.toml) the largest marketed unit of the drug by route "
-    "(data/limits-plausible.toml, from RxNorm: the largest fentanyl patch is 100 mcg/h) or the "
-    "catalog's maximum single dose: almost always a unit slip (mg for mcg). The finding names the "
-    "likely slip. It is the library's guard, not a clinical claim; a drug with neither a "
-    "strength nor a maximum in data is not guarded. A psoas compartment block step's "
-    "concentration is compared with the most concentrated marketed solution of its agent "
-    "(more than twice it: '7.5 mg/mL written as 7.5 %?'), its bolus volume and infusion rate "
-    "with the largest published ones, 30 mL and 14 mL/h (more than ten times: '20 L for "
-    "20 mL?', mL/min written for mL/h).",
+    "(data/limits-plausible.toml, from RxNorm: the largest fentanyl patch is "
+    "{limits-plausible:strengths[drug=fentanyl,route=transdermal].rate}) or the catalog's maximum "
+    "single dose: almost always a unit slip (mg for mcg). The finding names the likely slip. It is "
+    "the library's guard, not a clinical claim; a drug with neither a strength nor a maximum in "
+    "data is not guarded. A psoas compartment block step's concentration is compared with the "
+    "most concentrated marketed solution of its agent (more than "
+    "{severity-policy:guards.block-concentration.multiple} times it: a strength in mg/mL written "
+    "as %), its bolus volume and infusion rate with the largest published ones, "
+    "{limits-plausible:block.bolus_volume} and {limits-plausible:block.infusion_rate} (more than "
+    "{severity-policy:guards.block-volume.multiple} times: litres written for millilitres, mL/min "
+    "written for mL/h).",
 )
 @step_outcomes
 def implausible(ctx: Context, index: int | None, step: Any) -> Any:

@@ -1,13 +1,13 @@
 """Palliative radiotherapy checks (``data/radiotherapy.toml``).
 
 ``radiotherapy.bed-eqd2`` (info): every radiotherapy step reports its BED and EQD2 at the α/β
-values of the data file (10 Gy and 3 Gy).
+values of the data file (tumour and late-responding tissue).
 ``radiotherapy.schedule-nonstandard`` (info): the course is not one of the ASTRO 2017 schedules
-(8 Gy/1, 20 Gy/5, 24 Gy/6, 30 Gy/10).
-``radiotherapy.dose-per-fraction`` (warning): more than 8 Gy per fraction.
+of the data file.
+``radiotherapy.dose-per-fraction`` (warning): more than the largest ASTRO 2017 dose per fraction.
 ``radiotherapy.reirradiation`` (warning): an earlier dose to the same site (the step's
 ``prior_dose``, or an earlier radiotherapy step of the regimen to the same site); the cumulative
-EQD2 at α/β 3 Gy is reported, or the finding says what could not be computed.
+EQD2 at the late-responding α/β is reported, or the finding says what could not be computed.
 
 A radiotherapy step always carries its total dose and fractions, so these rules never report
 *not checked*.
@@ -47,8 +47,9 @@ def _course(total_gy: float, fractions: int) -> str:
     severity="info: reported for every radiotherapy step",
     data_files=_FILES,
     description="Reports the biologically effective dose, BED = D·(1 + d/(α/β)), and the "
-    "equivalent dose in 2 Gy fractions, EQD2 = BED/(1 + 2/(α/β)), at α/β 10 Gy (tumour, "
-    "early-responding tissue) and 3 Gy (late-responding normal tissue). Always an info finding.",
+    "equivalent dose in 2 Gy fractions, EQD2 = BED/(1 + 2/(α/β)), at α/β "
+    "{radiotherapy:alpha_beta.early} (tumour, early-responding tissue) and "
+    "{radiotherapy:alpha_beta.late} (late-responding normal tissue). Always an info finding.",
 )
 def bed_eqd2(ctx: Context, index: int | None, step: Any) -> Any:
     """Report BED and EQD2 at each α/β of the data file."""
@@ -97,9 +98,12 @@ def _bed_eqd2_texts(total: float, n: int) -> tuple[str, str, tuple[tuple[str, An
     sources=("astro-2017",),
     severity="info when the course is not one of the ASTRO 2017 schedules",
     data_files=_FILES,
-    description="The course is not one of the four equivalent ASTRO 2017 regimens for painful "
-    "bone metastases (8 Gy/1, 20 Gy/5, 24 Gy/6, 30 Gy/10). Information only: other schedules "
-    "are used, for example in malignant psoas syndrome reports.",
+    description="The course is not one of the four equivalent ASTRO 2017 regimens for painful bone "
+    "metastases ({radiotherapy:schedules[0].total_dose}/{radiotherapy:schedules[0].fractions}, "
+    "{radiotherapy:schedules[1].total_dose}/{radiotherapy:schedules[1].fractions}, "
+    "{radiotherapy:schedules[2].total_dose}/{radiotherapy:schedules[2].fractions}, "
+    "{radiotherapy:schedules[3].total_dose}/{radiotherapy:schedules[3].fractions}). Information "
+    "only: other schedules are used, for example in malignant psoas syndrome reports.",
 )
 def schedule_nonstandard(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare the course with the ASTRO 2017 schedules."""
@@ -128,15 +132,15 @@ def schedule_nonstandard(ctx: Context, index: int | None, step: Any) -> Any:
 
 @rule(
     "radiotherapy.dose-per-fraction",
-    title="Dose per fraction above 8 Gy",
+    title="Dose per fraction above {radiotherapy:dose_per_fraction.max}",
     applies_to=_KIND,
     needs=("step.total_dose", "step.fractions"),
     sources=("astro-2017",),
     severity="warning above the limit",
     data_files=_FILES,
-    description="A dose per fraction above 8 Gy, the largest of the ASTRO 2017 palliative "
-    "regimens (8 Gy single fraction); higher doses per fraction are stereotactic, which ASTRO "
-    "2017 reserves for trials or registries.",
+    description="A dose per fraction above {radiotherapy:dose_per_fraction.max}, the largest of "
+    "the ASTRO 2017 palliative regimens (a single fraction); higher doses per fraction are "
+    "stereotactic, which ASTRO 2017 reserves for trials or registries.",
 )
 def dose_per_fraction(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare the dose per fraction with the data file's maximum."""
@@ -170,12 +174,12 @@ def _site(text: str) -> str:
     sources=("astro-2017", "joiner-2009"),
     severity="warning when the site had an earlier dose",
     data_files=_FILES,
-    description="The site was irradiated before: the step's prior_dose, or an earlier "
-    "radiotherapy step of the regimen to the same site (same text, ignoring case and spaces). "
-    "ASTRO 2017 considers re-irradiation for pain persisting or recurring more than a month "
-    "after radiotherapy. The finding reports the cumulative EQD2 at α/β 3 Gy (late-responding "
-    "tissue such as the lumbosacral plexus); when a prior course's number of fractions is not "
-    "recorded, it says that the cumulative EQD2 could not be computed.",
+    description="The site was irradiated before: the step's prior_dose, or an earlier radiotherapy "
+    "step of the regimen to the same site (same text, ignoring case and spaces). ASTRO 2017 "
+    "considers re-irradiation for pain persisting or recurring more than a month after "
+    "radiotherapy. The finding reports the cumulative EQD2 at α/β {radiotherapy:alpha_beta.late} "
+    "(late-responding tissue such as the lumbosacral plexus); when a prior course's number of "
+    "fractions is not recorded, it says that the cumulative EQD2 could not be computed.",
 )
 def reirradiation(ctx: Context, index: int | None, step: Any) -> Any:
     """Report a prior dose to the same site with the cumulative EQD2 at α/β 3 Gy."""

@@ -52,9 +52,9 @@ def _horizon(ctx: Context, step: Any, first: int) -> int:
     severity="warning",
     data_files=("breakthrough.toml",),
     description="On a day a taper has reduced the regular opioid, a PRN step of the same drug "
-    "whose dose is above the breakthrough fraction (data/breakthrough.toml, the Japanese "
-    "label's 1/6) of the reduced daily dose: the finding names the first such day and the "
-    "recomputed rescue.",
+    "whose dose is above the breakthrough fraction (data/breakthrough.toml, the Japanese label's "
+    "{breakthrough:check_window.high}) of the reduced daily dose: the finding names the first such "
+    "day and the recomputed rescue.",
 )
 def rescue_above(ctx: Context, index: int | None, step: Any) -> Any:
     """Recompute the rescue dose on each reduced day and compare the PRN dose with it."""
@@ -128,8 +128,8 @@ def _steady_state() -> _catalog.SourcedValue:
     severity="warning",
     data_files=("methadone.toml",),
     description="A taper reduction of another opioid within the days methadone takes to reach "
-    "steady state after it starts or its dose rises (US Dolophine label: 3–5 days; the upper "
-    "end is used): the effect of the methadone change is not yet known.",
+    "steady state after it starts or its dose rises ({methadone:steady_state}, the upper end of "
+    "the US Dolophine label's range): the effect of the methadone change is not yet known.",
 )
 def methadone_steady_state(ctx: Context, index: int | None, step: Any) -> Any:
     """Flag taper reductions that fall within the steady-state days of a methadone change."""
