@@ -1037,6 +1037,156 @@ class TestSideFromTheCase:
             protocol.instantiate(mps.Patient(), None, assessment={"side": "left"})  # type: ignore[arg-type]
 
 
+TAPER = {"taper_percent": 25, "taper_every": "7 day", "taper_floor": "60 mg/day"}
+OPIOID_DEESCALATION = (
+    "agar-2004-mechanism-directed",
+    "astro-2017-palliative-radiotherapy",
+    "psoas-compartment-block",
+    "stevens-2010-polymodal",
+    "takase-2015-methadone-adjuvant",
+)
+
+
+def _taper_decisions(plan: InstantiatedPlan) -> list[str]:
+    return [d.message for d in plan.decisions if d.action == "de-escalation"]
+
+
+class TestTaperFromDeescalation:
+    """The protocols' de-escalation of the opioid becomes a taper step only with stated numbers."""
+
+    def test_the_protocols_with_an_opioid_deescalation(self) -> None:
+        """Five shipped protocols reduce the opioid after a block or radiotherapy; none gives a
+        percentage (so none can be compiled without the prescriber's numbers)."""
+        records = {
+            p.id: [d for s in p.step for d in s.deescalation if d.target == "opioid"]
+            for p in list_protocols()
+        }
+        assert {pid for pid, found in records.items() if found} == set(OPIOID_DEESCALATION)
+        assert all(not d.reduce_by_percent for found in records.values() for d in found)
+
+    @pytest.mark.parametrize("pid", OPIOID_DEESCALATION)
+    def test_without_the_numbers_no_taper_and_the_plan_says_why(self, pid: str) -> None:
+        """No taper step is invented; the receipt says the reduction is a clinical choice and
+        how to state it."""
+        plan = _plan(pid, "tolerant")
+        assert not [s for s in plan.regimen if s.kind == "taper"]
+        (said,) = [m for m in _taper_decisions(plan) if "not compiled" in m]
+        assert "reduce the regular opioid" in said  # the protocol's record, then why not
+        assert "clinical choice to state" in said
+        assert "taper_percent, taper_every, taper_floor" in said
+
+    def test_after_radiotherapy(self) -> None:
+        """20 Gy in 5 from day 0 ends on day 4: morphine 200 → 150 mg/day on day 5, 112.5 on
+        day 12; the rescue dose is recomputed from the reduced dose each day."""
+        protocol = load_protocol("astro-2017-palliative-radiotherapy")
+        patient, current = PATIENTS["tolerant"]
+        rescue_step = mps.OpioidStep(
+            drug="morphine",
+            formulation="immediate-release",
+            dose="30 mg",
+            every="2 h",
+            prn=True,
+            max_doses_per_24h=6,
+        )
+        current = mps.Regimen([*current, rescue_step])
+        plan = protocol.instantiate(
+            patient, current, _choices(protocol, schedule="rt-20-gy-5", **TAPER)
+        )
+        (taper,) = [s for s in plan.regimen if s.kind == "taper"]
+        assert plan.step_for("current-opioid.taper") is taper
+        assert (taper.drug, taper.after, taper.reduce_by_percent) == (
+            "morphine",
+            "radiotherapy",
+            25,
+        )
+        (said,) = [m for m in _taper_decisions(plan) if "compiled into a taper" in m]
+        assert "first reduction is on day 5" in said
+        assert "clinical choice" in said
+        days = mps.schedule(plan.regimen, days=20)
+        oxy = [days[d].regular_totals_mg["morphine"] for d in (4, 5, 11, 12, 19)]
+        assert oxy == pytest.approx([200, 150, 150, 112.5, 84.375])
+        rescue = {d: days[d].rescues[0].recomputed_mg for d in (4, 5, 12)}
+        assert rescue == pytest.approx({4: 200 / 6, 5: 25.0, 12: 18.75})
+        assert [days[d].rescues[0].above for d in (4, 5)] == [False, True]
+        findings = {f.code: f for f in plan.validate().findings}
+        assert "taper.clinical-choice" in findings
+        assert findings["taper.rescue-above-fraction"].message.startswith("Day 5")
+
+    def test_after_the_block(self) -> None:
+        """In the block protocol the taper starts the day after the block ends."""
+        plan = _plan("psoas-compartment-block", "tolerant", technique="catheter", **TAPER)
+        (taper,) = [s for s in plan.regimen if s.kind == "taper"]
+        block = plan.step_for("catheter")
+        assert block is not None
+        assert taper.after == "psoas_compartment_block"
+        assert taper.first_day(plan.regimen.steps) == block.last_day + 1
+
+    def test_without_a_block_or_radiotherapy_a_start_day_is_needed(self) -> None:
+        """Takase's plan has neither: the taper needs taper_start_day, then starts that day."""
+        plan = _plan("takase-2015-methadone-adjuvant", "tolerant", **TAPER)
+        assert not [s for s in plan.regimen if s.kind == "taper"]
+        assert any("taper_start_day" in m for m in _taper_decisions(plan))
+        plan = _plan("takase-2015-methadone-adjuvant", "tolerant", **TAPER, taper_start_day=21)
+        (taper,) = [s for s in plan.regimen if s.kind == "taper"]
+        assert (taper.after, taper.start_day) == (None, 21)
+        days = mps.schedule(plan.regimen, days=22)
+        assert days[21].regular_totals_mg["morphine"] == pytest.approx(150.0)
+        assert days[20].regular_totals_mg["morphine"] == pytest.approx(200.0)
+
+    def test_one_taper_per_regular_opioid(self) -> None:
+        """Two regular opioids are each tapered; the PRN opioid is not a taper target."""
+        protocol = load_protocol("psoas-compartment-block")
+        patient, _ = PATIENTS["tolerant"]
+        current = mps.Regimen([_mr("morphine", "100 mg"), _mr("oxycodone", "20 mg")])
+        plan = protocol.instantiate(patient, current, _choices(protocol, **TAPER))
+        assert sorted(s.drug for s in plan.regimen if s.kind == "taper") == [
+            "morphine",
+            "oxycodone",
+        ]
+
+    def test_the_numbers_go_together(self) -> None:
+        """A percentage without an interval and a floor is refused, naming what is missing."""
+        protocol = load_protocol("astro-2017-palliative-radiotherapy")
+        patient, current = PATIENTS["tolerant"]
+        with pytest.raises(ProtocolError, match="'taper_every', 'taper_floor' missing"):
+            protocol.instantiate(patient, current, {"side": "left", "taper_percent": 25})
+
+    @pytest.mark.parametrize(
+        ("extra", "match"),
+        [
+            ({"taper_percent": 150}, "reduce_by_percent"),
+            ({"taper_percent": "a lot"}, "not a number of percent"),
+            ({"taper_every": "1.5 day"}, "whole days"),
+            ({"taper_floor": "20 mg"}, "floor"),
+            ({"taper_start_day": "soon"}, "not a whole plan day"),
+        ],
+    )
+    def test_bad_numbers_are_refused(self, extra: dict[str, Any], match: str) -> None:
+        """A bad taper number is a ProtocolError naming the field."""
+        protocol = load_protocol("astro-2017-palliative-radiotherapy")
+        patient, current = PATIENTS["tolerant"]
+        with pytest.raises(ProtocolError, match=match):
+            protocol.instantiate(patient, current, {"side": "left", **TAPER, **extra})
+
+    def test_percent_text_is_read(self) -> None:
+        """The command line gives text: '25 %' and '21' are read as numbers."""
+        plan = _plan(
+            "takase-2015-methadone-adjuvant",
+            "tolerant",
+            **{**TAPER, "taper_percent": "25 %"},
+            taper_start_day="21",
+        )
+        (taper,) = [s for s in plan.regimen if s.kind == "taper"]
+        assert (taper.reduce_by_percent, taper.start_day) == (25.0, 21)
+
+    def test_a_protocol_without_opioid_deescalation_refuses_the_numbers(self) -> None:
+        """Taper choices for a protocol with nothing to compile are an error, not ignored."""
+        protocol = load_protocol("yoshioka-2025-nociceptive")
+        patient, current = PATIENTS["tolerant"]
+        with pytest.raises(ProtocolError, match="no de-escalation of the opioid"):
+            protocol.instantiate(patient, current, TAPER)
+
+
 class TestRadiotherapy:
     def test_default_schedule_and_bed(self) -> None:
         """The default is 8 Gy × 1, with BED 14.4/29.33 Gy and EQD2 12/17.6 Gy."""

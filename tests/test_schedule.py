@@ -480,6 +480,16 @@ class TestTaper:
         report = mps.validate(reg, case.patient)
         assert not [f for f in report.findings if f.code == "taper.methadone-steady-state"]
 
+    @pytest.mark.parametrize("after", ["psoas_compartment_block", "psoas-compartment-block"])
+    def test_taper_after_the_block(self, after: str) -> None:
+        """After the catheter block (days 1-3 of the example): the first reduction on day 4."""
+        reg = _with_taper(after=after)
+        (taper,) = [s for s in reg if s.kind == "taper"]
+        assert taper.after == "psoas_compartment_block"
+        plan = mps.schedule(reg, days=12)
+        oxy = [plan[d].regular_totals_mg["oxycodone"] for d in (3, 4, 11)]
+        assert oxy == pytest.approx([60, 45, 33.75])
+
     def test_original_base_reduces_linearly_to_the_floor(self) -> None:
         """10 % of the starting dose each week: 60, 54, 48 … down to 20 mg/day."""
         taper = mps.TaperStep(

@@ -154,9 +154,14 @@ class Memo:
         """The value stored under ``key``, else ``default``."""
         return self.data.get(key, default)
 
-    def put(self, key: Any, value: V, size: int | None = None) -> V:
-        """Store ``value`` under a canonical ``key`` (bounded); return ``value``."""
-        ks = key_size(key, self.max_text)
+    def put(self, key: Any, value: V, size: int | None = None, *, key_bytes: int = 0) -> V:
+        """Store ``value`` under a canonical ``key`` (bounded); return ``value``.
+
+        ``key_bytes``: the key's size, given by a caller whose key is canonical by construction
+        (fields of validated records that hold closed-vocabulary ids and numbers only), to
+        spare checking it on a path where every key is new; it is then not checked.
+        """
+        ks = key_bytes or key_size(key, self.max_text)
         if ks is None:
             return value
         vs = value_size(value) if size is None else size
@@ -182,8 +187,8 @@ class Memo:
             self.nbytes = 0
 
 
-#: What a weak reference with its callback costs.
-_WEAKREF_SIZE: Final = 80 + 160
+#: What a weak reference costs.
+_WEAKREF_SIZE: Final = 80
 
 
 class IdentityMemo:
@@ -191,7 +196,8 @@ class IdentityMemo:
     one immutable object (a step) and would otherwise be keyed on it.
 
     It holds a weak reference to the object, never the object (nor the free text it may carry):
-    an entry goes when its object goes, or when the memo is emptied at its bound.  ``extra`` is
+    an entry is never found once its object is gone, and goes when the memo is emptied at its
+    bound (or when a new object at the same address is kept).  ``extra`` is
     a canonical key of the other values the result depends on (the patient's weight, say); an
     entry is found only for the very object with an equal ``extra``.  No object is hashed or
     compared, so a lookup costs the same for a step never seen before.
@@ -236,29 +242,22 @@ class IdentityMemo:
 
     def put(self, obj: object, value: V, size: int | None = None, *, extra: Any = None) -> V:
         """Keep ``value`` for ``obj`` (``size``: its bytes, when it is not canonical)."""
-        es = key_size(extra)
+        es = 0 if extra is None else key_size(extra)
         vs = value_size(value) if size is None else size
         if es is None or vs is None:
             return value
         cost = es + vs + _WEAKREF_SIZE + ENTRY_OVERHEAD * 2
         if cost > self.max_bytes:
             return value
-        key = id(obj)
-        data = self.data
-
-        def gone(ref: Any, key: int = key) -> None:  # the object went: so does its entry
-            with self._lock:
-                entry = data.get(key)
-                if entry is not None and entry[0] is ref:
-                    del data[key]
-                    self.nbytes -= entry[3]
-
         try:
-            ref = weakref.ref(obj, gone)
+            # no callback (it would cost more than the entry): a dead entry is never found
+            # again, as its reference gives None, and goes when the memo is emptied
+            ref = weakref.ref(obj)
         except TypeError:  # an object without weak references is not kept
             return value
+        data, key = self.data, id(obj)
         with self._lock:
-            old = data.pop(key, None)
+            old = data.get(key)
             if old is not None:
                 self.nbytes -= old[3]
             if self.nbytes + cost > self.max_bytes:

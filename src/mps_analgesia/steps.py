@@ -1165,7 +1165,8 @@ class TaperStep:
         _set(self, "floor_mg_per_day", _read(self, "floor", "mass_rate", "mg/day", positive=False))
         _set(self, "start_day", _int("start_day", self.start_day, minimum=0))
         if self.after is not None:
-            _set(self, "after", _choice("after", self.after, TAPER_AFTER).replace("-", "_"))
+            spelled = tuple(a.replace("_", "-") for a in TAPER_AFTER)  # as _choice normalises
+            _set(self, "after", _choice("after", self.after, spelled).replace("-", "_"))
         _set(self, "of", _choice("of", self.of, TAPER_BASES))
         if self.source and self.source not in _catalog.sources():
             raise StepError("source", f"{self.source!r} is not a source id of data/sources.toml")

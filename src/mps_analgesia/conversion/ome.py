@@ -194,6 +194,7 @@ def _no_entry(table: ConversionTable, index: int, step: Any) -> SkippedStep:
 # (alive, so its id is not reused) and compared by identity.  Bounded in bytes.
 _LINES: Final = Memo("conversion.ome: receipt lines", 1 << 20)
 _LINE_SIZE: Final = 1024
+_LINE_KEY_SIZE: Final = 512
 _EXCLUDED: dict[tuple[int, str, str], SkippedStep] = {}
 _MEMO_MAX: Final = 4096
 
@@ -207,7 +208,8 @@ def _cached_line(
     if hit is not None and hit[0] is entry:
         return hit[1]  # type: ignore[no-any-return]
     line = _line(entry, index, step, dose_mg, totals)
-    _LINES.put(key, (entry, line), _LINE_SIZE)
+    # the key is canonical by construction: validated vocabulary ids and numbers
+    _LINES.put(key, (entry, line), _LINE_SIZE, key_bytes=_LINE_KEY_SIZE)
     return line
 
 

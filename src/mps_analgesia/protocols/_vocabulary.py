@@ -50,8 +50,11 @@ DECISION_ACTIONS: Final = (
     "radiobiology",
     "escalation",
 )
+#: The ``choices`` keys that compile an opioid de-escalation into a taper step (the prescriber's
+#: numbers: no source gives them after a block or radiotherapy).  ``taper_start_day`` optional.
+_TAPER_CHOICES: Final = ("taper_percent", "taper_every", "taper_floor", "taper_start_day")
 #: Keys of ``choices`` with a fixed meaning (the others name a choice group).
-_RESERVED_CHOICES: Final = ("side", "confirm")
+_RESERVED_CHOICES: Final = ("side", "confirm", *_TAPER_CHOICES)
 _SIDES: Final = ("left", "right", "bilateral")
 _ID: Final = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _VERSION: Final = re.compile(r"^\d+(?:\.\d+){0,2}$")

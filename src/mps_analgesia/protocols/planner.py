@@ -18,12 +18,12 @@ from ..errors import (
 )
 from ..patient import Patient
 from ..regimen import Regimen
-from ..steps import STEP_KINDS, Step
+from ..steps import STEP_KINDS, TAPER_AFTER, OpioidStep, Step, TaperStep
 from ._equianalgesia import _methadone_daily
 from ._format import _num, _qtext
-from ._vocabulary import _RESERVED_CHOICES, _SIDES, _TOL
+from ._vocabulary import _RESERVED_CHOICES, _SIDES, _TAPER_CHOICES, _TOL
 from .checks import CheckResult, _evaluate, _Facts
-from .model import DoseRange, Protocol, StepTemplate
+from .model import Deescalation, DoseRange, Protocol, StepTemplate
 from .plans import Decision, InstantiatedPlan, MonitoringItem
 from .reader import _DRUG_KINDS
 
@@ -80,6 +80,7 @@ class _Planner:
         self.ids: list[str] = []
         self.start_days: dict[str, int] = {}
         self.kept: list[str] = []  # drugs a template would add that the current regimen gives
+        self.opioid_deescalations: list[tuple[StepTemplate, Deescalation]] = []
         self.choices, self.side, confirmed, self.selected = self._read_choices(choices)
         self.facts = _Facts(patient, current, confirmed, protocol.ome_table)
 
@@ -123,10 +124,59 @@ class _Planner:
                         f"choices[{group!r}]: {chosen!r} is not an option ({', '.join(options)})"
                     )
                 selected[group] = chosen
+        self.taper = self._taper_choices(raw)
         used = {**raw, "confirm": tuple(confirm)} if confirm else dict(raw)
         if side is not None:
             used["side"] = side
         return used, side, frozenset(str(c) for c in confirm), selected
+
+    def _taper_choices(self, raw: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The prescriber's taper numbers from ``choices`` (``None`` when none is given).
+
+        ``taper_percent``, ``taper_every`` and ``taper_floor`` go together (one without the
+        others is an error naming the missing ones); ``taper_start_day`` is optional.  They are
+        checked when the taper step is built.
+        """
+        given = {k: raw[k] for k in _TAPER_CHOICES if k in raw}
+        if not given:
+            return None
+        p = self.protocol
+        if not any(d.target == "opioid" for s in p.step for d in s.deescalation):
+            raise ProtocolError(
+                f"choices[{next(iter(given))!r}]: {p.id} has no de-escalation of the opioid to "
+                "compile into a taper; add a taper step to the regimen instead"
+            )
+        missing = [k for k in _TAPER_CHOICES[:3] if k not in given]
+        if missing:
+            raise ProtocolError(
+                f"choices: {', '.join(repr(k) for k in missing)} missing: a taper needs "
+                "'taper_percent' (the reduction at each step), 'taper_every' (e.g. '7 day') and "
+                "'taper_floor' (e.g. '20 mg/day'; '0 mg/day' stops the opioid); no source gives "
+                "them, so all three are the prescriber's"
+            )
+        pct = given["taper_percent"]
+        if isinstance(pct, str):
+            try:
+                pct = float(pct.strip().removesuffix("%").strip())
+            except ValueError:
+                raise ProtocolError(
+                    f"choices['taper_percent']: {given['taper_percent']!r} is not a number of "
+                    "percent, e.g. 25"
+                ) from None
+        start = given.get("taper_start_day")
+        if isinstance(start, str) and start.strip().isdigit():
+            start = int(start.strip())
+        if start is not None and (isinstance(start, bool) or not isinstance(start, int)):
+            raise ProtocolError(
+                f"choices['taper_start_day']: {given['taper_start_day']!r} is not a whole "
+                "plan day, e.g. 7"
+            )
+        return {
+            "reduce_by_percent": pct,
+            "every": given["taper_every"],
+            "floor": given["taper_floor"],
+            "start_day": start,
+        }
 
     def _side(self, chosen: Any) -> str | None:
         """The side of the psoas involvement: chosen, or stated by the case; never guessed.
@@ -294,6 +344,7 @@ class _Planner:
             if tmpl.choice:
                 built_groups.add(tmpl.choice)
             self._plan_step(tmpl)
+        self._compile_taper()
         for e in p.escalation:
             to = f" → {', '.join(e.to)}" if e.to else ""
             self.decide(
@@ -625,6 +676,9 @@ class _Planner:
 
     def _deescalate(self, tmpl: StepTemplate) -> None:
         for d in tmpl.deescalation:
+            if d.target == "opioid" and not self.opioid_deescalations:
+                self.opioid_deescalations.append((tmpl, d))  # said when compiled (or not)
+                continue
             note = f" {d.note}" if d.note else ""
             self.decide(
                 "de-escalation",
@@ -633,6 +687,109 @@ class _Planner:
                 sources=(d.source,) if d.source else tmpl.sources,
                 level=d.level,
             )
+
+    # ---- de-escalation compiled into a taper ----
+
+    def _compile_taper(self) -> None:
+        """Compile the protocol's de-escalation of the regular opioid into taper steps.
+
+        The records carry no percentage, interval or floor (no source gives them after a block
+        or radiotherapy), so a taper is built only from the prescriber's ``taper_*`` choices;
+        otherwise the receipt says the reduction is a clinical choice to state, and how.  The
+        taper follows the block or radiotherapy step of the plan that ends last, or starts on
+        ``taper_start_day``.
+        """
+        if not self.opioid_deescalations:
+            return
+        tmpl, record = self.opioid_deescalations[0]
+        srcs = (record.source,) if record.source else tmpl.sources
+        said = record.text + (f" {record.note}" if record.note else "")
+        regular = [s for s in self.steps if isinstance(s, OpioidStep) and not s.prn]
+        drugs = list(dict.fromkeys(s.drug for s in regular))
+        if self.taper is None:
+            self.decide(
+                "de-escalation",
+                f"{said}; not compiled into a taper: the percentage, interval and floor are a "
+                "clinical choice to state (choices taper_percent, taper_every, taper_floor; "
+                "taper_start_day optional)",
+                tmpl.id,
+                sources=srcs,
+                level=record.level,
+            )
+            return
+        if not drugs:
+            self.decide(
+                "de-escalation",
+                f"{said}; no taper is compiled: the plan has no regular opioid step to reduce",
+                tmpl.id,
+                sources=srcs,
+                level=record.level,
+            )
+            return
+        spec = self.taper
+        after = self._taper_trigger(drugs[0], spec)
+        if after is None and spec["start_day"] is None:
+            self.decide(
+                "de-escalation",
+                f"{said}; no taper is compiled: the plan has no psoas block or radiotherapy "
+                "step for it to follow; give choices['taper_start_day'] to start it on a plan "
+                "day",
+                tmpl.id,
+                sources=srcs,
+                level=record.level,
+            )
+            return
+        for drug in drugs:
+            step = self._taper_step(drug, spec, after)
+            first = step.first_day(self.steps, self.current.start_date if self.current else None)
+            base = math.fsum(s.daily_dose_mg_on(first) for s in regular if s.drug == drug)
+            self.steps.append(step)
+            self.ids.append(f"{tmpl.id}.taper")
+            when = (
+                f"the day after the last {after.replace('_', ' ')} step ends"
+                if after
+                else f"plan day {step.start_day}"
+            )
+            reduced = step.reduced_daily_mg(base, first, first)
+            self.decide(
+                "de-escalation",
+                f"{record.trigger}: compiled into a taper: {step.describe()}; the first "
+                f"reduction is on day {first} ({when}).  The percentage, interval and floor "
+                "are the prescriber's (choices), not a source's: the reduction is a clinical "
+                "choice; the rescue dose is recomputed on each reduced day",
+                tmpl.id,
+                sources=srcs,
+                level=record.level,
+                arithmetic=f"day {first}: {_num(base)} mg/day × (1 − "
+                f"{_num(step.reduce_by_percent)} %) = {_num(reduced)} mg/day (not below "
+                f"{_num(step.floor_mg_per_day)} mg/day)",
+            )
+
+    def _taper_trigger(self, drug: str, spec: Mapping[str, Any]) -> str | None:
+        """The step kind the taper follows: the block or radiotherapy ending last in the plan
+        (``None`` when neither is there)."""
+        start = self.current.start_date if self.current is not None else None
+        best: tuple[str | None, int] = (None, -1)
+        for kind in TAPER_AFTER:
+            if not any(s.kind == kind for s in self.steps):
+                continue
+            first = self._taper_step(drug, spec, kind).first_day(self.steps, start)
+            if first > best[1]:
+                best = (kind, first)
+        return best[0]
+
+    def _taper_step(self, drug: str, spec: Mapping[str, Any], after: str | None) -> TaperStep:
+        try:
+            return TaperStep(
+                drug=drug,
+                reduce_by_percent=spec["reduce_by_percent"],
+                every=spec["every"],
+                floor=spec["floor"],
+                start_day=spec["start_day"] or 0,
+                after=after,
+            )
+        except (StepError, UnitError, UnknownNameError) as exc:
+            raise ProtocolError(f"choices (taper of {drug}): {exc}") from None
 
 
 def _regular_totals(steps: Sequence[Any]) -> dict[int, float]:

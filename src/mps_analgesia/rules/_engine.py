@@ -169,40 +169,39 @@ def shape_of(ctx: Context) -> Shape:
     return result
 
 
-#: The bytes the outcomes kept per regimen object may take, all regimens together.
+#: The bytes the outcomes kept per step object may take, all steps together.
 KEPT_BYTES: Final = 4 << 20
 #: What one kept outcome is reckoned to take (a key, a pointer, a shared or small value); a
-#: kept finding adds its own size (``grow_kept``).
+#: kept finding adds its own size (:func:`grow_kept`).
 KEPT_CELL_BYTES: Final = 256
-_KEPT: Final = IdentityMemo("rules: outcomes kept per regimen object", KEPT_BYTES)
+_KEPT: Final = IdentityMemo("rules: outcomes kept per step object", KEPT_BYTES)
 _KEPT_KEY: Final = "engine.kept"
 
 
-def kept(ctx: Context) -> dict[Any, Any]:
-    """Outcomes kept for this very regimen object while it lives (set up by ``validate()``).
+def kept(ctx: Context, index: int) -> dict[Any, Any]:
+    """Outcomes kept for the very step object at ``index`` while it lives.
 
-    Rules put here what depends only on the regimen's immutable steps (``step_outcomes``);
-    the memo holds a weak reference to the regimen, never the regimen or its free text, and is
-    bounded in bytes (:data:`KEPT_BYTES`).  A regimen built again from the same steps starts
-    empty, and so does a regimen never seen before, at the cost of one dict.
+    Rules put here what depends only on the immutable step (``step_outcomes``), keyed by what
+    they are and the step's index.  The memo holds a weak reference to the step, never the step
+    or its free text, and is bounded in bytes (:data:`KEPT_BYTES`); a step never seen before
+    costs one empty dict, and no hashing.
     """
-    hit = ctx.cache.get(_KEPT_KEY)
+    cells: list[dict[Any, Any] | None] | None = ctx.cache.get(_KEPT_KEY)
+    if cells is None:
+        cells = ctx.cache[_KEPT_KEY] = [None] * len(ctx.regimen.steps)
+    hit = cells[index]
     if hit is None:
-        hit = ctx.cache[_KEPT_KEY] = _kept(ctx.regimen, len(ctx.regimen.steps))
-    result: dict[Any, Any] = hit
-    return result
-
-
-def _kept(regimen: Regimen, cells: int) -> dict[Any, Any]:
-    hit: dict[Any, Any] | None = _KEPT.get(regimen)
-    if hit is None:
-        hit = _KEPT.put(regimen, {}, 256 + KEPT_CELL_BYTES * cells * len(default_rules()))
+        step = ctx.regimen.steps[index]
+        hit = _KEPT.get(step)
+        if hit is None:
+            hit = _KEPT.put(step, {}, 64 + KEPT_CELL_BYTES * len(default_rules()))
+        cells[index] = hit
     return hit
 
 
-def grow_kept(ctx: Context, nbytes: int) -> None:
+def grow_kept(ctx: Context, index: int, nbytes: int) -> None:
     """Count ``nbytes`` more against the kept outcomes' bound (a kept finding's size)."""
-    _KEPT.grow(ctx.regimen, nbytes)
+    _KEPT.grow(ctx.regimen.steps[index], nbytes)
 
 
 CheckFn: TypeAlias = Callable[[Context, "int | None", Any], Any]

@@ -11,14 +11,17 @@ from typing import Any, Final, TypeVar
 from .. import _catalog, _format
 from .._memo import value_size
 from ..report import Finding
-from ._engine import PASSED, Missing, Shape, grow_kept, kept, shape_of
+from ._engine import KEPT_CELL_BYTES, PASSED, Missing, Shape, grow_kept, kept, shape_of
 
 __all__ = [
     "DRUG_KINDS",
+    "NOT_KEPT",
     "REL_TOL",
     "above",
     "below",
     "drug_total",
+    "keep",
+    "kept_outcome",
     "measure",
     "measure_range",
     "num",
@@ -205,30 +208,54 @@ def step_outcomes(check: CheckFn) -> CheckFn:
 
     For a check whose result is a function of the step only (not of the patient or the other
     steps): its outcomes (``None``, :data:`PASSED`, :class:`Missing`, findings) are kept for
-    the very regimen object (:func:`~mps_analgesia.rules._engine.kept`: a weak reference,
-    never the steps and their free text; bounded in bytes), so validating an unchanged regimen
-    again costs one lookup per step, and a step never seen before costs no hashing.
+    the very step object at that index (:func:`~mps_analgesia.rules._engine.kept`: a weak
+    reference, never the step and its free text; bounded in bytes), so validating an unchanged
+    step again costs one lookup, and a step never seen before costs no hashing.
     """
 
     @functools.wraps(check)
     def wrapped(ctx: Any, index: int | None, step: Any) -> Any:
-        outcomes = kept(ctx)
-        key = (wrapped, index)
-        hit = outcomes.get(key, _MISSING)
+        if index is None:  # not a step check: nothing to keep
+            return check(ctx, index, step)
+        key = (wrapped, index)  # the same step object may stand at two places
+        hit = kept(ctx, index).get(key, _MISSING)
         if hit is not _MISSING:
             return hit
-        result = check(ctx, index, step)
-        size = outcome_size(result)
-        if size is not None:
-            outcomes[key] = result
-            if size:
-                grow_kept(ctx, size)
-        return result
+        return keep(ctx, index, key, check(ctx, index, step), reckoned=True)
 
     return wrapped
 
 
 _MISSING: Final = object()
+
+#: What :func:`kept_outcome` returns when nothing is kept.
+NOT_KEPT: Final = _MISSING
+
+
+def kept_outcome(ctx: Any, index: int, key: Any) -> Any:
+    """The outcome kept under ``key`` for the step object at ``index``, else :data:`NOT_KEPT`.
+
+    ``key`` names the check and what else the outcome depends on (canonical values: the
+    patient's weight, say), never the step.
+    """
+    return kept(ctx, index).get(key, _MISSING)
+
+
+def keep(ctx: Any, index: int, key: Any, result: Any, *, reckoned: bool = False) -> Any:
+    """Keep ``result`` under ``key`` for the step object at ``index`` when it is an immutable
+    outcome of a bounded size (see :func:`outcome_size`); return it either way.
+
+    ``reckoned``: the entry itself is one of the cells the step's memo was sized for (one per
+    rule), so only a finding's own size is added to the bound.
+    """
+    size = outcome_size(result)
+    if size is not None:
+        kept(ctx, index)[key] = result
+        if not reckoned:
+            size += KEPT_CELL_BYTES
+        if size:
+            grow_kept(ctx, index, size)
+    return result
 
 
 V = TypeVar("V")

@@ -28,7 +28,7 @@ from .. import _catalog, _units
 from ..errors import DataFileError, UnitError
 from ..patient import Anticoagulant, Patient
 from ._engine import PASSED, Context, Missing, Rule, finding, rule
-from ._util import above, below, measure, num, rekey
+from ._util import NOT_KEPT, above, below, keep, kept_outcome, measure, num
 
 __all__ = ["RULES"]
 
@@ -333,22 +333,17 @@ def local_anaesthetic_max(ctx: Context, index: int | None, step: Any) -> Any:
     patient = ctx.patient
     # the outcome depends on the step and the weight, height and sex alone; passes and
     # not-checked outcomes (immutable values) are kept
-    key = (step, patient.weight_kg, patient.height_cm, patient.sex)
-    hit = _LA_OUTCOMES.get(key)
-    if hit is not None:
-        if hit[0] is not step:
-            hit = rekey(_LA_OUTCOMES, key, (step, hit[1]))
-        return hit[1]
+    # (for this very step object: a weak reference, never the step; bounded in bytes)
+    if index is None:
+        return _local_anaesthetic_max(ctx, index, step)
+    key = ("block.local-anaesthetic-max", patient.weight_kg, patient.height_cm, patient.sex)
+    hit = kept_outcome(ctx, index, key)
+    if hit is not NOT_KEPT:
+        return hit
     result = _local_anaesthetic_max(ctx, index, step)
     if result is PASSED or isinstance(result, Missing):
-        if len(_LA_OUTCOMES) >= 4096:
-            _LA_OUTCOMES.clear()
-        _LA_OUTCOMES[key] = (step, result)
+        keep(ctx, index, key, result)
     return result
-
-
-# (step, weight, height, sex) → (the step, its outcome); bounded.
-_LA_OUTCOMES: dict[tuple[Any, Any, Any, Any], tuple[Any, Any]] = {}
 
 
 def _local_anaesthetic_max(ctx: Context, index: int | None, step: Any) -> Any:

@@ -724,20 +724,8 @@ def total_daily(ctx: Context, index: int | None, step: Any) -> Any:
     parts = sorted([*adjuvant, *main], key=lambda pair: pair[0])
     if len(parts) < 2:
         return None
-    key = tuple(parts)
-    hit = _TOTAL_PASSED.get(key)
-    if hit is not None:
-        return PASSED
-    result = _total_daily(parts)
-    if result is PASSED:
-        if len(_TOTAL_PASSED) >= 1024:
-            _TOTAL_PASSED.clear()
-        _TOTAL_PASSED[key] = True
-    return result
-
-
-# (index, step) pairs of the methadone steps whose total passed; bounded.
-_TOTAL_PASSED: dict[tuple[tuple[int, Any], ...], bool] = {}
+    # computed on each call: a memo keyed on the steps would hold them, free text and all
+    return _total_daily(parts)
 
 
 def _total_daily(parts: list[tuple[int, Any]]) -> Any:

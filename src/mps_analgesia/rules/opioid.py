@@ -127,7 +127,8 @@ def _opioids(ctx: Context) -> _Opioids:
         hit = _OPIOIDS.data.get(sig)
         if hit is None or hit.table is not tab:
             hit = _lookup(ctx, table, tab)
-            _OPIOIDS.put(sig, hit, _STATE_SIZE + 1024 * len(indices))
+            # the key is canonical by construction (vocabulary ids, flags and doses)
+            _OPIOIDS.put(sig, hit, _STATE_SIZE + 1024 * len(indices), key_bytes=512 * len(sig))
         ctx.cache[key] = hit
     result: _Opioids = hit
     return result
@@ -296,9 +297,46 @@ def _rescue_basis(ctx: Context, step: Any) -> tuple[Any, str]:
             if same
             else "every regular opioid step (no regular step of the rescue's drug)"
         ) + "; adjuvant methadone left out"
-        hit = ctx.cache[key] = (conversion.ome_of_steps(pairs, _option(ctx), "regular_only"), how)
+        ome = _subset(_opioids(ctx).ome, pairs)
+        if ome is None:
+            ome = conversion.ome_of_steps(pairs, _option(ctx), "regular_only")
+        hit = ctx.cache[key] = (ome, how)
     result: tuple[Any, str] = hit
     return result
+
+
+def _subset(ome: conversion.OmeResult, pairs: Any) -> conversion.OmeResult | None:
+    """``ome_of_steps(pairs)`` read off the regimen's regular OME, which holds every regular
+    opioid step: the same lines, summed in the same order.  ``None`` when a step of ``pairs``
+    has no line there, or a line whose factor depends on a drug total (a tier), which the
+    subset could change: then it is computed."""
+    lines = []
+    for i, _ in pairs:
+        for line in ome.lines:
+            if line.step == i:
+                break
+        else:
+            return None
+        if line.basis == "tier":
+            return None
+        lines.append(line)
+    low = high = 0.0
+    for line in lines:
+        low += line.ome_low
+        high += line.ome_high
+    return conversion.OmeResult(
+        ome.table,
+        ome.edition,
+        "regular_only",
+        tuple(lines),
+        (),
+        (),
+        low,
+        high,
+        ome.title,
+        ome.note,
+        None,
+    )
 
 
 # (table id, drug, route, dose form, largest dose) → (the _Table, single_dose_ome(), its MME
@@ -314,7 +352,7 @@ def _prn_dose(state: _Opioids, table: str, step: Any) -> tuple[tuple[float, floa
         dose = conversion.single_dose_ome(step, state.table)
         text = "" if isinstance(dose, str) else _span(dose[0], dose[1], "MME")
         hit = (state.table, dose, text)
-        _PRN_DOSES.put(key, hit, 512)
+        _PRN_DOSES.put(key, hit, 512, key_bytes=512)  # canonical by construction
     return hit[1], hit[2]
 
 
