@@ -141,13 +141,14 @@ class TestMultimodalExample:
         assert na.source == "pregabalin-label-secondary"
 
     def test_the_ome_line_shows_adjuvant_methadone_apart(self) -> None:
-        """The OME line keeps CDC's MME for reporting (231 MME/day) but shows adjuvant methadone
-        apart: not converted for dosing (CDC 2022: the calculated MME must not choose a dose),
-        its peak day, and the total without it (oxycodone 60 mg/day × 1.5 = 90 MME/day [V])."""
+        """The OME finding keeps CDC's MME for reporting (231 MME/day) but its calculation shows
+        adjuvant methadone apart: not converted for dosing (CDC 2022: the calculated MME must
+        not choose a dose), its peak day, and the total without it (oxycodone 60 mg/day × 1.5 = 90 MME/day [V])."""
         report = self._report()
         (f,) = [f for f in report.findings if f.code == "opioid.ome-total"]
         assert f.severity == "info"
         assert "231 MME/day" in f.message
-        assert "Adjuvant methadone is not converted for dosing" in f.message
-        assert "from day 14" in f.message
-        assert "without it, 90 MME/day" in f.message
+        assert "adjuvant methadone not converted for dosing" in f.arithmetic
+        assert "peak from day 14" in f.arithmetic
+        assert "without it, 90 MME/day" in f.arithmetic
+        assert "adjuvant methadone not converted for dosing" in " ".join(report.to_text().split())

@@ -628,7 +628,6 @@ def _ome_total(state: _Opioids, steps: Any = ()) -> Any:
     if ome.not_converted:
         message += f", NOT counting {_not_converted(ome)}"
     message += "."
-    message += _adjuvant_methadone_apart(ome, steps)
     crossed = [t for t in conversion.mme_thresholds() if not below(ome.high_mme_per_day, t.value)]
     if crossed:
         t = crossed[-1]
@@ -649,7 +648,9 @@ def _ome_total(state: _Opioids, steps: Any = ()) -> Any:
         message,
         source=tuple(dict.fromkeys(sources)),
         level=state.level,
-        arithmetic=f"{terms} = {total}" if ome.lines else "",
+        arithmetic=(f"{terms} = {total}" + _adjuvant_methadone_apart(ome, steps))
+        if ome.lines
+        else "",
         detail=lambda: {
             "table": ome.table,
             "edition": ome.edition,
@@ -677,7 +678,7 @@ def _adjuvant_methadone_apart(ome: conversion.OmeResult, steps: Any) -> str:
         step = steps[line.step] if 0 <= line.step < len(steps) else None
         if step is None or not getattr(step, "titration", ()):
             return ""
-        return f" at its peak from day {step.peak_day}"
+        return f", peak from day {step.peak_day}"
 
     terms = " + ".join(
         f"{num(line.dose)} {line.dose_unit} × {_span(line.factor_low, line.factor_high, '')}"
@@ -686,10 +687,8 @@ def _adjuvant_methadone_apart(ome: conversion.OmeResult, steps: Any) -> str:
     )
     rest = _span(ome.low_mme_per_day - low, ome.high_mme_per_day - high, "MME/day")
     return (
-        f"  Adjuvant methadone is not converted for dosing: its {_span(low, high, 'MME/day')} "
-        f"({terms}, the table's estimate) is in this reporting total only, because CDC 2022 "
-        f"says the calculated MME must not be used to choose a dose and methadone needs "
-        f"particular caution; without it, {rest}."
+        f"; adjuvant methadone not converted for dosing (CDC 2022: the calculated MME must not "
+        f"choose a dose): {_span(low, high, 'MME/day')} from {terms}; without it, {rest}"
     )
 
 
