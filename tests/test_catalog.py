@@ -484,6 +484,37 @@ def _prose_thresholds(text: str) -> list[tuple[str, int]]:
     return out
 
 
+#: A protocol text naming its own check's value, or a guard's or requirement's.
+_OWN_VALUE = re.compile(r"\{value\}|\{(?:when|requires)\[\d+\]\.value\}")
+#: The prose keys of a protocol file (a ``note`` is the source's words, and stays).
+_PROTOCOL_PROSE = {"title", "purpose", "summary", "indication", "text", "when", "action", "trigger"}
+
+
+def _protocol_prose() -> list[tuple[str, str, str]]:
+    """(file, key path, text as written) of every prose value of the shipped protocols."""
+    import tomllib
+
+    out = []
+
+    def walk(value: Any, path: str, name: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}" if path else key, name)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{path}[{i}]", name)
+        elif isinstance(value, str) and re.sub(r"\[\d+\]$", "", path).rsplit(".", 1)[-1] in (
+            _PROTOCOL_PROSE
+        ):
+            out.append((name, path, value))
+
+    folder = resources.files("mps_analgesia") / "data" / "protocols"
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        if item.name.endswith(".toml"):
+            walk(tomllib.loads(item.read_text(encoding="utf-8")), "", item.name)
+    return out
+
+
 def _hand_written_texts() -> list[tuple[str, str]]:
     """(where, text) of the hand-written docs, the README and the protocol texts."""
     from mps_analgesia import _docgen
@@ -588,6 +619,22 @@ class TestOneNumber:
         assert not stated, (
             "thresholds written into hand-written docs: write them as data spans "
             f"<!--{{file:key}}-->value<!--/--> (then run `{_REGENERATE}`) or in words: {stated}"
+        )
+
+    def test_protocol_texts_take_thresholds_from_data_or_their_checks(self) -> None:
+        """A threshold in a protocol's prose (titles, purposes, summaries, check texts …) is a
+        data placeholder ``{file:key}``, its check's own ``{value}`` (or a guard's
+        ``{when[i].value}``) or a source's quoted words; a ``note`` is the source's own words."""
+        from mps_analgesia import _datatext
+
+        stated = []
+        for name, path, text in _protocol_prose():
+            text = _datatext.PLACEHOLDER.sub("", _OWN_VALUE.sub("", text))
+            for number, _line in _prose_thresholds(text):
+                stated.append(f"protocols/{name} {path}: {number!r}")
+        assert not stated, (
+            "thresholds written into protocol texts: write {value}, {when[i].value} or "
+            f"{{file:key}} instead: {stated}"
         )
 
     @pytest.mark.parametrize(

@@ -1490,3 +1490,20 @@ class TestDataPlaceholders:
         text = text.replace('key = "age.tramadol.over_age"', 'key = "age.tramadol.max_daily"')
         with pytest.raises(ProtocolFileError, match=r"is not a number in year"):
             loads_protocol(text, file="yoshioka.toml")
+
+    def test_a_check_text_names_its_own_value_and_its_guards(self) -> None:
+        """``{value}`` and ``{when[i].value}`` in a check text are written from the check."""
+        protocol = load_protocol("psoas-compartment-block")
+        (check,) = [c for c in protocol.eligibility if c.id == "apixaban-high-dose-72-h"]
+        assert check.text.startswith("Apixaban above 2.5 mg per dose: at least 72 h since")
+        assert "{" not in check.text
+
+    def test_a_text_naming_a_missing_guard_is_a_problem(self) -> None:
+        """``{when[5].value}`` on a check with two guards is reported at the check's text."""
+        from importlib import resources
+
+        folder = resources.files("mps_analgesia") / "data" / "protocols"
+        text = (folder / "psoas-compartment-block.toml").read_text(encoding="utf-8")
+        text = text.replace("Apixaban above {when[1].value}", "Apixaban above {when[5].value}", 1)
+        with pytest.raises(ProtocolFileError, match=r"names no check: there are 2 when checks"):
+            loads_protocol(text, file="block.toml")

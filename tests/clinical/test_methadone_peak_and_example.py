@@ -143,7 +143,8 @@ class TestMultimodalExample:
     def test_the_ome_line_shows_adjuvant_methadone_apart(self) -> None:
         """The OME finding keeps CDC's MME for reporting (231 MME/day) but its calculation shows
         adjuvant methadone apart: not converted for dosing (CDC 2022: the calculated MME must
-        not choose a dose), its peak day, and the total without it (oxycodone 60 mg/day × 1.5 = 90 MME/day [V])."""
+        not choose a dose), its peak day, and the total without it (oxycodone 60 mg/day × 1.5
+        = 90 MME/day [V])."""
         report = self._report()
         (f,) = [f for f in report.findings if f.code == "opioid.ome-total"]
         assert f.severity == "info"

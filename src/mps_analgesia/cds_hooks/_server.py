@@ -40,6 +40,9 @@ log = logging.getLogger("mps_analgesia.cds_hooks")
 
 #: The environment variable carrying ``serve``'s settings to its worker processes.
 _WORKER_SETTINGS: Final = "_MPS_CDS_WORKER_SETTINGS"
+#: The uvicorn factory each worker process of ``serve(workers=N)`` imports (the benchmark of
+#: the server's own overhead names one that answers with fixed cards).
+_worker_app_path = f"{__name__}:worker_app"
 
 
 def listening_socket(host: str = "127.0.0.1", port: int = 8080) -> socket.socket:
@@ -252,7 +255,7 @@ def serve(
             }
         )
         uconfig = _uvicorn_config(
-            f"{__name__}:worker_app",
+            _worker_app_path,
             config,
             log_level=log_level,
             certfile=certfile,

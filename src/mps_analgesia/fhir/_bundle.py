@@ -70,7 +70,10 @@ def from_bundle(
     """Read a FHIR Bundle back into ``(patient, regimen)``.
 
     ``as_of`` is the date an age from the Patient's ``birthDate`` is computed on (default:
-    today; see :func:`~mps_analgesia.fhir.patient_from_resources`).
+    today; see :func:`~mps_analgesia.fhir.patient_from_resources`).  The CarePlan's
+    ``period.start`` is the regimen's ``start_date`` (plan day 0), and an order's
+    ``boundsPeriod.start`` and ``end`` are then its start and stop days (see
+    :func:`~mps_analgesia.fhir.steps_from_resource`).
 
     The inverse of :func:`to_bundle`: ``from_bundle(to_bundle(r, p)) == (p, r)``.  It also reads
     Bundles from other systems, using the standard elements where the project's extensions are
@@ -117,10 +120,17 @@ def from_bundle(
         problems.append(Problem("Patient", _message(_numeric_problem(exc))))
         patient = Patient()
     medications = medication_index(_list(bundle.get("entry")))
+    start_date = None
+    period = plan.get("period") if plan is not None else None
+    if isinstance(period, Mapping) and period.get("start") is not None:
+        try:
+            start_date = _plan_start(period["start"])
+        except MpsAnalgesiaError as exc:
+            problems.append(Problem("CarePlan.period.start", _message(exc)))
     steps: list[Step] = []
     for i, res in _careplan_order(plan, requests):
         try:
-            steps.extend(steps_from_resource(res, medications=medications))
+            steps.extend(steps_from_resource(res, medications=medications, start_date=start_date))
         except MpsAnalgesiaError as exc:
             problems.append(
                 Problem(f"entry[{i}] ({res['resourceType']}/{res.get('id')})", str(exc))
@@ -128,7 +138,16 @@ def from_bundle(
     if problems:
         raise CaseFileError(_BUNDLE_FILE, problems)
     name = plan.get("title", "") if plan is not None else ""
-    return patient, Regimen(steps, name=str(name) if isinstance(name, str) else "")
+    return patient, Regimen(
+        steps, name=str(name) if isinstance(name, str) else "", start_date=start_date
+    )
+
+
+def _plan_start(text: object) -> _dt.date:
+    """The date of plan day 0 from ``CarePlan.period.start`` (a date, or a dateTime's date)."""
+    from ._timing import _as_date, _when
+
+    return _as_date(_when(text, "CarePlan.period.start"))
 
 
 def case_to_bundle(case: Case) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -54,7 +55,7 @@ from ._base import (
 )
 from ._medication import Medication, _count_word, product_amount, resolve_medication
 from ._quantity import _ANNOTATION, from_fhir_quantity
-from ._timing import read_timing
+from ._timing import _as_date, _when, read_timing
 
 
 def _first_dose_and_rate(dosage: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -459,8 +460,38 @@ def _groups(dosages: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]
     return [groups[k] for k in keys]
 
 
+def _bounds_start_day(
+    first: Mapping[str, Any], start_date: _dt.date | None, extension_day: int | None
+) -> int | None:
+    """The start day the first dosage's ``boundsPeriod.start`` gives, counted from the regimen's
+    ``start_date`` (plan day 0); ``None`` without either (the plan-day reading)."""
+    timing = first.get("timing")
+    repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
+    bounds = repeat.get("boundsPeriod") if isinstance(repeat, Mapping) else None
+    if start_date is None or not isinstance(bounds, Mapping) or bounds.get("start") is None:
+        return None
+    field = "dosageInstruction[0].timing.repeat.boundsPeriod.start"
+    begins = _as_date(_when(bounds["start"], field))
+    day = (begins - start_date).days
+    if day < 0:
+        raise StepError(
+            field,
+            f"{begins.isoformat()} is before the regimen's start date {start_date.isoformat()} "
+            "(plan day 0): give the plan an earlier start",
+        )
+    if extension_day is not None and extension_day != day:
+        raise StepError(
+            field,
+            f"gives plan day {day} ({begins.isoformat()}), but the start-day extension says "
+            f"day {extension_day}: send one start",
+        )
+    return day
+
+
 def _steps_from_medication_request(
-    res: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]] | None = None
+    res: Mapping[str, Any],
+    medications: Mapping[str, Mapping[str, Any]] | None = None,
+    start_date: _dt.date | None = None,
 ) -> tuple[Step, ...]:
     exts = _extensions(res)
     med = resolve_medication(medication_of(res, medications), field="medication")
@@ -485,7 +516,7 @@ def _steps_from_medication_request(
         out: list[Step] = []
         for d in groups[0]:
             one = dict(res, dosageInstruction=[dict(d, sequence=1)])
-            out.extend(_steps_from_medication_request(one, medications))
+            out.extend(_steps_from_medication_request(one, medications, start_date))
         return tuple(out)
     if len(groups) > 1 and any(len(g) > 1 for g in groups) and not has_plan_days:
         raise StepError(
@@ -494,7 +525,13 @@ def _steps_from_medication_request(
             "cannot be read: send one order per concurrent instruction",
         )
     first = dosages[0]
-    start_day = _int_or(_ext_value(exts, X_START_DAY, "valueInteger"), 0)
+    extension_day = _ext_value(exts, X_START_DAY, "valueInteger")
+    start_day = _int_or(extension_day, 0)
+    bounds_day = _bounds_start_day(
+        first, start_date, extension_day if isinstance(extension_day, int) else None
+    )
+    if bounds_day is not None:
+        start_day = bounds_day
     kwargs: dict[str, Any] = {"drug": drug, "start_day": start_day}
     kwargs["route"] = _route_of(first, med, "dosageInstruction[0]")
     formulation = _ext_value(exts, X_FORMULATION, "valueCode")
@@ -642,9 +679,19 @@ def _step_from_service_request(res: Mapping[str, Any]) -> Step:
 
 
 def steps_from_resource(
-    resource: Mapping[str, Any], *, medications: Mapping[str, Mapping[str, Any]] | None = None
+    resource: Mapping[str, Any],
+    *,
+    medications: Mapping[str, Mapping[str, Any]] | None = None,
+    start_date: _dt.date | None = None,
 ) -> tuple[Step, ...]:
     """The steps of one MedicationRequest or ServiceRequest: one, or one per ingredient.
+
+    ``start_date`` is the regimen's plan day 0 (:attr:`Regimen.start_date
+    <mps_analgesia.regimen.Regimen.start_date>`): with it, the first dosage's
+    ``timing.repeat.boundsPeriod.start`` gives the step's ``start_day`` (a start before day 0,
+    or one that disagrees with the start-day extension, is a named problem) and its ``end`` the
+    stop day.  Without it (the plan-day reading) the start day is the start-day extension's,
+    else day 0, and a closed ``boundsPeriod`` gives only how many days the step lasts.
 
     A combination product (``acetaminophen 325 MG / oxycodone hydrochloride 5 MG Oral Tablet``)
     gives its opioid step and then an adjuvant step for each other ingredient (note
@@ -671,7 +718,7 @@ def steps_from_resource(
         )
     try:
         if rtype == "MedicationRequest":
-            steps = _steps_from_medication_request(resource, medications)
+            steps = _steps_from_medication_request(resource, medications, start_date)
         else:
             steps = (_step_from_service_request(resource),)
         return tuple(_finite_step(s) for s in steps)
@@ -682,9 +729,13 @@ def steps_from_resource(
 
 
 def step_from_resource(
-    resource: Mapping[str, Any], *, medications: Mapping[str, Mapping[str, Any]] | None = None
+    resource: Mapping[str, Any],
+    *,
+    medications: Mapping[str, Mapping[str, Any]] | None = None,
+    start_date: _dt.date | None = None,
 ) -> Step:
-    """Build one step from a MedicationRequest or ServiceRequest resource.
+    """Build one step from a MedicationRequest or ServiceRequest resource (``start_date``: as
+    for :func:`steps_from_resource`).
 
     A MedicationRequest gives an opioid, methadone-adjuvant or adjuvant step (the kind from the
     project's ``step-kind`` extension, else from the drug's class); a ServiceRequest gives a psoas
@@ -710,7 +761,7 @@ def step_from_resource(
     >>> step_from_resource(order).daily_dose_mg
     400.0
     """
-    steps = steps_from_resource(resource, medications=medications)
+    steps = steps_from_resource(resource, medications=medications, start_date=start_date)
     if len(steps) != 1:
         raise StepError(
             "medication",

@@ -1,11 +1,14 @@
 """A Dosage's ``timing``: how often, at what times, for how long.
 
 Read into the step's schedule (``every``, ``times_per_day``, ``once``, ``at``) and bounds
-(``duration``).  Ranges read at their most frequent end, so that a check never understates:
-``frequency``/``frequencyMax`` gives ``frequencyMax`` doses, ``period``/``periodMax`` the shorter
-``period``.  Every unit of time of FHIR (``s``, ``min``, ``h``, ``d``, ``wk``, ``mo``, ``a``; UCUM
-lengths from ``data/ucum.toml``) is read.  What cannot be read is a :class:`StepError` naming the
-element.
+(``duration``).  ``when`` event codes give the ``at`` times of the library's convention in
+``data/ucum.toml`` (``[event_times]``, level U: FHIR defines no clock times), moved by
+``offset``; a code whose time cannot be known (``C``, ``AC``, ``PC``, ``PHS``) is refused.
+``timeOfDay`` and ``when`` together are refused (FHIR's rule tim-10).  Ranges read at their
+most frequent end, so that a check never understates: ``frequency``/``frequencyMax`` gives
+``frequencyMax`` doses, ``period``/``periodMax`` the shorter ``period``.  Every unit of time of
+FHIR (``s``, ``min``, ``h``, ``d``, ``wk``, ``mo``, ``a``; UCUM lengths from ``data/ucum.toml``)
+is read.  What cannot be read is a :class:`StepError` naming the element.
 """
 
 from __future__ import annotations
@@ -38,6 +41,47 @@ def _period_days() -> Mapping[str, float]:
 @cache
 def _timing_codes() -> Mapping[str, Mapping[str, Any]]:
     return dict(_catalog.data_file(_UCUM_FILE).get("timing_codes", {}))
+
+
+@cache
+def _event_times() -> Mapping[str, Mapping[str, Any]]:
+    """``when`` code -> ``{at, before}`` or ``{refused}`` (``data/ucum.toml`` [event_times]:
+    the library's convention, level U; FHIR defines no clock times)."""
+    table = dict(_catalog.data_file(_UCUM_FILE).get("event_times", {}))
+    table.pop("meta", None)
+    return table
+
+
+def _event_at(code: str, offset: int, field: str) -> str:
+    """The time of day of one ``when`` code, moved by ``offset`` minutes (before the event for
+    the AC* codes, after it otherwise, as FHIR reads ``offset``)."""
+    row = _event_times().get(code)
+    if row is None:
+        raise StepError(
+            field,
+            f"{code!r} is not a FHIR R4 EventTiming code ({', '.join(_event_times())})",
+        )
+    if "refused" in row:
+        raise StepError(field, str(row["refused"]))
+    hours, minutes = (int(x) for x in str(row["at"]).split(":"))
+    total = hours * 60 + minutes + (-offset if row.get("before") else offset)
+    if not 0 <= total < 24 * 60:
+        raise StepError(
+            field, f"{code} with an offset of {offset} min falls outside the day: send timeOfDay"
+        )
+    return f"{total // 60:02d}:{total % 60:02d}"
+
+
+def _when_times(when: list[Any], repeat: Mapping[str, Any], path: str) -> list[str]:
+    """The times of day of ``when`` (and ``offset``), sorted; a named problem for a code without
+    a time, or two codes at one time."""
+    offset = repeat.get("offset", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise StepError(f"{path}.offset", f"must be whole minutes >= 0, not {_shown(offset)}")
+    times = [_event_at(w, offset, f"{path}.when[{i}]") for i, w in enumerate(when)]
+    if len(set(times)) != len(times):
+        raise StepError(f"{path}.when", f"{', '.join(when)} give the same time twice")
+    return sorted(times)
 
 
 @attrs.define(frozen=True)
@@ -146,6 +190,8 @@ def read_timing(timing: object, field: str = "timing") -> Schedule:
     {'times_per_day': 2, 'at': ('08:00', '20:00')}
     >>> read_timing({"code": {"coding": [{"code": "BID"}]}}).kwargs
     {'times_per_day': 2}
+    >>> read_timing({"repeat": {"when": ["CV", "CM"]}}).kwargs
+    {'times_per_day': 2, 'at': ('08:00', '18:00')}
     """
     if timing is None:
         return Schedule({})
@@ -184,6 +230,12 @@ def read_timing(timing: object, field: str = "timing") -> Schedule:
         raise StepError(f"{path}.when", "must be a list of event codes")
     if not all(isinstance(w, str) and w for w in when):
         raise StepError(f"{path}.when", f"{_shown(repeat.get('when'))} is not a list of codes")
+    if when and times:
+        raise StepError(
+            f"{path}.when", "timeOfDay and when together are not valid FHIR (tim-10): send one"
+        )
+    if when:
+        times = _when_times(when, repeat, path)  # the library's convention: data/ucum.toml
     freq = repeat.get("frequency")
     freq_max = repeat.get("frequencyMax")
     period, unit = repeat.get("period"), repeat.get("periodUnit")

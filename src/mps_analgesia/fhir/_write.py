@@ -381,6 +381,8 @@ def to_bundle(
         plan["title"] = regimen.name
     if description:
         plan["description"] = description
+    if regimen.start_date is not None:  # plan day 0 (read back by from_bundle)
+        plan["period"] = {"start": regimen.start_date.isoformat()}
     if activities:
         plan["activity"] = activities
     if notes:

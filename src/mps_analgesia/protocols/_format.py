@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Final
 
-from .. import _units
+from .. import _format, _units
 
 
 def _qtext(q: Any) -> str:
@@ -19,18 +18,9 @@ def _qtext(q: Any) -> str:
 
 
 def _num(x: float) -> str:
-    """A number for people: a whole number as is, else 4 significant digits (one decimal from
-    1000 up), never in exponent form: ``33.3333 → '33.33'``, ``1374.31 → '1374.3'``."""
-    if abs(x - round(x)) < 1e-9 * max(1.0, abs(x)):
-        return str(round(x))
-    if abs(x) >= 1000:
-        text = f"{x:.1f}"
-        return text[:-2] if text.endswith(".0") else text
-    text = f"{x:.4g}"
-    if "e" in text:  # below 0.0001: 4 significant digits as a plain decimal
-        places = 3 - math.floor(math.log10(abs(x)))
-        text = f"{x:.{places}f}".rstrip("0")
-    return text
+    """A number for people, by the one formatter (:func:`mps_analgesia._format.number`):
+    ``33.3333 → '33.33'``, ``1374.31 → '1374.3'``."""
+    return _format.number(x)
 
 
 #: A decimal number standing alone in running text (not part of a DOI, version or identifier).

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 import attrs
 
-from .. import _catalog, _datatext, _files, _units
+from .. import _catalog, _datatext, _files, _format, _units
 from .._files import file_keys
 from .._files import line_of as _line
 from ..errors import (
@@ -22,6 +22,7 @@ from ..errors import (
     UnknownNameError,
 )
 from ..steps import STEP_KINDS
+from ._format import _qtext
 from ._vocabulary import (
     _CANONICAL,
     _ID,
@@ -340,6 +341,11 @@ def _read_check(r: _Reader, data: Any, path: str, *, guards: bool = True) -> Che
     source, level = r.provenance(table, path, required=needs_number)
     if len(r.problems) > before or spec is None:
         return None
+    if "{value}" in text:  # the check's own value, written in rather than restated
+        text = text.replace("{value}", _value_text(value))
+    text = _own_values(r, text, f"{path}.text", {"when": when})
+    if len(r.problems) > before:
+        return None
     return Check(
         field=spec.name,
         op=str(op),
@@ -353,6 +359,36 @@ def _read_check(r: _Reader, data: Any, path: str, *, guards: bool = True) -> Che
         threshold=threshold,
         options=options,
     )
+
+
+#: A text naming the value of one of its own checks: ``{when[0].value}``, ``{requires[1].value}``.
+_OWN_VALUE: Final = re.compile(r"\{(when|requires)\[(\d+)\]\.value\}")
+
+
+def _own_values(r: _Reader, text: str, where: str, checks: Mapping[str, Sequence[Check]]) -> str:
+    """``text`` with each ``{when[i].value}`` (or ``requires``) written from those checks."""
+
+    def one(m: re.Match[str]) -> str:
+        group, index = checks.get(m.group(1), ()), int(m.group(2))
+        if index >= len(group):
+            r.add(where, f"{m.group(0)} names no check: there are {len(group)} {m.group(1)} checks")
+            return m.group(0)
+        return _value_text(group[index].value)
+
+    return _OWN_VALUE.sub(one, text) if "{" in text else text
+
+
+def _value_text(value: Any) -> str:
+    """A check's value as its text shows it: ``'36 h'``, ``'7 days'``, ``'75'``, ``'a, b'``."""
+    if _units.is_quantity(value):
+        return _qtext(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return _format.number(float(value))
+    if isinstance(value, tuple | list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
 
 
 def _data_value(r: Any, ref: dict[str, Any], path: str) -> Any:
@@ -727,6 +763,8 @@ def _read_step(r: _Reader, data: Any, path: str) -> StepTemplate | None:
         r.add(f"{path}.default", "is only meaningful with a 'choice' group")
     when = _read_checks(r, table.get("when"), f"{path}.when")
     requires = _read_checks(r, table.get("requires"), f"{path}.requires")
+    title = _own_values(r, title, f"{path}.title", {"when": when, "requires": requires})
+    purpose = _own_values(r, purpose, f"{path}.purpose", {"when": when, "requires": requires})
     if_unknown = r.choice(table, "if_unknown", path, ("include", "exclude"), "exclude")
     fields: dict[str, Any] = {}
     for key, attr in step_fields.items():
