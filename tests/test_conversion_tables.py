@@ -603,3 +603,24 @@ rows = [
         assert len(table.lookup("fentanyl", "transdermal").bands) == 2  # type: ignore[union-attr]
         problems = _problems(HEAD + entry + bands.replace("LOW", "59"))
         assert any("without overlap" in m for _, m, _ in problems)
+
+
+class TestElsewhere:
+    def test_day_plan_with_a_local_table(self) -> None:
+        """schedule(table=) takes the table; its JSON names the table by id."""
+        table = mps.load_table(EXAMPLE)
+        plan = mps.schedule(mps.Regimen([_morphine_iv()]), 2, table=table)
+        assert plan[0].ome_regular.table == "example-hospital"
+        assert json.loads(plan.to_json())["ome_table"] == "example-hospital"
+
+    def test_a_local_source_is_cited_by_its_citation(self) -> None:
+        """A source the local file defines is listed with its citation in rendered references."""
+        text = HEAD + ENTRY.replace('source = "cdc-2022"', 'source = "ward-7-chart"')
+        text += '\n[sources.ward-7-chart]\ncitation = "Ward 7 opioid chart, 2026."\n'
+        table = _load(text)
+        assert _catalog.source("ward-7-chart").citation == "Ward 7 opioid chart, 2026."
+        ome = mps.daily_ome(mps.OpioidStep(drug="morphine", dose="10 mg", every="4 h"), table)
+        assert ome.lines[0].source == "ward-7-chart"
+        rendered = mps.render(ome, format="text")
+        assert "Ward 7 opioid chart, 2026." in rendered
+        assert "not in the bibliography" not in rendered

@@ -270,7 +270,7 @@ class DayPlan(Renderable):
 
     regimen: Regimen
     days: tuple[Day, ...] = attrs.field(factory=tuple)
-    table: str = "cdc-2022"
+    table: Any = "cdc-2022"  # an id or a (local) ConversionTable
     _ome_memo: dict[tuple[Any, ...], Any] = attrs.field(factory=dict, repr=False)
 
     def __getitem__(self, day: int) -> Day:
@@ -380,7 +380,7 @@ def _days_arg(days: object, regimen: Regimen) -> int:
     return days
 
 
-def schedule(regimen: Regimen, days: int | None = None, *, table: str = "cdc-2022") -> DayPlan:
+def schedule(regimen: Regimen, days: int | None = None, *, table: Any = "cdc-2022") -> DayPlan:
     """The day plan of ``regimen`` over ``days`` days (default: through its last change).
 
     Parameters
@@ -391,7 +391,8 @@ def schedule(regimen: Regimen, days: int | None = None, *, table: str = "cdc-202
     days:
         How many plan days, from day 0.
     table:
-        The OME table for :attr:`Day.ome_regular` and :attr:`Day.ome_with_prn`.
+        The OME table for :attr:`Day.ome_regular` and :attr:`Day.ome_with_prn`: an id or a
+        local table (:func:`~mps_analgesia.load_table`).
 
     Returns
     -------
@@ -574,7 +575,7 @@ class _CallableModule(types.ModuleType):
     the name resolves to this module or to its function."""
 
     def __call__(
-        self, regimen: Regimen, days: int | None = None, *, table: str = "cdc-2022"
+        self, regimen: Regimen, days: int | None = None, *, table: Any = "cdc-2022"
     ) -> DayPlan:
         return schedule(regimen, days, table=table)
 
@@ -637,6 +638,6 @@ def _plan_to_dict(plan: DayPlan) -> dict[str, Any]:
         "regimen": plan.regimen.name,
         "start_date": None if plan.start_date is None else plan.start_date.isoformat(),
         "time_zone": plan.regimen.time_zone,
-        "ome_table": plan.table,
+        "ome_table": getattr(plan.table, "id", plan.table),  # a local table by its id
         "days": days,
     }

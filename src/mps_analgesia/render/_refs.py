@@ -38,7 +38,7 @@ def numbered_references(doc: Document) -> tuple[Mapping[str, Reference], tuple[R
     Returns the references by source id and in order.  A source id that is not in the
     bibliography is listed under its id with a fixed note, never dropped.
     """
-    bib = _catalog.sources()
+    bib = _catalog.all_sources()  # with the sources of the local tables loaded
     ordered = []
     for n, sid in enumerate(cited_sources(doc), start=1):
         rec = bib.get(sid)
