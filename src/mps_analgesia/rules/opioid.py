@@ -339,21 +339,10 @@ def _subset(ome: conversion.OmeResult, pairs: Any) -> conversion.OmeResult | Non
     )
 
 
-# (table id, drug, route, dose form, largest dose) → (the _Table, single_dose_ome(), its MME
-# text); bounded in bytes.
-_PRN_DOSES: Final = Memo("rules.opioid: PRN dose OME", 256 * 1024)
-
-
-def _prn_dose(state: _Opioids, table: str, step: Any) -> tuple[tuple[float, float] | str, str]:
-    """The OME of one PRN dose (``conversion.single_dose_ome``) and its text."""
-    key = (table, step.drug, step.route, step.dose_form, _largest_dose(step))
-    hit = _PRN_DOSES.data.get(key)
-    if hit is None or hit[0] is not state.table:
-        dose = conversion.single_dose_ome(step, state.table)
-        text = "" if isinstance(dose, str) else _span(dose[0], dose[1], "MME")
-        hit = (state.table, dose, text)
-        _PRN_DOSES.put(key, hit, 512, key_bytes=512)  # canonical by construction
-    return hit[1], hit[2]
+def _prn_dose(state: _Opioids, step: Any) -> tuple[float, float] | str:
+    """The OME of one PRN dose (``conversion.single_dose_ome``), or why it has none: a few
+    float operations on a dict lookup by drug, route and form, so it is not memoized."""
+    return conversion.single_dose_ome(step, state.table)
 
 
 def _breakthrough_dose(
@@ -373,7 +362,7 @@ def _breakthrough_dose(
             "OME of the regular opioids",
             f"{state.table.id} does not convert: {_not_converted(ome)}",
         )
-    dose, prn_text = _prn_dose(state, table, step)
+    dose = _prn_dose(state, step)
     if isinstance(dose, str):
         return Missing("OME of the PRN dose", dose)
     low_win, high_win = conversion.breakthrough_window()
@@ -386,6 +375,7 @@ def _breakthrough_dose(
         which, sv, word, compare = "above", high_win, "high", ">"
     else:
         return PASSED
+    prn_text = _span(prn_low, prn_high, "MME")
     fraction = _span(frac_low * 100, frac_high * 100, "%")
     compared = f"{fraction} {compare} {_percent(sv.value)} %"
     regular_text = _span(regular_low, regular_high, "MME/day")
