@@ -582,11 +582,11 @@ def ome_total(ctx: Context, index: int | None, step: Any) -> Any:
     memo = state.memo
     if "opioid.ome-total" in memo:
         return memo["opioid.ome-total"]
-    result = memo["opioid.ome-total"] = _ome_total(state)
+    result = memo["opioid.ome-total"] = _ome_total(state, ctx.regimen.steps)
     return result
 
 
-def _ome_total(state: _Opioids) -> Any:
+def _ome_total(state: _Opioids, steps: Any = ()) -> Any:
     ome = state.ome
     if not ome.lines and not ome.not_converted:
         return None  # PRN only: no regular OME to report
@@ -627,7 +627,9 @@ def _ome_total(state: _Opioids) -> Any:
             "for information only, because CDC 2016 excluded palliative and end-of-life care."
         )
     terms = " + ".join(
-        f"{line.drug} {_span(line.ome_low, line.ome_high, '')}" for line in ome.lines
+        f"{'adjuvant ' if line.kind == 'methadone_adjuvant' else ''}{line.drug} "
+        f"{_span(line.ome_low, line.ome_high, '')}"
+        for line in ome.lines
     )
     sources = (*state.sources, *(t.source for t in crossed))
     return finding(
@@ -636,7 +638,9 @@ def _ome_total(state: _Opioids) -> Any:
         message,
         source=tuple(dict.fromkeys(sources)),
         level=state.level,
-        arithmetic=f"{terms} = {total}" if ome.lines else "",
+        arithmetic=(f"{terms} = {total}" + _adjuvant_methadone_apart(ome, steps))
+        if ome.lines
+        else "",
         detail=lambda: {
             "table": ome.table,
             "edition": ome.edition,
@@ -648,6 +652,33 @@ def _ome_total(state: _Opioids) -> Any:
             "cdc_thresholds_unit": _catalog.ucum_code("MME/day"),
             "cdc_thresholds_text": [f"{num(t.value)} MME/day" for t in conversion.mme_thresholds()],
         },
+    )
+
+
+def _adjuvant_methadone_apart(ome: conversion.OmeResult, steps: Any) -> str:
+    """The adjuvant methadone share of the total, shown apart: its factor is not for dosing
+    (with the day of each titrated step's peak, the dose the table converts)."""
+    lines = [line for line in ome.lines if line.kind == "methadone_adjuvant"]
+    if not lines:
+        return ""
+    low = sum(line.ome_low for line in lines)
+    high = sum(line.ome_high for line in lines)
+
+    def peak(line: Any) -> str:
+        step = steps[line.step] if 0 <= line.step < len(steps) else None
+        if step is None or not getattr(step, "titration", ()):
+            return ""
+        return f", peak from day {step.peak_day}"
+
+    terms = " + ".join(
+        f"{num(line.dose)} {line.dose_unit} × {_span(line.factor_low, line.factor_high, '')}"
+        f"{peak(line)}"
+        for line in lines
+    )
+    rest = _span(ome.low_mme_per_day - low, ome.high_mme_per_day - high, "MME/day")
+    return (
+        f"; adjuvant methadone not converted for dosing (CDC 2022: the calculated MME must not "
+        f"choose a dose): {_span(low, high, 'MME/day')} from {terms}; without it, {rest}"
     )
 
 
