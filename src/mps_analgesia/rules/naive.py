@@ -187,20 +187,33 @@ def _limit_text(row: Start) -> str:
 def naive_starting_dose(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare an opioid step's first dose with the starting dose for a non-tolerant patient."""
     tolerant = ctx.patient.opioid_tolerant
-    key = (step, tolerant)
-    hit = _OUTCOMES.get(key)
-    if hit is not None:
-        return hit[1]
+    first = step.phases[0]
+    # canonical values only (never the step: its note is free text)
+    key = (
+        step.drug,
+        step.route,
+        step.formulation,
+        bool(step.prn),
+        first.dose_mg,
+        first.daily_mg,
+        bool(step.titration),
+        tolerant,
+    )
+    hit = _OUTCOMES.get(key, _NOT_KEPT)
+    if hit is not _NOT_KEPT:
+        return hit
     result = _naive_starting_dose(index, step, tolerant)
     if result is None or result is PASSED or isinstance(result, Missing):
         if len(_OUTCOMES) >= 4096:
             _OUTCOMES.clear()
-        _OUTCOMES[key] = (step, result)
+        _OUTCOMES[key] = result
     return result
 
 
-# (step, opioid_tolerant) → (the step, its outcome) for outcomes that are immutable values.
-_OUTCOMES: dict[tuple[Any, Any], tuple[Any, Any]] = {}
+# canonical (drug, route, formulation, prn, first dose, first daily dose, titrated, tolerance)
+# → an outcome that is an immutable value (None, PASSED, Missing); bounded by count.
+_OUTCOMES: dict[tuple[Any, ...], Any] = {}
+_NOT_KEPT: Final = object()
 
 
 def _naive_starting_dose(index: int | None, step: Any, tolerant: bool | None) -> Any:
