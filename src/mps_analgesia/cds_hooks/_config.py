@@ -12,7 +12,7 @@ from the environment; every problem is reported at once with its key path.  A fi
     [limits]                                   # all optional; the defaults are shown
     max_body_bytes = 2000000
     max_concurrency = 64                       # requests admitted at once per process
-    threads = 2                                # of them, checked at once (the GIL: 1-2)
+    threads = 2                                # of them, checked at once (the GIL: see _app)
     queue_timeout_s = 5.0                      # waiting for a free slot, then 503
     timeout_keep_alive_s = 5.0                 # idle keep-alive connections are closed
     header_timeout_s = 10.0                    # the request head and body must arrive in time
