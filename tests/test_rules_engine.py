@@ -400,3 +400,47 @@ class TestCanonicalDetail:
         (f,) = [f for f in validate(mps.Regimen([step])).findings if f.code == "dose.max-daily"]
         assert (f.detail["suggested_dose"], f.detail["suggested_dose_unit"]) == (1000.0, "mg")
         assert f.detail["suggested_dose_text"] == "1000 mg"
+
+
+class TestDataTexts:
+    """A rule's texts name data values as {file:key}; the declaration writes the value in."""
+
+    def test_placeholders_are_filled_from_the_data(self) -> None:
+        """Title, severity and description take the named value, formatted by the one formatter."""
+        from mps_analgesia import _datatext
+
+        @mps.rule(
+            "local.interval",
+            title="Increases at least {methadone:titration.min_interval} apart",
+            severity="warning above {methadone:adjuvant_range.upper}",
+            description="Range {methadone:adjuvant_range.lower!n}–"
+            "{methadone:adjuvant_range.upper}.",
+        )
+        def check(ctx: Any, index: int | None, step: Any) -> Any:
+            return mps.PASSED
+
+        interval = _datatext.value_text(_datatext.value_at("methadone", "titration.min_interval"))
+        low = _catalog.data_entry("methadone.toml", "adjuvant_range.lower")["value"].split()[0]
+        high = _catalog.data_entry("methadone.toml", "adjuvant_range.upper")["value"]
+        assert check.title == f"Increases at least {interval} apart"
+        assert check.severity == f"warning above {high}"
+        assert check.description == f"Range {low}–{high}."
+
+    def test_an_unknown_key_fails_the_declaration(self) -> None:
+        """A placeholder naming no data value is an error when the rule is declared."""
+        from mps_analgesia.errors import DataFileError
+
+        with pytest.raises(DataFileError, match=r"methadone\.toml.*no_such"):
+
+            @mps.rule("local.bad", title="At least {methadone:no_such.key}", severity="warning")
+            def check(ctx: Any, index: int | None, step: Any) -> Any:
+                return mps.PASSED
+
+    def test_text_without_placeholders_is_kept(self) -> None:
+        """Braces that are not a placeholder stay as written."""
+
+        @mps.rule("local.braces", title="A {literal} brace", severity="warning")
+        def check(ctx: Any, index: int | None, step: Any) -> Any:
+            return mps.PASSED
+
+        assert check.title == "A {literal} brace"
