@@ -189,6 +189,9 @@ class Memo:
 
 #: What a weak reference costs.
 _WEAKREF_SIZE: Final = 80
+#: What an IdentityMemo entry costs beyond its value and extra key: the reference, the entry
+#: tuple and the dict slot.
+_IDENTITY_ENTRY: Final = _WEAKREF_SIZE + ENTRY_OVERHEAD * 2
 
 
 class IdentityMemo:
@@ -242,11 +245,14 @@ class IdentityMemo:
 
     def put(self, obj: object, value: V, size: int | None = None, *, extra: Any = None) -> V:
         """Keep ``value`` for ``obj`` (``size``: its bytes, when it is not canonical)."""
-        es = 0 if extra is None else key_size(extra)
-        vs = value_size(value) if size is None else size
-        if es is None or vs is None:
-            return value
-        cost = es + vs + _WEAKREF_SIZE + ENTRY_OVERHEAD * 2
+        if extra is None and size is not None:  # the common case, without the size walks
+            cost = size + _IDENTITY_ENTRY
+        else:
+            es = 0 if extra is None else key_size(extra)
+            vs = value_size(value) if size is None else size
+            if es is None or vs is None:
+                return value
+            cost = es + vs + _IDENTITY_ENTRY
         if cost > self.max_bytes:
             return value
         try:

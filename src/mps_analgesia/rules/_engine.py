@@ -178,30 +178,39 @@ _KEPT: Final = IdentityMemo("rules: outcomes kept per step object", KEPT_BYTES)
 _KEPT_KEY: Final = "engine.kept"
 
 
-def kept(ctx: Context, index: int) -> dict[Any, Any]:
-    """Outcomes kept for the very step object at ``index`` while it lives.
+def kept(ctx: Context, index: int | None) -> dict[Any, Any]:
+    """Outcomes kept for the very step object at ``index`` (``None``: the regimen object)
+    while it lives.
 
-    Rules put here what depends only on the immutable step (``step_outcomes``), keyed by what
-    they are and the step's index.  The memo holds a weak reference to the step, never the step
-    or its free text, and is bounded in bytes (:data:`KEPT_BYTES`); a step never seen before
-    costs one empty dict, and no hashing.
+    Rules put here what depends only on the immutable step, or regimen (``step_outcomes``),
+    keyed by what they are and the step's index.  The memo holds a weak reference to the step
+    or regimen, never the object or its free text, and is bounded in bytes
+    (:data:`KEPT_BYTES`); an object never seen before costs one empty dict, and no hashing.
     """
     cells: list[dict[Any, Any] | None] | None = ctx.cache.get(_KEPT_KEY)
     if cells is None:
-        cells = ctx.cache[_KEPT_KEY] = [None] * len(ctx.regimen.steps)
-    hit = cells[index]
+        cells = ctx.cache[_KEPT_KEY] = [None] * (len(ctx.regimen.steps) + 1)
+    hit = cells[index if index is not None else -1]
     if hit is None:
-        step = ctx.regimen.steps[index]
-        hit = _KEPT.get(step)
-        if hit is None:
-            hit = _KEPT.put(step, {}, 64 + KEPT_CELL_BYTES * len(default_rules()))
-        cells[index] = hit
+        step = ctx.regimen.steps[index] if index is not None else ctx.regimen
+        entry = _KEPT.data.get(id(step))
+        if entry is not None and entry[0]() is step:
+            hit = entry[2]
+        else:
+            if not _KEPT_SIZE:
+                _KEPT_SIZE.append(64 + KEPT_CELL_BYTES * len(default_rules()))
+            hit = _KEPT.put(step, {}, _KEPT_SIZE[0])
+        cells[index if index is not None else -1] = hit
     return hit
 
 
-def grow_kept(ctx: Context, index: int, nbytes: int) -> None:
+# What a step's kept outcomes are reckoned to take: one cell per default rule (worked out once).
+_KEPT_SIZE: list[int] = []
+
+
+def grow_kept(ctx: Context, index: int | None, nbytes: int) -> None:
     """Count ``nbytes`` more against the kept outcomes' bound (a kept finding's size)."""
-    _KEPT.grow(ctx.regimen.steps[index], nbytes)
+    _KEPT.grow(ctx.regimen.steps[index] if index is not None else ctx.regimen, nbytes)
 
 
 CheckFn: TypeAlias = Callable[[Context, "int | None", Any], Any]

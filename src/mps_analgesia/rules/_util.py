@@ -26,6 +26,7 @@ __all__ = [
     "measure_range",
     "num",
     "outcome_size",
+    "regimen_outcomes",
     "rekey",
     "step_outcomes",
     "suggested_dose",
@@ -226,14 +227,35 @@ def step_outcomes(check: CheckFn) -> CheckFn:
     return wrapped
 
 
+def regimen_outcomes(check: CheckFn) -> CheckFn:
+    """Keep a check's outcomes that depend on the regimen's steps alone (not on the patient or
+    the options), for the very regimen object, like :func:`step_outcomes`.
+
+    For a check whose result at each index is a function of the regimen's immutable steps:
+    validating the same regimen object again costs one lookup per call.  A fresh regimen, even
+    of the same steps, is checked afresh.
+    """
+
+    @functools.wraps(check)
+    def wrapped(ctx: Any, index: int | None, step: Any) -> Any:
+        key = (wrapped, index)
+        hit = kept(ctx, None).get(key, _MISSING)
+        if hit is not _MISSING:
+            return hit
+        return keep(ctx, None, key, check(ctx, index, step))
+
+    return wrapped
+
+
 _MISSING: Final = object()
 
 #: What :func:`kept_outcome` returns when nothing is kept.
 NOT_KEPT: Final = _MISSING
 
 
-def kept_outcome(ctx: Any, index: int, key: Any) -> Any:
-    """The outcome kept under ``key`` for the step object at ``index``, else :data:`NOT_KEPT`.
+def kept_outcome(ctx: Any, index: int | None, key: Any) -> Any:
+    """The outcome kept under ``key`` for the step object at ``index`` (``None``: the regimen
+    object), else :data:`NOT_KEPT`.
 
     ``key`` names the check and what else the outcome depends on (canonical values: the
     patient's weight, say), never the step.
@@ -241,7 +263,7 @@ def kept_outcome(ctx: Any, index: int, key: Any) -> Any:
     return kept(ctx, index).get(key, _MISSING)
 
 
-def keep(ctx: Any, index: int, key: Any, result: Any, *, reckoned: bool = False) -> Any:
+def keep(ctx: Any, index: int | None, key: Any, result: Any, *, reckoned: bool = False) -> Any:
     """Keep ``result`` under ``key`` for the step object at ``index`` when it is an immutable
     outcome of a bounded size (see :func:`outcome_size`); return it either way.
 
