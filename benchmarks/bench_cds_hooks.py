@@ -12,7 +12,8 @@ the EHR makes them, so the client's signing is not measured).  The p50 and
 p95 are written to the benchmark's ``extra_info`` and printed.  A budget is checked only when the
 benchmark actually ran (not under ``--benchmark-disable``).
 
-``handle()`` alone (the same request, no HTTP) is measured too, to show where the time goes.
+``handle()`` alone (the same request, no HTTP) is measured too, to show where the time goes,
+with the FHIR reader's memos on and, as the baseline in the same run, off.
 """
 
 from __future__ import annotations
@@ -191,5 +192,17 @@ def test_handle_six_steps_without_http(benchmark: Any) -> None:
     body = _six_step_request()
     handle(body)
     status, _payload = benchmark.pedantic(lambda: handle(body), rounds=ROUNDS, iterations=1)
+    assert status == 200
+    _percentiles(benchmark)
+
+
+def test_handle_six_steps_without_reader_memos(benchmark: Any) -> None:
+    """Baseline: handle() with the FHIR reader's memos (medication, timing) off."""
+    from bench_fhir_read import memos_off
+
+    body = _six_step_request()
+    with memos_off():
+        handle(body)
+        status, _payload = benchmark.pedantic(lambda: handle(body), rounds=ROUNDS, iterations=1)
     assert status == 200
     _percentiles(benchmark)

@@ -98,9 +98,11 @@ class TestGeneratedPages:
     def test_hand_written_data_values_are_current(self) -> None:
         """Every data span of a hand-written page (``<!--{file:key}-->value<!--/-->``) shows the
         value the data holds today, and names a real data key."""
+        pages = _docgen.hand_written_pages(DOCS)
+        assert DOCS.parent / "README.md" in pages
         stale = [
-            path.relative_to(DOCS).as_posix()
-            for path in _docgen.hand_written_pages(DOCS)
+            path.name
+            for path in pages
             if _docgen.fill_data_spans(t := path.read_text(encoding="utf-8"), str(path)) != t
         ]
         assert not stale, f"data values out of date in {stale}: run `{_docgen.REGENERATE}`"

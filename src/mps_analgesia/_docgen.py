@@ -798,15 +798,20 @@ def fill_data_spans(text: str, where: str = "<page>") -> str:
 
 
 def hand_written_pages(docs_dir: str | Path) -> list[Path]:
-    """The pages of ``docs_dir`` the generator does not write (their data spans it fills)."""
+    """The pages of ``docs_dir`` the generator does not write (their data spans it fills), and
+    the project's README beside the docs folder of a site (``mkdocs.yml`` beside it)."""
     folder = Path(docs_dir)
     generated = set(GENERATED_PAGES)
-    return [
+    pages = [
         path
         for path in sorted(folder.rglob("*.md"))
         if (rel := path.relative_to(folder).as_posix()) not in generated
         and not rel.startswith(f"{PROTOCOL_PAGES_DIR}/")
     ]
+    readme = folder.parent / "README.md"
+    if (folder.parent / "mkdocs.yml").is_file() and readme.is_file():
+        pages.append(readme)
+    return pages
 
 
 def _stale_data_spans(folder: Path) -> dict[Path, str]:

@@ -23,6 +23,7 @@ from typing import Any, Final
 import attrs
 
 from .. import _catalog, _units, products
+from .._memo import Memo
 from ..errors import MpsAnalgesiaError, StepError, UnitError, UnknownProductError
 from ..products import Ingredient, RxNormProduct
 from ._base import CS_DRUG, RXNORM, UCUM, _codes_in, _finite_number, _rxnorm_reverse, _shown
@@ -118,6 +119,14 @@ def _from_brand(brand: str, field: str) -> Medication | None:
     return Medication(med.drug, attrs.evolve(found[0], code=None, source="brand"), None, ())
 
 
+#: Resolved medications by their codings ``(system, code, display)`` and text: canonical values,
+#: bounded in bytes (a name longer than 160 characters is not kept).  Only a success is kept.
+_MEDICATIONS: Final = Memo("fhir.medication", max_bytes=512 * 1024, max_text=160)
+#: What one memoized Medication costs beyond its key (its records are shared with the catalog,
+#: or parsed from the name in the key).
+_MEDICATION_BYTES: Final = 600
+
+
 def resolve_medication(concept: object, *, field: str = "medication") -> Medication:
     """The drug (and product) a medication CodeableConcept names; raises if it names none.
 
@@ -139,6 +148,16 @@ def resolve_medication(concept: object, *, field: str = "medication") -> Medicat
             "a medicationCodeableConcept or a medicationReference to a Medication is required",
         )
     codes = _codes_in(concept)
+    text = concept.get("text")
+    key = (tuple(codes), text if isinstance(text, str) else None)
+    hit = _MEDICATIONS.get(key)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    size = _MEDICATION_BYTES + sum(len(s) for c in codes for s in c) + len(key[1] or "")
+    return _MEDICATIONS.put(key, _resolve(codes, key[1], field), size)
+
+
+def _resolve(codes: list[tuple[str, str, str]], text: str | None, field: str) -> Medication:
     for system, code, _d in codes:
         if system == CS_DRUG:
             return Medication(_catalog.drug(code, field=field).id)
@@ -150,7 +169,7 @@ def resolve_medication(concept: object, *, field: str = "medication") -> Medicat
             product = products.rxnorm_product(code)
             if product is not None:
                 return _from_product(product, field)
-    names = [concept.get("text")] + [d for _s, _c, d in codes]
+    names = [text] + [d for _s, _c, d in codes]
     last: MpsAnalgesiaError | None = None
     for name in names:
         if not isinstance(name, str) or not name.strip():

@@ -23,6 +23,7 @@ from typing import Any, Final
 import attrs
 
 from .. import _catalog, _units
+from .._memo import Memo
 from ..errors import StepError
 from ._base import _finite_number, _list, _shown
 
@@ -177,7 +178,58 @@ def _when(text: object, field: str) -> _dt.date | _dt.datetime:
         raise StepError(field, f"{text!r} is not a FHIR date or dateTime") from None
 
 
+#: Read schedules by the canonical form of their Timing (every value tagged with its JSON type),
+#: bounded in bytes; only a success is kept (a problem names the element it was met at).
+_SCHEDULES: Final = Memo("fhir.timing", max_bytes=256 * 1024)
+#: What one memoized Schedule costs beyond its key (a few keyword arguments, one Quantity).
+_SCHEDULE_BYTES: Final = 700
+_NOT_CANONICAL: Final = object()
+
+
+def _canonical(value: object, depth: int = 0) -> Any:
+    """A Timing's JSON as nested tuples of tagged scalars (so 1, 1.0 and true stay apart), or
+    ``_NOT_CANONICAL`` for anything else or anything deeper than a Timing goes."""
+    cls = value.__class__
+    if cls is str:
+        return value
+    if cls is bool or cls is int or cls is float or value is None:
+        return (cls.__name__, value)
+    if depth > 4:
+        return _NOT_CANONICAL
+    if cls is list:
+        out = tuple(_canonical(v, depth + 1) for v in value)  # type: ignore[attr-defined]
+        return _NOT_CANONICAL if _NOT_CANONICAL in out else ("list", out)
+    if cls is dict:
+        items = []
+        for k, v in value.items():  # type: ignore[attr-defined]
+            c = _canonical(v, depth + 1)
+            if c is _NOT_CANONICAL or k.__class__ is not str:
+                return _NOT_CANONICAL
+            items.append((k, c))
+        return ("dict", tuple(sorted(items)))
+    return _NOT_CANONICAL
+
+
 def read_timing(timing: object, field: str = "timing") -> Schedule:
+    """The schedule of a FHIR Timing, memoized per canonical Timing (see :func:`_read_timing`).
+
+    Example
+    -------
+    >>> from mps_analgesia.fhir._timing import read_timing
+    >>> a = read_timing({"repeat": {"frequency": 1, "period": 4, "periodUnit": "h"}})
+    >>> a is read_timing({"repeat": {"period": 4, "periodUnit": "h", "frequency": 1}})
+    True
+    """
+    key = _canonical(timing)
+    if key is _NOT_CANONICAL:
+        return _read_timing(timing, field)
+    hit = _SCHEDULES.get(key)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    return _SCHEDULES.put(key, _read_timing(timing, field), _SCHEDULE_BYTES)
+
+
+def _read_timing(timing: object, field: str = "timing") -> Schedule:
     """The schedule of a FHIR Timing (``repeat``, else ``code``); ``{}`` for no timing.
 
     Example
@@ -202,7 +254,7 @@ def read_timing(timing: object, field: str = "timing") -> Schedule:
         for coding in _list((timing.get("code") or {}).get("coding")):
             code = coding.get("code") if isinstance(coding, Mapping) else None
             if isinstance(code, str) and code in _timing_codes():
-                return read_timing({"repeat": dict(_timing_codes()[code])}, field)
+                return _read_timing({"repeat": dict(_timing_codes()[code])}, field)
         if timing.get("code") is not None:
             raise StepError(
                 f"{field}.code",
