@@ -7,8 +7,8 @@ Run with::
 Every round reads orders with never-seen doses (the dose value changes each call), so the
 measure is not a memo hit.  The baselines in the same run are ``json.loads`` of the same request
 body, the least any service does with it, and the same read with the reader's memos (medication
-per coding, schedule per canonical Timing) switched off.  No budget is asserted here (the
-issue's 0.3 ms is for the whole ``handle()``, in ``bench_cds_hooks.py``).
+per coding, schedule per canonical Timing, Quantity per value and unit) switched off.  No budget
+is asserted here (the issue's 0.3 ms is for the whole ``handle()``, in ``bench_cds_hooks.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mps_analgesia.fhir import _medication, _timing, read_order_sign
+from mps_analgesia.fhir import _medication, _quantity, _timing, read_order_sign
 
 UCUM = "http://unitsofmeasure.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -85,7 +85,7 @@ def test_baseline_json_loads(benchmark: Any) -> None:
 @contextmanager
 def memos_off() -> Iterator[None]:
     """The FHIR reader without its memos (the baseline): each bounded to 0 bytes, emptied."""
-    memos = (_medication._MEDICATIONS, _timing._SCHEDULES)
+    memos = (_medication._MEDICATIONS, _timing._SCHEDULES, _quantity._QUANTITIES)
     sizes = [m.max_bytes for m in memos]
     for m in memos:
         m.clear()
@@ -98,7 +98,7 @@ def memos_off() -> Iterator[None]:
 
 
 def test_read_six_product_orders_without_memos(benchmark: Any) -> None:
-    """Baseline: the same read with the medication and timing memos off."""
+    """Baseline: the same read with the reader's memos off."""
     with memos_off():
         result = benchmark.pedantic(
             read_order_sign, setup=lambda: ((_request(),), {}), rounds=300, warmup_rounds=10

@@ -20,6 +20,15 @@ Budgets (medians, on the development machine):
   six steps in turn.  An edited opioid step recomputes the regimen's OME and re-formats the two
   OME findings (breakthrough dose, OME total), so it costs more than an edit elsewhere; what
   does not depend on the edited step is reused (memoized pure functions of the immutable steps).
+- ``validate()`` of the 6-step regimen with every dose never seen before
+  (``test_validate_never_seen``): the issue's budget is ≤ 25 µs median and ≥ 10× faster than
+  naive pint code measured in the same run; ``test_validate_never_seen_titration`` (a longer
+  methadone titration, the regular opioid titrated too) has 2× that budget.  Both are reported,
+  not enforced, until they are met.
+
+The memos behind the fast cases are keyed on canonical values or held for the very step and
+regimen objects by weak reference (``mps_analgesia._memo``), never on objects that carry free
+text; so a regimen built again from equal but new step objects is checked afresh.
 
 A budget is checked only when the benchmark actually ran (not under ``--benchmark-disable``).
 """
@@ -147,7 +156,7 @@ _ALL_RULES_SCENARIOS = ("same-object", "fresh-regimen", "one-step-changed", "any
 
 @pytest.mark.parametrize("scenario", _ALL_RULES_SCENARIOS)
 def test_validate_all_rules(benchmark: Any, scenario: str) -> None:
-    """validate() of a 6-step regimen with every default rule (26 rules), per scenario.
+    """validate() of a 6-step regimen with every default rule, per scenario.
 
     ``same-object``: one Regimen validated again and again.  ``fresh-regimen``: a new Regimen of
     the same steps on every call (its construction is timed too).  ``one-step-changed``: a new

@@ -533,6 +533,14 @@ class TestJtiStoreConfiguration:
 
 
 class TestConfiguration:
+    @pytest.mark.parametrize("threads", [0, 1.5, -2])
+    def test_checking_threads_are_a_whole_positive_number(
+        self, signer: Signer, threads: Any
+    ) -> None:
+        """limits.threads = 0, 1.5 or -2 is reported under its key path."""
+        with pytest.raises(ServiceConfigError, match=r"limits\.threads"):
+            cds_support.evolve_limits(cds_support.config(signer), threads=threads)
+
     def test_auth_is_on_by_default(self, monkeypatch: Any) -> None:
         """create_app() and make_server() without configuration refuse to start."""
         for var in ("MPS_CDS_CONFIG", "MPS_CDS_SERVICE_URL", "MPS_CDS_CLIENTS"):
@@ -883,6 +891,42 @@ class TestPrefetch:
         card = _not_checked(response)
         assert "weight" not in card["summary"]
         assert "'weight' was not fetched" not in card["detail"]
+
+    def test_a_slow_fhir_server_holds_no_checking_thread(self, signer: Signer) -> None:
+        """While one request waits on the EHR's FHIR server, others are checked (1 thread)."""
+        import threading
+
+        release = threading.Event()
+        asked = threading.Event()
+
+        def fhir(request: Any) -> Any:
+            asked.set()
+            release.wait(60)  # the FHIR server answers only when the test says so
+            return httpx.Response(200, json=_weight_bundle(60))
+
+        config = cds_support.evolve_limits(cds_support.config(signer), threads=1)
+        fetching = _block_request(
+            fhirServer=EHR_FHIR,
+            fhirAuthorization={"access_token": "t", "token_type": "Bearer", "expires_in": 300},
+        )
+        with (
+            running_server(config=config, transport=httpx.MockTransport(fhir)) as url,
+            httpx.Client(base_url=url, timeout=60, auth=SignedAuth(signer)) as client,
+        ):
+            slow: list[Any] = []
+            waiting = threading.Thread(
+                target=lambda: slow.append(post_json(client, PATH, fetching))
+            )
+            waiting.start()
+            try:
+                assert asked.wait(60), "the FHIR server was not asked"
+                other = post_json(client, PATH, _request())  # checked meanwhile
+                assert other.status_code == 200
+                assert not slow  # the first is still waiting on the FHIR server
+            finally:
+                release.set()
+                waiting.join(60)
+        assert slow[0].status_code == 200
 
     @pytest.mark.parametrize(
         ("server", "why"),

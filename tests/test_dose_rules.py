@@ -114,17 +114,27 @@ class TestMaxDaily:
         assert "6000 mg/day" in f.message
 
     def test_no_catalog_limit_is_not_checked(self) -> None:
-        """Pregabalin has no single-dose maximum in the catalog: not checked, never passed."""
+        """Diclofenac has no maximum in the catalog: not checked, never passed."""
         report = _check(
-            mps.AdjuvantStep(drug="pregabalin", role="neuropathic", dose="75 mg", every="12 h")
+            mps.AdjuvantStep(drug="diclofenac", role="anti-inflammatory", dose="50 mg", every="8 h")
         )
         assert ("dose.max-single", 0) not in report.passed
         missing = {(n.rule, n.step, n.missing) for n in report.not_checked}
-        assert missing == {("dose.max-single", 0, "catalog limit")}
+        assert ("dose.max-single", 0, "catalog limit") in missing
         assert not report.complete
-        assert "no published maximum single dose for pregabalin" in " ".join(
+        assert "no published maximum single dose for diclofenac" in " ".join(
             report.to_text().split()
         )
+
+    def test_pregabalin_single_dose_is_not_applicable(self) -> None:
+        """Pregabalin's label states a daily maximum only (limits-none.toml, [S]): its single
+        dose is not applicable, never passed and never not checked."""
+        report = _check(
+            mps.AdjuvantStep(drug="pregabalin", role="neuropathic", dose="75 mg", every="12 h")
+        )
+        assert ("dose.max-single", 0) in [(a.rule, a.step) for a in report.not_applicable]
+        assert ("dose.max-single", 0) not in report.passed
+        assert not [n for n in report.not_checked if n.rule == "dose.max-single"]
 
     def test_full_agonist_is_not_applicable(self) -> None:
         """Morphine has no ceiling dose: both dose rules are not applicable, never passed."""

@@ -562,6 +562,20 @@ class _DrugStep(Renderable):
             return self.start_day
         return self.stop_day
 
+    @property
+    def peak_day(self) -> int:
+        """The first plan day on which the step's largest daily dose (:attr:`daily_dose_mg`)
+        is given: the start day without a titration.
+
+        Example
+        -------
+        >>> import mps_analgesia as mps
+        >>> mps.MethadoneAdjuvantStep(dose="5 mg", every="8 h", titration=[
+        ...     {"day": 7, "dose": "7.5 mg"}, {"day": 14, "dose": "10 mg"}]).peak_day
+        14
+        """
+        return max(self.phases, key=lambda p: p.daily_mg).first_day
+
     def phase_on(self, day: int) -> Phase | None:
         """The dose phase in force on plan ``day`` (``None`` before the start or after the stop)."""
         found = None

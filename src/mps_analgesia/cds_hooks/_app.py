@@ -20,12 +20,12 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._audit import AuditLog, read_feedback
 from ._auth import AuthError, Caller, Verifier
 from ._config import ServiceConfig, load_config
-from ._discovery import SERVICE_IDS, discovery_document
+from ._discovery import PREFETCH_KEYS, SERVICE_IDS, discovery_document
 from ._errors import outcome
 from ._fetch import complete_prefetch
 from ._handle import handle, internal_error
@@ -100,6 +100,37 @@ def loads(body: bytes) -> Any:
 
 
 _Answer = tuple[int, bytes, Mapping[str, str]]
+_T = TypeVar("_T")
+
+
+class Fetch:
+    """A request's missing prefetch, to fetch from the EHR's FHIR server (network I/O)."""
+
+    def __init__(
+        self, service: Service, service_id: str, request_id: str, caller: Caller, data: Any
+    ) -> None:
+        self.service, self.service_id, self.request_id = service, service_id, request_id
+        self.caller, self.data = caller, data
+        self.not_fetched: dict[str, str] = {}
+        self.done = False
+
+    def needed(self) -> bool:
+        """Whether fetching may reach the network: a verified caller, prefetch keys absent."""
+        if not isinstance(self.data, Mapping) or not isinstance(self.data.get("context"), Mapping):
+            return False
+        prefetch = self.data.get("prefetch")
+        present = prefetch if isinstance(prefetch, Mapping) else {}
+        return self.caller.verified and any(k not in present for k in PREFETCH_KEYS)
+
+    def run(self) -> bool:
+        """Fetch what is missing and allowed (or say why not); never raises for the network."""
+        self.done = True
+        if isinstance(self.data, Mapping) and isinstance(self.data.get("context"), Mapping):
+            service = self.service
+            self.data, self.not_fetched = complete_prefetch(
+                self.data, self.caller, service.config.limits, transport=service.transport
+            )
+        return True
 
 
 class Service:
@@ -125,7 +156,7 @@ class Service:
         headers = _AUTH_HEADERS if status == 401 else {}
         return status, dumps(outcome(status, message, problems)), headers
 
-    def _guarded(self, where: str, work: Callable[[], _Answer]) -> _Answer:
+    def _guarded(self, where: str, work: Callable[[], _T]) -> _T | _Answer:
         try:
             return work()
         except AuthError as exc:
@@ -146,27 +177,47 @@ class Service:
     def service(
         self, service_id: str, authorization: str | None, body: bytes, request_id: str
     ) -> _Answer:
-        """``POST /cds-services/{id}``: cards, or an error."""
+        """``POST /cds-services/{id}``: cards, or an error (all of it in the calling thread)."""
+        first = self.service_start(service_id, authorization, body, request_id)
+        return first if not isinstance(first, Fetch) else self.service_finish(first)
 
-        def work() -> _Answer:
+    def service_start(
+        self, service_id: str, authorization: str | None, body: bytes, request_id: str
+    ) -> _Answer | Fetch:
+        """The token, the body and, unless prefetch must be fetched, the answer.
+
+        A verified caller's request with prefetch keys absent gives a :class:`Fetch`: the
+        fetching (network) is done by :meth:`Fetch.run`, in a thread of its own, and then the
+        answer by :meth:`service_finish`, so that a slow FHIR server never holds a thread
+        that checks orders.
+        """
+
+        def work() -> _Answer | Fetch:
             caller = self.verifier.verify(authorization, f"/cds-services/{service_id}")
             data: Any = body
-            not_fetched: dict[str, str] = {}
             with contextlib.suppress(ValueError, RecursionError):  # handle() answers 400
                 data = loads(body)
-            if isinstance(data, Mapping) and isinstance(data.get("context"), Mapping):
-                data, not_fetched = complete_prefetch(
-                    data, caller, self.config.limits, transport=self.transport
-                )
-            status, payload = handle(
-                data, rules=self.rules, not_fetched=not_fetched, options=self.options
-            )
-            encoded = dumps(payload)
-            if status == 200:
-                self.audit.cards(request_id, service_id, caller.iss, payload["cards"])
-            return status, encoded, {}
+            fetch = Fetch(self, service_id, request_id, caller, data)
+            if fetch.needed():
+                return fetch
+            return self._answer(fetch)
 
         return self._guarded("service", work)
+
+    def service_finish(self, fetch: Fetch) -> _Answer:
+        """The answer to a request whose missing prefetch was fetched (:meth:`Fetch.run`)."""
+        return self._guarded("service", lambda: self._answer(fetch))
+
+    def _answer(self, fetch: Fetch) -> _Answer:
+        if not fetch.done:
+            fetch.run()
+        status, payload = handle(
+            fetch.data, rules=self.rules, not_fetched=fetch.not_fetched, options=self.options
+        )
+        encoded = dumps(payload)
+        if status == 200:
+            self.audit.cards(fetch.request_id, fetch.service_id, fetch.caller.iss, payload["cards"])
+        return status, encoded, {}
 
     def feedback(
         self, service_id: str, authorization: str | None, body: bytes, request_id: str
@@ -310,8 +361,15 @@ def create_app(
             return error(400, "the client disconnected before sending the body")
         return b"".join(chunks)
 
-    async def in_thread(work: Callable[[], _Answer]) -> _Answer | None:
-        """``work()`` in a worker thread once a slot is free; ``None`` after the queue timeout."""
+    async def in_thread(work: Callable[[], _T], network: bool = False) -> _T | None:
+        """``work()`` in a worker thread once a slot is free; ``None`` after the queue timeout.
+
+        The checks run in ``limits.threads`` threads: under the GIL more threads check no
+        faster, they only take turns at random (a long tail of latencies) and hand the GIL
+        over at each release (SQLite, the signature check).  Fetching prefetch from the EHR
+        (``network=True``) waits on the network, in up to ``max_concurrency`` threads of its
+        own, so a slow FHIR server never holds a thread that checks orders.
+        """
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # pragma: no cover - another async library (trio)
@@ -319,11 +377,15 @@ def create_app(
         if not slots:  # made in the event loop, on first use
             slots.append(asyncio.Semaphore(limits.max_concurrency))
             slots.append(
+                concurrent.futures.ThreadPoolExecutor(limits.threads, thread_name_prefix="mps-cds")
+            )
+            slots.append(
                 concurrent.futures.ThreadPoolExecutor(
-                    limits.max_concurrency, thread_name_prefix="mps-cds"
+                    limits.max_concurrency, thread_name_prefix="mps-cds-fetch"
                 )
             )
-        admit, pool = slots
+        admit, checks, fetches = slots
+        pool = fetches if network else checks
         if admit.locked():
             try:
                 await asyncio.wait_for(admit.acquire(), limits.queue_timeout_s)
@@ -336,7 +398,7 @@ def create_app(
         future.add_done_callback(lambda _: admit.release())
         return await future
 
-    async def in_anyio_thread(work: Callable[[], _Answer]) -> _Answer | None:
+    async def in_anyio_thread(work: Callable[[], _T]) -> _T | None:
         if not anyio_slots:
             anyio_slots.extend(
                 [
@@ -377,8 +439,13 @@ def create_app(
                 body.headers["X-Request-ID"] = rid
                 return body
             authorization = request.headers.get("authorization")
-            method = service.feedback if feedback else service.service
+            method = service.feedback if feedback else service.service_start
             answer = await in_thread(lambda: method(service_id, authorization, body, rid))
+            if isinstance(answer, Fetch):  # missing prefetch: fetched, then the cards
+                fetch = answer
+                if await in_thread(fetch.run, network=True) is None:
+                    return busy(rid)
+                answer = await in_thread(lambda: service.service_finish(fetch))
             return busy(rid) if answer is None else respond(answer, rid)
         except Exception as exc:  # a defect: logged without request data, answered 500
             status, payload = internal_error(exc, "http")

@@ -11,7 +11,8 @@ from the environment; every problem is reported at once with its key path.  A fi
 
     [limits]                                   # all optional; the defaults are shown
     max_body_bytes = 2000000
-    max_concurrency = 64                       # requests checked at once per process
+    max_concurrency = 64                       # requests admitted at once per process
+    threads = 2                                # of them, checked at once (the GIL: 1-2)
     queue_timeout_s = 5.0                      # waiting for a free slot, then 503
     timeout_keep_alive_s = 5.0                 # idle keep-alive connections are closed
     header_timeout_s = 10.0                    # the request head and body must arrive in time
@@ -114,6 +115,8 @@ class Limits:
 
     max_body_bytes: int = 2_000_000
     max_concurrency: int = 64
+    #: threads checking orders per process (under the GIL more only take turns; see _app)
+    threads: int = 2
     queue_timeout_s: float = 5.0
     timeout_keep_alive_s: float = 5.0
     header_timeout_s: float = 10.0
@@ -248,6 +251,10 @@ def _problems(config: ServiceConfig) -> list[Problem]:
         value = getattr(config, name)
         if not isinstance(value, int | float) or not value >= 0:
             out.append(Problem(f"auth.{name}", f"must be a number ≥ 0, not {value!r}"))
+    if isinstance(config.limits.threads, float):
+        out.append(
+            Problem("limits.threads", f"must be a whole number, not {config.limits.threads!r}")
+        )
     for field in attrs.fields(Limits):
         value = getattr(config.limits, field.name)
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:

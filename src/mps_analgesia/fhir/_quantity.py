@@ -6,11 +6,12 @@ import math
 import re
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
 from .. import _catalog, _units
+from .._memo import Memo
 from ..errors import MpsAnalgesiaError, UnitError
 from ._base import (
     _CANONICAL,
@@ -166,7 +167,49 @@ def _as_written(obj: Mapping[str, Any], q: Any) -> Any:
     return q
 
 
+#: Read Quantities by ``(value type, value, system, code, unit, dimension)`` for the plain shape
+#: (no extension, no comparator), bounded in bytes; only a success is kept.  Quantities are never
+#: changed in place, so one read can be handed out again.
+_QUANTITIES: Final = Memo("fhir.quantity", max_bytes=256 * 1024)
+#: What one memoized Quantity costs beyond its key.
+_QUANTITY_BYTES: Final = 200
+_KEYED: Final = frozenset({"value", "system", "code", "unit"})
+
+
 def from_fhir_quantity(obj: object, dimension: str | None = None, *, field: str = "") -> Any:
+    """Read a FHIR ``Quantity`` (memoized for the plain shape; see :func:`_from_fhir_quantity`).
+
+    Example
+    -------
+    >>> from mps_analgesia.fhir import from_fhir_quantity
+    >>> q = {"value": 5, "system": "http://unitsofmeasure.org", "code": "mg"}
+    >>> from_fhir_quantity(q, "mass") is from_fhir_quantity(dict(q), "mass")
+    True
+    """
+    if obj.__class__ is dict and obj.keys() <= _KEYED:
+        value = obj.get("value")
+        system = obj.get("system")
+        code = obj.get("code")
+        unit = obj.get("unit")
+        vc = value.__class__
+        if (
+            (vc is float or vc is int)
+            and value  # 0 and -0.0 are kept apart by reading them each time
+            and (system is None or system.__class__ is str)
+            and (code is None or code.__class__ is str)
+            and (unit is None or unit.__class__ is str)
+        ):
+            key = (vc.__name__, value, system, code, unit, dimension)
+            hit = _QUANTITIES.get(key)
+            if hit is not None:
+                return hit
+            return _QUANTITIES.put(
+                key, _from_fhir_quantity(obj, dimension, field=field), _QUANTITY_BYTES
+            )
+    return _from_fhir_quantity(obj, dimension, field=field)
+
+
+def _from_fhir_quantity(obj: object, dimension: str | None = None, *, field: str = "") -> Any:
     """Read a FHIR ``Quantity`` into a library Quantity, refusing unsafe or unknown units.
 
     With ``system`` UCUM (or absent) the ``code`` is looked up in the UCUM table; without a code,

@@ -92,6 +92,8 @@ def _drug_receipt(step: Any) -> list[str]:
                     f"from day {p.day}: {quantity(p.rate)} × 24 h/day = "
                     f"{num(p.rate_mg_per_h * _HOURS_PER_DAY)} mg/day"
                 )
+        if step.drug == "methadone" and step.titration:
+            lines.append(f"peak: {num(step.daily_dose_mg)} mg/day from day {step.peak_day}")
         return lines
     per_day = step.doses_per_day
     if step.every_h is not None:
@@ -112,6 +114,8 @@ def _drug_receipt(step: Any) -> list[str]:
                 f"from day {p.day}: {_dose_text(p.dose, p.dose_mg)} × {num(per_day)} doses/day = "
                 f"{num(p.dose_mg * per_day)} mg/day"
             )
+    if step.drug == "methadone" and step.titration:
+        lines.append(f"peak: {num(step.daily_dose_mg)} mg/day from day {step.peak_day}")
     return lines
 
 
@@ -539,7 +543,7 @@ def step_document(step: Any) -> Document:
     >>> s = mps.MethadoneAdjuvantStep(dose="5 mg", every="8 h",
     ...                               titration=[{"day": 7, "dose": "7.5 mg"}])
     >>> print(render(s, "text"), end="")
-    methadone 5 mg by mouth every 8 hours; 7.5 mg from day 7
+    methadone 5 mg by mouth every 8 hours; 7.5 mg from day 7; peak 22.5 mg/day from day 7
     15 mg/day, 22.5 mg/day from day 7
     """
     lines: list[Inlines] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from .. import _units
+from .. import _format, _units
 
 __all__ = ["ROUTE_WORDS", "dosage", "duration", "quantity"]
 
@@ -110,6 +110,9 @@ def _drug_step(step: Any) -> str:
     for point in step.titration:
         new = point.rate if point.rate is not None else point.dose
         text += f"; {quantity(new)} from day {point.day}"
+    if step.drug == "methadone" and step.titration:
+        # methadone's peak matters (its respiratory depression peaks later than its analgesia)
+        text += f"; peak {_format.number(step.daily_dose_mg)} mg/day from day {step.peak_day}"
     return text
 
 
@@ -168,7 +171,7 @@ def dosage(step: Any) -> str:
     'fentanyl 25 mcg/h by transdermal patch'
     >>> dosage(mps.MethadoneAdjuvantStep(dose="5 mg", every="8 h",
     ...                                  titration=[{"day": 7, "dose": "7.5 mg"}]))
-    'methadone 5 mg by mouth every 8 hours; 7.5 mg from day 7'
+    'methadone 5 mg by mouth every 8 hours; 7.5 mg from day 7; peak 22.5 mg/day from day 7'
     """
     kind = getattr(step, "kind", "")
     if kind == "psoas_compartment_block":

@@ -271,6 +271,11 @@ def rule(
 ) -> Callable[[CheckFn], Rule]:
     """Declare a rule around a check function (a decorator).
 
+    ``title``, ``severity`` and ``description`` name a clinical number by where it lives,
+    ``{file:key}`` (``"at least {methadone:titration.min_interval} apart"``), and the value is
+    written in from ``data/`` here (:mod:`mps_analgesia._datatext`); a key that names no data
+    value raises :class:`~mps_analgesia.errors.DataFileError`.
+
     Example
     -------
     >>> import mps_analgesia as mps

@@ -24,7 +24,7 @@ from typing import Any, Final
 import attrs
 
 from .. import _catalog
-from .._memo import MAX_KEY_TEXT
+from .._memo import MAX_KEY_TEXT, Memo
 from ..errors import DataFileError
 from ._engine import PASSED, Context, Missing, Rule, finding, rule, shape_of
 
@@ -364,7 +364,6 @@ class Parties:
 _KEY: Final = "interactions.parties"
 
 
-@lru_cache(maxsize=1024)
 def _layout(
     steps: tuple[tuple[int, str, str], ...], medications: tuple[str, ...] | None
 ) -> Parties:
@@ -415,29 +414,31 @@ def parties(ctx: Context) -> Parties:
     hit = ctx.cache.get(_KEY)
     if hit is None:
         medications = ctx.patient.medications
-        # the layout depends on the steps' kinds and drugs alone: kept with the regimen shape
+        # the layout depends on the steps' kinds and drugs and the medicine names alone
         shape = shape_of(ctx)
-        layouts: dict[tuple[str, ...] | None, Parties] | None = shape.memo.get(_KEY)
-        if layouts is None:
-            layouts = shape.memo[_KEY] = {}
-        hit = layouts.get(medications)
-        if hit is None:
-            steps = tuple(
+        steps: tuple[tuple[int, str, str], ...] | None = shape.memo.get(_KEY)
+        if steps is None:
+            steps = shape.memo[_KEY] = tuple(
                 (i, kind, drug)
                 for i, (kind, drug) in enumerate(shape.signature)
                 if kind in _DRUG_KINDS
             )
-            if not _keepable(medications):  # free text beyond a medicine name: never kept
-                hit = _layout.__wrapped__(steps, medications)
-                ctx.cache[_KEY] = hit
-                return hit
+        key = (steps, medications)
+        hit = _PARTIES.data.get(key) if _keepable(medications) else None
+        if hit is None:
             hit = _layout(steps, medications)
-            if len(layouts) >= 64:
-                layouts.clear()
-            layouts[medications] = hit
+            if _keepable(medications):  # free text beyond a medicine name is never kept
+                size = 2048 + 512 * len(hit.parties) + _PARTIES_MEMO_BYTES
+                _PARTIES.put(key, hit, size)
         ctx.cache[_KEY] = hit
     result: Parties = hit
     return result
+
+
+# (the drug steps' (index, kind, drug), the medicine names) → Parties, with the few rule
+# results its memo keeps; bounded in bytes.
+_PARTIES: Final = Memo("rules.interactions: parties per layout", 4 << 20)
+_PARTIES_MEMO_BYTES: Final = 8192
 
 
 def not_ruled_out(unknown: Sequence[str], with_what: str) -> Missing:

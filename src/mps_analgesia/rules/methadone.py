@@ -20,6 +20,7 @@ or partial agonist among the other steps or the patient's medicines → warning.
 
 from __future__ import annotations
 
+import functools
 from functools import cache, lru_cache
 from itertools import pairwise
 from typing import Any, Final
@@ -28,6 +29,7 @@ import attrs
 
 from .. import _catalog
 from ..errors import DataFileError
+from ..report import Finding
 from ._engine import PASSED, Context, Missing, Rule, finding, for_drugs, rule
 from ._util import above, below, measure, measure_range, num, step_outcomes
 from .interactions import (
@@ -138,6 +140,51 @@ def _changes(step: Any) -> list[tuple[int, float, float]]:
     return out
 
 
+def _peak_shown(check: Any) -> Any:
+    """Add the day of the step's peak daily dose to each finding of a titrated methadone step
+    (its detail ``peak_day`` and ``peak_daily_dose``; a sentence unless the message already
+    names both)."""
+
+    @functools.wraps(check)
+    def wrapped(ctx: Context, index: int | None, step: Any) -> Any:
+        result = check(ctx, index, step)
+        if (
+            result is None
+            or step is None
+            or not step.titration
+            or step.drug != "methadone"
+            or isinstance(result, Missing)
+            or result is PASSED
+        ):
+            return result
+        one = isinstance(result, Finding)
+        found = [result] if one else list(result)
+        peak, day = step.daily_dose_mg, step.peak_day
+        dose = f"{num(peak)} mg/day"
+        out = []
+        for f in found:
+            if not isinstance(f, Finding) or f.step != index:
+                out.append(f)
+                continue
+            message = f.message
+            if not (dose in message and f"day {day}" in message):
+                message += f" (Its peak: {dose} from day {day}.)"
+            out.append(
+                attrs.evolve(
+                    f,
+                    message=message,
+                    detail={
+                        **f.detail,
+                        **measure("peak_daily_dose", peak, "mg/day"),
+                        "peak_day": day,
+                    },
+                )
+            )
+        return out[0] if one else out
+
+    return wrapped
+
+
 def _daily_text(step: Any, per: float, daily: float) -> str:
     """How a daily dose is made: ``'10 mg × 3 doses/day'`` or ``'1.25 mg/h × 24 h'``."""
     if step.rate_mg_per_h is not None:
@@ -165,6 +212,7 @@ def _daily_text(step: Any, per: float, daily: float) -> str:
     "far exceeded, data/severity-policy.toml); a final (target) daily dose below "
     "{methadone:adjuvant_range.lower} is information.",
 )
+@_peak_shown
 @step_outcomes
 def adjuvant_range(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare adjuvant methadone's peak and final daily doses with the Takase range."""
@@ -244,6 +292,7 @@ def _no_qtc() -> Missing:
     "(data/methadone.toml: qtc.contraindicated_above; APS/CPDD 2014: do not use methadone).",
 )
 @for_drugs(_methadone_drug)
+@_peak_shown
 def qtc_contraindicated(ctx: Context, index: int | None, step: Any) -> Any:
     """Flag methadone when the patient's QTc is above the contraindication threshold."""
     if not _is_methadone(step):
@@ -280,6 +329,7 @@ def qtc_contraindicated(ctx: Context, index: int | None, step: Any) -> Any:
     "used, correct reversible causes first).",
 )
 @for_drugs(_methadone_drug)
+@_peak_shown
 def qtc_prolonged(ctx: Context, index: int | None, step: Any) -> Any:
     """Flag methadone when the patient's QTc is in the prolonged range."""
     if not _is_methadone(step):
@@ -320,6 +370,7 @@ def qtc_prolonged(ctx: Context, index: int | None, step: Any) -> Any:
     "days on which the step's titration reaches the dose checkpoints.",
 )
 @for_drugs(_methadone_drug)
+@_peak_shown
 def ecg_required(ctx: Context, index: int | None, step: Any) -> Any:
     """Warn, with the ECG schedule, when methadone is planned and no QTc is recorded."""
     if not _is_methadone(step):
@@ -368,6 +419,7 @@ def _ecg_text(v: _Values) -> str:
     "2016 methadone guidance gives a similar pace).",
 )
 @for_drugs(_methadone_drug)
+@_peak_shown
 @step_outcomes
 def titration_interval(ctx: Context, index: int | None, step: Any) -> Any:
     """Flag each methadone dose increase that comes sooner than the least interval after the
@@ -442,6 +494,7 @@ def _level_note(level: str) -> str:
     "APS/CPDD 2014 as commonly cited, unverified [U]: a warning only); the finding names the day.",
 )
 @for_drugs(_methadone_drug)
+@_peak_shown
 @step_outcomes
 def titration_step(ctx: Context, index: int | None, step: Any) -> Any:
     """Flag each methadone titration step that raises the daily dose by more than the limit."""
@@ -509,6 +562,7 @@ def _follow_up() -> tuple[_catalog.SourcedValue, _catalog.SourcedValue]:
     "{methadone:ecg.checkpoints[1]}).",
 )
 @for_drugs(_methadone_drug)
+@_peak_shown
 @step_outcomes
 def ecg_recheck(ctx: Context, index: int | None, step: Any) -> Any:
     """List the plan days of the ECG re-checks the methadone step's schedule calls for."""
@@ -560,6 +614,7 @@ def ecg_recheck(ctx: Context, index: int | None, step: Any) -> Any:
     "is not checked (medications = [] records that the patient takes none).",
 )
 @for_drugs(_methadone_drug)
+@_peak_shown
 def interaction(ctx: Context, index: int | None, step: Any) -> Any:
     """Flag each drug of the case that interacts with this methadone step."""
     if not _is_methadone(step):
@@ -734,6 +789,7 @@ def _min_ome() -> _catalog.SourcedValue:
     "warning. Methadone first-line in an opioid-naive patient (Mercadante 2022) is an `opioid` "
     "step, not an adjuvant, and is not flagged here.",
 )
+@_peak_shown
 def adjuvant_without_opioid(ctx: Context, index: int | None, step: Any) -> Any:
     """Check that adjuvant methadone has a strong opioid, or recorded tolerance, to add to."""
     for _, other in ctx.steps_of("opioid"):

@@ -339,21 +339,10 @@ def _subset(ome: conversion.OmeResult, pairs: Any) -> conversion.OmeResult | Non
     )
 
 
-# (table id, drug, route, dose form, largest dose) → (the _Table, single_dose_ome(), its MME
-# text); bounded in bytes.
-_PRN_DOSES: Final = Memo("rules.opioid: PRN dose OME", 256 * 1024)
-
-
-def _prn_dose(state: _Opioids, table: str, step: Any) -> tuple[tuple[float, float] | str, str]:
-    """The OME of one PRN dose (``conversion.single_dose_ome``) and its text."""
-    key = (table, step.drug, step.route, step.dose_form, _largest_dose(step))
-    hit = _PRN_DOSES.data.get(key)
-    if hit is None or hit[0] is not state.table:
-        dose = conversion.single_dose_ome(step, state.table)
-        text = "" if isinstance(dose, str) else _span(dose[0], dose[1], "MME")
-        hit = (state.table, dose, text)
-        _PRN_DOSES.put(key, hit, 512, key_bytes=512)  # canonical by construction
-    return hit[1], hit[2]
+def _prn_dose(state: _Opioids, step: Any) -> tuple[float, float] | str:
+    """The OME of one PRN dose (``conversion.single_dose_ome``), or why it has none: a few
+    float operations on a dict lookup by drug, route and form, so it is not memoized."""
+    return conversion.single_dose_ome(step, state.table)
 
 
 def _breakthrough_dose(
@@ -373,7 +362,7 @@ def _breakthrough_dose(
             "OME of the regular opioids",
             f"{state.table.id} does not convert: {_not_converted(ome)}",
         )
-    dose, prn_text = _prn_dose(state, table, step)
+    dose = _prn_dose(state, step)
     if isinstance(dose, str):
         return Missing("OME of the PRN dose", dose)
     low_win, high_win = conversion.breakthrough_window()
@@ -386,6 +375,7 @@ def _breakthrough_dose(
         which, sv, word, compare = "above", high_win, "high", ">"
     else:
         return PASSED
+    prn_text = _span(prn_low, prn_high, "MME")
     fraction = _span(frac_low * 100, frac_high * 100, "%")
     compared = f"{fraction} {compare} {_percent(sv.value)} %"
     regular_text = _span(regular_low, regular_high, "MME/day")
@@ -592,11 +582,11 @@ def ome_total(ctx: Context, index: int | None, step: Any) -> Any:
     memo = state.memo
     if "opioid.ome-total" in memo:
         return memo["opioid.ome-total"]
-    result = memo["opioid.ome-total"] = _ome_total(state)
+    result = memo["opioid.ome-total"] = _ome_total(state, ctx.regimen.steps)
     return result
 
 
-def _ome_total(state: _Opioids) -> Any:
+def _ome_total(state: _Opioids, steps: Any = ()) -> Any:
     ome = state.ome
     if not ome.lines and not ome.not_converted:
         return None  # PRN only: no regular OME to report
@@ -637,7 +627,9 @@ def _ome_total(state: _Opioids) -> Any:
             "for information only, because CDC 2016 excluded palliative and end-of-life care."
         )
     terms = " + ".join(
-        f"{line.drug} {_span(line.ome_low, line.ome_high, '')}" for line in ome.lines
+        f"{'adjuvant ' if line.kind == 'methadone_adjuvant' else ''}{line.drug} "
+        f"{_span(line.ome_low, line.ome_high, '')}"
+        for line in ome.lines
     )
     sources = (*state.sources, *(t.source for t in crossed))
     return finding(
@@ -646,7 +638,9 @@ def _ome_total(state: _Opioids) -> Any:
         message,
         source=tuple(dict.fromkeys(sources)),
         level=state.level,
-        arithmetic=f"{terms} = {total}" if ome.lines else "",
+        arithmetic=(f"{terms} = {total}" + _adjuvant_methadone_apart(ome, steps))
+        if ome.lines
+        else "",
         detail=lambda: {
             "table": ome.table,
             "edition": ome.edition,
@@ -658,6 +652,33 @@ def _ome_total(state: _Opioids) -> Any:
             "cdc_thresholds_unit": _catalog.ucum_code("MME/day"),
             "cdc_thresholds_text": [f"{num(t.value)} MME/day" for t in conversion.mme_thresholds()],
         },
+    )
+
+
+def _adjuvant_methadone_apart(ome: conversion.OmeResult, steps: Any) -> str:
+    """The adjuvant methadone share of the total, shown apart: its factor is not for dosing
+    (with the day of each titrated step's peak, the dose the table converts)."""
+    lines = [line for line in ome.lines if line.kind == "methadone_adjuvant"]
+    if not lines:
+        return ""
+    low = sum(line.ome_low for line in lines)
+    high = sum(line.ome_high for line in lines)
+
+    def peak(line: Any) -> str:
+        step = steps[line.step] if 0 <= line.step < len(steps) else None
+        if step is None or not getattr(step, "titration", ()):
+            return ""
+        return f", peak from day {step.peak_day}"
+
+    terms = " + ".join(
+        f"{num(line.dose)} {line.dose_unit} × {_span(line.factor_low, line.factor_high, '')}"
+        f"{peak(line)}"
+        for line in lines
+    )
+    rest = _span(ome.low_mme_per_day - low, ome.high_mme_per_day - high, "MME/day")
+    return (
+        f"; adjuvant methadone not converted for dosing (CDC 2022: the calculated MME must not "
+        f"choose a dose): {_span(low, high, 'MME/day')} from {terms}; without it, {rest}"
     )
 
 
