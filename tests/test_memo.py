@@ -104,6 +104,26 @@ class TestBound:
         assert memo.nbytes <= memo.max_bytes
 
 
+class TestKept:
+    def test_outcomes_are_kept_per_object(self) -> None:
+        """The rules' kept outcomes belong to the very step or regimen object: the same object
+        finds them again, an equal new object starts afresh."""
+        from mps_analgesia.rules._engine import Context, kept
+
+        step = mps.OpioidStep(drug="morphine", dose="10 mg", every="4 h")
+        regimen = mps.Regimen([step])
+        first = Context(regimen, mps.Patient())
+        kept(first, 0)["k"] = kept(first, None)["k"] = 1
+        again = Context(regimen, mps.Patient())
+        assert kept(again, 0) == {"k": 1}
+        assert kept(again, None) == {"k": 1}
+        fresh = Context(mps.Regimen([step]), mps.Patient())
+        assert kept(fresh, 0) == {"k": 1}  # the same step object
+        assert kept(fresh, None) == {}  # another regimen object
+        other = Context(mps.Regimen([attrs.evolve(step)]), mps.Patient())
+        assert kept(other, 0) == {}
+
+
 _MARKER = "free-text-marker-"
 
 

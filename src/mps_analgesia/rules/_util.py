@@ -26,7 +26,6 @@ __all__ = [
     "measure_range",
     "num",
     "outcome_size",
-    "regimen_outcomes",
     "rekey",
     "step_outcomes",
     "suggested_dose",
@@ -223,26 +222,6 @@ def step_outcomes(check: CheckFn) -> CheckFn:
         if hit is not _MISSING:
             return hit
         return keep(ctx, index, key, check(ctx, index, step), reckoned=True)
-
-    return wrapped
-
-
-def regimen_outcomes(check: CheckFn) -> CheckFn:
-    """Keep a check's outcomes that depend on the regimen's steps alone (not on the patient or
-    the options), for the very regimen object, like :func:`step_outcomes`.
-
-    For a check whose result at each index is a function of the regimen's immutable steps:
-    validating the same regimen object again costs one lookup per call.  A fresh regimen, even
-    of the same steps, is checked afresh.
-    """
-
-    @functools.wraps(check)
-    def wrapped(ctx: Any, index: int | None, step: Any) -> Any:
-        key = (wrapped, index)
-        hit = kept(ctx, None).get(key, _MISSING)
-        if hit is not _MISSING:
-            return hit
-        return keep(ctx, None, key, check(ctx, index, step))
 
     return wrapped
 

@@ -17,14 +17,13 @@ from typing import Any
 
 from .. import _catalog
 from ..errors import DataFileError
-from ._engine import PASSED, Context, Missing, NoLimit, Rule, finding, grow_kept, kept, rule
+from ._engine import PASSED, Context, Missing, NoLimit, Rule, finding, rule
 from ._util import (
     DRUG_KINDS,
     above,
     drug_total,
     measure,
     num,
-    regimen_outcomes,
     step_outcomes,
     suggested_dose,
     suggested_dose_within_daily,
@@ -202,35 +201,28 @@ def _day_totals(ctx: Context, drug: str) -> tuple[tuple[_Stretch, ...], list[tup
 
     A regimen without time structure (every step of the drug static) is one stretch whose
     total is the sum of the steps' daily doses, as before; otherwise the totals are evaluated
-    at each day a step of the drug starts, changes or stops (kept for this very regimen object
-    as step indices: a weak reference, never the steps).
+    at each day a step of the drug starts, changes or stops (on each call: a memo keyed on the
+    steps would hold them, free text and all, and one per regimen object costs a fresh regimen
+    more than it saves).
     """
     total, parts = drug_total(ctx, drug)
+    key = tuple(parts)
     if all(_static(s) for _, s in parts):
-        return ((0, None, total, tuple(parts)),), parts
-    memo = kept(ctx, None)
-    spans: tuple[tuple[int, int | None, float, tuple[int, ...]], ...] | None = memo.get(
-        ("dose.stretches", drug)
-    )
-    if spans is None:
-        cuts = set()
-        for _, s in parts:
-            for phase in s.phases:
-                cuts.add(phase.first_day)
-            if s.last_day is not None:
-                cuts.add(s.last_day + 1)
-        days = sorted(cuts)
-        out = []
-        for k, day in enumerate(days):
-            last = days[k + 1] - 1 if k + 1 < len(days) else None
-            given = [(i, s) for i, s in parts if s.daily_dose_mg_on(day) > 0.0]
-            if given:
-                daily = sum(s.daily_dose_mg_on(day) for _, s in given)
-                out.append((day, last, daily, tuple(i for i, _ in given)))
-        spans = memo[("dose.stretches", drug)] = tuple(out)
-        grow_kept(ctx, None, 256 + 160 * len(spans))
-    steps = ctx.regimen.steps
-    return tuple((a, b, t, tuple((i, steps[i]) for i in idx)) for a, b, t, idx in spans), parts
+        return ((0, None, total, key),), parts
+    cuts = set()
+    for _, s in parts:
+        for phase in s.phases:
+            cuts.add(phase.first_day)
+        if s.last_day is not None:
+            cuts.add(s.last_day + 1)
+    days = sorted(cuts)
+    out: list[_Stretch] = []
+    for k, day in enumerate(days):
+        last = days[k + 1] - 1 if k + 1 < len(days) else None
+        given = tuple((i, s) for i, s in parts if s.daily_dose_mg_on(day) > 0.0)
+        if given:
+            out.append((day, last, sum(s.daily_dose_mg_on(day) for _, s in given), given))
+    return tuple(out), parts
 
 
 def _days_text(spans: list[tuple[int, int | None]]) -> str:
@@ -268,7 +260,6 @@ def _merge(spans: list[tuple[int, int | None]]) -> list[tuple[int, int | None]]:
     "gives it that day (regular doses and the PRN maximum), above its published maximum daily "
     "dose; the finding names the day(s) over the limit.",
 )
-@regimen_outcomes  # a function of the regimen's steps alone (and the catalog)
 def max_daily(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare the drug's total on each day, over all its steps, with the catalog maximum."""
     limits = _step_limits(step, "max_daily")
