@@ -442,6 +442,8 @@ def schedule(regimen: Regimen, days: int | None = None, *, table: Any = "cdc-202
             )
             if step.infusion_ml_per_h is not None and step.last_day is not None:
                 events.setdefault(step.last_day, []).append(DayEvent(i, "catheter infusion ends"))
+            for day, event in _removal_events(i, step):
+                events.setdefault(day, []).append(event)
         elif isinstance(step, TaperStep):
             first = step.first_day(steps, start)
             tapers.append((i, step, first))
@@ -500,6 +502,27 @@ def schedule(regimen: Regimen, days: int | None = None, *, table: Any = "cdc-202
         )
     object.__setattr__(plan, "days", tuple(out))
     return plan
+
+
+def _removal_events(i: int, step: PsoasCompartmentBlockStep) -> list[tuple[int, DayEvent]]:
+    """The catheter's removal and the planned anticoagulant restart, on their days (with the
+    clock time when the block has one); nothing for what the step does not say."""
+    out: list[tuple[int, DayEvent]] = []
+    removal = step.removal_h
+    if removal is None:
+        return out
+    catheter = step.technique == "catheter"
+    if catheter:
+        day, time = step.day_and_time_after(removal)
+        out.append((day, DayEvent(i, "catheter removed", time)))
+    restart = step.anticoagulant_restart_h
+    if restart is not None:
+        day, time = step.day_and_time_after(removal + restart)
+        after = "catheter removal" if catheter else "the block"
+        out.append(
+            (day, DayEvent(i, f"anticoagulant restart ({_num(restart)} h after {after})", time))
+        )
+    return out
 
 
 def _apply_taper(

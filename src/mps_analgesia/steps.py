@@ -804,12 +804,19 @@ class PsoasCompartmentBlockStep(Renderable):
         "6 h",
         "time from catheter removal (or the single-shot block) to the next anticoagulant dose",
     )
+    catheter_removal: Any = _qfield(
+        "time",
+        "h",
+        "48 h",
+        "time from the block to catheter removal (a catheter; default: when its infusion ends)",
+    )
 
     concentration_mg_per_ml: float | None = attrs.field(init=False, default=None)
     bolus_ml: float | None = attrs.field(init=False, default=None)
     infusion_ml_per_h: float | None = attrs.field(init=False, default=None)
     infusion_h: float | None = attrs.field(init=False, default=None)
     anticoagulant_restart_h: float | None = attrs.field(init=False, default=None)
+    catheter_removal_h: float | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         record = _catalog.drug(self.drug, field="drug")
@@ -859,6 +866,16 @@ class PsoasCompartmentBlockStep(Renderable):
             if self.infusion_rate is None:
                 raise StepError("infusion_duration", "is given without an infusion_rate")
             _set(self, "infusion_h", _read(self, "infusion_duration", "time", "h"))
+        if self.catheter_removal is not None:
+            if self.technique != "catheter":
+                raise StepError("catheter_removal", "a single-shot block has no catheter to remove")
+            removal = _read(self, "catheter_removal", "time", "h", positive=False)
+            if self.infusion_h is not None and removal < self.infusion_h * (1 - 1e-9):
+                raise StepError(
+                    "catheter_removal",
+                    f"the catheter is removed before its {self.infusion_h:g} h infusion ends",
+                )
+            _set(self, "catheter_removal_h", removal)
         if len(self.at) > 1:
             raise StepError("at", "give one time of day: when the block (its bolus) is given")
         if self.stop_day is not None:
@@ -896,6 +913,28 @@ class PsoasCompartmentBlockStep(Renderable):
         return self.start_day + max(
             0, math.ceil((t0 + self.infusion_h) / _HOURS_PER_DAY - 1e-9) - 1
         )
+
+    @property
+    def removal_h(self) -> float | None:
+        """Hours from the block to catheter removal: ``catheter_removal``, else the end of the
+        infusion; ``0.0`` for a single shot (no catheter: the block itself is the time the
+        anticoagulant restart counts from); ``None`` for a catheter whose end is not known."""
+        if self.technique != "catheter":
+            return 0.0
+        if self.catheter_removal_h is not None:
+            return self.catheter_removal_h
+        return self.infusion_h
+
+    def day_and_time_after(self, hours: float) -> tuple[int, str | None]:
+        """The plan day (and clock time, when the block has one) ``hours`` after the block.
+        Without a time of day the day is the latest it can be (as :attr:`last_day`)."""
+        t0 = self.start_hour
+        if t0 is None:
+            return self.start_day + math.ceil(hours / _HOURS_PER_DAY - 1e-9), None
+        t = t0 + hours
+        day = self.start_day + math.floor(t / _HOURS_PER_DAY + 1e-9)
+        minutes = round((t - _HOURS_PER_DAY * math.floor(t / _HOURS_PER_DAY + 1e-9)) * 60)
+        return day, f"{minutes // 60:02d}:{minutes % 60:02d}"
 
     def local_anaesthetic_mg_on(self, day: int) -> float:
         """The local anaesthetic (mg) given on plan ``day``: the bolus on its day plus the

@@ -364,11 +364,12 @@ def create_app(
     async def in_thread(work: Callable[[], _T], network: bool = False) -> _T | None:
         """``work()`` in a worker thread once a slot is free; ``None`` after the queue timeout.
 
-        The checks run in ``limits.threads`` threads: under the GIL more threads check no
-        faster, they only take turns at random (a long tail of latencies) and hand the GIL
-        over at each release (SQLite, the signature check).  Fetching prefetch from the EHR
-        (``network=True``) waits on the network, in up to ``max_concurrency`` threads of its
-        own, so a slow FHIR server never holds a thread that checks orders.
+        The checks run in ``limits.threads`` threads (default 1): under the GIL more threads
+        check no faster, they take turns, and each release of the GIL (a SQLite write, the
+        signature check) waits behind the others to take it back (measured in issue 15).
+        Fetching prefetch from the EHR (``network=True``) waits on the network, in up to
+        ``max_concurrency`` threads of its own, so a slow FHIR server never holds a thread
+        that checks orders.
         """
         try:
             loop = asyncio.get_running_loop()

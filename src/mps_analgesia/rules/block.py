@@ -954,7 +954,7 @@ def _check_timing(
     "block.anticoagulant-restart",
     title="Anticoagulant restart after catheter removal",
     applies_to=_KIND,
-    needs=("patient.anticoagulant", "step.anticoagulant_restart"),
+    needs=("patient.anticoagulant", "step.anticoagulant_restart", "step.catheter_removal"),
     sources=("asra-2018", "lovenox-label-secondary"),
     severity="error when the planned restart is sooner than the table's time after catheter "
     "removal",
@@ -963,7 +963,11 @@ def _check_timing(
     "a least time from catheter removal (or the single-shot block) to the next dose "
     "(restart_after_removal: prophylactic enoxaparin, rivaroxaban, high-dose apixaban), the "
     "block step's anticoagulant_restart sooner than it is an error; without a planned restart "
-    "time the check is not checked. Agents or dose rows without a restart time in data are "
+    "time the check is not checked. The restart counts from catheter removal: the step's "
+    "catheter_removal, else the end of its infusion (a single-shot block: the block itself); "
+    "a catheter whose removal time is not known (an infusion with no end) is not checked. The "
+    "finding names the plan day (and clock time) of the restart; the day plan shows the "
+    "removal and the restart. Agents or dose rows without a restart time in data are "
     "not this rule's (nothing is reported).",
 )
 def anticoagulant_restart(ctx: Context, index: int | None, step: Any) -> Any:
@@ -978,6 +982,15 @@ def anticoagulant_restart(ctx: Context, index: int | None, step: Any) -> Any:
     least = reg.restart_h
     if least is None:
         return None
+    removal = step.removal_h
+    if removal is None:
+        return Missing(
+            "catheter removal time",
+            f"{status.drug} ({reg.name}) restarts no sooner than {_hours(least.value)} after "
+            f"catheter removal ({least.note}), and this catheter's removal time is not known "
+            f"(an infusion with no end): record catheter_removal or infusion_duration on the "
+            f"block step",
+        )
     planned = step.anticoagulant_restart_h
     if planned is None:
         return Missing(
@@ -987,11 +1000,19 @@ def anticoagulant_restart(ctx: Context, index: int | None, step: Any) -> Any:
         )
     if not below(planned, least.value):
         return PASSED
+    day, time = step.day_and_time_after(removal + planned)
+    after = "catheter removal" if step.technique == "catheter" else "the single-shot block"
+    removed = ""
+    if step.technique == "catheter":
+        r_day, r_time = step.day_and_time_after(removal)
+        removed = f" (removal {_hours(removal)} after the block, plan day {r_day}"
+        removed += f" at {r_time})" if r_time else ")"
+    at = f"plan day {day}" + (f" at {time}" if time else "")
     return finding(
         "block.anticoagulant-restart",
         "error",
-        f"{status.drug} is planned {_hours(planned)} after catheter removal; {reg.name} needs at "
-        f"least {_hours(least.value)} ({least.note}).",
+        f"{status.drug} is planned {_hours(planned)} after {after}{removed}, on {at}; "
+        f"{reg.name} needs at least {_hours(least.value)} ({least.note}).",
         step=index,
         source=(least.source,),
         level=least.level,
@@ -1001,6 +1022,9 @@ def anticoagulant_restart(ctx: Context, index: int | None, step: Any) -> Any:
             "anticoagulant": agent.id,
             **measure("planned", planned, "h", _hours(planned)),
             **measure("needed", least.value, "h", _hours(least.value)),
+            **measure("removal_after_block", removal, "h", _hours(removal)),
+            "restart_day": day,
+            "restart_time": time,
         },
     )
 
