@@ -995,7 +995,9 @@ class TestFeedback:
         assert (response.status_code, response.json()) == (200, {})
         text = audit_path.read_text()
         assert "Smith" not in text
-        assert "1250" not in text
+        # Whole phrases: a bare "1250" could occur inside a random card uuid.
+        assert "1250 mg" not in text
+        assert "bed 4" not in text
         events = [json.loads(line) for line in text.splitlines()]
         (mine,) = [e for e in events if e["request_id"] == rid]
         assert mine["event"] == "feedback"

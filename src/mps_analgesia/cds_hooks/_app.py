@@ -364,7 +364,7 @@ def create_app(
     async def in_thread(work: Callable[[], _T], network: bool = False) -> _T | None:
         """``work()`` in a worker thread once a slot is free; ``None`` after the queue timeout.
 
-        The checks run in ``limits.threads`` threads (default 1): under the GIL more threads
+        The checks run in ``limits.threads`` threads (default 2): under the GIL more threads
         check no faster, they take turns, and each release of the GIL (a SQLite write, the
         signature check) waits behind the others to take it back (measured in issue 15).
         Fetching prefetch from the EHR (``network=True``) waits on the network, in up to

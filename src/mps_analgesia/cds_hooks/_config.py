@@ -12,7 +12,7 @@ from the environment; every problem is reported at once with its key path.  A fi
     [limits]                                   # all optional; the defaults are shown
     max_body_bytes = 2000000
     max_concurrency = 64                       # requests admitted at once per process
-    threads = 1                                # of them, checked at once (the GIL: see _app)
+    threads = 2                                # of them, checked at once (the GIL: see _app)
     queue_timeout_s = 5.0                      # waiting for a free slot, then 503
     timeout_keep_alive_s = 5.0                 # idle keep-alive connections are closed
     header_timeout_s = 10.0                    # the request head and body must arrive in time
@@ -116,7 +116,7 @@ class Limits:
     max_body_bytes: int = 2_000_000
     max_concurrency: int = 64
     #: threads checking orders per process (under the GIL more only take turns; see _app)
-    threads: int = 1
+    threads: int = 2
     queue_timeout_s: float = 5.0
     timeout_keep_alive_s: float = 5.0
     header_timeout_s: float = 10.0

@@ -148,14 +148,7 @@ def _peak_shown(check: Any) -> Any:
     @functools.wraps(check)
     def wrapped(ctx: Context, index: int | None, step: Any) -> Any:
         result = check(ctx, index, step)
-        if (
-            result is None
-            or step is None
-            or not step.titration
-            or step.drug != "methadone"
-            or isinstance(result, Missing)
-            or result is PASSED
-        ):
+        if result is PASSED or result is None or type(result) is Missing or not step.titration:
             return result
         one = isinstance(result, Finding)
         found = [result] if one else list(result)

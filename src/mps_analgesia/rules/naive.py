@@ -30,7 +30,7 @@ import attrs
 
 from .. import _catalog, _units
 from ..errors import DataFileError, UnitError
-from ._engine import PASSED, Context, Missing, Rule, finding, rule
+from ._engine import PASSED, Context, Missing, Rule, finding, for_drugs, rule
 from ._util import above, measure, num
 
 __all__ = ["RULES"]
@@ -38,6 +38,16 @@ __all__ = ["RULES"]
 _FILE: Final = "opioid-naive.toml"
 _CODE: Final = "opioid.naive-starting-dose"
 _KINDS: Final = ("usual-range", "contraindication")
+
+
+class _Drugs:
+    """The drug ids that have a row (read on first use: the dispatch filter of the rule)."""
+
+    def __contains__(self, drug: object) -> bool:
+        return any(key[0] == drug for key in starts())
+
+
+_DRUGS: Final = _Drugs()
 
 
 @attrs.define(frozen=True)
@@ -173,12 +183,43 @@ def _limit_text(row: Start) -> str:
     "tolerant patient, and a drug, route or formulation without a row, are not this rule's. "
     "The fentanyl patch is opioid.fentanyl-patch-not-tolerant's.",
 )
+@for_drugs(lambda drug: drug in _DRUGS)
 def naive_starting_dose(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare an opioid step's first dose with the starting dose for a non-tolerant patient."""
+    tolerant = ctx.patient.opioid_tolerant
+    first = step.phases[0]
+    # canonical values only (never the step: its note is free text)
+    key = (
+        step.drug,
+        step.route,
+        step.formulation,
+        bool(step.prn),
+        first.dose_mg,
+        first.daily_mg,
+        bool(step.titration),
+        tolerant,
+    )
+    hit = _OUTCOMES.get(key, _NOT_KEPT)
+    if hit is not _NOT_KEPT:
+        return hit
+    result = _naive_starting_dose(index, step, tolerant)
+    if result is None or result is PASSED or isinstance(result, Missing):
+        if len(_OUTCOMES) >= 4096:
+            _OUTCOMES.clear()
+        _OUTCOMES[key] = result
+    return result
+
+
+# canonical (drug, route, formulation, prn, first dose, first daily dose, titrated, tolerance)
+# → an outcome that is an immutable value (None, PASSED, Missing); bounded by count.
+_OUTCOMES: dict[tuple[Any, ...], Any] = {}
+_NOT_KEPT: Final = object()
+
+
+def _naive_starting_dose(index: int | None, step: Any, tolerant: bool | None) -> Any:
     rows = _rows(step)
     if not rows:
         return None
-    tolerant = ctx.patient.opioid_tolerant
     if tolerant is True:
         return None
     if tolerant is None:
