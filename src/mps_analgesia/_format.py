@@ -12,6 +12,8 @@ from typing import Final
 __all__ = ["close", "number", "span"]
 
 _REL: Final = 1e-9
+#: Below this size a float is finite and ``round`` is cheap: the fast path of :func:`number`.
+_BIG: Final = 1e15
 
 
 def number(x: float) -> str:
@@ -25,18 +27,21 @@ def number(x: float) -> str:
     >>> number(float("inf"))
     '∞'
     """
-    if math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    if math.isnan(x):
-        return "NaN"
-    if abs(x - round(x)) < _REL * max(1.0, abs(x)):
-        return str(round(x))
-    if abs(x) >= 1000:
+    if not -_BIG < x < _BIG:  # infinite, NaN or huge: the general path
+        if math.isinf(x):
+            return "∞" if x > 0 else "-∞"
+        if math.isnan(x):
+            return "NaN"
+    whole = round(x)
+    size = -x if x < 0 else x
+    if abs(x - whole) < _REL * (size if size > 1.0 else 1.0):
+        return str(whole)
+    if size >= 1000:
         text = f"{x:.1f}"
         return text[:-2] if text.endswith(".0") else text
     text = f"{x:.4g}"
     if "e" in text:  # below 0.0001: 4 significant digits as a plain decimal
-        places = 3 - math.floor(math.log10(abs(x)))
+        places = 3 - math.floor(math.log10(size))
         text = f"{x:.{places}f}".rstrip("0")
     return text
 

@@ -303,3 +303,17 @@ def test_a_drug_without_a_row_is_not_this_rules() -> None:
     )
     assert not any(n.rule == CODE for n in report.not_checked)
     assert not any(r == CODE for r, _ in report.passed)
+
+
+def test_a_fentanyl_patch_in_a_naive_patient_is_the_patch_rules_error() -> None:
+    """Fentanyl 25 mcg/h patch, patient recorded as not opioid tolerant: the patch label's
+    tolerant-only use (fda-opioid-tolerance [S]) is opioid.fentanyl-patch-not-tolerant's error;
+    the starting-dose rule adds nothing of its own (no double finding)."""
+    report = mps.validate(
+        mps.Regimen([Op(drug="fentanyl", route="transdermal", rate="25 mcg/h")]), _naive()
+    )
+    assert "error" in {
+        f.severity for f in report.findings if f.code == "opioid.fentanyl-patch-not-tolerant"
+    }
+    assert not [f for f in report.findings if f.code == CODE]
+    assert not [n for n in report.not_checked if n.rule == CODE]

@@ -9,9 +9,17 @@ from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 from .. import _catalog, _format
-from .._memo import value_size
 from ..report import Finding
-from ._engine import KEPT_CELL_BYTES, PASSED, Missing, Shape, grow_kept, kept, shape_of
+from ._engine import (
+    KEPT_CELL_BYTES,
+    PASSED,
+    Missing,
+    NoLimit,
+    Shape,
+    grow_kept,
+    kept,
+    shape_of,
+)
 
 __all__ = [
     "DRUG_KINDS",
@@ -175,23 +183,33 @@ CheckFn = Callable[[Any, "int | None", Any], Any]
 
 
 def outcome_size(result: Any) -> int | None:
-    """The bytes a kept outcome adds beyond its cell: ``None`` and :data:`PASSED` nothing, a
-    :class:`Missing` its two texts, a finding its texts and details (``None``: not kept, a
+    """The bytes a kept outcome adds beyond its cell (:data:`KEPT_CELL_BYTES`): ``None``,
+    :data:`PASSED`, and a :class:`Missing` or :class:`NoLimit` whose texts fit the cell
+    nothing; a longer one its texts; a finding its texts and details (``None``: not kept, a
     value too large or not immutable)."""
     if result is None or result is PASSED:
         return 0
     cls = result.__class__
-    if cls is Missing:
-        missing, reason = value_size(result.missing), value_size(result.reason, max_text=4096)
-        if missing is None or reason is None:
+    if cls is Missing or cls is NoLimit:
+        first, second = (
+            (result.missing, result.reason) if cls is Missing else (result.reason, result.source)
+        )
+        if first.__class__ is not str or second.__class__ is not str:
             return None
-        return missing + reason
+        texts = len(first) + len(second)
+        if texts > 4096:
+            return None
+        return 0 if texts <= _CELL_TEXT else 2 * texts
     if cls is Finding:
         return _finding_size(result)
     if cls is list and len(result) <= 8 and all(f.__class__ is Finding for f in result):
         sizes = [_finding_size(f) for f in result]
         return None if None in sizes else sum(s for s in sizes if s is not None)
     return None
+
+
+#: The characters of text an outcome may hold within its cell.
+_CELL_TEXT: Final = (KEPT_CELL_BYTES - 96) // 2
 
 
 def _finding_size(f: Finding) -> int | None:

@@ -205,8 +205,8 @@ def _daily_text(step: Any, per: float, daily: float) -> str:
     "far exceeded, data/severity-policy.toml); a final (target) daily dose below "
     "{methadone:adjuvant_range.lower} is information.",
 )
+@step_outcomes  # outside: the finding with its peak is kept too
 @_peak_shown
-@step_outcomes
 def adjuvant_range(ctx: Context, index: int | None, step: Any) -> Any:
     """Compare adjuvant methadone's peak and final daily doses with the Takase range."""
     v = _values()
@@ -412,8 +412,8 @@ def _ecg_text(v: _Values) -> str:
     "2016 methadone guidance gives a similar pace).",
 )
 @for_drugs(_methadone_drug)
+@step_outcomes  # outside: the finding with its peak is kept too
 @_peak_shown
-@step_outcomes
 def titration_interval(ctx: Context, index: int | None, step: Any) -> Any:
     """Flag each methadone dose increase that comes sooner than the least interval after the
     last."""
@@ -487,8 +487,8 @@ def _level_note(level: str) -> str:
     "APS/CPDD 2014 as commonly cited, unverified [U]: a warning only); the finding names the day.",
 )
 @for_drugs(_methadone_drug)
+@step_outcomes  # outside: the finding with its peak is kept too
 @_peak_shown
-@step_outcomes
 def titration_step(ctx: Context, index: int | None, step: Any) -> Any:
     """Flag each methadone titration step that raises the daily dose by more than the limit."""
     if not _is_methadone(step):
@@ -555,8 +555,8 @@ def _follow_up() -> tuple[_catalog.SourcedValue, _catalog.SourcedValue]:
     "{methadone:ecg.checkpoints[1]}).",
 )
 @for_drugs(_methadone_drug)
+@step_outcomes  # outside: the finding with its peak is kept too
 @_peak_shown
-@step_outcomes
 def ecg_recheck(ctx: Context, index: int | None, step: Any) -> Any:
     """List the plan days of the ECG re-checks the methadone step's schedule calls for."""
     if not _is_methadone(step):
