@@ -127,7 +127,8 @@ def test_validate_six_steps_foundation_rules(benchmark: Any) -> None:
     regimen, patient = _six_step_regimen()
     rules = RuleRegistry(dose.RULES)
     report = benchmark(mps.validate, regimen, patient, rules=rules)
-    assert report.counts["not_checked"] > 0
+    # drugs without a published maximum: not checked, or not applicable with a sourced statement
+    assert report.counts["not_checked"] + report.counts["not_applicable"] > 0
     _check_budget(benchmark, 50e-6)
 
 
