@@ -134,6 +134,37 @@ class TestSameResultsEveryWay:
         assert done.returncode in (0, 1), done.stderr
         assert out.read_bytes() == reference.read_bytes()
 
+    def test_killed_while_writing_counts(
+        self,
+        export: tuple[Path, dict[str, int]],
+        reference: Path,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A kill between creating a partition's counts file and filling it: the restart redoes it.
+
+        The file is what marks a partition done; one left empty made the restart fail to read it.
+        """
+        out = tmp_path / "rows.jsonl"
+        real_write_text = Path.write_text
+
+        class Killed(BaseException):
+            pass
+
+        def dies_in_counts(self: Path, data: str, *args: Any, **kwargs: Any) -> int:
+            if ".counts.json" in self.name and self.name.startswith("part-00002"):
+                real_write_text(self, "", *args, **kwargs)  # created, not yet filled
+                raise Killed
+            return real_write_text(self, data, *args, **kwargs)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Path, "write_text", dies_in_counts)
+            with pytest.raises(Killed):
+                audit_export(export[0], out, jobs=1, partitions=6)
+        summary = audit_export(export[0], out, jobs=1, partitions=6)
+        assert summary.partitions_skipped == 2
+        assert out.read_bytes() == reference.read_bytes()
+
     def test_different_as_of_is_a_new_run(
         self, export: tuple[Path, dict[str, int]], tmp_path: Path
     ) -> None:

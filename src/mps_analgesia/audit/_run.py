@@ -161,8 +161,19 @@ def check_partition(work: str, k: int, as_of: str) -> dict[str, int]:
             counts["with_warnings"] += row["warnings"] > 0
             counts["unread_orders"] += row["unread_orders"]
     os.replace(tmp, target)
-    _part_counts(folder, k).write_text(json.dumps(counts), encoding="utf-8")
+    _write_atomic(_part_counts(folder, k), json.dumps(counts))
     return counts
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a kill leaves either no file or the whole file.
+
+    A partition counts as done when its counts file exists; written in place, a kill between
+    creating and filling it left an empty file that the restart could not read.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _part_counts(work: Path, k: int) -> Path:
@@ -318,7 +329,7 @@ def audit_export(
         shutil.rmtree(work, ignore_errors=True)
         (work / "out").mkdir(parents=True)
         stats = _partition(export, work, n_parts)
-        state_file.write_text(json.dumps({**state, **stats}), encoding="utf-8")
+        _write_atomic(state_file, json.dumps({**state, **stats}))
     else:
         stats = {k: int(previous.get(k, 0)) for k in ("corrupt_lines", "orphan_resources")}
     todo = [k for k in range(n_parts) if not _part_counts(work, k).exists()]
