@@ -172,3 +172,30 @@ def _bundles() -> tuple[Any, ...]:
 def mutated_bundles() -> st.SearchStrategy[Any]:
     """A FHIR Bundle written from an example case by ``to_bundle``, mutated."""
     return st.deferred(lambda: mutated_data(st.sampled_from(_bundles())))
+
+
+def _table_documents() -> tuple[Any, ...]:
+    """The example local table and two shipped table files with their ids made local."""
+    docs: list[Any] = [tomllib.loads((ROOT / "examples/tables/hospital-ome.toml").read_text())]
+    data = ROOT / "src/mps_analgesia/data"
+    for name in ("ome-cdc-2016.toml", "ome-palliative.toml"):
+        text = (data / name).read_text(encoding="utf-8")
+        doc = tomllib.loads(text.replace("tables.", "tables.local-").replace('"pal', '"local-pal'))
+        doc.pop("thresholds", None)
+        docs.append(doc)
+    return tuple(docs)
+
+
+@st.composite
+def _mutated_tables(draw: st.DrawFn) -> tuple[str, str]:
+    fmt = draw(st.sampled_from(["toml", "json"]))
+    data = draw(mutated_data(st.sampled_from(_table_documents())))
+    text = _as_text(data, fmt)
+    if text is None:
+        text = "x = " + "9" * 5000 + "\n" if fmt == "toml" else '{"x": ' + "9" * 5000 + "}"
+    return text, fmt
+
+
+def mutated_table_texts() -> st.SearchStrategy[tuple[str, str]]:
+    """``(text, format)`` of a local conversion table file, mutated (TOML or JSON)."""
+    return _mutated_tables()

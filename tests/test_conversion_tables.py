@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import mps_analgesia as mps
 from mps_analgesia import _catalog
 from mps_analgesia.conversion import loads_table
+from strategies_fuzz import mutated_table_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "tables" / "hospital-ome.toml"
@@ -613,6 +616,14 @@ class TestElsewhere:
         assert plan[0].ome_regular.table == "example-hospital"
         assert json.loads(plan.to_json())["ome_table"] == "example-hospital"
 
+    def test_timeline_with_a_local_table(self) -> None:
+        """The timeline's OME series is labelled with the local table's id."""
+        from mps_analgesia.render.timeline import timeline_text
+
+        table = mps.load_table(EXAMPLE)
+        lines = timeline_text(mps.Regimen([_morphine_iv()]), table=table)
+        assert "total OME (example-hospital) 60 MME/day" in lines[0]
+
     def test_a_local_source_is_cited_by_its_citation(self) -> None:
         """A source the local file defines is listed with its citation in rendered references."""
         text = HEAD + ENTRY.replace('source = "cdc-2022"', 'source = "ward-7-chart"')
@@ -624,3 +635,24 @@ class TestElsewhere:
         rendered = mps.render(ome, format="text")
         assert "Ward 7 opioid chart, 2026." in rendered
         assert "not in the bibliography" not in rendered
+
+
+class TestFuzz:
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        mutated_table_texts(), st.sampled_from([None, "local-palliative-uk", "example-hospital"])
+    )
+    def test_a_mutated_table_file_loads_or_is_refused(
+        self, text_format: tuple[str, str], table_id: str | None
+    ) -> None:
+        """A mutated table file gives a ConversionTable or a TableFileError, nothing else."""
+        text, fmt = text_format
+        try:
+            table = loads_table(text, format=fmt, file="fuzz", table_id=table_id)
+        except mps.TableFileError as error:
+            problems = error.problems
+        else:
+            problems = ()
+            assert table.local
+            assert table.content_hash.startswith("sha256:")
+        assert all(p.message for p in problems)

@@ -887,3 +887,20 @@ class TestCaseRoundTrip:
             fhir.from_bundle(bundle)
         assert "lone surrogate" in str(info.value)
         assert "title" in str(info.value)
+
+
+def test_original_text_of_another_dimension_is_ignored() -> None:
+    """An original-text extension whose unit is of another dimension (a volume for a
+    concentration) is ignored, never a bare pint error (found by a fresh fuzz seed)."""
+    from mps_analgesia.fhir._base import X_ORIGINAL_TEXT
+    from mps_analgesia.fhir._quantity import from_fhir_quantity
+
+    value = {
+        "value": 2.5,
+        "unit": "mg/mL",
+        "system": "http://unitsofmeasure.org",
+        "code": "mg/mL",
+        "extension": [{"url": X_ORIGINAL_TEXT, "valueString": "2.5 L"}],
+    }
+    q = from_fhir_quantity(value, "concentration", field="concentration")
+    assert str(q.units) == "milligram / milliliter"

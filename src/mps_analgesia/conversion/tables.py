@@ -194,7 +194,9 @@ def _check_fields(raw: Mapping[str, Any], path: str, out: _Problems) -> None:
         out.add(f"{path}.routes", 'needs a non-empty list of routes, e.g. routes = ["oral"]')
     else:
         for r in routes:
-            if r != "*" and r not in _catalog.routes():
+            if not isinstance(r, str):
+                out.add(f"{path}.routes", f"a route is a name such as 'oral', not {r!r}")
+            elif r != "*" and r not in _catalog.routes():
                 close = difflib.get_close_matches(str(r), list(_catalog.routes()), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 out.add(f"{path}.routes", f"unknown route {r!r}{hint}")
@@ -228,7 +230,9 @@ def _check_fields(raw: Mapping[str, Any], path: str, out: _Problems) -> None:
                 out.add(f"{path}.dose_unit", f"{unit!r} is not a mass per time (mg/day, mcg/h)")
     forms = raw.get("dose_forms", [""])
     known = _catalog.data_file("dose-forms.toml").get("forms", {})
-    if not isinstance(forms, list) or not all(f == "" or f in known for f in forms):
+    if not isinstance(forms, list) or not all(
+        isinstance(f, str) and (f == "" or f in known) for f in forms
+    ):
         out.add(f"{path}.dose_forms", f"{forms!r} are not all dose forms (docs: dose forms)")
 
 

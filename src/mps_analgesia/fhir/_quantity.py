@@ -158,7 +158,7 @@ def _as_written(obj: Mapping[str, Any], q: Any) -> Any:
         try:
             written = _units.Q(text)
             same = _units.magnitude_in(written, _units.format_unit(q.units))
-        except (MpsAnalgesiaError, ArithmeticError):
+        except (MpsAnalgesiaError, ArithmeticError, TypeError):  # TypeError: pint's dimensionality
             return q
         x = float(q.magnitude)
         if math.isfinite(same) and abs(same - x) <= 1e-9 * max(1.0, abs(x)):

@@ -186,7 +186,7 @@ def _ome(plan: Any) -> tuple[_Series | None, str]:
         regular.append(reg.low_mme_per_day)
         with_prn.append(prn.low_mme_per_day)
     has_prn = any(not _format.close(a, b) for a, b in zip(regular, with_prn, strict=True))
-    label = f"{_OME_TITLE} ({plan.table})"
+    label = f"{_OME_TITLE} ({getattr(plan.table, 'id', plan.table)})"  # a local table: its id
     changes = tuple(
         (k, f"{_num(regular[k])} MME/day", False)
         for k in range(1, len(regular))
