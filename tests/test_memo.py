@@ -3,6 +3,7 @@ anywhere keeps the free text of a regimen or a patient once they are gone."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import types
 import weakref
@@ -143,6 +144,8 @@ def _holders(marker: str) -> list[str]:
                 continue
         elif attrs.has(type(obj)):
             items = [getattr(obj, a.name, None) for a in attrs.fields(type(obj))]
+        elif isinstance(obj, functools._lru_cache_wrapper):  # a functools cache: its keys
+            items = [k for d in gc.get_referents(obj) if isinstance(d, dict) for k in d]
         else:
             continue
         for item in items:
@@ -188,6 +191,7 @@ def _crafted(marker: str) -> tuple[mps.Regimen, mps.Patient]:
         age=62,
         weight="60 kg",
         medications=[marker + "m" * 50_000, f"sertraline {marker}" + "s" * 1000, "letrozole"],
+        anticoagulant={"drug": f"apixaban {marker}" + "a" * 50_000, "last_dose_ago": "48 h"},
     )
     return mps.Regimen(steps), patient
 

@@ -414,3 +414,86 @@ class TestProperties:
         assert {(f.code, f.step) for f in small.findings} <= {
             (f.code, f.step) for f in large.findings
         }
+
+
+class TestPerPlanDay:
+    """The organ and age maxima read the drug's total on each plan day, as dose.max-daily does:
+    steps that never overlap are not added up, and a finding names the day(s) over."""
+
+    def _switch(self, drug: str, dose: str, every: str, first_to: int) -> list[Any]:
+        """Two steps of ``drug`` that do not overlap: days 0..first_to, then from the next day."""
+        kind = AdjuvantStep if drug != "tramadol" else OpioidStep
+        extra: dict[str, Any] = {"role": "neuropathic"} if drug == "pregabalin" else {}
+        if drug == "acetaminophen":
+            extra = {"role": "nociceptive"}
+        return [
+            kind(drug=drug, dose=dose, every=every, stop_day=first_to, **extra),
+            kind(drug=drug, dose=dose, every=every, start_day=first_to + 1, **extra),
+        ]
+
+    def test_renal_band_not_flagged_for_steps_that_never_overlap(self) -> None:
+        """Pregabalin 150 mg q12h (300 mg/day) to day 6, then the same from day 7, at CrCl 45:
+        each day is at the 300 mg/day band maximum, never above (the sum of peaks was 600)."""
+        report = check(RULES, self._switch("pregabalin", "150 mg", "12 h", 6), crcl(45))
+        assert findings_of(report, "renal.dose-adjust") == []
+        assert outcome(report, "renal.dose-adjust", 0) == "passed"
+
+    def test_renal_band_over_on_day_14_only(self) -> None:
+        """Pregabalin 75 mg q12h raised to 200 mg q12h on day 14: flagged, naming day 14."""
+        step = AdjuvantStep(
+            drug="pregabalin",
+            role="neuropathic",
+            dose="75 mg",
+            every="12 h",
+            titration=[{"day": 14, "dose": "200 mg"}],
+        )
+        report = check(RULES, [step], crcl(45))
+        (f,) = findings_of(report, "renal.dose-adjust")
+        assert f.message.startswith("From day 14: Pregabalin totals 400 mg/day")
+        assert f.detail["days"] == [[14, None]]
+        assert f.arithmetic.startswith("day 14: 200 mg × 2 doses/day = 400 mg/day > 300 mg/day")
+
+    def test_renal_band_over_on_the_overlap_day(self) -> None:
+        """Two pregabalin steps overlapping on day 7 only: the finding names day 7."""
+        steps = [
+            AdjuvantStep(
+                drug="pregabalin", role="neuropathic", dose="150 mg", every="12 h", stop_day=7
+            ),
+            AdjuvantStep(
+                drug="pregabalin", role="neuropathic", dose="75 mg", every="12 h", start_day=7
+            ),
+        ]
+        report = check(RULES, steps, crcl(45))
+        (f,) = findings_of(report, "renal.dose-adjust")
+        assert f.message.startswith("Day 7: Pregabalin totals 450 mg/day over 2 steps")
+        assert f.detail["steps"] == [0, 1]
+
+    def test_hepatic_acetaminophen_per_day(self) -> None:
+        """Acetaminophen 750 mg q6h (3 g/day) before and after a switch is at the hepatic
+        maximum each day: not flagged; 1 g q6h from day 3 is, naming day 3 on."""
+        patient = Patient(hepatic_impairment="mild", weight="70 kg")
+        report = check(RULES, self._switch("acetaminophen", "750 mg", "6 h", 2), patient)
+        assert findings_of(report, "hepatic.dose-adjust") == []
+        later = apap("750 mg", titration=[{"day": 3, "dose": "1 g"}])
+        (f,) = findings_of(check(RULES, [later], patient), "hepatic.dose-adjust")
+        assert f.message.startswith("From day 3: Acetaminophen totals 4000 mg/day")
+
+    def test_age_tramadol_per_day(self) -> None:
+        """Tramadol 50 mg q6h (200 mg/day) in two consecutive steps at 80 years: clean; two
+        overlapping on day 5: flagged on day 5 (400 mg/day)."""
+        patient = Patient(age=80)
+        report = check(RULES, self._switch("tramadol", "50 mg", "6 h", 4), patient)
+        assert findings_of(report, "age.dose-adjust") == []
+        steps = [
+            opioid("tramadol", "50 mg", stop_day=5),
+            opioid("tramadol", "50 mg", start_day=5),
+        ]
+        (f,) = findings_of(check(RULES, steps, patient), "age.dose-adjust")
+        assert f.message.startswith("Day 5: Tramadol totals 400 mg/day over 2 steps")
+
+    def test_static_regimen_reads_as_before(self) -> None:
+        """Without time structure the message names no day (the whole regimen is one day)."""
+        steps = [gabapentinoid("pregabalin", "150 mg", "12 h")] * 2
+        (f,) = findings_of(check(RULES, steps, crcl(45)), "renal.dose-adjust")
+        assert f.message.startswith("Pregabalin totals 600 mg/day over 2 steps")
+        assert "days" not in f.detail

@@ -25,6 +25,7 @@ from typing import Any, Final
 import attrs
 
 from .. import _catalog, _units
+from .._memo import MAX_KEY_TEXT
 from ..errors import DataFileError, UnitError
 from ..patient import Anticoagulant, Patient
 from ._engine import PASSED, Context, Missing, Rule, finding, rule
@@ -641,10 +642,19 @@ def _anticoagulants() -> tuple[Mapping[str, _Agent], _Statement]:
     return by_name, statement
 
 
-@lru_cache(maxsize=1024)
 def _agent_for(name: str) -> _Agent | None:
     """The agent a name denotes: an exact name, else the longest name it starts with
-    (``"apixaban 5 mg"`` → apixaban, ``"heparin iv infusion"`` → heparin-iv)."""
+    (``"apixaban 5 mg"`` → apixaban, ``"heparin iv infusion"`` → heparin-iv).  A name of a
+    medicine's length is memoized; a longer text is free text, never kept."""
+    return _agent_kept(name) if len(name) <= MAX_KEY_TEXT else _agent_of(name)
+
+
+@lru_cache(maxsize=1024)
+def _agent_kept(name: str) -> _Agent | None:
+    return _agent_of(name)
+
+
+def _agent_of(name: str) -> _Agent | None:
     agents = _anticoagulants()[0]
     key = " ".join(name.lower().split())
     hit = agents.get(key)

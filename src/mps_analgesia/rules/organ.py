@@ -14,8 +14,10 @@ reference point) → warning.
 [age.tramadol]) → warning.
 
 Renal function is the creatinine clearance when recorded, else the eGFR; each finding names the
-one it used.  A daily dose is the drug's total over every step that gives it (regular doses and
-the PRN maximum); such a finding is reported once, on the drug's first step.  Values come from
+one it used.  A daily dose is the drug's total on one plan day over every step that gives it that
+day (regular doses and the PRN maximum), as ``dose.max-daily`` reads it: steps that do not overlap
+in time are not added up, and a finding names the day(s) over the maximum.  Such a finding is
+reported once, on the first step given on those days.  Values come from
 ``data/organ.toml``.  A check whose patient input is unknown is *not checked*, naming it.
 """
 
@@ -31,7 +33,7 @@ from .. import _catalog
 from ..errors import DataFileError
 from ..report import Severity
 from ._engine import PASSED, Context, Missing, Rule, finding, for_drugs, rule
-from ._util import above, below, drug_total, num, suggested_dose_within_daily
+from ._util import above, below, num, suggested_dose_within_daily
 from ._util import measure as measure_of
 
 __all__ = ["RULES"]
@@ -207,30 +209,70 @@ def _tables() -> _Tables:
 # ---- helpers ---------------------------------------------------------------------------------
 
 
-def _total(ctx: Context, drug: str) -> tuple[float, list[tuple[int, Any]]]:
-    """The drug's daily dose summed over all its steps, and those steps.
+@attrs.define(frozen=True)
+class _Excess:
+    """A drug's days over a daily maximum: the highest day's total and the steps given on it,
+    every step given on an over day (``involved``), and the days."""
 
-    One pass over the regimen per ``validate()`` call fills the totals of every drug (shared
-    with the dose rules).
-    """
-    return drug_total(ctx, drug)
+    total: float
+    parts: list[tuple[int, Any]]
+    involved: list[int]
+    days: list[tuple[int, int | None]]
+    timed: bool
+    first_day: int
+
+    @property
+    def when(self) -> str:
+        """``'Day 14: '`` (``''`` for a regimen without time structure)."""
+        if not self.timed:
+            return ""
+        from .dose import _days_text
+
+        text = _days_text(self.days)
+        return f"{text[0].upper()}{text[1:]}: "
+
+    def sum_text(self) -> str:
+        """``'day 14: 600 mg × 2 doses/day = 1200 mg/day'``: the highest day's sum."""
+        from .dose import _explain
+
+        day = self.first_day if self.timed else None
+        terms = " + ".join(_explain(s, day) for _, s in self.parts)
+        return f"{'day ' + str(self.first_day) + ': ' if self.timed else ''}{terms} = " + (
+            f"{num(self.total)} mg/day"
+        )
+
+    def detail(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"steps": self.involved}
+        if self.timed:
+            out["days"] = [[a, b] for a, b in self.days]
+        return out
+
+
+def _excess(ctx: Context, drug: str, limit: float) -> _Excess | None:
+    """The drug's totals per plan day (``dose.max-daily``'s stretches) above ``limit``, or
+    ``None`` when no single day is above it."""
+    from .dose import _day_totals, _merge
+
+    stretches, _parts = _day_totals(ctx, drug)
+    over = [st for st in stretches if above(st[2], limit)]
+    if not over:
+        return None
+    timed = not (len(stretches) == 1 and stretches[0][0] == 0 and stretches[0][1] is None)
+    first_day, _last, total, given = max(over, key=lambda st: st[2])
+    return _Excess(
+        total,
+        list(given),
+        sorted({i for st in over for i, _ in st[3]}),
+        _merge([(st[0], st[1]) for st in over]),
+        timed,
+        first_day,
+    )
 
 
 def _single_doses(step: Any) -> list[float]:
     doses = [step.dose_mg] if step.dose_mg is not None else []
     doses.extend(p.dose_mg for p in step.titration if p.dose_mg is not None)
     return doses
-
-
-def _explain(step: Any) -> str:
-    if step.rate_mg_per_h is not None:
-        rate = max([step.rate_mg_per_h, *(p.rate_mg_per_h or 0.0 for p in step.titration)])
-        return f"{num(rate)} mg/h × 24 h"
-    return f"{num(max(_single_doses(step)))} mg × {num(step.doses_per_day)} doses/day"
-
-
-def _sum_text(total: float, parts: list[tuple[int, Any]]) -> str:
-    return " + ".join(_explain(s) for _, s in parts) + f" = {num(total)} mg/day"
 
 
 def _over(parts: list[tuple[int, Any]]) -> str:
@@ -348,7 +390,8 @@ def _band_kind(where: str) -> str:
     "{organ:renal.dose.tramadol[limit_kind=label-maximum].below}, [V]); warning for the other "
     "bands (severity policy: limit_kind in organ.toml)",
     data_files=(_FILE,),
-    description="The total daily dose of gabapentin, pregabalin or tramadol above the maximum of "
+    description="The total daily dose of gabapentin, pregabalin or tramadol on any one plan day "
+    "(summed over the steps given that day; the finding names the days) above the maximum of "
     "the patient's renal band (gabapentin label table [S], pregabalin Canterbury DHB sheet [S], "
     "tramadol below {organ:renal.dose.tramadol[limit_kind=label-maximum].below}: "
     "{organ:renal.dose.tramadol[limit_kind=label-maximum].max_daily} [V]).",
@@ -364,31 +407,32 @@ def renal_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
         return _NO_RENAL
     value, measure = renal
     band = _band(bands, value)
-    total, parts = _total(ctx, step.drug)
     limit = band.max_daily
-    if limit is None or not above(total, limit.value):
+    ex = None if limit is None else _excess(ctx, step.drug, limit.value)
+    if ex is None or limit is None:
         return PASSED
-    if parts[0][0] != index:
-        return None  # reported on the drug's first step
+    if ex.involved[0] != index:
+        return None  # reported on the first step given on the days over the limit
+    total = ex.total
     return finding(
         "renal.dose-adjust",
         "warning",
-        f"{step.drug.capitalize()} totals {num(total)} mg/day{_over(parts)}, above the maximum of "
-        f"{num(limit.value)} mg/day for {band.band}: the patient's "
+        f"{ex.when}{step.drug.capitalize()} totals {num(total)} mg/day{_over(ex.parts)}, above "
+        f"the maximum of {num(limit.value)} mg/day for {band.band}: the patient's "
         f"{_renal_text(value, measure)}{_eq(measure)} ({limit.note}).",
         step=index,
         source=(limit.source,),
         level=limit.level,
         kind=_band_kind(limit.where),
         beyond=total / limit.value if limit.value > 0 else None,
-        arithmetic=f"{_sum_text(total, parts)} > {num(limit.value)} mg/day ({band.band})",
+        arithmetic=f"{ex.sum_text()} > {num(limit.value)} mg/day ({band.band})",
         detail={
             **measure_of("daily_dose", total, "mg/day"),
             **measure_of("limit", limit.value, "mg/day"),
             "band": band.band,
             "renal_measure": measure,
             **measure_of("renal_value", value, _RENAL_UNITS[measure]),
-            "steps": [i for i, _ in parts],
+            **ex.detail(),
         },
     )
 
@@ -398,62 +442,68 @@ def renal_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
 
 def _acetaminophen(ctx: Context, index: int | None, step: Any) -> Any:
     t = _tables()
-    total, parts = _total(ctx, step.drug)
     hepatic = ctx.patient.hepatic_impairment
     weight = ctx.patient.weight_kg
     out = []
+    mine = []  # the findings reported on this step (the first one given on the days over)
     missing = []
+    ex = None
     if hepatic is None:
         missing.append("hepatic impairment")
-    elif hepatic in t.apap_grades and above(total, t.apap_hepatic_max.value):
+    elif hepatic in t.apap_grades:
         lim = t.apap_hepatic_max
-        out.append(
-            finding(
+        ex = _excess(ctx, step.drug, lim.value)
+        if ex is not None:
+            f = finding(
                 "hepatic.dose-adjust",
                 "warning",
-                f"Acetaminophen totals {num(total)} mg/day{_over(parts)} with {hepatic} hepatic "
-                f"impairment, above {num(lim.value)} mg/day ({lim.note}).",
-                step=parts[0][0],
+                f"{ex.when}Acetaminophen totals {num(ex.total)} mg/day{_over(ex.parts)} with "
+                f"{hepatic} hepatic impairment, above {num(lim.value)} mg/day ({lim.note}).",
+                step=ex.involved[0],
                 source=(lim.source,),
                 level=lim.level,
-                arithmetic=f"{_sum_text(total, parts)} > {num(lim.value)} mg/day",
+                arithmetic=f"{ex.sum_text()} > {num(lim.value)} mg/day",
                 detail={
-                    **measure_of("daily_dose", total, "mg/day"),
+                    **measure_of("daily_dose", ex.total, "mg/day"),
                     **measure_of("limit", lim.value, "mg/day"),
                     "hepatic_impairment": hepatic,
-                    "steps": [i for i, _ in parts],
+                    **ex.detail(),
                 },
             )
-        )
+            out.append(f)
+            if ex.involved[0] == index:
+                mine.append(f)
     threshold = t.apap_low_weight
     if weight is None:
         missing.append("weight")
-    elif below(weight, threshold.value) and above(total, t.apap_low_weight_max.value):
+    elif below(weight, threshold.value):
         lim = t.apap_low_weight_max
-        out.append(
-            finding(
+        ex = _excess(ctx, step.drug, lim.value)
+        if ex is not None:
+            f = finding(
                 "hepatic.dose-adjust",
                 "warning",
-                f"Acetaminophen totals {num(total)} mg/day{_over(parts)} at {num(weight)} kg "
-                f"(below {num(threshold.value)} kg), above {num(lim.value)} mg/day. The "
-                f"{num(threshold.value)} kg threshold and this maximum are unverified [U]: "
-                f"{lim.note}.",
-                step=parts[0][0],
+                f"{ex.when}Acetaminophen totals {num(ex.total)} mg/day{_over(ex.parts)} at "
+                f"{num(weight)} kg (below {num(threshold.value)} kg), above {num(lim.value)} "
+                f"mg/day. The {num(threshold.value)} kg threshold and this maximum are "
+                f"unverified [U]: {lim.note}.",
+                step=ex.involved[0],
                 source=(lim.source,),
                 level=lim.level,
                 arithmetic=f"weight {num(weight)} kg < {num(threshold.value)} kg; "
-                f"{_sum_text(total, parts)} > "
-                f"{num(lim.value)} mg/day",
+                f"{ex.sum_text()} > {num(lim.value)} mg/day",
                 detail={
-                    **measure_of("daily_dose", total, "mg/day"),
+                    **measure_of("daily_dose", ex.total, "mg/day"),
                     **measure_of("limit", lim.value, "mg/day"),
                     **measure_of("weight", weight, "kg"),
-                    "steps": [i for i, _ in parts],
+                    **ex.detail(),
                 },
             )
-        )
+            out.append(f)
+            if ex.involved[0] == index:
+                mine.append(f)
     if out:
-        return out if parts[0][0] == index else None
+        return mine or None
     if missing:
         return _apap_missing(tuple(missing))
     return PASSED
@@ -522,22 +572,22 @@ def _tramadol(ctx: Context, index: int | None, step: Any) -> Any:
                 },
             )
         )
-    total, parts = _total(ctx, step.drug)
-    if parts[0][0] == index and above(total, daily.value):
+    ex = _excess(ctx, step.drug, daily.value)
+    if ex is not None and ex.involved[0] == index:
         out.append(
             finding(
                 "hepatic.dose-adjust",
                 "warning",
-                f"Tramadol totals {num(total)} mg/day{_over(parts)} in {hepatic} hepatic "
-                f"impairment, above {num(daily.value)} mg/day ({daily.note}).",
+                f"{ex.when}Tramadol totals {num(ex.total)} mg/day{_over(ex.parts)} in {hepatic} "
+                f"hepatic impairment, above {num(daily.value)} mg/day ({daily.note}).",
                 step=index,
                 source=(daily.source,),
                 level=daily.level,
-                arithmetic=f"{_sum_text(total, parts)} > {num(daily.value)} mg/day",
+                arithmetic=f"{ex.sum_text()} > {num(daily.value)} mg/day",
                 detail={
-                    **measure_of("daily_dose", total, "mg/day"),
+                    **measure_of("daily_dose", ex.total, "mg/day"),
                     **measure_of("limit", daily.value, "mg/day"),
-                    "steps": [i for i, _ in parts],
+                    **ex.detail(),
                 },
             )
         )
@@ -588,7 +638,8 @@ def _tramadol_in_impairment(
     ),
     severity="warning",
     data_files=(_FILE,),
-    description="Acetaminophen above {organ:hepatic.acetaminophen.max_daily} with hepatic "
+    description="Acetaminophen above {organ:hepatic.acetaminophen.max_daily} on any one plan day "
+    "with hepatic "
     "impairment (mild or worse) [S] or a weight below "
     "{organ:hepatic.acetaminophen_low_weight.below_weight} [U: the threshold is not in the "
     "reference notes]; any tramadol step in severe hepatic impairment: as modified-release tablets "
@@ -617,7 +668,8 @@ def hepatic_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
     sources=("tramadol-elderly-secondary",),
     severity="warning",
     data_files=(_FILE,),
-    description="Tramadol above {organ:age.tramadol.max_daily} (total over its steps) in a patient "
+    description="Tramadol above {organ:age.tramadol.max_daily} (total over its steps on any one "
+    "plan day; the finding names the days) in a patient "
     "over {organ:age.tramadol.over_age} [S, secondary summaries of the label].",
 )
 @for_drugs(lambda drug: drug == _tables().age_drug)
@@ -632,28 +684,30 @@ def age_dose_adjust(ctx: Context, index: int | None, step: Any) -> Any:
     over = t.age_over
     if not above(age, over.value):
         return PASSED
-    total, parts = _total(ctx, step.drug)
     limit = t.age_max
-    if not above(total, limit.value):
+    ex = _excess(ctx, step.drug, limit.value)
+    if ex is None:
         return PASSED
-    if parts[0][0] != index:
-        return None  # reported on the drug's first step
+    if ex.involved[0] != index:
+        return None  # reported on the first step given on the days over the limit
+    total = ex.total
     return finding(
         "age.dose-adjust",
         "warning",
-        f"{step.drug.capitalize()} totals {num(total)} mg/day{_over(parts)} at {num(age)} years, "
-        f"above {num(limit.value)} mg/day over {num(over.value)} years ({limit.note}).",
+        f"{ex.when}{step.drug.capitalize()} totals {num(total)} mg/day{_over(ex.parts)} at "
+        f"{num(age)} years, above {num(limit.value)} mg/day over {num(over.value)} years "
+        f"({limit.note}).",
         step=index,
         source=(limit.source,),
         level=limit.level,
-        arithmetic=f"age {num(age)} > {num(over.value)} years; {_sum_text(total, parts)} > "
+        arithmetic=f"age {num(age)} > {num(over.value)} years; {ex.sum_text()} > "
         f"{num(limit.value)} mg/day",
         detail={
             **measure_of("daily_dose", total, "mg/day"),
             **measure_of("limit", limit.value, "mg/day"),
             **measure_of("age", age, "year", f"{num(age)} years"),
-            "steps": [i for i, _ in parts],
-            **(suggested_dose_within_daily(step, limit.value) if len(parts) == 1 else {}),
+            **ex.detail(),
+            **(suggested_dose_within_daily(step, limit.value) if len(ex.parts) == 1 else {}),
         },
     )
 
