@@ -114,3 +114,84 @@ class TestBundle:
         with pytest.raises(CaseFileError) as info:
             from_bundle({"resourceType": "Bundle", "entry": [{"resource": plan}]})
         assert [p.path for p in info.value.problems] == ["CarePlan.period.start"]
+
+
+def _phased(first: dict[str, Any], second: dict[str, Any], **ext: Any) -> dict[str, Any]:
+    """A morphine order of two phases: 10 mg then 15 mg every 4 h, each with its bounds."""
+    order = _order(first)
+    later = dict(order["dosageInstruction"][0], **ext)
+    later["timing"] = {"repeat": dict(later["timing"]["repeat"], boundsPeriod=second)}
+    later["doseAndRate"] = [
+        {"doseQuantity": {"value": 15, "code": "mg", "system": "http://unitsofmeasure.org"}}
+    ]
+    order["dosageInstruction"] = [
+        dict(order["dosageInstruction"][0], sequence=1),
+        dict(later, sequence=2),
+    ]
+    return order
+
+
+class TestPhases:
+    def test_titration_phases_are_written_as_periods_of_dates(self) -> None:
+        """With a start date, each methadone phase (days 0, 7, 14) is a boundsPeriod of dates."""
+        case = mps.load_case("examples/mps-multimodal.toml")
+        regimen = attrs.evolve(case.regimen, start_date=DAY0)
+        bundle = to_bundle(regimen, case.patient)
+        orders = [e["resource"] for e in bundle["entry"]]
+        methadone = next(
+            r
+            for r in orders
+            if r["resourceType"] == "MedicationRequest"
+            and r["medicationCodeableConcept"]["text"].startswith("methadone")
+        )
+        repeats = [d["timing"]["repeat"] for d in methadone["dosageInstruction"]]
+        assert [r["boundsPeriod"]["start"] for r in repeats] == [
+            "2026-12-07",
+            "2026-12-14",
+            "2026-12-21",
+        ]
+        assert [r["boundsPeriod"].get("end") for r in repeats[:2]] == ["2026-12-13", "2026-12-20"]
+        assert not any("boundsDuration" in r for r in repeats)
+
+    def test_without_a_start_date_phases_keep_durations(self) -> None:
+        """No start date: the phases are written with boundsDuration, as before."""
+        case = mps.load_case("examples/mps-multimodal.toml")
+        bundle = to_bundle(case.regimen, case.patient)
+        repeats = [
+            d["timing"]["repeat"]
+            for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "MedicationRequest"
+            for d in e["resource"]["dosageInstruction"]
+            if "timing" in d
+        ]
+        assert not any("boundsPeriod" in r for r in repeats)
+        assert any("boundsDuration" in r for r in repeats)
+
+    def test_a_foreign_order_of_dated_phases_reads(self) -> None:
+        """Phases dated 7 and 14 December (no plan-day extensions): 15 mg from day 7."""
+        order = _phased({"start": "2026-12-07", "end": "2026-12-13"}, {"start": "2026-12-14"})
+        step = step_from_resource(order, start_date=DAY0)
+        assert step.start_day == 0
+        assert [(p.day, p.dose) for p in step.titration] == [(7, mps.Q(15, "mg"))]
+        assert step.stop_day is None  # the last phase is open-ended
+
+    def test_a_closed_first_period_gives_the_next_day_without_a_start_date(self) -> None:
+        """Without a start date, a 7-day first period puts the second phase on day 7."""
+        order = _phased({"start": "2026-12-07", "end": "2026-12-13"}, {"start": "2026-12-14"})
+        step = step_from_resource(order)
+        assert [p.day for p in step.titration] == [7]
+
+    def test_a_period_that_disagrees_with_the_plan_day_is_a_problem(self) -> None:
+        """A phase whose date and plan-day extension disagree is refused at that phase."""
+        plan_day = {"extension": [{"url": _plan_day_url(), "valueInteger": 5}]}
+        order = _phased({"start": "2026-12-07"}, {"start": "2026-12-14"}, **plan_day)
+        with pytest.raises(StepError) as info:
+            step_from_resource(order, start_date=DAY0)
+        assert "dosageInstruction[1].timing.repeat.boundsPeriod.start" in str(info.value)
+        assert "day 7" in str(info.value) and "day 5" in str(info.value)
+
+
+def _plan_day_url() -> str:
+    from mps_analgesia.fhir import _base
+
+    return _base.X_PLAN_DAY

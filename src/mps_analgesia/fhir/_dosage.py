@@ -55,7 +55,7 @@ from ._base import (
 )
 from ._medication import Medication, _count_word, product_amount, resolve_medication
 from ._quantity import _ANNOTATION, from_fhir_quantity
-from ._timing import _as_date, _when, read_timing
+from ._timing import _as_date, _bounds_days, _when, read_timing
 
 
 def _first_dose_and_rate(dosage: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -153,28 +153,67 @@ def _sorted_dosages(res: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return sorted(dosages, key=lambda d: _int_or(d.get("sequence"), 0))
 
 
-def _phase_days(dosages: Sequence[Mapping[str, Any]], start_day: int) -> list[int]:
+def _phase_days(
+    dosages: Sequence[Mapping[str, Any]], start_day: int, start_date: _dt.date | None = None
+) -> list[int]:
+    """Each phase's plan day: its plan-day extension, else (with the regimen's ``start_date``)
+    its ``boundsPeriod.start``, else the previous phase's day plus that phase's bounds."""
     days = []
     day = start_day
     for i, d in enumerate(dosages):
         plan_day = _ext_value(_extensions(d), X_PLAN_DAY, "valueInteger")
+        period_day = _period_start_day(d, i, start_date) if i > 0 else None
         if isinstance(plan_day, int) and not isinstance(plan_day, bool):
+            if period_day is not None and period_day != plan_day:
+                raise StepError(
+                    f"dosageInstruction[{i}].timing.repeat.boundsPeriod.start",
+                    f"gives plan day {period_day}, but the plan-day extension says day "
+                    f"{plan_day}: send one start",
+                )
             day = plan_day
+        elif period_day is not None:
+            day = period_day
         days.append(day)
         timing = d.get("timing")
         repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
         bounds = repeat.get("boundsDuration") if isinstance(repeat, Mapping) else None
+        lasts = (
+            _bounds_days(repeat, f"dosageInstruction[{i}].timing.repeat")
+            if isinstance(repeat, Mapping) and bounds is None
+            else None
+        )
         if bounds is not None:
             length = from_fhir_quantity(bounds, "time", field=f"dosageInstruction[{i}].bounds")
             day = day + round(_units.magnitude_in(length, "day"))
+        elif lasts is not None:
+            day = day + lasts
         elif i + 1 < len(dosages):
             nxt = _ext_value(_extensions(dosages[i + 1]), X_PLAN_DAY, "valueInteger")
-            if not isinstance(nxt, int):
+            if (
+                not isinstance(nxt, int)
+                and _period_start_day(dosages[i + 1], i + 1, start_date) is None
+            ):
                 raise StepError(
                     f"dosageInstruction[{i}].timing.repeat.boundsDuration",
-                    "successive dosage instructions need a boundsDuration (how long each lasts)",
+                    "successive dosage instructions need a boundsDuration (how long each lasts) "
+                    "or, with the plan's start date, a boundsPeriod",
                 )
     return days
+
+
+def _period_start_day(d: Mapping[str, Any], i: int, start_date: _dt.date | None) -> int | None:
+    """The plan day a later phase's ``boundsPeriod.start`` gives (``None`` without one or
+    without the regimen's ``start_date``)."""
+    timing = d.get("timing")
+    repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
+    bounds = repeat.get("boundsPeriod") if isinstance(repeat, Mapping) else None
+    if start_date is None or not isinstance(bounds, Mapping) or bounds.get("start") is None:
+        return None
+    field = f"dosageInstruction[{i}].timing.repeat.boundsPeriod.start"
+    day = (_as_date(_when(bounds["start"], field)) - start_date).days
+    if day < 0:
+        raise StepError(field, f"is before the regimen's start date {start_date.isoformat()}")
+    return day
 
 
 def _int_or(value: object, default: int) -> int:
@@ -566,7 +605,7 @@ def _steps_from_medication_request(
     previous = {k: phase0.schedule.get(k) for k in ("every", "times_per_day", "at")}
     last = phase0
     if len(dosages) > 1:
-        days = _phase_days(dosages, start_day)
+        days = _phase_days(dosages, start_day, start_date)
         for i, d in enumerate(dosages[1:], start=1):
             path = f"dosageInstruction[{i}]"
             phase = _read_phase(d, path, med, ingredients)
@@ -588,7 +627,9 @@ def _steps_from_medication_request(
                     amount["dose"] = phase.amounts[n]["dose_high"]  # checks use the high end
                 titrations[n].append(TitrationPoint(day=days[i], **amount, **changes))
     if last.duration_days is not None and not kwargs.get("once"):
-        last_start = _phase_days(dosages, start_day)[-1] if len(dosages) > 1 else start_day
+        last_start = (
+            _phase_days(dosages, start_day, start_date)[-1] if len(dosages) > 1 else start_day
+        )
         kwargs["stop_day"] = last_start + last.duration_days - 1
     steps: list[Step] = []
     for n, ingredient in enumerate(ingredients):

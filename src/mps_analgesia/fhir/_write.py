@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from typing import Any
 
 from .. import _units
@@ -189,7 +190,9 @@ def _schedule_timing(
     return timing, schedule
 
 
-def _dosages(step: Any) -> list[dict[str, Any]]:
+def _dosages(step: Any, start_date: _dt.date | None = None) -> list[dict[str, Any]]:
+    """The step's phases as dosage instructions; with the regimen's ``start_date``, each phase's
+    days as a ``boundsPeriod`` of dates, else as a ``boundsDuration`` (a Timing has one bounds)."""
     route = _route_concept(step.route)
     every, times_per_day, at = step.every, step.times_per_day, step.at
     phases: list[tuple[int, Any, Any, Any, Any, Any]] = [
@@ -215,7 +218,12 @@ def _dosages(step: Any) -> list[dict[str, Any]]:
             length = phases[i + 1][0] - day
         elif step.stop_day is not None and not step.once:
             length = step.stop_day - day + 1
-        if length is not None:
+        if start_date is not None:
+            period = {"start": (start_date + _dt.timedelta(days=day)).isoformat()}
+            if length is not None:
+                period["end"] = (start_date + _dt.timedelta(days=day + length - 1)).isoformat()
+            repeat["boundsPeriod"] = period
+        elif length is not None:
             repeat["boundsDuration"] = {"value": length, "unit": "day", "system": UCUM, "code": "d"}
         if repeat:
             d["timing"] = {"repeat": repeat}
@@ -241,7 +249,9 @@ def _dosages(step: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _medication_request(step: Any, rid: str, subject: dict[str, str]) -> dict[str, Any]:
+def _medication_request(
+    step: Any, rid: str, subject: dict[str, str], start_date: _dt.date | None = None
+) -> dict[str, Any]:
     ext = [
         _ext(X_STEP_KIND, valueCode=step.kind),
         _ext(X_FORMULATION, valueCode=step.formulation),
@@ -261,7 +271,7 @@ def _medication_request(step: Any, rid: str, subject: dict[str, str]) -> dict[st
         "category": [{"coding": [_coding(CS_STEP_KIND, step.kind, _STEP_KIND_TEXT[step.kind])]}],
         "medicationCodeableConcept": _drug_concept(step.drug),
         "subject": subject,
-        "dosageInstruction": _dosages(step),
+        "dosageInstruction": _dosages(step, start_date),
     }
     if step.note:
         res["note"] = [{"text": step.note}]
@@ -368,7 +378,7 @@ def to_bundle(
         if _resource_type(step) == "ServiceRequest":
             resources.append(_service_request(step, rid, subject))
         else:
-            resources.append(_medication_request(step, rid, subject))
+            resources.append(_medication_request(step, rid, subject, regimen.start_date))
         activities.append({"reference": _ref(_resource_type(step), rid)})
     plan: dict[str, Any] = {
         "resourceType": "CarePlan",
