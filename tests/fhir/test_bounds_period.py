@@ -188,7 +188,8 @@ class TestPhases:
         with pytest.raises(StepError) as info:
             step_from_resource(order, start_date=DAY0)
         assert "dosageInstruction[1].timing.repeat.boundsPeriod.start" in str(info.value)
-        assert "day 7" in str(info.value) and "day 5" in str(info.value)
+        assert "day 7" in str(info.value)
+        assert "day 5" in str(info.value)
 
 
 def _plan_day_url() -> str:
